@@ -1,9 +1,82 @@
 """Telemetry hooks: attach handlers to named events that tinkex emits.
 
 This package is importable cheaply from every layer (transport, futures, clients); it
-imports nothing heavy. ``emit`` is a no-op when no handler is attached to the event.
+imports nothing beyond the standard library. ``emit`` is a no-op when no handler is attached
+to the event. :class:`Reporter` (batched delivery to ``POST /api/v1/telemetry``) is loaded on
+first access.
+
+>>> from tinkex import telemetry
+>>> hid = telemetry.attach_logger(level="INFO")
+>>> telemetry.detach(hid)
+True
 """
 
-from tinkex.telemetry._events import attach, detach, emit, has_handlers
+from __future__ import annotations
 
-__all__ = ["attach", "detach", "emit", "has_handlers"]
+from typing import TYPE_CHECKING, Any
+
+from tinkex.telemetry._events import (
+    CIRCUIT_BREAKER_STATE_CHANGE,
+    CUSTOM_LOSS_COMPUTE,
+    EVENTS,
+    FUTURE_COMPLETE,
+    FUTURE_QUEUE_STATE,
+    HTTP_REQUEST_EXCEPTION,
+    HTTP_REQUEST_START,
+    HTTP_REQUEST_STOP,
+    HTTP_RETRY,
+    REGULARIZER_COMPUTE,
+    Handler,
+    attach,
+    attach_logger,
+    attached,
+    detach,
+    emit,
+    has_handlers,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from tinkex.telemetry._reporter import Reporter, telemetry_enabled_from_env
+    from tinkex.telemetry._scrub import scrub, scrub_text
+
+__all__ = [
+    "CIRCUIT_BREAKER_STATE_CHANGE",
+    "CUSTOM_LOSS_COMPUTE",
+    "EVENTS",
+    "FUTURE_COMPLETE",
+    "FUTURE_QUEUE_STATE",
+    "HTTP_REQUEST_EXCEPTION",
+    "HTTP_REQUEST_START",
+    "HTTP_REQUEST_STOP",
+    "HTTP_RETRY",
+    "REGULARIZER_COMPUTE",
+    "Handler",
+    "Reporter",
+    "attach",
+    "attach_logger",
+    "attached",
+    "detach",
+    "emit",
+    "has_handlers",
+    "scrub",
+    "scrub_text",
+    "telemetry_enabled_from_env",
+]
+
+_LAZY = {
+    "Reporter": "tinkex.telemetry._reporter",
+    "telemetry_enabled_from_env": "tinkex.telemetry._reporter",
+    "scrub": "tinkex.telemetry._scrub",
+    "scrub_text": "tinkex.telemetry._scrub",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # The reporter pulls in uuid/platform/traceback and the scrubber compiles regexes; load
+    # them only when someone asks.
+    module = _LAZY.get(name)
+    if module is not None:
+        import importlib
+
+        return getattr(importlib.import_module(module), name)
+    raise AttributeError(f"module 'tinkex.telemetry' has no attribute {name!r}")

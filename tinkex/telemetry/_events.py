@@ -6,6 +6,7 @@ and skipped; it never breaks the request that emitted the event.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from collections.abc import Callable, Mapping
@@ -16,11 +17,36 @@ logger = logging.getLogger("tinkex.telemetry")
 #: ``handler(event, measurements, metadata)``
 Handler = Callable[[str, Mapping[str, float], Mapping[str, Any]], None]
 
+# Event names emitted by tinkex (docs/internals.md lists who emits which).
+HTTP_REQUEST_START = "tinkex.http.request.start"
+HTTP_REQUEST_STOP = "tinkex.http.request.stop"
+HTTP_REQUEST_EXCEPTION = "tinkex.http.request.exception"
+HTTP_RETRY = "tinkex.http.retry"
+FUTURE_QUEUE_STATE = "tinkex.future.queue_state"
+FUTURE_COMPLETE = "tinkex.future.complete"
+CUSTOM_LOSS_COMPUTE = "tinkex.custom_loss.compute"
+REGULARIZER_COMPUTE = "tinkex.regularizer.compute"
+CIRCUIT_BREAKER_STATE_CHANGE = "tinkex.circuit_breaker.state_change"
+
+#: Every event name above, for handlers that want "all tinkex events" without ``"*"``.
+EVENTS: tuple[str, ...] = (
+    HTTP_REQUEST_START,
+    HTTP_REQUEST_STOP,
+    HTTP_REQUEST_EXCEPTION,
+    HTTP_RETRY,
+    FUTURE_QUEUE_STATE,
+    FUTURE_COMPLETE,
+    CUSTOM_LOSS_COMPUTE,
+    REGULARIZER_COMPUTE,
+    CIRCUIT_BREAKER_STATE_CHANGE,
+)
+
 _lock = threading.Lock()
 # Handler registry: process-wide by design (telemetry is a process concern), guarded by _lock.
 # Values are tuples so emit() can read them without holding the lock.
 _handlers: dict[str, tuple[tuple[str, Handler], ...]] = {}
 _EMPTY: Mapping[str, Any] = {}
+_logger_ids = itertools.count(1)
 
 
 def attach(handler_id: str, events: str | list[str] | tuple[str, ...], handler: Handler) -> None:
@@ -53,6 +79,12 @@ def detach(handler_id: str) -> bool:
     return found
 
 
+def attached() -> dict[str, tuple[str, ...]]:
+    """A snapshot of the registry: event name -> ids of the handlers attached to it."""
+    with _lock:
+        return {name: tuple(hid for hid, _ in registered) for name, registered in _handlers.items()}
+
+
 def has_handlers(event: str) -> bool:
     """Whether emitting ``event`` would call anything (lets hot paths skip building metadata)."""
     return bool(_handlers.get(event) or _handlers.get("*"))
@@ -74,3 +106,48 @@ def emit(
             handler(event, values, meta)
         except Exception:
             logger.exception("telemetry handler %r failed on event %r", handler_id, event)
+
+
+def attach_logger(
+    level: int | str = logging.INFO,
+    *,
+    events: str | list[str] | tuple[str, ...] = "*",
+    logger_name: str = "tinkex.telemetry.events",
+    handler_id: str | None = None,
+) -> str:
+    """Log every telemetry event (or only ``events``) via :mod:`logging`; returns the handler id.
+
+    Each event becomes one record ``"<event> key=value ..."`` at ``level`` on the logger named
+    ``logger_name``. Secrets that look like API keys or bearer tokens are masked. Pass the
+    returned id to :func:`detach` to stop logging.
+
+    >>> hid = attach_logger(level="DEBUG")
+    >>> detach(hid)
+    True
+
+    Raises:
+        ValueError: ``level`` is not a logging level name or number, or ``handler_id`` is taken.
+    """
+    if isinstance(level, str):
+        resolved = logging.getLevelName(level.upper())
+        if not isinstance(resolved, int):
+            raise ValueError(f"attach_logger level must be a logging level, got {level!r}")
+        numeric_level = resolved
+    else:
+        numeric_level = int(level)
+    target = logging.getLogger(logger_name)
+    hid = handler_id if handler_id is not None else f"tinkex.logger.{next(_logger_ids)}"
+
+    def log_event(
+        event: str, measurements: Mapping[str, float], metadata: Mapping[str, Any]
+    ) -> None:
+        if not target.isEnabledFor(numeric_level):
+            return
+        from tinkex.telemetry._scrub import scrub
+
+        fields = {**metadata, **measurements}
+        text = " ".join(f"{key}={value!r}" for key, value in scrub(fields).items())
+        target.log(numeric_level, "%s %s", event, text)
+
+    attach(hid, events, log_event)
+    return hid
