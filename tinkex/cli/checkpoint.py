@@ -1,0 +1,362 @@
+"""``tinkex checkpoint list|info|delete|publish|unpublish|set-ttl|download``."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import sys
+from typing import TYPE_CHECKING, Any
+
+from tinkex.cli._commands import add_command, add_group, non_negative_int, positive_int
+from tinkex.cli._context import CommandError, Context
+from tinkex.cli._output import (
+    Output,
+    Table,
+    format_bool,
+    format_lora,
+    format_size,
+    format_time,
+    property_table,
+)
+
+if TYPE_CHECKING:
+    from tinkex import RestClient
+    from tinkex.types import Checkpoint, ParsedCheckpointTinkerPath
+
+_PATH_HELP = "a tinker path, e.g. tinker://RUN_ID/weights/NAME"
+_KIND_TO_TYPE = {
+    "weights": "training",
+    "sampler_weights": "sampler",
+    "external_weights": "external",
+}
+_PAGE = 100
+
+
+def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    """Add the ``checkpoint`` group."""
+    _, sub = add_group(subparsers, "checkpoint", "Manage checkpoints.", common)
+
+    p = add_command(
+        sub,
+        "list",
+        "List checkpoints.",
+        common,
+        description="List the checkpoints of one training run (--run-id), or your most recent "
+        "checkpoints across all runs.",
+    )
+    p.add_argument("--run-id", help="list the checkpoints of this training run")
+    p.add_argument(
+        "--limit",
+        metavar="N",
+        type=non_negative_int,
+        default=20,
+        help="maximum number of checkpoints when listing across runs (default 20, 0 = all)",
+    )
+    p.set_defaults(cmd=cmd_list)
+
+    p = add_command(sub, "info", "Show details of a checkpoint.", common)
+    p.add_argument("checkpoint_path", metavar="CHECKPOINT_PATH", help=_PATH_HELP)
+    p.set_defaults(cmd=cmd_info)
+
+    p = add_command(
+        sub,
+        "delete",
+        "Delete checkpoints permanently.",
+        common,
+        epilog="examples:\n"
+        "  tinkex checkpoint delete tinker://RUN/weights/step-10 tinker://RUN/weights/step-20\n"
+        "  tinkex checkpoint delete --run-id RUN --type weights --before 2025-06-01 --yes\n\n"
+        "Dates are UTC (ISO 8601: 2025-06-01 or 2025-06-01T08:00:00Z). This cannot be undone.",
+    )
+    p.add_argument("checkpoint_paths", metavar="CHECKPOINT_PATH", nargs="*", help=_PATH_HELP)
+    p.add_argument("--run-id", help="delete the checkpoints of this training run (with filters)")
+    p.add_argument(
+        "--type",
+        dest="kind",
+        choices=("weights", "sampler_weights"),
+        help="only checkpoints of this kind (with --run-id)",
+    )
+    p.add_argument(
+        "--before", metavar="DATE", type=_parse_date, help="only checkpoints created before DATE"
+    )
+    p.add_argument(
+        "--after", metavar="DATE", type=_parse_date, help="only checkpoints created after DATE"
+    )
+    p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    p.set_defaults(cmd=cmd_delete)
+
+    for name, help_text in (
+        ("publish", "Publish a checkpoint (make it public)."),
+        ("unpublish", "Unpublish a checkpoint (make it private again)."),
+    ):
+        p = add_command(sub, name, help_text, common)
+        p.add_argument("checkpoint_path", metavar="CHECKPOINT_PATH", help=_PATH_HELP)
+        p.set_defaults(cmd=cmd_publish, public=name == "publish")
+
+    p = add_command(
+        sub,
+        "set-ttl",
+        "Set or remove the time-to-live of a checkpoint.",
+        common,
+        description="Set (--ttl SECONDS from now) or remove (--remove) a checkpoint's expiry.",
+    )
+    p.add_argument("checkpoint_path", metavar="CHECKPOINT_PATH", help=_PATH_HELP)
+    ttl = p.add_mutually_exclusive_group(required=True)
+    ttl.add_argument(
+        "--ttl", metavar="SECONDS", type=positive_int, help="seconds from now (1 hour to 10 years)"
+    )
+    ttl.add_argument("--remove", action="store_true", help="remove the expiry")
+    p.set_defaults(cmd=cmd_set_ttl)
+
+    p = add_command(
+        sub,
+        "download",
+        "Download a checkpoint's files.",
+        common,
+        description="Download a checkpoint into OUTPUT/<run>_<kind>_<name>/ with a progress bar.\n"
+        "External-weights checkpoints are fetched file by file from their signed URLs; on a\n"
+        "tinkex local server, training and sampler checkpoints are fetched as one archive and\n"
+        "extracted safely (no absolute paths, '..' or links leaving the directory).",
+        epilog="example:\n  tinkex checkpoint download tinker://RUN/weights/final -o ./models",
+    )
+    p.add_argument("checkpoint_path", metavar="CHECKPOINT_PATH", help=_PATH_HELP)
+    p.add_argument(
+        "--output",
+        "-o",
+        metavar="DIR",
+        default=".",
+        help="parent directory (default: current directory)",
+    )
+    p.add_argument("--force", action="store_true", help="replace the target directory if it exists")
+    p.set_defaults(cmd=cmd_download)
+
+
+def parse_path(path: str) -> ParsedCheckpointTinkerPath:
+    """Parse a ``tinker://`` path, turning a malformed one into a clear CommandError."""
+    from tinkex.types import ParsedCheckpointTinkerPath
+
+    try:
+        return ParsedCheckpointTinkerPath.from_tinker_path(path)
+    except ValueError as exc:
+        raise CommandError(f"invalid checkpoint path {path!r}: {exc}") from None
+
+
+def _parse_date(text: str) -> _dt.datetime:
+    try:
+        value = _dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an ISO 8601 date such as 2025-06-01 or 2025-06-01T08:00:00Z, got {text!r}"
+        ) from None
+    return value if value.tzinfo is not None else value.replace(tzinfo=_dt.UTC)
+
+
+def _as_utc(value: _dt.datetime) -> _dt.datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=_dt.UTC)
+
+
+def checkpoint_rows(checkpoints: list[Checkpoint]) -> list[list[str]]:
+    """Table rows for a list of checkpoints."""
+    return [
+        [
+            c.checkpoint_id,
+            str(c.checkpoint_type),
+            format_size(c.size_bytes),
+            format_bool(c.public),
+            format_time(c.time),
+            format_time(c.expires_at, never="Never"),
+            c.tinker_path,
+        ]
+        for c in checkpoints
+    ]
+
+
+_CHECKPOINT_COLUMNS = ["Checkpoint ID", "Type", "Size", "Public", "Created", "Expires", "Path"]
+
+
+def list_user_checkpoints(rest: RestClient, limit: int) -> list[Checkpoint]:
+    """Up to ``limit`` (0 = all) of the user's checkpoints, newest first, fetched page by page."""
+    found: list[Checkpoint] = []
+    offset = 0
+    while limit == 0 or len(found) < limit:
+        page_size = _PAGE if limit == 0 else min(_PAGE, limit - len(found))
+        page = rest.list_user_checkpoints(limit=page_size, offset=offset).result()
+        found.extend(page.checkpoints)
+        offset += len(page.checkpoints)
+        total = page.cursor.total_count if page.cursor is not None else None
+        if not page.checkpoints or (total is not None and offset >= total):
+            break
+    return found
+
+
+def cmd_list(ctx: Context, args: argparse.Namespace) -> None:
+    """``tinkex checkpoint list``."""
+    rest = ctx.rest()
+    if args.run_id:
+        checkpoints = list(rest.list_checkpoints(args.run_id).result().checkpoints)
+        title = f"Checkpoints of {args.run_id}"
+        data: dict[str, Any] = {"run_id": args.run_id, "checkpoints": checkpoints}
+    else:
+        checkpoints = list_user_checkpoints(rest, args.limit)
+        title = "Your most recent checkpoints" if args.limit else "Your checkpoints"
+        data = {"checkpoints": checkpoints}
+    ctx.emit(Output(data, Table(_CHECKPOINT_COLUMNS, checkpoint_rows(checkpoints), title)))
+
+
+def find_checkpoint(rest: RestClient, path: str) -> Checkpoint:
+    """The Checkpoint record behind a tinker path (CommandError when the run has no such one)."""
+    parsed = parse_path(path)
+    listing = rest.list_checkpoints(parsed.training_run_id).result()
+    for checkpoint in listing.checkpoints:
+        if checkpoint.checkpoint_id == parsed.checkpoint_id or checkpoint.tinker_path == path:
+            return checkpoint
+    raise CommandError(f"checkpoint {path} not found in run {parsed.training_run_id}")
+
+
+def cmd_info(ctx: Context, args: argparse.Namespace) -> None:
+    """``tinkex checkpoint info PATH``."""
+    rest = ctx.rest()
+    checkpoint = find_checkpoint(rest, args.checkpoint_path)
+    run = rest.get_training_run(parse_path(args.checkpoint_path).training_run_id).result()
+    pairs = [
+        ("Checkpoint ID", checkpoint.checkpoint_id),
+        ("Type", str(checkpoint.checkpoint_type)),
+        ("Tinker Path", checkpoint.tinker_path),
+        ("Size", format_size(checkpoint.size_bytes)),
+        ("Public", format_bool(checkpoint.public)),
+        ("Created", format_time(checkpoint.time)),
+        ("Expires", format_time(checkpoint.expires_at, never="Never")),
+        ("Training Run ID", run.training_run_id),
+        ("Base Model", run.base_model),
+        ("LoRA", format_lora(run.is_lora, run.lora_rank)),
+    ]
+    for key, value in sorted((checkpoint.user_metadata or {}).items()):
+        pairs.append((f"Metadata {key}", value))
+    data = {
+        **_fields(checkpoint),
+        "training_run_id": run.training_run_id,
+        "base_model": run.base_model,
+        "is_lora": run.is_lora,
+        "lora_rank": run.lora_rank,
+    }
+    ctx.emit(Output(data, property_table(pairs, f"Checkpoint {checkpoint.tinker_path}")))
+
+
+def _fields(value: Any) -> dict[str, Any]:
+    from tinkex.cli._output import to_jsonable
+
+    converted = to_jsonable(value)
+    return converted if isinstance(converted, dict) else {"value": converted}
+
+
+def _select_for_delete(rest: RestClient, args: argparse.Namespace) -> list[str]:
+    if args.checkpoint_paths and args.run_id:
+        raise CommandError("give checkpoint paths or --run-id, not both")
+    if args.checkpoint_paths:
+        if args.kind or args.before or args.after:
+            raise CommandError("--type, --before and --after only apply with --run-id")
+        for path in args.checkpoint_paths:
+            parse_path(path)
+        return list(dict.fromkeys(args.checkpoint_paths))
+    if not args.run_id:
+        raise CommandError("nothing to delete: give checkpoint paths or --run-id")
+    wanted_type = _KIND_TO_TYPE.get(args.kind) if args.kind else None
+    selected = []
+    for checkpoint in rest.list_checkpoints(args.run_id).result().checkpoints:
+        created = _as_utc(checkpoint.time)
+        if wanted_type and str(checkpoint.checkpoint_type) != wanted_type:
+            continue
+        if args.before and not created < args.before:
+            continue
+        if args.after and not created > args.after:
+            continue
+        selected.append(checkpoint.tinker_path)
+    return selected
+
+
+def cmd_delete(ctx: Context, args: argparse.Namespace) -> int:
+    """``tinkex checkpoint delete``."""
+    rest = ctx.rest()
+    paths = _select_for_delete(rest, args)
+    if not paths:
+        ctx.emit(Output({"deleted": [], "failed": []}, text="No checkpoints matched."))
+        return 0
+    if not args.yes:
+        _confirm(f"Delete {len(paths)} checkpoint(s) permanently?", paths)
+    deleted: list[str] = []
+    failed: list[dict[str, str]] = []
+    for path in paths:
+        try:
+            rest.delete_checkpoint_from_tinker_path(path).result()
+            deleted.append(path)
+        except Exception as exc:
+            from tinkex.cli.main import describe_error
+
+            failed.append({"path": path, "error": describe_error(exc)})
+    lines = [f"Deleted {path}" for path in deleted]
+    ctx.emit(Output({"deleted": deleted, "failed": failed}, text="\n".join(lines) or None))
+    if failed:
+        first = failed[0]
+        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+        raise CommandError(
+            f"could not delete {len(failed)} of {len(paths)} checkpoint(s): "
+            f"{first['path']}: {first['error']}{more}"
+        )
+    return 0
+
+
+def _confirm(question: str, items: list[str]) -> None:
+    for item in items:
+        print(f"  {item}", file=sys.stderr)
+    if not sys.stdin.isatty():
+        raise CommandError(f"{question.rstrip('?')} needs confirmation; pass --yes")
+    answer = input(f"{question} [y/N] ")
+    if answer.strip().lower() not in ("y", "yes"):
+        raise CommandError("cancelled; nothing was deleted")
+
+
+def cmd_publish(ctx: Context, args: argparse.Namespace) -> None:
+    """``tinkex checkpoint publish|unpublish PATH``."""
+    parse_path(args.checkpoint_path)
+    rest = ctx.rest()
+    if args.public:
+        rest.publish_checkpoint_from_tinker_path(args.checkpoint_path).result()
+    else:
+        rest.unpublish_checkpoint_from_tinker_path(args.checkpoint_path).result()
+    verb = "Published" if args.public else "Unpublished"
+    data = {"checkpoint_path": args.checkpoint_path, "public": args.public}
+    ctx.emit(Output(data, text=f"{verb} {args.checkpoint_path}"))
+
+
+def cmd_set_ttl(ctx: Context, args: argparse.Namespace) -> None:
+    """``tinkex checkpoint set-ttl PATH --ttl N | --remove``."""
+    parse_path(args.checkpoint_path)
+    ttl: int | None = None if args.remove else args.ttl
+    ctx.rest().set_checkpoint_ttl_from_tinker_path(args.checkpoint_path, ttl).result()
+    text = (
+        f"Removed the expiry of {args.checkpoint_path}"
+        if ttl is None
+        else f"{args.checkpoint_path} now expires in {ttl} s"
+    )
+    ctx.emit(Output({"checkpoint_path": args.checkpoint_path, "ttl_seconds": ttl}, text=text))
+
+
+def cmd_download(ctx: Context, args: argparse.Namespace) -> None:
+    """``tinkex checkpoint download PATH [-o DIR] [--force]``."""
+    from tinkex.cli._download import download_checkpoint
+
+    parsed = parse_path(args.checkpoint_path)
+    result = download_checkpoint(ctx, parsed, args.output, force=args.force)
+    pairs = [
+        ("Checkpoint Path", args.checkpoint_path),
+        ("Files", str(len(result.files))),
+        ("Total Size", format_size(result.size_bytes)),
+        ("Downloaded to", result.destination),
+    ]
+    data = {
+        "checkpoint_path": args.checkpoint_path,
+        "destination": result.destination,
+        "files": result.files,
+        "size_bytes": result.size_bytes,
+    }
+    ctx.emit(Output(data, property_table(pairs)))
