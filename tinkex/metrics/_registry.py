@@ -1,0 +1,375 @@
+"""Counters, gauges and latency histograms, fed by tinkex telemetry events."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import re
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from tinkex.telemetry import (
+    CIRCUIT_BREAKER_STATE_CHANGE,
+    CUSTOM_LOSS_COMPUTE,
+    FUTURE_COMPLETE,
+    FUTURE_QUEUE_STATE,
+    HTTP_REQUEST_EXCEPTION,
+    HTTP_REQUEST_START,
+    HTTP_REQUEST_STOP,
+    HTTP_RETRY,
+    REGULARIZER_COMPUTE,
+    attach,
+    detach,
+)
+
+#: The telemetry events a registry listens to when enabled.
+DEFAULT_EVENTS: tuple[str, ...] = (
+    HTTP_REQUEST_START,
+    HTTP_REQUEST_STOP,
+    HTTP_REQUEST_EXCEPTION,
+    HTTP_RETRY,
+    FUTURE_QUEUE_STATE,
+    FUTURE_COMPLETE,
+    CUSTOM_LOSS_COMPUTE,
+    REGULARIZER_COMPUTE,
+    CIRCUIT_BREAKER_STATE_CHANGE,
+)
+PERCENTILES: tuple[tuple[str, float], ...] = (("p50", 50.0), ("p90", 90.0), ("p99", 99.0))
+
+# Path segments that are ids, not routes: uuids, long hex, numbers, tinker ids ("sess:train:0").
+_ID_SEGMENT = re.compile(
+    r"^(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+    r"|[0-9a-fA-F]{16,}|\d+|.*:.*)$"
+)
+
+
+def normalize_path(path: str) -> str:
+    """``path`` without its query string, with id-like segments replaced by ``{id}``.
+
+    >>> normalize_path("/api/v1/sessions/3f2a:train:0/finish?x=1")
+    '/api/v1/sessions/{id}/finish'
+    """
+    bare = path.split("?", 1)[0]
+    return "/".join("{id}" if _ID_SEGMENT.match(seg) else seg for seg in bare.split("/"))
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (0-100) of already-sorted values, interpolating linearly
+    between closest ranks (numpy's default method).
+
+    Raises:
+        ValueError: no values, or ``q`` outside ``[0, 100]``.
+    """
+    if not sorted_values:
+        raise ValueError("percentile of an empty sequence")
+    if not 0 <= q <= 100:
+        raise ValueError(f"percentile q must be in [0, 100], got {q}")
+    position = (len(sorted_values) - 1) * q / 100.0
+    lower = math.floor(position)
+    upper = min(lower + 1, len(sorted_values) - 1)
+    fraction = position - lower
+    return sorted_values[lower] + (sorted_values[upper] - sorted_values[lower]) * fraction
+
+
+class Histogram:
+    """Distribution of observed values: exact count/sum/min/max, percentiles from a sample.
+
+    Up to ``max_samples`` values are kept verbatim (percentiles are exact below that); beyond
+    it a uniform reservoir sample of that size is kept. Not thread-safe on its own; the
+    registry serialises access.
+    """
+
+    def __init__(self, max_samples: int = 10_000, seed: int = 0) -> None:
+        if max_samples < 1:
+            raise ValueError(f"Histogram.max_samples must be >= 1, got {max_samples}")
+        self.max_samples = max_samples
+        self._rng = random.Random(seed)
+        self._samples: list[float] = []
+        self.count = 0
+        self.sum = 0.0
+        self.min = math.inf
+        self.max = -math.inf
+
+    def observe(self, value: float) -> None:
+        """Add one value."""
+        value = float(value)
+        self.count += 1
+        self.sum += value
+        self.min = min(self.min, value)
+        self.max = max(self.max, value)
+        if len(self._samples) < self.max_samples:
+            self._samples.append(value)
+        else:
+            slot = self._rng.randrange(self.count)
+            if slot < self.max_samples:
+                self._samples[slot] = value
+
+    def percentile(self, q: float) -> float | None:
+        """The ``q``-th percentile (0-100) of the kept values; ``None`` when empty."""
+        if not self._samples:
+            return None
+        return percentile(sorted(self._samples), q)
+
+    def summary(self) -> dict[str, float | int | None]:
+        """``count``, ``sum``, ``mean``, ``min``, ``max``, ``p50``, ``p90``, ``p99``."""
+        if not self.count:
+            return {"count": 0, "sum": 0.0, "mean": None, "min": None, "max": None}
+        ordered = sorted(self._samples)
+        result: dict[str, float | int | None] = {
+            "count": self.count,
+            "sum": self.sum,
+            "mean": self.sum / self.count,
+            "min": self.min,
+            "max": self.max,
+        }
+        for label, q in PERCENTILES:
+            result[label] = percentile(ordered, q)
+        return result
+
+
+class _Endpoint:
+    __slots__ = ("errors", "latency", "requests", "retries", "statuses")
+
+    def __init__(self, max_samples: int) -> None:
+        self.requests = 0
+        self.errors = 0
+        self.retries = 0
+        self.statuses: dict[str, int] = {}
+        self.latency = Histogram(max_samples)
+
+
+def _number(*sources: Mapping[str, Any], key: str) -> float | None:
+    for source in sources:
+        value = source.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    return None
+
+
+class MetricsRegistry:
+    """Thread-safe counters, gauges, histograms and per-endpoint HTTP latency.
+
+    Feed it by hand (:meth:`increment`, :meth:`set_gauge`, :meth:`observe`) or let it listen
+    to tinkex telemetry with :meth:`enable`. ``tinkex.http.request.stop`` events (``duration``
+    in seconds, ``method``, ``path``, ``status``) become per-endpoint request counts, status
+    counts and latency percentiles, keyed ``"METHOD /normalized/path"``.
+
+    >>> registry = MetricsRegistry()
+    >>> registry.observe("step.seconds", 1.5)
+    >>> registry.snapshot()["histograms"]["step.seconds"]["p50"]
+    1.5
+    """
+
+    def __init__(self, *, max_samples: int = 10_000, handler_id: str | None = None) -> None:
+        self.max_samples = max_samples
+        self.handler_id = handler_id or f"tinkex.metrics.{id(self):x}"
+        self._lock = threading.Lock()
+        self._counters: dict[str, float] = {}
+        self._gauges: dict[str, float] = {}
+        self._histograms: dict[str, Histogram] = {}
+        self._endpoints: dict[str, _Endpoint] = {}
+        self._enabled = False
+
+    # -- manual instruments -------------------------------------------------------------------
+
+    def increment(self, name: str, value: float = 1.0) -> None:
+        """Add ``value`` to counter ``name``."""
+        with self._lock:
+            self._counters[name] = self._counters.get(name, 0.0) + value
+
+    def set_gauge(self, name: str, value: float) -> None:
+        """Set gauge ``name`` to ``value``."""
+        with self._lock:
+            self._gauges[name] = float(value)
+
+    def add_gauge(self, name: str, delta: float) -> None:
+        """Move gauge ``name`` by ``delta`` (starting from 0)."""
+        with self._lock:
+            self._gauges[name] = self._gauges.get(name, 0.0) + delta
+
+    def observe(self, name: str, value: float) -> None:
+        """Record ``value`` in histogram ``name``."""
+        with self._lock:
+            self._histogram(name).observe(value)
+
+    def counter(self, name: str) -> float:
+        """Current value of counter ``name`` (0 if never incremented)."""
+        with self._lock:
+            return self._counters.get(name, 0.0)
+
+    def gauge(self, name: str) -> float | None:
+        """Current value of gauge ``name``, or ``None``."""
+        with self._lock:
+            return self._gauges.get(name)
+
+    def histogram(self, name: str) -> dict[str, float | int | None] | None:
+        """Summary of histogram ``name``, or ``None``."""
+        with self._lock:
+            histogram = self._histograms.get(name)
+            return None if histogram is None else histogram.summary()
+
+    # -- export -------------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything as plain data::
+
+        {"counters": {name: value}, "gauges": {name: value},
+         "histograms": {name: {count, sum, mean, min, max, p50, p90, p99}},
+         "endpoints": {"POST /api/v1/forward": {"requests", "errors", "retries",
+                       "statuses": {"200": n}, "latency": {count, ..., p50, p90, p99, max}}}}
+        """
+        with self._lock:
+            return {
+                "counters": dict(self._counters),
+                "gauges": dict(self._gauges),
+                "histograms": {name: h.summary() for name, h in self._histograms.items()},
+                "endpoints": {
+                    key: {
+                        "requests": ep.requests,
+                        "errors": ep.errors,
+                        "retries": ep.retries,
+                        "statuses": dict(ep.statuses),
+                        "latency": ep.latency.summary(),
+                    }
+                    for key, ep in self._endpoints.items()
+                },
+            }
+
+    def to_dict(self) -> dict[str, Any]:
+        """Same as :meth:`snapshot`."""
+        return self.snapshot()
+
+    def to_json(self, **kwargs: Any) -> str:
+        """:meth:`snapshot` as JSON (``kwargs`` go to :func:`json.dumps`)."""
+        kwargs.setdefault("sort_keys", True)
+        return json.dumps(self.snapshot(), **kwargs)
+
+    def reset(self) -> None:
+        """Forget every value (the registry stays enabled if it was)."""
+        with self._lock:
+            self._counters.clear()
+            self._gauges.clear()
+            self._histograms.clear()
+            self._endpoints.clear()
+
+    # -- telemetry ---------------------------------------------------------------------------
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the registry is attached to telemetry."""
+        return self._enabled
+
+    def enable(self, events: Iterable[str] = DEFAULT_EVENTS) -> MetricsRegistry:
+        """Attach to telemetry ``events`` (idempotent); returns ``self``."""
+        with self._lock:
+            if self._enabled:
+                return self
+            self._enabled = True
+        attach(self.handler_id, tuple(events), self.handle_event)
+        return self
+
+    def disable(self) -> bool:
+        """Detach from telemetry; returns whether it was attached. Values are kept."""
+        with self._lock:
+            self._enabled = False
+        return detach(self.handler_id)
+
+    def __enter__(self) -> MetricsRegistry:
+        return self.enable()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.disable()
+
+    def handle_event(
+        self, event: str, measurements: Mapping[str, float], metadata: Mapping[str, Any]
+    ) -> None:
+        """The telemetry handler: turn one event into metric updates."""
+        duration = _number(measurements, metadata, key="duration")
+        with self._lock:
+            self._counters[f"events.{event}"] = self._counters.get(f"events.{event}", 0.0) + 1
+            if event == HTTP_REQUEST_START:
+                self._gauges["http.in_flight"] = self._gauges.get("http.in_flight", 0.0) + 1
+            elif event == HTTP_REQUEST_STOP:
+                self._request_done(metadata, duration, failed=False)
+            elif event == HTTP_REQUEST_EXCEPTION:
+                self._request_done(metadata, duration, failed=True)
+            elif event == HTTP_RETRY:
+                self._bump("http.retries")
+                endpoint = self._endpoint(metadata)
+                if endpoint is not None:
+                    endpoint.retries += 1
+            elif event == FUTURE_QUEUE_STATE:
+                state = metadata.get("queue_state") or metadata.get("state") or "unknown"
+                self._bump(f"future.queue_state.{state}")
+            elif event == FUTURE_COMPLETE:
+                self._bump("future.completed")
+                if duration is not None:
+                    self._histogram("future.duration").observe(duration)
+            elif event == CUSTOM_LOSS_COMPUTE:
+                self._bump("custom_loss.computed")
+                if duration is not None:
+                    self._histogram("custom_loss.duration").observe(duration)
+                loss = _number(measurements, key="loss_total")
+                if loss is not None:
+                    self._gauges["custom_loss.loss_total"] = loss
+            elif event == REGULARIZER_COMPUTE:
+                name = metadata.get("name", "unnamed")
+                if duration is not None:
+                    self._histogram(f"regularizer.{name}.duration").observe(duration)
+                value = _number(measurements, key="value")
+                if value is not None:
+                    self._gauges[f"regularizer.{name}.value"] = value
+            elif event == CIRCUIT_BREAKER_STATE_CHANGE:
+                name = metadata.get("name", "default")
+                state = metadata.get("to", "unknown")
+                self._bump(f"circuit_breaker.{state}")
+                self._gauges[f"circuit_breaker.{name}.open"] = 1.0 if state == "open" else 0.0
+
+    # -- internals (lock held) ---------------------------------------------------------------
+
+    def _bump(self, name: str, value: float = 1.0) -> None:
+        self._counters[name] = self._counters.get(name, 0.0) + value
+
+    def _histogram(self, name: str) -> Histogram:
+        histogram = self._histograms.get(name)
+        if histogram is None:
+            histogram = self._histograms[name] = Histogram(self.max_samples)
+        return histogram
+
+    def _endpoint(self, metadata: Mapping[str, Any]) -> _Endpoint | None:
+        path = metadata.get("path")
+        if not isinstance(path, str):
+            return None
+        method = str(metadata.get("method") or "").upper()
+        key = f"{method} {normalize_path(path)}".strip()
+        endpoint = self._endpoints.get(key)
+        if endpoint is None:
+            endpoint = self._endpoints[key] = _Endpoint(self.max_samples)
+        return endpoint
+
+    def _request_done(
+        self, metadata: Mapping[str, Any], duration: float | None, *, failed: bool
+    ) -> None:
+        in_flight = self._gauges.get("http.in_flight", 0.0)
+        self._gauges["http.in_flight"] = max(0.0, in_flight - 1)
+        self._bump("http.exceptions" if failed else "http.requests")
+        endpoint = self._endpoint(metadata)
+        status = metadata.get("status", metadata.get("status_code"))
+        if failed:
+            if endpoint is not None:
+                endpoint.errors += 1
+            return
+        self._bump("http.request.duration_total", duration or 0.0)
+        if duration is not None:
+            self._histogram("http.request.duration").observe(duration)
+        if endpoint is None:
+            return
+        endpoint.requests += 1
+        if status is not None:
+            endpoint.statuses[str(status)] = endpoint.statuses.get(str(status), 0) + 1
+            if isinstance(status, int) and status >= 400:
+                endpoint.errors += 1
+        if duration is not None:
+            endpoint.latency.observe(duration)
