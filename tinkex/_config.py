@@ -1,0 +1,375 @@
+"""Client settings: explicit arguments > ``TINKER_*`` environment variables > defaults.
+
+:class:`ClientSettings` is the one value every layer reads its configuration from. Clients
+build it with :meth:`ClientSettings.resolve`; the transport, the executor and the holder only
+ever see the resolved value, never the environment.
+
+Environment variables read (all optional):
+
+============================  ==========================================================
+``TINKER_API_KEY``            API key (``tml-...``) or JWT (``eyJ...``)
+``TINKER_BASE_URL``           server URL (empty means unset)
+``TINKER_PROJECT_ID``         default project of sessions
+``TINKER_TAGS``               comma-separated session tags
+``TINKER_TELEMETRY``          ``1/true/yes/on`` enables server telemetry (default on)
+``TINKER_LOG``                ``debug`` / ``info`` / ``warning`` / ``error``
+``TINKER_CREDENTIAL_CMD``     shell command that prints a credential
+``CLOUDFLARE_ACCESS_CLIENT_ID`` / ``CLOUDFLARE_ACCESS_CLIENT_SECRET``  Cloudflare Access
+``TINKEX_WIRE_FORMAT``        ``json`` (default) or ``protobuf`` for forward/backward bodies
+============================  ==========================================================
+
+The API key never appears in ``repr(settings)`` nor in any error message.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from tinkex._exceptions import TinkerError
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "ClientSettings",
+    "configure_logging",
+    "default_credentials_path",
+    "run_credential_cmd",
+]
+
+DEFAULT_BASE_URL = "https://tinker.thinkingmachines.dev/services/tinker-prod"
+
+#: Prefixes a credential must start with: a static API key, or a JWT.
+_KEY_PREFIXES = ("tml-", "eyJ")
+_TRUTHY = frozenset({"1", "true", "yes", "on"})
+_LOG_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
+_CREDENTIAL_CMD_TIMEOUT = 60.0
+
+_MISSING_KEY_HELP = (
+    "No Tinker API key found. Pass api_key='tml-...' to the client, set the TINKER_API_KEY "
+    "environment variable, set TINKER_CREDENTIAL_CMD to a command that prints a credential, "
+    "or store a key in ~/.tinker/credentials.json (`tinker auth login`)."
+)
+
+
+def default_credentials_path() -> Path:
+    """Where ``tinker auth login`` stores credentials: ``~/.tinker/credentials.json``."""
+    return Path("~/.tinker/credentials.json").expanduser()
+
+
+def _mask(_: object) -> str:
+    return "'***'"
+
+
+def _frozen_headers(value: Mapping[str, str] | None) -> dict[str, str]:
+    return dict(value or {})
+
+
+def _frozen_tags(value: Iterable[str] | None) -> tuple[str, ...]:
+    return tuple(value or ())
+
+
+@attrs.frozen
+class ClientSettings:
+    """Resolved, immutable configuration of one client.
+
+    Build it with :meth:`resolve`; the constructor does no environment lookups and no
+    validation beyond types, which makes it convenient in tests.
+
+    Attributes:
+        base_url: server URL without a trailing ``/`` (the ``/api/v1/...`` paths are appended).
+        api_key: the credential sent as ``X-API-Key`` (hidden in ``repr``).
+        project_id: default project of sessions, or ``None``.
+        tags: session tags (deduplicated, order kept).
+        telemetry_enabled: whether client telemetry is sent to the server.
+        default_headers: headers merged last into every request.
+        max_connections: HTTP connection-pool size.
+        timeout: default read timeout of a request, in seconds.
+        connect_timeout: TCP/TLS connect timeout, in seconds.
+        max_retries: HTTP-layer retries of a request (wire protocol §13 layer 1).
+        send_protobuf: send forward/backward bodies as protobuf instead of JSON.
+        compress_fwdbwd: zstd-compress protobuf forward/backward bodies.
+        credential_cmd: ``TINKER_CREDENTIAL_CMD``, kept for JWT exchanges that need it.
+        access_headers: ``CF-Access-Client-Id/Secret`` from ``CLOUDFLARE_ACCESS_CLIENT_*``
+            (hidden in ``repr``).
+        api_key_source: where ``api_key`` came from: ``"explicit"``, ``"env"``,
+            ``"credential_cmd"``, ``"credentials_file"`` or ``"none"``.
+        log_level: ``TINKER_LOG`` (lower-case) or ``None``.
+    """
+
+    base_url: str = DEFAULT_BASE_URL
+    api_key: str = attrs.field(default="", repr=_mask)
+    project_id: str | None = None
+    tags: tuple[str, ...] = attrs.field(default=(), converter=_frozen_tags)
+    telemetry_enabled: bool = True
+    default_headers: dict[str, str] = attrs.field(
+        factory=dict, converter=_frozen_headers, hash=False
+    )
+    max_connections: int = 1000
+    timeout: float = 60.0
+    connect_timeout: float = 5.0
+    max_retries: int = 10
+    send_protobuf: bool = False
+    compress_fwdbwd: bool = False
+    credential_cmd: str | None = attrs.field(default=None, repr=False)
+    access_headers: dict[str, str] = attrs.field(
+        factory=dict, converter=_frozen_headers, hash=False, repr=False
+    )
+    api_key_source: str = "explicit"
+    log_level: str | None = None
+
+    @classmethod
+    def resolve(
+        cls,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        project_id: str | None = None,
+        *,
+        tags: Iterable[str] | None = None,
+        telemetry_enabled: bool | None = None,
+        default_headers: Mapping[str, str] | None = None,
+        max_connections: int | None = None,
+        timeout: float | None = None,
+        connect_timeout: float | None = None,
+        max_retries: int | None = None,
+        send_protobuf: bool | None = None,
+        compress_fwdbwd: bool | None = None,
+        require_api_key: bool = True,
+        environ: Mapping[str, str] | None = None,
+        credentials_path: Path | None = None,
+    ) -> ClientSettings:
+        """Resolve settings: explicit arguments, then environment variables, then defaults.
+
+        Args:
+            base_url: server URL; falls back to ``TINKER_BASE_URL``, then the production URL.
+            api_key: credential; falls back to ``TINKER_API_KEY``, ``TINKER_CREDENTIAL_CMD``
+                and ``~/.tinker/credentials.json``, in that order.
+            project_id: falls back to ``TINKER_PROJECT_ID``.
+            tags: falls back to ``TINKER_TAGS`` (comma-separated).
+            telemetry_enabled: falls back to ``TINKER_TELEMETRY`` (default on).
+            default_headers: extra headers merged last into every request.
+            max_connections, timeout, connect_timeout, max_retries: transport knobs.
+            send_protobuf: falls back to ``TINKEX_WIRE_FORMAT`` (``json``/``protobuf``).
+            compress_fwdbwd: zstd-compress protobuf forward/backward bodies.
+            require_api_key: when false, a missing credential resolves to ``api_key=""``
+                instead of raising (for code paths that never talk to the server).
+            environ: the environment to read (default ``os.environ``); for tests.
+            credentials_path: the stored-credentials file (default
+                ``~/.tinker/credentials.json``); for tests.
+
+        Raises:
+            TinkerError: no credential found, a key with the wrong prefix, a failing
+                credential command, a malformed credentials file, or invalid settings;
+                the message says how to fix it.
+        """
+        env = os.environ if environ is None else environ
+
+        url = base_url or env.get("TINKER_BASE_URL") or DEFAULT_BASE_URL
+        url = url.strip().rstrip("/")
+        if not url.startswith(("http://", "https://")):
+            origin = "base_url" if base_url else "TINKER_BASE_URL"
+            raise TinkerError(
+                f"{origin} must be an http:// or https:// URL, got {url!r}; "
+                f"for example {DEFAULT_BASE_URL!r} or 'http://127.0.0.1:8000'."
+            )
+
+        credential_cmd = env.get("TINKER_CREDENTIAL_CMD") or None
+        key, source = _resolve_api_key(
+            api_key, env, credential_cmd, credentials_path, require_api_key
+        )
+
+        if tags is None:
+            tags = [part.strip() for part in env.get("TINKER_TAGS", "").split(",")]
+        unique_tags = tuple(dict.fromkeys(tag for tag in tags if tag))
+
+        if telemetry_enabled is None:
+            telemetry_enabled = env.get("TINKER_TELEMETRY", "1").strip().lower() in _TRUTHY
+
+        if send_protobuf is None:
+            wire = env.get("TINKEX_WIRE_FORMAT", "").strip().lower()
+            if wire not in ("", "json", "protobuf", "proto"):
+                raise TinkerError(
+                    f"TINKEX_WIRE_FORMAT must be 'json' or 'protobuf', got {wire!r}; "
+                    "unset it to use the default (json)."
+                )
+            send_protobuf = wire in ("protobuf", "proto")
+
+        log = env.get("TINKER_LOG", "").strip().lower() or None
+        if log not in _LOG_LEVELS:
+            log = None
+
+        settings = cls(
+            base_url=url,
+            api_key=key,
+            project_id=project_id or env.get("TINKER_PROJECT_ID") or None,
+            tags=unique_tags,
+            telemetry_enabled=telemetry_enabled,
+            default_headers=_frozen_headers(default_headers),
+            max_connections=1000 if max_connections is None else max_connections,
+            timeout=60.0 if timeout is None else float(timeout),
+            connect_timeout=5.0 if connect_timeout is None else float(connect_timeout),
+            max_retries=10 if max_retries is None else max_retries,
+            send_protobuf=send_protobuf,
+            compress_fwdbwd=bool(compress_fwdbwd),
+            credential_cmd=credential_cmd,
+            access_headers=_cloudflare_headers(env),
+            api_key_source=source,
+            log_level=log,
+        )
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Check numeric knobs; raises :class:`TinkerError` naming the field and value."""
+        if self.max_connections < 1:
+            raise TinkerError(
+                f"ClientSettings.max_connections must be >= 1, got {self.max_connections}"
+            )
+        if self.timeout <= 0:
+            raise TinkerError(f"ClientSettings.timeout must be > 0 seconds, got {self.timeout}")
+        if self.connect_timeout <= 0:
+            raise TinkerError(
+                f"ClientSettings.connect_timeout must be > 0 seconds, got {self.connect_timeout}"
+            )
+        if self.max_retries < 0:
+            raise TinkerError(f"ClientSettings.max_retries must be >= 0, got {self.max_retries}")
+
+
+def _cloudflare_headers(env: Mapping[str, str]) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    client_id = env.get("CLOUDFLARE_ACCESS_CLIENT_ID")
+    secret = env.get("CLOUDFLARE_ACCESS_CLIENT_SECRET")
+    if client_id:
+        headers["CF-Access-Client-Id"] = client_id
+    if secret:
+        headers["CF-Access-Client-Secret"] = secret
+    return headers
+
+
+def _has_key_prefix(key: str) -> bool:
+    return key.startswith(_KEY_PREFIXES)
+
+
+def _bad_prefix_error(origin: str, key: str) -> TinkerError:
+    # Never echo the key itself: only its length.
+    return TinkerError(
+        f"The api_key must start with the 'tml-' prefix (or be a JWT starting with 'eyJ'); "
+        f"the key from {origin} does not (length {len(key)}). Copy the full key from the "
+        "Tinker console, or unset it to fall back to TINKER_CREDENTIAL_CMD / stored credentials."
+    )
+
+
+def _resolve_api_key(
+    explicit: str | None,
+    env: Mapping[str, str],
+    credential_cmd: str | None,
+    credentials_path: Path | None,
+    required: bool,
+) -> tuple[str, str]:
+    candidate, origin, source = explicit, "the api_key argument", "explicit"
+    if not candidate:
+        candidate, origin, source = env.get("TINKER_API_KEY", ""), "TINKER_API_KEY", "env"
+    candidate = (candidate or "").strip()
+    if candidate:
+        if _has_key_prefix(candidate):
+            return candidate, source
+        if not credential_cmd:
+            raise _bad_prefix_error(origin, candidate)
+    if credential_cmd:
+        return run_credential_cmd(credential_cmd), "credential_cmd"
+    stored = _read_stored_key(credentials_path or default_credentials_path())
+    if stored:
+        return stored, "credentials_file"
+    if required:
+        raise TinkerError(_MISSING_KEY_HELP)
+    return "", "none"
+
+
+def run_credential_cmd(command: str, *, timeout: float = _CREDENTIAL_CMD_TIMEOUT) -> str:
+    """Run ``TINKER_CREDENTIAL_CMD`` (through the shell) and return the credential it prints.
+
+    Raises:
+        TinkerError: the command failed, timed out, printed nothing, or printed something that
+            is not a ``tml-`` key or a JWT. The output itself is never included.
+    """
+    try:
+        completed = subprocess.run(
+            command,
+            shell=True,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise TinkerError(
+            f"TINKER_CREDENTIAL_CMD did not finish within {timeout:g} s; "
+            "check that the command runs non-interactively."
+        ) from None
+    except OSError as exc:
+        raise TinkerError(f"TINKER_CREDENTIAL_CMD could not be started: {exc}") from None
+    if completed.returncode != 0:
+        detail = completed.stderr.strip().splitlines()[-1:] or ["(no stderr)"]
+        raise TinkerError(
+            f"TINKER_CREDENTIAL_CMD exited with status {completed.returncode}: {detail[0][:200]}"
+        )
+    credential = completed.stdout.strip()
+    if not credential:
+        raise TinkerError("TINKER_CREDENTIAL_CMD returned an empty credential.")
+    if not _has_key_prefix(credential):
+        raise _bad_prefix_error("TINKER_CREDENTIAL_CMD", credential)
+    return credential
+
+
+def _read_stored_key(path: Path) -> str | None:
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise TinkerError(f"Could not read stored credentials {str(path)!r}: {exc}") from None
+    try:
+        data: Any = json.loads(raw)
+        default = data.get("default")
+        if default is None:
+            return None
+        record = data["keys"][default]
+        key = record["key"]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise TinkerError(
+            f"Stored credentials {str(path)!r} are malformed (expected "
+            '{"version": 1, "default": <id>, "keys": {<id>: {"key": "tml-..."}}}); '
+            "run `tinker auth login` again or delete the file."
+        ) from None
+    if not isinstance(key, str) or not key:
+        return None
+    if not _has_key_prefix(key):
+        raise _bad_prefix_error(f"stored credentials {str(path)!r}", key)
+    return key
+
+
+def configure_logging(level: str | None) -> None:
+    """Apply ``TINKER_LOG``: configure the ``tinkex`` logger at ``level`` (no-op for ``None``).
+
+    Adds a stderr handler to the ``tinkex`` logger only if it has none, so calling it again
+    (one call per client) is harmless.
+    """
+    if level is None or level not in _LOG_LEVELS:
+        return
+    logger = logging.getLogger("tinkex")
+    logger.setLevel(_LOG_LEVELS[level])
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)

@@ -1,0 +1,94 @@
+"""The response value the transport hands back to clients and pollers."""
+
+from __future__ import annotations
+
+import json as _json
+from collections.abc import Mapping
+from typing import Any
+
+from tinkex._exceptions import APIResponseValidationError
+
+__all__ = ["PROTOBUF_CONTENT_TYPE", "Response"]
+
+PROTOBUF_CONTENT_TYPE = "application/x-protobuf"
+
+_UNSET: Any = object()
+
+
+class Response:
+    """One HTTP response (only 2xx reach callers; errors become exceptions).
+
+    Attributes:
+        status_code: the HTTP status.
+        headers: response headers, case-insensitive.
+        content: the raw (already decompressed) body.
+        request: ``"METHOD /path"`` of the request that produced it.
+        elapsed: seconds from sending the request to receiving the body.
+    """
+
+    __slots__ = ("_json", "content", "elapsed", "headers", "request", "status_code")
+
+    def __init__(
+        self,
+        status_code: int,
+        headers: Mapping[str, str],
+        content: bytes,
+        *,
+        request: str = "",
+        elapsed: float = 0.0,
+    ) -> None:
+        self.status_code = status_code
+        self.headers = headers
+        self.content = content
+        self.request = request
+        self.elapsed = elapsed
+        self._json: Any = _UNSET
+
+    @property
+    def content_type(self) -> str:
+        """The ``Content-Type`` header (``""`` when absent)."""
+        return self.headers.get("content-type") or ""
+
+    @property
+    def is_protobuf(self) -> bool:
+        """Whether the body is protobuf (``application/x-protobuf``)."""
+        return PROTOBUF_CONTENT_TYPE in self.content_type
+
+    @property
+    def request_id(self) -> str | None:
+        """The server's ``x-request-id`` header, if any."""
+        return self.headers.get("x-request-id")
+
+    @property
+    def text(self) -> str:
+        """The body decoded as UTF-8 (invalid bytes replaced)."""
+        return self.content.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        """The body parsed as JSON (``None`` for an empty body); parsed once and cached.
+
+        Raises:
+            APIResponseValidationError: the body is not valid JSON; the message names the
+                request.
+        """
+        if self._json is _UNSET:
+            if not self.content:
+                self._json = None
+            else:
+                try:
+                    self._json = _json.loads(self.content)
+                except ValueError as exc:
+                    raise APIResponseValidationError(
+                        self,
+                        self.text[:500],
+                        message=f"Response to {self.request or 'request'} is not valid JSON: {exc}",
+                        request=self.request or None,
+                        status_code=self.status_code,
+                    ) from None
+        return self._json
+
+    def __repr__(self) -> str:
+        return (
+            f"<Response {self.status_code} {self.request} "
+            f"{self.content_type or 'no content-type'} {len(self.content)} bytes>"
+        )

@@ -1,0 +1,368 @@
+"""The HTTP transport: one ``requests.Session`` per (base URL, API key), headers, errors, retries.
+
+Clients never touch ``requests``: they call :meth:`Transport.request` with a path and a JSON
+value (or raw bytes) and get a :class:`Response` back, or a tinkex exception. ``requests`` is
+imported when the first transport is built, not when this module is imported.
+"""
+
+from __future__ import annotations
+
+import json as _json
+import logging
+import os
+import platform
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from tinkex._config import ClientSettings
+from tinkex._exceptions import APIConnectionError, APITimeoutError, make_status_error
+from tinkex._transport._response import Response
+from tinkex._transport.limits import RateLimiter
+from tinkex._transport.retry import HTTP_DEFAULT, RetryPolicy, http_retry_policy, parse_retry_after
+from tinkex._version import TINKER_SDK_VERSION, __version__
+from tinkex.telemetry import emit, has_handlers
+
+if TYPE_CHECKING:
+    import requests
+
+__all__ = ["USER_AGENT", "Transport"]
+
+logger = logging.getLogger("tinkex.transport")
+
+USER_AGENT = (
+    f"tinkex/{__version__} (tinker-api/{TINKER_SDK_VERSION}; Python/{platform.python_version()})"
+)
+
+START_EVENT = "tinkex.http.request.start"
+STOP_EVENT = "tinkex.http.request.stop"
+EXCEPTION_EVENT = "tinkex.http.request.exception"
+
+#: A 429 without a usable Retry-After holds the key for this long (wire protocol §13).
+DEFAULT_RATE_LIMIT_BACKOFF = 1.0
+
+# Canonical spelling of the headers we set, so a caller's "accept" replaces our "Accept".
+_CANONICAL = {
+    name.lower(): name
+    for name in (
+        "X-API-Key",
+        "User-Agent",
+        "Accept",
+        "Content-Type",
+        "X-Idempotency-Key",
+        "x-stainless-retry-count",
+        "x-stainless-read-timeout",
+        "CF-Access-Client-Id",
+        "CF-Access-Client-Secret",
+    )
+}
+
+
+def _format_seconds(seconds: float) -> str:
+    return str(int(seconds)) if float(seconds).is_integer() else repr(float(seconds))
+
+
+def _merge(target: dict[str, str], extra: Mapping[str, str]) -> None:
+    for key, value in extra.items():
+        target[_CANONICAL.get(key.lower(), key)] = value
+
+
+def _decode_error_body(content: bytes) -> object | None:
+    if not content:
+        return None
+    try:
+        body: object = _json.loads(content)
+    except ValueError:
+        return content.decode("utf-8", errors="replace")
+    return body
+
+
+def _registry_key(settings: ClientSettings) -> tuple[Any, ...]:
+    return (
+        settings.base_url,
+        settings.api_key,
+        tuple(sorted(settings.default_headers.items())),
+        tuple(sorted(settings.access_headers.items())),
+        settings.max_connections,
+        settings.timeout,
+        settings.connect_timeout,
+        settings.max_retries,
+    )
+
+
+class Transport:
+    """Sends requests to one Tinker server with one credential; safe to share across threads.
+
+    Owns one ``requests.Session`` whose connection pool holds ``settings.max_connections``
+    connections, the static headers, the layer-1 retry policy and the rate limiter of its
+    (base URL, API key). Get the process-wide instance with :meth:`shared`.
+
+    Args:
+        settings: resolved client settings.
+        session: a ``requests.Session`` to use instead of a new one (tests).
+        rate_limiter: limiter to use instead of ``RateLimiter.for_key(...)`` (tests).
+        sleep: how retries wait (default ``time.sleep``); tests inject a fake.
+        clock: monotonic clock for retry budgets.
+
+    Example::
+
+        transport = Transport.shared(ClientSettings.resolve())
+        info = transport.request("POST", "/api/v1/get_info", json={"model_id": mid}).json()
+    """
+
+    _registry: ClassVar[dict[tuple[Any, ...], Transport]] = {}
+    _registry_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(
+        self,
+        settings: ClientSettings,
+        *,
+        session: requests.Session | None = None,
+        rate_limiter: RateLimiter | None = None,
+        sleep: Callable[[float], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        import requests
+        import requests.adapters
+
+        self.settings = settings
+        self._base_url = settings.base_url.rstrip("/")
+        self._timeout = settings.timeout
+        self._connect_timeout = settings.connect_timeout
+        self._sleep = sleep
+        self._clock = clock
+        self._http_policy = http_retry_policy(settings.max_retries)
+        self._limiter = rate_limiter or RateLimiter.for_key(settings.base_url, settings.api_key)
+        self._closed = False
+        self._registry_key: tuple[Any, ...] | None = None
+
+        self._session = session if session is not None else requests.Session()
+        adapter = requests.adapters.HTTPAdapter(
+            pool_connections=4,
+            pool_maxsize=settings.max_connections,
+            max_retries=0,  # retries are ours (RetryPolicy), never urllib3's
+        )
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+        # Environment lookups (proxies, CA bundle, netrc) cost tens of microseconds per request
+        # when requests does them itself (trust_env); do them once here instead.
+        if self._session.trust_env:
+            self._session.proxies.update(requests.utils.get_environ_proxies(self._base_url))
+            bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+            if bundle:
+                self._session.verify = bundle
+            self._session.trust_env = False
+
+        self._timeout_exc: type[BaseException] = requests.Timeout
+        self._request_exc: type[BaseException] = requests.RequestException
+        # Static headers, built once; each request copies this dict and adds its own.
+        self._base_headers: dict[str, str] = {
+            "X-API-Key": settings.api_key,
+            "User-Agent": USER_AGENT,
+        }
+        _merge(self._base_headers, settings.access_headers)
+        self._default_headers = dict(settings.default_headers)
+
+    # ---- registry --------------------------------------------------------------------------
+
+    @classmethod
+    def shared(cls, settings: ClientSettings) -> Transport:
+        """The process-wide transport for ``settings`` (one per base URL + API key + options)."""
+        key = _registry_key(settings)
+        with cls._registry_lock:
+            transport = cls._registry.get(key)
+            if transport is None or transport._closed:
+                transport = cls(settings)
+                transport._registry_key = key
+                cls._registry[key] = transport
+            return transport
+
+    @classmethod
+    def close_all(cls) -> None:
+        """Close every shared transport (tests, interpreter shutdown)."""
+        with cls._registry_lock:
+            transports = list(cls._registry.values())
+            cls._registry.clear()
+        for transport in transports:
+            transport.close()
+
+    def close(self) -> None:
+        """Close the session's connections and drop this transport from the registry.
+
+        Later calls to :meth:`shared` build a fresh transport. Idempotent.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        if self._registry_key is not None:
+            with self._registry_lock:
+                if self._registry.get(self._registry_key) is self:
+                    del self._registry[self._registry_key]
+        self._session.close()
+
+    def __enter__(self) -> Transport:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def base_url(self) -> str:
+        """The server URL requests are sent to."""
+        return self._base_url
+
+    @property
+    def rate_limiter(self) -> RateLimiter:
+        """The limiter shared by every transport of this (base URL, API key)."""
+        return self._limiter
+
+    @property
+    def http_retry_policy(self) -> RetryPolicy:
+        """The layer-1 policy used for ``retry=HTTP_DEFAULT``."""
+        return self._http_policy
+
+    def __repr__(self) -> str:
+        return f"<Transport {self._base_url} closed={self._closed}>"
+
+    # ---- requests --------------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        content: bytes | None = None,
+        content_type: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+        retry: RetryPolicy = HTTP_DEFAULT,
+        accept: str = "application/json",
+    ) -> Response:
+        """Send ``method path`` and return the 2xx :class:`Response`.
+
+        Args:
+            method: ``"GET"``, ``"POST"``, ``"PUT"``, ``"DELETE"``.
+            path: path under the base URL, e.g. ``"/api/v1/get_info"``.
+            json: a JSON-able value sent as the body (``application/json``).
+            content: raw body bytes (e.g. protobuf); use with ``content_type``.
+            content_type: ``Content-Type`` of non-GET requests (default ``application/json``).
+            headers: extra headers (``x-sdk-method``, ``X-Tinker-Request-*`` ...), merged after
+                ours and before ``settings.default_headers``.
+            params: query parameters.
+            timeout: read timeout in seconds (default ``settings.timeout``).
+            retry: layer-1 policy; ``HTTP_DEFAULT`` = ``http_retry_policy(max_retries)``,
+                ``NO_RETRY`` for one attempt.
+            accept: ``Accept`` header.
+
+        Raises:
+            APIStatusError: (subclass per status) a non-2xx answer after retries; carries
+                ``status_code``, ``body``, ``request`` (``"POST /api/v1/..."``), ``request_id``.
+            APITimeoutError: the request timed out.
+            APIConnectionError: the server could not be reached.
+        """
+        method = method.upper()
+        label = f"{method} {path}"
+        url = self._base_url + path
+        read_timeout = self._timeout if timeout is None else timeout
+        policy = self._http_policy if retry is HTTP_DEFAULT else retry
+
+        request_headers = self._base_headers.copy()
+        request_headers["Accept"] = accept
+        request_headers["x-stainless-read-timeout"] = _format_seconds(read_timeout)
+        body: bytes | None = None
+        if method != "GET":
+            if json is not None:
+                body = _json.dumps(json, separators=(",", ":"), ensure_ascii=False).encode()
+            elif content is not None:
+                body = content
+            request_headers["Content-Type"] = content_type or "application/json"
+            # One key per call, reused by every HTTP-layer retry of it.
+            request_headers["X-Idempotency-Key"] = f"tinkex-retry-{uuid.uuid4()}"
+        if headers:
+            _merge(request_headers, headers)
+        if self._default_headers:
+            _merge(request_headers, self._default_headers)
+        timeouts = (self._connect_timeout, read_timeout)
+
+        attempt = 0
+
+        def send() -> Response:
+            nonlocal attempt
+            request_headers["x-stainless-retry-count"] = str(attempt)
+            attempt += 1
+            self._limiter.wait()
+            return self._send_once(
+                method, url, label, request_headers, body, params, timeouts, attempt - 1
+            )
+
+        return policy.call(send, sleep=self._sleep, clock=self._clock, describe=label)
+
+    def _send_once(
+        self,
+        method: str,
+        url: str,
+        label: str,
+        headers: dict[str, str],
+        body: bytes | None,
+        params: Mapping[str, Any] | None,
+        timeouts: tuple[float, float],
+        retry_count: int,
+    ) -> Response:
+        observed = has_handlers(START_EVENT) or has_handlers(STOP_EVENT)
+        started = time.perf_counter()
+        if observed:
+            emit(START_EVENT, {}, self._event_meta(method, label, retry_count))
+        try:
+            raw = self._session.request(
+                method, url, data=body, headers=headers, params=params, timeout=timeouts
+            )
+        except self._timeout_exc as exc:
+            self._emit_exception(method, label, retry_count, started, exc)
+            raise APITimeoutError(
+                label, message=f"Request timed out after {timeouts[1]:g} s: {label}"
+            ) from exc
+        except self._request_exc as exc:
+            self._emit_exception(method, label, retry_count, started, exc)
+            raise APIConnectionError(
+                message=f"Connection error on {label}: {type(exc).__name__}: {exc}",
+                request=label,
+            ) from exc
+        elapsed = time.perf_counter() - started
+        status = raw.status_code
+        response = Response(status, raw.headers, raw.content, request=label, elapsed=elapsed)
+        if status == 429:
+            self._limiter.back_off(parse_retry_after(raw.headers) or DEFAULT_RATE_LIMIT_BACKOFF)
+        if observed:
+            meta = self._event_meta(method, label, retry_count)
+            meta["status"] = status
+            meta["request_id"] = response.request_id
+            emit(STOP_EVENT, {"duration": elapsed}, meta)
+        if 200 <= status < 300:
+            return response
+        raise make_status_error(
+            status,
+            _decode_error_body(response.content),
+            request=label,
+            request_id=response.request_id,
+            response=response,
+        )
+
+    @staticmethod
+    def _event_meta(method: str, label: str, retry_count: int) -> dict[str, Any]:
+        return {
+            "method": method,
+            "path": label.partition(" ")[2],
+            "retry_count": retry_count,
+        }
+
+    def _emit_exception(
+        self, method: str, label: str, retry_count: int, started: float, exc: BaseException
+    ) -> None:
+        if has_handlers(EXCEPTION_EVENT):
+            meta = self._event_meta(method, label, retry_count)
+            meta["error"] = type(exc).__name__
+            emit(EXCEPTION_EVENT, {"duration": time.perf_counter() - started}, meta)

@@ -1,0 +1,1 @@
+"""Helpers mirroring ``tinker.lib`` (``tinkex.lib.retry_handler.RetryConfig``)."""
