@@ -1,0 +1,127 @@
+"""Every ``python`` code block of the guides runs against a local server (or says why not).
+
+See ``doc_blocks.py`` for the marker convention.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from doc_blocks import ROOT, Block, blocks, pages
+
+pytestmark = [pytest.mark.e2e]
+
+PAGES = pages()
+
+
+def _clean_env(base_url: str, api_key: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TINKER_", "TINKEX_"))}
+    env.update(TINKER_BASE_URL=base_url, TINKER_API_KEY=api_key, TINKER_TELEMETRY="0")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env["MPLBACKEND"] = "Agg"
+    return env
+
+
+@pytest.fixture(scope="module")
+def doc_server(tmp_path_factory):
+    from tinkex.local import LocalServer
+
+    with LocalServer(data_dir=str(tmp_path_factory.mktemp("doc-server"))) as server:
+        yield server
+
+
+def test_every_python_block_is_runnable_or_says_why_not():
+    problems = []
+    for page in PAGES:
+        for block in blocks(page):
+            if block.lang in ("py", "python3"):
+                problems.append(f"{block.label}: tag the fence 'python', not {block.lang!r}")
+            if block.marker == "not-run" and not (block.reason or "").strip():
+                problems.append(f"{block.label}: <!-- not-run: ... --> needs a reason")
+            if block.marker and block.lang != "python":
+                problems.append(f"{block.label}: markers only apply to python blocks")
+    assert not problems, "\n".join(problems)
+
+
+def test_docs_exist_for_every_topic():
+    names = {p.name for p in PAGES}
+    expected = {
+        "getting-started.md",
+        "configuration.md",
+        "training.md",
+        "forward-inference.md",
+        "custom-loss-and-regularizers.md",
+        "sampling.md",
+        "futures-and-concurrency.md",
+        "retries-and-errors.md",
+        "rate-limiting-and-flow-control.md",
+        "checkpoints.md",
+        "local-server-and-testing.md",
+        "telemetry-and-metrics.md",
+        "cli.md",
+        "migrating-from-tinker.md",
+        "troubleshooting.md",
+    }
+    assert expected <= names, f"missing guides: {sorted(expected - names)}"
+
+
+_DRIVER = textwrap.dedent(
+    """
+    import json, sys
+    blocks = json.loads(sys.stdin.read())
+    namespace = {"__name__": "__main__"}
+    for block in blocks:
+        print(f"--- running {block['label']}", flush=True)
+        code = "\\n" * (block["line"] - 1) + block["code"]
+        exec(compile(code, block["path"], "exec"), namespace)
+    """
+)
+
+
+def _run(block_list: list[Block], env: dict[str, str], cwd: str) -> None:
+    payload = json.dumps(
+        [
+            {"label": b.label, "line": b.line, "code": b.code, "path": str(b.page)}
+            for b in block_list
+        ]
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", _DRIVER],
+        input=payload,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=150,
+    )
+    assert done.returncode == 0, f"stdout:\n{done.stdout[-4000:]}\nstderr:\n{done.stderr[-6000:]}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_page_code_blocks_run(page, doc_server, tmp_path):
+    all_blocks = [b for b in blocks(page) if b.lang == "python"]
+    runnable = [b for b in all_blocks if b.marker is None]
+    pytest_blocks = [b for b in all_blocks if b.marker == "pytest"]
+    if not runnable and not pytest_blocks:
+        pytest.skip(f"{page.name} has no runnable python blocks")
+    env = _clean_env(doc_server.base_url, doc_server.api_key)
+    if runnable:
+        _run(runnable, env, str(tmp_path))
+    for n, block in enumerate(pytest_blocks):
+        test_file = tmp_path / f"test_doc_block_{n}.py"
+        test_file.write_text(block.code, encoding="utf-8")
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(test_file)],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=str(tmp_path),
+            timeout=150,
+        )
+        assert done.returncode == 0, f"{block.label} (pytest block):\n{done.stdout[-4000:]}"
