@@ -1,0 +1,62 @@
+"""Every example script runs green (so examples cannot rot), and the index lists them all."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+RUN_ALL = EXAMPLES / "run_all.sh"
+
+#: Examples that must start their own (fault-injecting) local server.
+OWN_SERVER = {"retries_and_faults.py"}
+
+
+def _listed_in_run_all() -> list[str]:
+    return re.findall(r"^\s+(\w+\.py)\s*$", RUN_ALL.read_text(), flags=re.MULTILINE)
+
+
+def _scripts() -> list[str]:
+    return sorted(p.name for p in EXAMPLES.glob("*.py") if not p.name.startswith("_"))
+
+
+def test_run_all_and_readme_cover_every_example():
+    listed = _listed_in_run_all()
+    assert sorted(listed) == _scripts(), "examples/run_all.sh must list every example"
+    readme = (EXAMPLES / "README.md").read_text()
+    missing = [name for name in _scripts() if f"`{name}`" not in readme]
+    assert not missing, f"examples/README.md does not describe {missing}"
+    assert os.access(RUN_ALL, os.X_OK), "run_all.sh must be executable"
+
+
+@pytest.fixture(scope="module")
+def example_server(tmp_path_factory):
+    from tinkex.local import LocalServer
+
+    with LocalServer(data_dir=str(tmp_path_factory.mktemp("examples-server"))) as server:
+        yield server
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+@pytest.mark.parametrize("script", _listed_in_run_all())
+def test_example_runs(script, example_server, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TINKER_", "TINKEX_"))}
+    env.update(TINKER_TELEMETRY="0", MPLBACKEND="Agg")
+    if script not in OWN_SERVER:
+        env.update(TINKER_BASE_URL=example_server.base_url, TINKER_API_KEY=example_server.api_key)
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / script)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=str(tmp_path),
+        timeout=120,
+    )
+    assert done.returncode == 0, f"{script} failed\nstdout:\n{done.stdout}\nstderr:\n{done.stderr}"
