@@ -340,9 +340,14 @@ class MetricsRegistry:
 
     def _endpoint(self, metadata: Mapping[str, Any]) -> _Endpoint | None:
         path = metadata.get("path")
-        if not isinstance(path, str):
-            return None
         method = str(metadata.get("method") or "").upper()
+        if not isinstance(path, str):
+            # Retry events describe the call as ``"request": "POST /api/v1/x"``.
+            request = metadata.get("request")
+            if not isinstance(request, str) or " /" not in request:
+                return None
+            verb, _, path = request.partition(" ")
+            method = verb.upper()
         key = f"{method} {normalize_path(path)}".strip()
         endpoint = self._endpoints.get(key)
         if endpoint is None:

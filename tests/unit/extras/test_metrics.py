@@ -73,6 +73,12 @@ def test_endpoint_latency_from_telemetry() -> None:
         telemetry.emit(
             telemetry.HTTP_RETRY, {"attempt": 1.0}, {"method": "POST", "path": "/api/v1/asample"}
         )
+        # the transport's retry policy describes the call as "request": "METHOD /path"
+        telemetry.emit(
+            telemetry.HTTP_RETRY,
+            {"attempt": 2.0},
+            {"policy": "http", "request": "POST /api/v1/asample"},
+        )
         telemetry.emit(
             telemetry.HTTP_REQUEST_EXCEPTION,
             {"duration": 1.0},
@@ -89,9 +95,9 @@ def test_endpoint_latency_from_telemetry() -> None:
     assert fwd["latency"]["p99"] == pytest.approx(0.09901)
     assert fwd["latency"]["max"] == pytest.approx(0.1)
     sample = snap["endpoints"]["POST /api/v1/asample"]
-    assert sample["errors"] == 2 and sample["retries"] == 1 and sample["statuses"] == {"429": 1}
+    assert sample["errors"] == 2 and sample["retries"] == 2 and sample["statuses"] == {"429": 1}
     assert snap["counters"]["http.requests"] == 101
-    assert snap["counters"]["http.retries"] == 1 and snap["counters"]["http.exceptions"] == 1
+    assert snap["counters"]["http.retries"] == 2 and snap["counters"]["http.exceptions"] == 1
     assert snap["histograms"]["http.request.duration"]["count"] == 101
 
 
