@@ -23,9 +23,11 @@ The API key never appears in ``repr(settings)`` nor in any error message.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import signal
 import subprocess
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -304,27 +306,34 @@ def run_credential_cmd(command: str, *, timeout: float = _CREDENTIAL_CMD_TIMEOUT
             is not a ``tml-`` key or a JWT. The output itself is never included.
     """
     try:
-        completed = subprocess.run(
+        # A session of its own, so a timeout can kill the whole process group (the shell and
+        # whatever it started), not just the shell.
+        process = subprocess.Popen(
             command,
             shell=True,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=timeout,
-            check=False,
+            start_new_session=True,
         )
+    except OSError as exc:
+        raise TinkerError(f"TINKER_CREDENTIAL_CMD could not be started: {exc}") from None
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        with contextlib.suppress(OSError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
         raise TinkerError(
             f"TINKER_CREDENTIAL_CMD did not finish within {timeout:g} s; "
             "check that the command runs non-interactively."
         ) from None
-    except OSError as exc:
-        raise TinkerError(f"TINKER_CREDENTIAL_CMD could not be started: {exc}") from None
-    if completed.returncode != 0:
-        detail = completed.stderr.strip().splitlines()[-1:] or ["(no stderr)"]
+    if process.returncode != 0:
+        detail = stderr.strip().splitlines()[-1:] or ["(no stderr)"]
         raise TinkerError(
-            f"TINKER_CREDENTIAL_CMD exited with status {completed.returncode}: {detail[0][:200]}"
+            f"TINKER_CREDENTIAL_CMD exited with status {process.returncode}: {detail[0][:200]}"
         )
-    credential = completed.stdout.strip()
+    credential = stdout.strip()
     if not credential:
         raise TinkerError("TINKER_CREDENTIAL_CMD returned an empty credential.")
     if not _has_key_prefix(credential):

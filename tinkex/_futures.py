@@ -28,7 +28,7 @@ from tinkex._exceptions import (
     RetryableException,
     TinkerError,
 )
-from tinkex.telemetry import emit, has_handlers
+from tinkex.telemetry import FUTURE_COMPLETE, FUTURE_QUEUE_STATE, emit, has_handlers
 
 if TYPE_CHECKING:
     from tinkex._transport import BytesSemaphore, Response, Transport
@@ -281,8 +281,8 @@ QueueStateCallback = Callable[[QueueState, "str | None"], None]
 PROTO_REQUEST_TYPES = frozenset({"Sample", "Forward", "ForwardBackward"})
 
 RETRIEVE_FUTURE_PATH = "/api/v1/retrieve_future"
-QUEUE_STATE_EVENT = "tinkex.future.queue_state"
-COMPLETE_EVENT = "tinkex.future.complete"
+QUEUE_STATE_EVENT = FUTURE_QUEUE_STATE
+COMPLETE_EVENT = FUTURE_COMPLETE
 
 _MAX_BAD_REQUEST_RETRIES = 3
 _BILLING_PAUSE = 5.0

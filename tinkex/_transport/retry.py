@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import attrs
 
 from tinkex._exceptions import APIConnectionError, APIStatusError, BillingError
-from tinkex.telemetry import emit, has_handlers
+from tinkex.telemetry import HTTP_RETRY, emit, has_handlers
 
 if TYPE_CHECKING:
     import tenacity
@@ -62,7 +62,7 @@ RETRYABLE_STATUSES: frozenset[int] = frozenset({408, 409, 429})
 #: Retry-After values are honoured only inside (0, 60] seconds.
 _MAX_RETRY_AFTER = 60.0
 
-RETRY_EVENT = "tinkex.http.retry"
+RETRY_EVENT = HTTP_RETRY
 
 
 class _HttpDefault:
@@ -289,12 +289,15 @@ class RetryPolicy:
                 if self.max_elapsed is not None:
                     delay = max(0.0, min(delay, self.max_elapsed - (now - start)))
                 if has_handlers(RETRY_EVENT):
+                    method, _, path = (describe or "").partition(" ")
                     emit(
                         RETRY_EVENT,
                         {"delay": delay, "attempt": float(state.attempt_number)},
                         {
                             "policy": self.name,
                             "request": describe,
+                            "method": method or None,
+                            "path": path or None,
                             "error": type(exc).__name__,
                             "status": getattr(exc, "status_code", None),
                         },

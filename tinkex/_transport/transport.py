@@ -23,7 +23,13 @@ from tinkex._transport._response import Response
 from tinkex._transport.limits import RateLimiter
 from tinkex._transport.retry import HTTP_DEFAULT, RetryPolicy, http_retry_policy, parse_retry_after
 from tinkex._version import TINKER_SDK_VERSION, __version__
-from tinkex.telemetry import emit, has_handlers
+from tinkex.telemetry import (
+    HTTP_REQUEST_EXCEPTION,
+    HTTP_REQUEST_START,
+    HTTP_REQUEST_STOP,
+    emit,
+    has_handlers,
+)
 
 if TYPE_CHECKING:
     import requests
@@ -36,9 +42,9 @@ USER_AGENT = (
     f"tinkex/{__version__} (tinker-api/{TINKER_SDK_VERSION}; Python/{platform.python_version()})"
 )
 
-START_EVENT = "tinkex.http.request.start"
-STOP_EVENT = "tinkex.http.request.stop"
-EXCEPTION_EVENT = "tinkex.http.request.exception"
+START_EVENT = HTTP_REQUEST_START
+STOP_EVENT = HTTP_REQUEST_STOP
+EXCEPTION_EVENT = HTTP_REQUEST_EXCEPTION
 
 #: A 429 without a usable Retry-After holds the key for this long (wire protocol §13).
 DEFAULT_RATE_LIMIT_BACKOFF = 1.0

@@ -390,6 +390,8 @@ def test_policy_call_passes_arguments_and_emits_retry_event(
             {
                 "policy": "holder",
                 "request": "POST /api/v1/z",
+                "method": "POST",
+                "path": "/api/v1/z",
                 "error": "RateLimitError",
                 "status": 429,
             },
