@@ -1,6 +1,86 @@
-"""Tokenizers: Hugging Face ``tokenizers`` files, tiktoken models and the built-in byte tokenizer."""
+"""Tokenizers: Hugging Face ``tokenizers`` files, tiktoken models and the byte tokenizer.
 
+>>> from tinkex.tokenizer import get_tokenizer
+>>> tok = get_tokenizer("tinkex/byte-tokenizer")
+>>> tok.decode(tok.encode("hi"))
+'hi'
+
+:func:`get_tokenizer` resolves ids offline only: file or directory paths, ids registered with
+:func:`register_tokenizer`, and the local Hugging Face cache. ``tokenizers`` and ``tiktoken``
+are imported when a tokenizer of that kind is first loaded.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from tinkex.tokenizer._base import Tokenizer, TokenizerNotFoundError
 from tinkex.tokenizer.byte import TOKENIZER_ID as BYTE_TOKENIZER_ID
 from tinkex.tokenizer.byte import ByteTokenizer
 
-__all__ = ["BYTE_TOKENIZER_ID", "ByteTokenizer"]
+if TYPE_CHECKING:  # pragma: no cover
+    from tinkex.tokenizer._hf import HFTokenizer
+    from tinkex.tokenizer._loader import (
+        clear_cache,
+        get_tokenizer,
+        hf_cache_dirs,
+        load_tokenizer_path,
+        model_input_from_text,
+        register_tokenizer,
+        resolve_tokenizer_id,
+        unregister_tokenizer,
+    )
+    from tinkex.tokenizer._tiktoken import KIMI_PATTERN, TiktokenTokenizer, load_bpe_ranks
+
+__all__ = [
+    "BYTE_TOKENIZER_ID",
+    "KIMI_PATTERN",
+    "ByteTokenizer",
+    "HFTokenizer",
+    "TiktokenTokenizer",
+    "Tokenizer",
+    "TokenizerNotFoundError",
+    "clear_cache",
+    "get_tokenizer",
+    "hf_cache_dirs",
+    "load_bpe_ranks",
+    "load_tokenizer_path",
+    "model_input_from_text",
+    "register_tokenizer",
+    "resolve_tokenizer_id",
+    "unregister_tokenizer",
+]
+
+_LAZY: dict[str, str] = {
+    "HFTokenizer": "tinkex.tokenizer._hf",
+    "KIMI_PATTERN": "tinkex.tokenizer._tiktoken",
+    "TiktokenTokenizer": "tinkex.tokenizer._tiktoken",
+    "load_bpe_ranks": "tinkex.tokenizer._tiktoken",
+    **dict.fromkeys(
+        (
+            "clear_cache",
+            "get_tokenizer",
+            "hf_cache_dirs",
+            "load_tokenizer_path",
+            "model_input_from_text",
+            "register_tokenizer",
+            "resolve_tokenizer_id",
+            "unregister_tokenizer",
+        ),
+        "tinkex.tokenizer._loader",
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tinkex.tokenizer' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

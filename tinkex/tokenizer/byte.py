@@ -77,7 +77,8 @@ class ByteTokenizer:
                 continue
             if token_id not in _ID_TO_SPECIAL:
                 raise ValueError(
-                    f"token id {token_id} is outside the {TOKENIZER_ID} vocabulary [0, {VOCAB_SIZE})"
+                    f"token id {token_id} is outside the {TOKENIZER_ID} vocabulary "
+                    f"[0, {VOCAB_SIZE})"
                 )
             parts.append(pending.decode("utf-8", errors="replace"))
             pending.clear()
