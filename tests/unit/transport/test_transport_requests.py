@@ -352,3 +352,51 @@ def test_body_json_is_utf8(transport: Transport, mocked: responses.RequestsMock)
     mocked.post(f"{BASE_URL}/api/v1/x", json={})
     transport.request("POST", "/api/v1/x", json={"name": "héllo"})
     assert json.loads(mocked.calls[0].request.body.decode()) == {"name": "héllo"}
+
+
+def test_unsafe_path_characters_are_quoted_and_params_encoded(
+    transport: Transport, mocked: responses.RequestsMock
+) -> None:
+    mocked.get(f"{BASE_URL}/api/v1/training_runs/run%20one:train:0/checkpoints", json={})
+    transport.request(
+        "GET",
+        "/api/v1/training_runs/run one:train:0/checkpoints",
+        params={"limit": 20, "access_scope": "owned", "ids": ["a", "b"]},
+    )
+    assert mocked.calls[0].request.url == (
+        f"{BASE_URL}/api/v1/training_runs/run%20one:train:0/checkpoints"
+        "?limit=20&access_scope=owned&ids=a&ids=b"
+    )
+
+
+def test_post_without_body_sends_zero_content_length(
+    transport: Transport, mocked: responses.RequestsMock
+) -> None:
+    mocked.post(f"{BASE_URL}/api/v1/publish", status=204)
+    transport.request("POST", "/api/v1/publish")
+    sent = mocked.calls[0].request
+    assert sent.headers["Content-Length"] == "0"
+    assert sent.headers["Content-Type"] == "application/json"
+
+
+def test_header_values_with_line_breaks_are_rejected_without_echoing_them() -> None:
+    bad = ClientSettings(base_url=BASE_URL, api_key="tml-abc\r\nX-Evil: 1")
+    with pytest.raises(tinkex.TinkerError) as info:
+        Transport(bad)
+    assert "X-API-Key" in str(info.value)
+    assert "Evil" not in str(info.value)
+    with pytest.raises(tinkex.TinkerError, match="X-Bad"):
+        Transport(
+            ClientSettings(base_url=BASE_URL, api_key=API_KEY, default_headers={"X-Bad": "a\nb"})
+        )
+
+
+def test_cookies_set_by_the_server_are_sent_back(
+    transport: Transport, mocked: responses.RequestsMock
+) -> None:
+    mocked.get(f"{BASE_URL}/api/v1/a", json={}, headers={"Set-Cookie": "cf_bm=token1; Path=/"})
+    mocked.get(f"{BASE_URL}/api/v1/b", json={})
+    transport.request("GET", "/api/v1/a")
+    transport.request("GET", "/api/v1/b")
+    assert "Cookie" not in mocked.calls[0].request.headers
+    assert mocked.calls[1].request.headers["Cookie"] == "cf_bm=token1"

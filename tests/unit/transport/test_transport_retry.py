@@ -397,3 +397,19 @@ def test_policy_call_passes_arguments_and_emits_retry_event(
             },
         )
     ]
+
+
+def test_stop_event_ends_http_retries(transport: Transport, mocked: responses.RequestsMock) -> None:
+    stop = threading.Event()
+    mocked.post(URL, status=503, json={})
+    original = transport._sleep
+
+    def sleep(seconds: float) -> None:
+        assert original is not None
+        original(seconds)
+        stop.set()  # the owner closes while we back off
+
+    transport._sleep = sleep
+    with pytest.raises(CancelledError):
+        _post(transport, stop=stop)
+    assert len(mocked.calls) == 1
