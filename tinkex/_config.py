@@ -27,8 +27,6 @@ import contextlib
 import json
 import logging
 import os
-import signal
-import subprocess
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -305,6 +303,9 @@ def run_credential_cmd(command: str, *, timeout: float = _CREDENTIAL_CMD_TIMEOUT
         TinkerError: the command failed, timed out, printed nothing, or printed something that
             is not a ``tml-`` key or a JWT. The output itself is never included.
     """
+    import signal
+    import subprocess
+
     try:
         # A session of its own, so a timeout can kill the whole process group (the shell and
         # whatever it started), not just the shell.

@@ -12,7 +12,6 @@ it fails, when its future is cancelled, or when the owner's ``stop`` event is se
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import logging
 import threading
@@ -233,6 +232,8 @@ class APIFuture(Future[T], Generic[T]):
         Raises:
             TimeoutError: not done after ``timeout`` seconds.
         """
+        import asyncio  # only async callers pay for importing asyncio
+
         wrapped = asyncio.wrap_future(self)
         try:
             return await asyncio.wait_for(wrapped, timeout)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -52,6 +51,8 @@ class RateLimiter:
         ``clock``/``sleep`` apply only when this call creates the limiter (tests reset the
         registry with :meth:`reset_registry` first). The key is stored hashed.
         """
+        import hashlib  # once per transport, not per request; keeps import time low
+
         key = (base_url.rstrip("/"), hashlib.sha256(api_key.encode()).hexdigest())
         with cls._registry_lock:
             limiter = cls._registry.get(key)

@@ -24,7 +24,6 @@ Example::
 
 from __future__ import annotations
 
-import email.utils
 import functools
 import random
 import threading
@@ -98,6 +97,8 @@ def parse_retry_after(headers: Any, *, now: float | None = None) -> float | None
             try:
                 value = float(raw)
             except ValueError:
+                import email.utils  # rare path; keeps ~10 ms off import time
+
                 try:
                     when = email.utils.parsedate_to_datetime(raw)
                 except (TypeError, ValueError, IndexError):
