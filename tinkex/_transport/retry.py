@@ -25,6 +25,7 @@ Example::
 from __future__ import annotations
 
 import functools
+import logging
 import random
 import threading
 import time
@@ -54,6 +55,8 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+logger = logging.getLogger("tinkex.retry")
 
 #: Statuses every layer treats as transient (plus any 5xx).
 RETRYABLE_STATUSES: frozenset[int] = frozenset({408, 409, 429})
@@ -303,6 +306,14 @@ class RetryPolicy:
                             "status": getattr(exc, "status_code", None),
                         },
                     )
+                logger.debug(
+                    "%s: retrying %s after %s (attempt %d) in %.2f s",
+                    self.name,
+                    describe or "call",
+                    type(exc).__name__,
+                    state.attempt_number,
+                    delay,
+                )
                 self._sleep(delay, sleep, stop_event)
 
     @staticmethod

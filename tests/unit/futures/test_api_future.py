@@ -248,3 +248,20 @@ def test_context_manager_closes(executor: DaemonThreadPoolExecutor) -> None:
         assert pool.submit(lambda: 5).result(timeout=5) == 5
     with pytest.raises(RuntimeError):
         pool.submit(lambda: None)
+
+
+def test_cancel_racing_completion_never_breaks_waiters() -> None:
+    pool = DaemonThreadPoolExecutor(max_workers=8)
+    futures = [APIFuture.run(pool, lambda i=i: i) for i in range(2000)]
+    cancellers = [
+        threading.Thread(target=lambda fs=futures[k::4]: [f.cancel() for f in fs]) for k in range(4)
+    ]
+    for t in cancellers:
+        t.start()
+    for t in cancellers:
+        t.join()
+    _, pending = cf.wait(futures, timeout=10)
+    assert not pending
+    for i, f in enumerate(futures):
+        assert f.cancelled() or f.result() == i
+    pool.shutdown(wait=True)

@@ -400,3 +400,12 @@ def test_cookies_set_by_the_server_are_sent_back(
     transport.request("GET", "/api/v1/b")
     assert "Cookie" not in mocked.calls[0].request.headers
     assert mocked.calls[1].request.headers["Cookie"] == "cf_bm=token1"
+
+
+def test_shared_transports_differ_when_client_options_differ(settings: ClientSettings) -> None:
+    plain = Transport.shared(settings)
+    with_headers = Transport.shared(
+        ClientSettings(base_url=BASE_URL, api_key=API_KEY, default_headers={"X-Team": "a"})
+    )
+    assert with_headers is not plain
+    assert with_headers.rate_limiter is plain.rate_limiter  # same (base URL, key): one limiter
