@@ -146,9 +146,11 @@ def with_retry(
     ``config`` is a :class:`BackoffPolicy`, a ``RetryConfig`` (translated by
     :meth:`BackoffPolicy.from_retry_config`) or ``None`` for the default policy. Before each
     retry the telemetry event ``event`` (default ``tinkex.http.retry``) is emitted with
-    measurements ``attempt``/``delay`` and metadata ``name``, ``retry_count``, ``error_type``
-    and ``error``. With ``breaker``, every attempt goes through it and an open circuit stops the
-    retries at once. Built on tenacity; ``sleep`` and ``rng`` are injectable for tests.
+    measurements ``attempt``/``delay`` and metadata ``name`` (also as ``request``, like the
+    transport's retries, so ``name="POST /api/v1/x"`` is attributed to that endpoint by
+    :mod:`tinkex.metrics`), ``retry_count``, ``error_type`` and ``error``. With ``breaker``,
+    every attempt goes through it and an open circuit stops the retries at once. Built on
+    tenacity; ``sleep`` and ``rng`` are injectable for tests.
 
     >>> with_retry(lambda: 42, BackoffPolicy(max_attempts=2))
     42
@@ -178,6 +180,7 @@ def with_retry(
             {"attempt": float(state.attempt_number), "delay": float(delay)},
             {
                 "name": name,
+                "request": name,
                 "retry_count": state.attempt_number,
                 "error_type": type(exc).__name__ if exc is not None else None,
                 "error": str(exc) if exc is not None else None,

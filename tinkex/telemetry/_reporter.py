@@ -251,6 +251,10 @@ class Reporter:
         def handle(
             event: str, measurements: Mapping[str, float], metadata: Mapping[str, Any]
         ) -> None:
+            # Events raised while this reporter sends (its own HTTP request) are not reported,
+            # or every flush would queue telemetry about telemetry.
+            if threading.current_thread() is self._thread:
+                return
             self.log(event, {**metadata, **measurements}, level)
 
         attach(handler_id, events, handle)

@@ -190,3 +190,21 @@ def test_thread_safety() -> None:
     snap = registry.snapshot()
     assert snap["endpoints"]["POST /api/v1/forward"]["requests"] == 8000
     assert snap["counters"]["manual"] == 8000
+
+
+def test_with_retry_retries_are_attributed_to_the_named_endpoint() -> None:
+    from tinkex.resilience import BackoffPolicy, with_retry
+
+    outcomes: list[Exception | str] = [ConnectionError("x"), "ok"]
+
+    def call() -> str:
+        item = outcomes.pop(0)
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+    with MetricsRegistry() as registry:
+        with_retry(
+            call, BackoffPolicy(base_delay=0), name="POST /api/v1/asample", sleep=lambda s: None
+        )
+    assert registry.snapshot()["endpoints"]["POST /api/v1/asample"]["retries"] == 1

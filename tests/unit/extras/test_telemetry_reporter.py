@@ -297,3 +297,22 @@ def test_api_key_never_sent_over_http(reporters: list[Reporter]) -> None:
     for secret in (API_KEY, "SuperSecretKey", jwt, "abc123.def", "sk-live-zzz"):
         assert secret not in text
     assert "[REDACTED]" in text and "could not auth" in text
+
+
+def test_forwarding_ignores_events_raised_by_its_own_send(reporters: list[Reporter]) -> None:
+    payloads: list[dict[str, Any]] = []
+
+    def send(payload: dict[str, Any]) -> None:
+        telemetry.emit(
+            telemetry.HTTP_REQUEST_STOP, {"duration": 0.01}, {"path": "/api/v1/telemetry"}
+        )
+        payloads.append(payload)
+
+    reporter = Reporter(send, enabled=True, flush_interval=1000.0)
+    reporters.append(reporter)
+    reporter.forward(telemetry.HTTP_REQUEST_STOP)
+    telemetry.emit(telemetry.HTTP_REQUEST_STOP, {"duration": 0.5}, {"path": "/api/v1/x"})
+    assert reporter.wait_until_drained(2)
+    assert reporter.wait_until_drained(2) and reporter.pending == 0
+    events = [e for p in payloads for e in p["events"]]
+    assert [e["event_data"]["path"] for e in events] == ["/api/v1/x"]
