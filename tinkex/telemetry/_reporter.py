@@ -298,6 +298,11 @@ class Reporter:
         if not self.enabled or self._thread is None:
             return True
         drained = True
+        if threading.current_thread() is self._thread:  # closing from inside send()
+            with self._cond:
+                self._closed = True
+            self._stop.set()
+            return False
         if not self._closed:
             drained = self.wait_until_drained(timeout)
             with self._cond:
@@ -305,7 +310,7 @@ class Reporter:
             self._stop.set()
             self._wake.set()
             self._thread.join(timeout=max(0.0, timeout))
-            atexit.unregister(self._at_exit)
+        atexit.unregister(self._at_exit)
         return drained
 
     def __enter__(self) -> Reporter:

@@ -566,3 +566,17 @@ def test_functions_get_read_only_inputs_and_caller_arrays_stay_writable() -> Non
     xs[0] += 1.0  # the caller's own array is untouched by the pipeline
     output, _ = compute_custom_loss(data, xs, weighted_nll, None)
     assert output.regularizers == {}
+
+
+def test_gradient_penalty_random_alpha_is_seeded() -> None:
+    data, xs = make_batch(7)
+
+    @numpy_loss
+    def cubic(data: Any, arrays: list[np.ndarray]) -> tuple[float, list[np.ndarray]]:
+        return float(sum((x**3).sum() for x in arrays)), [3 * x**2 for x in arrays]
+
+    first = GradientPenalty(cubic, mode="interpolated", alpha=None, seed=11)
+    second = GradientPenalty(cubic, mode="interpolated", alpha=None, seed=11)
+    a, b = first(data, xs), second(data, xs)
+    assert a[0] == b[0] and a[1] == b[1]
+    assert first(data, xs)[0] != a[0]  # a fresh alpha per call

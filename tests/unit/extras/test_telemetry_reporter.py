@@ -316,3 +316,22 @@ def test_forwarding_ignores_events_raised_by_its_own_send(reporters: list[Report
     assert reporter.wait_until_drained(2) and reporter.pending == 0
     events = [e for p in payloads for e in p["events"]]
     assert [e["event_data"]["path"] for e in events] == ["/api/v1/x"]
+
+
+def test_close_from_inside_send_does_not_deadlock(reporters: list[Reporter]) -> None:
+    holder: list[Reporter] = []
+    closed: list[bool] = []
+
+    def send(payload: dict[str, Any]) -> None:
+        closed.append(holder[0].close(timeout=0.1))
+
+    reporter = Reporter(send, enabled=True, flush_interval=1000.0)
+    holder.append(reporter)
+    reporters.append(reporter)
+    reporter.log("x")
+    reporter.flush()
+    deadline = time.monotonic() + 2
+    while not closed and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert closed == [False]
+    assert reporter.log("after") is False
