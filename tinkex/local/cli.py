@@ -1,0 +1,104 @@
+"""``tinkex serve``: run the local Tinker-compatible server in the foreground.
+
+Prints exactly one line ``tinkex local server listening on http://HOST:PORT`` when ready and
+shuts down cleanly (exit code 0) on Ctrl-C / SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from typing import Any
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+
+
+def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register the ``serve`` subcommand on ``subparsers`` (an argparse subparsers action)."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "serve",
+        help="Run a local Tinker-compatible server (tiny numpy model).",
+        description="Run a local Tinker-compatible server backed by a tiny numpy model. Any "
+        "base model name is served by the tiny model; use the API key 'tml-local' (the official "
+        "SDK requires the tml- prefix).",
+    )
+    parser.add_argument(
+        "--host", default=DEFAULT_HOST, help=f"bind address (default {DEFAULT_HOST})"
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help=f"port (default {DEFAULT_PORT}; 0: a free one)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        default=None,
+        help="keep sessions, runs and checkpoints here (default: a temporary directory)",
+    )
+    parser.add_argument(
+        "--api-key",
+        dest="serve_api_key",
+        metavar="KEY",
+        default=None,
+        help="accept only this X-API-Key (default: accept any key)",
+    )
+    parser.add_argument(
+        "--faults",
+        metavar="SPEC",
+        default=None,
+        help="inject faults, e.g. 'http_5xx=0.1,seed=1' or 'asample:429:3' "
+        "(grammar: tinkex.local.faults)",
+    )
+    parser.add_argument(
+        "--strict-models",
+        action="store_true",
+        help="reject base models outside the server's capability list",
+    )
+    parser.add_argument(
+        "--long-poll-seconds",
+        type=float,
+        default=None,
+        metavar="S",
+        help="how long retrieve_future holds a pending request (default 20)",
+    )
+    parser.set_defaults(handler=run_serve)
+    return parser
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """Run the server until SIGINT/SIGTERM; returns the exit code."""
+    from tinkex.local.server import LocalServer
+
+    options: dict[str, Any] = {"strict_models": bool(getattr(args, "strict_models", False))}
+    long_poll = getattr(args, "long_poll_seconds", None)
+    if long_poll is not None:
+        options["long_poll_seconds"] = long_poll
+    api_key = getattr(args, "serve_api_key", None)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with LocalServer(
+            data_dir=args.data_dir,
+            api_key=api_key,
+            faults=args.faults,
+            host=args.host,
+            port=args.port,
+            **options,
+        ) as server:
+            print(f"tinkex local server listening on {server.base_url}", flush=True)
+            while not stop.wait(0.5):
+                pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    sys.stdout.flush()
+    return 0
