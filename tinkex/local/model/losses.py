@@ -1,0 +1,231 @@
+"""Loss functions of the Tinker API (wire protocol §11) on target-token logprobs.
+
+Each loss maps the learner's target logprobs ``lp`` (N,) of one datum to a per-token loss
+(summed by the caller, never normalised) and its analytic gradient ``d loss / d lp``; the
+model backpropagates that gradient through the network.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .spec import LOSS_FUNCTIONS, DatumArrays, ModelArch, ModelInputError
+
+__all__ = ["LossConfig", "check_datums", "loss_and_grad", "parse_loss_config"]
+
+FloatArray = npt.NDArray[np.float64]
+LossConfig = dict[str, float]
+
+_CONFIG_DEFAULTS: dict[str, dict[str, float]] = {
+    "cross_entropy": {},
+    "importance_sampling": {},
+    "ppo": {"clip_low_threshold": 0.8, "clip_high_threshold": 1.2},
+    "cispo": {"clip_low_threshold": 0.8, "clip_high_threshold": 1.2},
+    "dro": {"beta": 0.05},
+    "gspo": {"clip_low_threshold": 0.8, "clip_high_threshold": 1.2},
+}
+
+# Float loss inputs each loss needs besides target_tokens (weights is optional for CE,
+# sequence_ratio_mask optional for gspo; both default to ones).
+_REQUIRED_INPUTS: dict[str, tuple[str, ...]] = {
+    "cross_entropy": (),
+    "importance_sampling": ("logprobs", "advantages"),
+    "ppo": ("logprobs", "advantages"),
+    "cispo": ("logprobs", "advantages"),
+    "dro": ("logprobs", "advantages"),
+    "gspo": ("logprobs", "advantages"),
+}
+_OPTIONAL_INPUTS: dict[str, tuple[str, ...]] = {
+    "cross_entropy": ("weights",),
+    "gspo": ("sequence_ratio_mask",),
+}
+
+
+def parse_loss_config(loss_fn: str, config: Mapping[str, object] | None) -> LossConfig:
+    """Validated config of ``loss_fn`` with defaults filled in.
+
+    Raises:
+        ModelInputError: unknown loss function, unknown config key, or a non-numeric value.
+    """
+    if loss_fn not in _CONFIG_DEFAULTS:
+        raise ModelInputError(
+            f"unknown loss_fn {loss_fn!r}; supported: {', '.join(LOSS_FUNCTIONS)}"
+        )
+    parsed = dict(_CONFIG_DEFAULTS[loss_fn])
+    for key, value in (config or {}).items():
+        if key not in parsed:
+            allowed = ", ".join(sorted(parsed)) or "none"
+            raise ModelInputError(
+                f"loss_fn_config key {key!r} is not accepted by loss_fn {loss_fn!r} "
+                f"(accepted keys: {allowed})"
+            )
+        try:
+            number = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise ModelInputError(
+                f"loss_fn_config[{key!r}] must be a number, got {value!r}"
+            ) from None
+        if not math.isfinite(number):
+            raise ModelInputError(f"loss_fn_config[{key!r}] must be finite, got {value!r}")
+        parsed[key] = number
+    if "clip_low_threshold" in parsed and (
+        parsed["clip_low_threshold"] > parsed["clip_high_threshold"]
+    ):
+        raise ModelInputError(
+            f"loss_fn_config clip_low_threshold ({parsed['clip_low_threshold']}) must be <= "
+            f"clip_high_threshold ({parsed['clip_high_threshold']})"
+        )
+    return parsed
+
+
+def _checked_shape(value: object, name: str, index: int, length: int) -> npt.NDArray[Any]:
+    array = np.asarray(value)
+    if array.ndim != 1 or array.shape[0] != length:
+        raise ModelInputError(
+            f"datum {index}: {name} must have shape ({length},) like the model input, "
+            f"got shape {tuple(array.shape)}"
+        )
+    return array
+
+
+def _as_ints(value: object, name: str, index: int, length: int) -> npt.NDArray[np.int64]:
+    array = _checked_shape(value, name, index, length)
+    if (
+        array.size
+        and not np.issubdtype(array.dtype, np.integer)
+        and not (np.issubdtype(array.dtype, np.number) and np.all(np.mod(array, 1) == 0))
+    ):
+        raise ModelInputError(f"datum {index}: {name} must be integers, got dtype {array.dtype}")
+    return array.astype(np.int64, copy=False)
+
+
+def _as_floats(value: object, name: str, index: int, length: int) -> FloatArray:
+    array = _checked_shape(value, name, index, length)
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
+        raise ModelInputError(f"datum {index}: {name} must be numeric, got dtype {array.dtype}")
+    return array.astype(np.float64, copy=False)
+
+
+def _check_ids(ids: npt.NDArray[np.int64], name: str, index: int, vocab: int) -> None:
+    if ids.size == 0:
+        return
+    low, high = int(ids.min()), int(ids.max())
+    if low < 0 or high >= vocab:
+        bad = low if low < 0 else high
+        position = int(np.argmax(ids == bad))
+        raise ModelInputError(
+            f"datum {index}: {name}[{position}] = {bad} is outside the vocabulary [0, {vocab})"
+        )
+
+
+def check_datums(
+    data: list[DatumArrays], loss_fn: str, arch: ModelArch
+) -> list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], dict[str, FloatArray]]]:
+    """Validated ``(tokens, target_tokens, float loss inputs)`` per datum.
+
+    Raises:
+        ModelInputError: naming the datum index, the field and the offending value.
+    """
+    if loss_fn not in _REQUIRED_INPUTS:
+        raise ModelInputError(
+            f"unknown loss_fn {loss_fn!r}; supported: {', '.join(LOSS_FUNCTIONS)}"
+        )
+    required = _REQUIRED_INPUTS[loss_fn]
+    optional = _OPTIONAL_INPUTS.get(loss_fn, ())
+    checked = []
+    for index, datum in enumerate(data):
+        tokens_raw = np.asarray(datum.tokens)
+        if tokens_raw.ndim != 1:
+            raise ModelInputError(
+                f"datum {index}: model input tokens must be 1-D, got shape {tokens_raw.shape}"
+            )
+        length = int(tokens_raw.shape[0])
+        if length == 0:
+            raise ModelInputError(f"datum {index}: model input is empty")
+        if length > arch.max_seq_len:
+            raise ModelInputError(
+                f"datum {index}: model input has {length} tokens, more than max_seq_len "
+                f"{arch.max_seq_len} of {arch.name}"
+            )
+        tokens = _as_ints(tokens_raw, "model input tokens", index, length)
+        _check_ids(tokens, "model input tokens", index, arch.vocab_size)
+        inputs = datum.loss_inputs
+        if "target_tokens" not in inputs:
+            raise ModelInputError(f"datum {index}: loss_fn_inputs is missing 'target_tokens'")
+        targets = _as_ints(inputs["target_tokens"], "target_tokens", index, length)
+        _check_ids(targets, "target_tokens", index, arch.vocab_size)
+        floats: dict[str, FloatArray] = {}
+        for name in required:
+            if name not in inputs:
+                raise ModelInputError(
+                    f"datum {index}: loss_fn {loss_fn!r} needs loss_fn_inputs {name!r}, "
+                    f"which is missing (present: {', '.join(sorted(inputs))})"
+                )
+            floats[name] = _as_floats(inputs[name], name, index, length)
+        for name in optional:
+            if name in inputs:
+                floats[name] = _as_floats(inputs[name], name, index, length)
+        for name, values in floats.items():
+            if not np.all(np.isfinite(values)):
+                position = int(np.argmax(~np.isfinite(values)))
+                raise ModelInputError(
+                    f"datum {index}: {name}[{position}] = {values[position]} is not finite"
+                )
+        checked.append((tokens, targets, floats))
+    return checked
+
+
+def loss_and_grad(
+    loss_fn: str, config: LossConfig, lp: FloatArray, inputs: Mapping[str, FloatArray]
+) -> tuple[FloatArray, FloatArray]:
+    """Per-token loss and ``d loss / d lp`` of one datum (inputs already validated)."""
+    if loss_fn == "cross_entropy":
+        weights = inputs.get("weights")
+        if weights is None:
+            return -lp, np.full_like(lp, -1.0)
+        return -weights * lp, -weights
+    q = inputs["logprobs"]
+    adv = inputs["advantages"]
+    if loss_fn == "importance_sampling":
+        ratio = np.exp(lp - q)
+        return -ratio * adv, -ratio * adv
+    if loss_fn == "dro":
+        beta = config["beta"]
+        diff = lp - q
+        return -(lp * adv - 0.5 * beta * diff * diff), -(adv - beta * diff)
+    low, high = config["clip_low_threshold"], config["clip_high_threshold"]
+    if loss_fn == "cispo":
+        clipped = np.clip(np.exp(lp - q), low, high)
+        return -clipped * lp * adv, -clipped * adv
+    if loss_fn == "ppo":
+        ratio = np.exp(lp - q)
+        return _clipped_objective(ratio, ratio, adv, low, high)
+    # gspo (token-level): every token uses the sequence ratio s = exp(mean_masked(lp - q)) as
+    # its value, with d s_i / d lp_i = s (stop-gradient on the other tokens); tokens outside
+    # sequence_ratio_mask neither enter the mean nor carry loss.
+    mask = inputs.get("sequence_ratio_mask")
+    if mask is None:
+        mask = np.ones_like(lp)
+    active = mask != 0
+    count = int(active.sum())
+    seq_ratio = float(np.exp(np.mean((lp - q)[active]))) if count else 1.0
+    ratio = np.full_like(lp, seq_ratio)
+    loss, grad = _clipped_objective(ratio, ratio, adv, low, high)
+    return np.where(active, loss, 0.0), np.where(active, grad, 0.0)
+
+
+def _clipped_objective(
+    ratio: FloatArray, dratio: FloatArray, adv: FloatArray, low: float, high: float
+) -> tuple[FloatArray, FloatArray]:
+    # -min(r A, clip(r) A); the gradient flows only where the unclipped term is the minimum.
+    unclipped = ratio * adv
+    clipped = np.clip(ratio, low, high) * adv
+    use_unclipped = unclipped <= clipped
+    loss = -np.minimum(unclipped, clipped)
+    grad = np.where(use_unclipped, -dratio * adv, 0.0)
+    return loss, grad
