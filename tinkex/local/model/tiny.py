@@ -123,7 +123,7 @@ def _rmsnorm_backward(dy: Array, gain: Array, xhat: Array, rms: Array) -> Array:
 
 
 def _gelu(u: Array) -> tuple[Array, Array]:
-    t = np.tanh(_GELU_C * (u + 0.044715 * u**3))
+    t = np.tanh(_GELU_C * u * (1.0 + 0.044715 * u * u))
     return 0.5 * u * (1.0 + t), t
 
 
