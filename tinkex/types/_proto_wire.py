@@ -77,6 +77,8 @@ def encode_varint(value: int) -> bytes:
     """Encode ``value`` as a base-128 varint; negatives use 64-bit two's complement (10 bytes)."""
     if 0 <= value < 128:
         return _SMALL_VARINTS[value]
+    if 0 < value < 16384:
+        return bytes(((value & 0x7F) | 0x80, value >> 7))
     if value < 0:
         if value < -(1 << 63):
             raise ValueError(f"varint value {value} does not fit in 64 bits")
@@ -124,7 +126,12 @@ class ProtoWriter:
         self._size += len(piece)
 
     def _len_header(self, field_number: int, length: int) -> None:
-        self._raw(_tag(field_number, LEN) + encode_varint(length))
+        key = (field_number << 3) | LEN
+        header = (
+            _SMALL_VARINTS[key] if key < 128 else encode_varint(key)
+        ) + (_SMALL_VARINTS[length] if length < 128 else encode_varint(length))
+        self._parts.append(header)
+        self._size += len(header)
 
     def varint(self, field_number: int, value: int, *, always: bool = False) -> None:
         """Write a VARINT field (int32/int64/uint32/uint64/enum)."""
@@ -179,7 +186,7 @@ class ProtoWriter:
 
     def packed_int64(self, field_number: int, values: Iterable[int]) -> None:
         """Write a packed ``repeated int64`` field; nothing when empty."""
-        payload = b"".join(encode_varint(int(v)) for v in values)
+        payload = b"".join(map(encode_varint, map(int, values)))
         if payload:
             self.bytes_field(field_number, payload)
 
@@ -197,9 +204,13 @@ def _field_label(message: str, field_number: int, names: Mapping[int, str] | Non
     return f"{message}.{name}" if name else f"{message} field {field_number}"
 
 
-def _read_varint(buf: memoryview, pos: int, end: int, where: str) -> tuple[int, int]:
+class _VarintError(ValueError):
+    """A malformed varint; the caller adds the message/field label."""
+
+
+def _varint(buf: memoryview, pos: int, end: int) -> tuple[int, int]:
     if pos >= end:
-        raise ValueError(f"{where}: truncated varint at offset {pos}")
+        raise _VarintError(f"truncated varint at offset {pos}")
     b = buf[pos]
     if b < 0x80:
         return b, pos + 1
@@ -208,7 +219,7 @@ def _read_varint(buf: memoryview, pos: int, end: int, where: str) -> tuple[int, 
     pos += 1
     while True:
         if pos >= end:
-            raise ValueError(f"{where}: truncated varint at offset {pos}")
+            raise _VarintError(f"truncated varint at offset {pos}")
         b = buf[pos]
         pos += 1
         result |= (b & 0x7F) << shift
@@ -216,7 +227,14 @@ def _read_varint(buf: memoryview, pos: int, end: int, where: str) -> tuple[int, 
             return result & _U64, pos
         shift += 7
         if shift >= 70:
-            raise ValueError(f"{where}: varint longer than 10 bytes at offset {pos}")
+            raise _VarintError(f"varint longer than 10 bytes at offset {pos}")
+
+
+def _read_varint(buf: memoryview, pos: int, end: int, where: str) -> tuple[int, int]:
+    try:
+        return _varint(buf, pos, end)
+    except _VarintError as exc:
+        raise ValueError(f"{where}: {exc}") from None
 
 
 def _skip_group(
@@ -273,40 +291,55 @@ def iter_fields(
         buf = buf.cast("B")
     pos = 0
     end = len(buf)
-    while pos < end:
-        key, pos = _read_varint(buf, pos, end, f"{message}: field tag")
-        fn, wt = key >> 3, key & 7
-        if fn == 0:
-            raise ValueError(f"{message}: invalid field number 0 at offset {pos}")
-        if wt == LEN:
-            n, pos = _read_varint(buf, pos, end, _field_label(message, fn, names))
-            stop = pos + n
-            if stop > end:
+    fn = 0  # 0 while a tag is being read (for error labels)
+    try:
+        while pos < end:
+            fn = 0
+            key = buf[pos]
+            if key < 0x80:
+                pos += 1
+            else:
+                key, pos = _varint(buf, pos, end)
+            fn = key >> 3
+            wt = key & 7
+            if fn == 0:
+                raise ValueError(f"{message}: invalid field number 0 at offset {pos}")
+            if wt == LEN:
+                n = buf[pos] if pos < end else 0x80
+                if n < 0x80:
+                    pos += 1
+                else:
+                    n, pos = _varint(buf, pos, end)
+                stop = pos + n
+                if stop > end:
+                    raise ValueError(
+                        f"{_field_label(message, fn, names)}: length {n} at offset {pos} runs "
+                        f"past the end of the buffer ({end} bytes)"
+                    )
+                yield fn, wt, buf[pos:stop]
+                pos = stop
+            elif wt == VARINT:
+                v, pos = _varint(buf, pos, end)
+                yield fn, wt, v
+            elif wt == I64:
+                if pos + 8 > end:
+                    raise ValueError(f"{_field_label(message, fn, names)}: truncated 64-bit value")
+                yield fn, wt, _U64_LE.unpack_from(buf, pos)[0]
+                pos += 8
+            elif wt == I32:
+                if pos + 4 > end:
+                    raise ValueError(f"{_field_label(message, fn, names)}: truncated 32-bit value")
+                yield fn, wt, _U32_LE.unpack_from(buf, pos)[0]
+                pos += 4
+            elif wt == SGROUP:
+                pos = _skip_group(buf, pos, end, fn, message, 0)
+            else:
                 raise ValueError(
-                    f"{_field_label(message, fn, names)}: length {n} at offset {pos} runs past "
-                    f"the end of the buffer ({end} bytes)"
+                    f"{_field_label(message, fn, names)}: invalid wire type {wt} at offset {pos}"
                 )
-            yield fn, wt, buf[pos:stop]
-            pos = stop
-        elif wt == VARINT:
-            v, pos = _read_varint(buf, pos, end, _field_label(message, fn, names))
-            yield fn, wt, v
-        elif wt == I64:
-            if pos + 8 > end:
-                raise ValueError(f"{_field_label(message, fn, names)}: truncated 64-bit value")
-            yield fn, wt, _U64_LE.unpack_from(buf, pos)[0]
-            pos += 8
-        elif wt == I32:
-            if pos + 4 > end:
-                raise ValueError(f"{_field_label(message, fn, names)}: truncated 32-bit value")
-            yield fn, wt, _U32_LE.unpack_from(buf, pos)[0]
-            pos += 4
-        elif wt == SGROUP:
-            pos = _skip_group(buf, pos, end, fn, message, 0)
-        else:
-            raise ValueError(
-                f"{_field_label(message, fn, names)}: invalid wire type {wt} at offset {pos}"
-            )
+    except _VarintError as exc:
+        label = _field_label(message, fn, names) if fn else f"{message}: field tag"
+        raise ValueError(f"{label}: {exc}") from None
 
 
 def _wrong_type(where: str, expected: int, got: int) -> ValueError:
