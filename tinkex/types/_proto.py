@@ -145,7 +145,7 @@ def _raw(arr: NDArray, wire: str) -> Buffer:
         arr = arr.astype(wire)
     if not arr.flags.c_contiguous:
         arr = _np().ascontiguousarray(arr)
-    return memoryview(arr) if arr.size else b""
+    return arr.data.cast("B") if arr.size else b""
 
 
 def _from_wire(where: str, raw: Buffer, wire_dtype: int) -> NDArray:
