@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -178,7 +179,7 @@ def test_loss_values_follow_the_documented_formulas() -> None:
     model = _perturbed_model(6)
     inputs = data[0].loss_inputs
     q, adv, w = inputs["logprobs"], inputs["advantages"], inputs["weights"]
-    cases = {
+    cases: dict[str, Callable[[np.ndarray], np.ndarray]] = {
         "cross_entropy": lambda lp: -w * lp,
         "importance_sampling": lambda lp: -np.exp(lp - q) * adv,
         "ppo": lambda lp: (

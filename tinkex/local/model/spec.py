@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -124,8 +124,8 @@ class AdamSettings:
 class DatumArrays:
     """One training example: model input tokens and its loss inputs, all of length N."""
 
-    tokens: npt.NDArray[np.int64]
-    loss_inputs: dict[str, npt.NDArray[np.generic]]
+    tokens: npt.NDArray[Any]
+    loss_inputs: dict[str, npt.NDArray[Any]]
 
 
 @dataclass
