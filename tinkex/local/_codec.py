@@ -1,0 +1,473 @@
+"""The one adapter between wire bodies and the server's internal values.
+
+Requests: ``forward_backward``/``forward`` bodies (JSON, or protobuf with optional zstd) become a
+:class:`FwdBwdCall` of numpy arrays; JSON model inputs and tensors are parsed here too.
+Results: :class:`FwdBwdPayload` and :class:`SamplePayload` are encoded as JSON, or as protobuf
+when the ``Accept`` header asks for ``application/x-protobuf`` (wire doc §8.3, §9.3).
+Every parse error is a :class:`CodecError` (a ``ValueError``) naming the field and the value.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from tinkex.local.model import DatumArrays, PromptScores, SampleOutput
+
+PROTOBUF = "application/x-protobuf"
+MAX_DECOMPRESSED_BYTES = 1 << 31
+
+__all__ = [
+    "PROTOBUF",
+    "CodecError",
+    "FwdBwdCall",
+    "FwdBwdPayload",
+    "SamplePayload",
+    "decode_body",
+    "encode_fwdbwd",
+    "encode_sample",
+    "model_input_tokens",
+    "parse_forward_backward",
+    "tensor_from_json",
+    "wants_protobuf",
+]
+
+
+class CodecError(ValueError):
+    """A request body that cannot be decoded; the message names the field and the value."""
+
+
+@dataclass
+class FwdBwdCall:
+    """A decoded forward / forward_backward request."""
+
+    model_id: str
+    seq_id: int | None
+    data: list[DatumArrays]
+    loss_fn: str
+    loss_fn_config: dict[str, float]
+    forward_only: bool
+
+
+@dataclass
+class FwdBwdPayload:
+    """The result of a forward / forward_backward request."""
+
+    outputs: list[dict[str, npt.NDArray[Any]]]
+    metrics: dict[str, float]
+    loss_fn_output_type: str = "ArrayRecord"
+
+
+@dataclass
+class SamplePayload:
+    """The result of an asample request."""
+
+    sequences: list[SampleOutput]
+    sequence_ids: list[str]
+    prompt_scores: PromptScores | None = None
+    prompt_logprobs: bool = False
+    topk_prompt_logprobs: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def wants_protobuf(accept: str) -> bool:
+    """True when the ``Accept`` header asks for protobuf."""
+    return PROTOBUF in accept.lower()
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def decode_body(body: bytes, content_encoding: str) -> bytes:
+    """Undo ``Content-Encoding`` (``zstd``, ``gzip``, ``deflate`` or none)."""
+    encoding = content_encoding.strip().lower()
+    if not encoding or encoding == "identity":
+        return body
+    try:
+        if encoding == "zstd":
+            import zstandard
+
+            reader = zstandard.ZstdDecompressor().decompressobj()
+            data = reader.decompress(body)
+            if len(data) > MAX_DECOMPRESSED_BYTES:
+                raise CodecError("zstd body decompresses beyond the size limit")
+            return bytes(data)
+        if encoding in ("gzip", "deflate"):
+            import zlib
+
+            wbits = 31 if encoding == "gzip" else 15
+            return zlib.decompress(body, wbits)
+    except CodecError:
+        raise
+    except Exception as exc:
+        raise CodecError(f"cannot decode {encoding}-compressed body: {exc}") from None
+    raise CodecError(f"unsupported Content-Encoding {content_encoding!r} (use zstd or none)")
+
+
+def load_json(body: bytes) -> Any:
+    """Parse a JSON body. Raises CodecError on malformed JSON."""
+    try:
+        return json.loads(body or b"{}")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CodecError(f"request body is not valid JSON: {exc}") from None
+
+
+# --- JSON pieces -------------------------------------------------------------------------------
+
+_DTYPES = {"int64": np.int64, "float32": np.float32, "int32": np.int32, "float64": np.float64}
+
+
+def tensor_from_json(value: Any, where: str) -> npt.NDArray[Any]:
+    """A ``TensorData`` JSON object (dense or sparse CSR) or a plain list -> numpy array."""
+    if isinstance(value, list):
+        array = np.asarray(value)
+        if array.dtype == object:
+            raise CodecError(f"{where} must be a list of numbers, got {_short(value)}")
+        return array
+    if not isinstance(value, Mapping):
+        raise CodecError(f"{where} must be a TensorData object or a list, got {_short(value)}")
+    data = value.get("data")
+    if not isinstance(data, list):
+        raise CodecError(f"{where}.data must be a list of numbers, got {_short(data)}")
+    dtype_name = value.get("dtype", "float32")
+    if dtype_name not in _DTYPES:
+        raise CodecError(f"{where}.dtype must be int64 or float32, got {dtype_name!r}")
+    try:
+        flat = np.asarray(data, dtype=_DTYPES[dtype_name])
+    except (TypeError, ValueError):
+        raise CodecError(f"{where}.data must hold numbers of dtype {dtype_name}") from None
+    shape = value.get("shape")
+    crow = value.get("sparse_crow_indices")
+    col = value.get("sparse_col_indices")
+    if crow is not None or col is not None:
+        if not isinstance(shape, list) or len(shape) != 2:
+            raise CodecError(f"{where}.shape must be [rows, cols] for a sparse tensor")
+        rows, cols = int(shape[0]), int(shape[1])
+        crow_a = np.asarray(crow, dtype=np.int64)
+        col_a = np.asarray(col, dtype=np.int64)
+        if crow_a.shape != (rows + 1,) or col_a.shape != flat.shape:
+            raise CodecError(f"{where} has inconsistent sparse CSR indices")
+        dense = np.zeros((rows, cols), dtype=flat.dtype)
+        for r in range(rows):
+            start, stop = int(crow_a[r]), int(crow_a[r + 1])
+            dense[r, col_a[start:stop]] = flat[start:stop]
+        return dense
+    if shape is not None:
+        if not isinstance(shape, list) or not all(isinstance(s, int) and s >= 0 for s in shape):
+            raise CodecError(f"{where}.shape must be a list of non-negative ints, got {shape!r}")
+        if math.prod(shape) != flat.size:
+            raise CodecError(
+                f"{where}.shape {shape} does not match the {flat.size} values of {where}.data"
+            )
+        flat = flat.reshape(shape)
+    return flat
+
+
+def model_input_tokens(value: Any, where: str) -> npt.NDArray[np.int64]:
+    """Token ids of a ``ModelInput`` JSON object ``{"chunks": [...]}`` (text chunks only)."""
+    if isinstance(value, Mapping):
+        chunks = value.get("chunks")
+    elif isinstance(value, list):
+        chunks = value
+    else:
+        raise CodecError(f"{where} must be a ModelInput object with chunks, got {_short(value)}")
+    if not isinstance(chunks, list):
+        raise CodecError(f"{where}.chunks must be a list, got {_short(chunks)}")
+    parts: list[Any] = []
+    for i, chunk in enumerate(chunks):
+        here = f"{where}.chunks[{i}]"
+        if not isinstance(chunk, Mapping):
+            raise CodecError(f"{here} must be an object, got {_short(chunk)}")
+        kind = chunk.get("type", "encoded_text")
+        if kind != "encoded_text":
+            raise CodecError(
+                f"{here}.type {kind!r} is not supported by the local model (only encoded_text)"
+            )
+        tokens = chunk.get("tokens")
+        if not isinstance(tokens, list) or not all(
+            isinstance(t, int) and not isinstance(t, bool) for t in tokens
+        ):
+            raise CodecError(f"{here}.tokens must be a list of ints, got {_short(tokens)}")
+        parts.append(tokens)
+    flat = [t for part in parts for t in part]
+    return np.asarray(flat, dtype=np.int64)
+
+
+def _datum_from_json(value: Any, where: str) -> DatumArrays:
+    if not isinstance(value, Mapping):
+        raise CodecError(f"{where} must be a Datum object, got {_short(value)}")
+    tokens = model_input_tokens(value.get("model_input"), f"{where}.model_input")
+    inputs = value.get("loss_fn_inputs", {})
+    if not isinstance(inputs, Mapping):
+        raise CodecError(f"{where}.loss_fn_inputs must be an object, got {_short(inputs)}")
+    arrays = {
+        str(name): tensor_from_json(tensor, f"{where}.loss_fn_inputs.{name}")
+        for name, tensor in inputs.items()
+    }
+    return DatumArrays(tokens=tokens, loss_inputs=arrays)
+
+
+def _config(value: Any, where: str) -> dict[str, float]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise CodecError(f"{where} must be an object of numbers, got {_short(value)}")
+    config: dict[str, float] = {}
+    for key, item in value.items():
+        if isinstance(item, Mapping) and "number" in item:  # v2 {"number": x}
+            item = item["number"]
+        if isinstance(item, bool) or not isinstance(item, int | float):
+            raise CodecError(f"{where}.{key} must be a number, got {_short(item)}")
+        config[str(key)] = float(item)
+    return config
+
+
+def _seq_id(value: Any, where: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise CodecError(f"{where} must be a non-negative int, got {_short(value)}")
+    return value
+
+
+def _fwdbwd_from_json(obj: Any, forward_only_endpoint: bool) -> FwdBwdCall:
+    if not isinstance(obj, Mapping):
+        raise CodecError(f"request body must be a JSON object, got {_short(obj)}")
+    key = "forward_input" if "forward_input" in obj else "forward_backward_input"
+    forward_only = key == "forward_input" or forward_only_endpoint
+    payload = obj.get(key)
+    if not isinstance(payload, Mapping):
+        expected = "forward_input" if forward_only_endpoint else "forward_backward_input"
+        raise CodecError(f"{expected} must be an object, got {_short(payload)}")
+    model_id = obj.get("model_id")
+    if not isinstance(model_id, str) or not model_id:
+        raise CodecError(f"model_id must be a non-empty string, got {_short(model_id)}")
+    data = payload.get("data")
+    if not isinstance(data, list):
+        raise CodecError(f"{key}.data must be a list of Datum, got {_short(data)}")
+    loss_fn = payload.get("loss_fn")
+    if not isinstance(loss_fn, str):
+        raise CodecError(f"{key}.loss_fn must be a string, got {_short(loss_fn)}")
+    return FwdBwdCall(
+        model_id=model_id,
+        seq_id=_seq_id(obj.get("seq_id"), "seq_id"),
+        data=[_datum_from_json(d, f"{key}.data[{i}]") for i, d in enumerate(data)],
+        loss_fn=loss_fn,
+        loss_fn_config=_config(payload.get("loss_fn_config"), f"{key}.loss_fn_config"),
+        forward_only=bool(payload.get("forward_only", forward_only)),
+    )
+
+
+# --- protobuf pieces ---------------------------------------------------------------------------
+
+
+def _fwdbwd_from_proto(body: bytes) -> FwdBwdCall:
+    try:
+        from tinkex.types import _proto
+    except ImportError:
+        raise CodecError(
+            "protobuf forward_backward bodies are not supported by this build "
+            "(tinkex.types._proto is missing); send JSON"
+        ) from None
+    try:
+        request = _proto.decode_forward_backward_request(body)
+    except ValueError as exc:
+        raise CodecError(f"malformed protobuf ForwardBackwardRequest: {exc}") from None
+    forward_only = type(request).__name__ == "ForwardRequest"
+    payload = getattr(request, "forward_input", None) or getattr(
+        request, "forward_backward_input", None
+    )
+    if payload is None:
+        raise CodecError("protobuf ForwardBackwardRequest has no input")
+    data: list[DatumArrays] = []
+    for i, datum in enumerate(payload.data):
+        tokens: list[int] = []
+        for j, chunk in enumerate(datum.model_input.chunks):
+            chunk_tokens = getattr(chunk, "tokens", None)
+            if chunk_tokens is None:
+                raise CodecError(
+                    f"data[{i}].model_input.chunks[{j}] is a {type(chunk).__name__}; the local "
+                    "model supports only encoded_text chunks"
+                )
+            tokens.extend(int(t) for t in chunk_tokens)
+        inputs = {
+            str(name): np.asarray(tensor.to_numpy())
+            for name, tensor in dict(datum.loss_fn_inputs).items()
+        }
+        data.append(DatumArrays(tokens=np.asarray(tokens, dtype=np.int64), loss_inputs=inputs))
+    config: dict[str, float] = {}
+    for key, value in dict(payload.loss_fn_config or {}).items():
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            config[str(key)] = float(value)
+        else:
+            raise CodecError(f"loss_fn_config.{key} must be a number, got {_short(value)}")
+    seq_id = request.seq_id
+    return FwdBwdCall(
+        model_id=str(request.model_id),
+        seq_id=int(seq_id) if seq_id is not None else None,
+        data=data,
+        loss_fn=str(payload.loss_fn),
+        loss_fn_config=config,
+        forward_only=forward_only,
+    )
+
+
+def parse_forward_backward(
+    body: bytes, content_type: str, content_encoding: str, *, forward_only_endpoint: bool
+) -> FwdBwdCall:
+    """Decode a forward(_backward) request body (JSON or protobuf, maybe zstd-compressed).
+
+    Raises:
+        CodecError: malformed body; the message names the field.
+    """
+    raw = decode_body(body, content_encoding)
+    if PROTOBUF in content_type.lower():
+        call = _fwdbwd_from_proto(raw)
+        if forward_only_endpoint:
+            call.forward_only = True
+        return call
+    return _fwdbwd_from_json(load_json(raw), forward_only_endpoint)
+
+
+# --- results -----------------------------------------------------------------------------------
+
+
+def _finite_or_none(values: npt.NDArray[Any]) -> list[float | None]:
+    return [float(v) if math.isfinite(v) else None for v in values.tolist()]
+
+
+def _tensor_json(array: npt.NDArray[Any]) -> dict[str, Any]:
+    if np.issubdtype(array.dtype, np.integer):
+        return {
+            "data": array.astype(np.int64).reshape(-1).tolist(),
+            "dtype": "int64",
+            "shape": list(array.shape),
+        }
+    return {
+        "data": array.astype(np.float32).reshape(-1).tolist(),
+        "dtype": "float32",
+        "shape": list(array.shape),
+    }
+
+
+def encode_fwdbwd(payload: FwdBwdPayload, protobuf: bool) -> tuple[bytes, str]:
+    """``(body, content_type)`` of a forward(_backward) result."""
+    if protobuf:
+        from tinkex.types import ForwardBackwardOutput, TensorData, _proto
+
+        output = ForwardBackwardOutput(
+            loss_fn_output_type=payload.loss_fn_output_type,
+            loss_fn_outputs=[
+                {name: TensorData.from_numpy(array) for name, array in out.items()}
+                for out in payload.outputs
+            ],
+            metrics=dict(payload.metrics),
+        )
+        return bytes(_proto.encode_forward_backward_output(output)), PROTOBUF
+    obj = {
+        "loss_fn_output_type": payload.loss_fn_output_type,
+        "loss_fn_outputs": [
+            {name: _tensor_json(array) for name, array in out.items()} for out in payload.outputs
+        ],
+        "metrics": dict(payload.metrics),
+    }
+    return json.dumps(obj, separators=(",", ":")).encode(), "application/json"
+
+
+def _topk_rows(scores: PromptScores, k: int) -> list[list[tuple[int, float]] | None] | None:
+    if scores.topk_ids is None or scores.topk_logprobs is None or k <= 0:
+        return None
+    rows: list[list[tuple[int, float]] | None] = []
+    for i in range(scores.topk_ids.shape[0]):
+        if i == 0:
+            rows.append(None)
+            continue
+        rows.append(
+            [
+                (int(t), float(lp))
+                for t, lp in zip(scores.topk_ids[i], scores.topk_logprobs[i], strict=True)
+                if int(t) >= 0
+            ]
+        )
+    return rows
+
+
+def encode_sample(payload: SamplePayload, protobuf: bool) -> tuple[bytes, str]:
+    """``(body, content_type)`` of an asample result."""
+    scores = payload.prompt_scores
+    prompt_lps = scores.logprobs if (scores is not None and payload.prompt_logprobs) else None
+    topk = _topk_rows(scores, payload.topk_prompt_logprobs) if scores is not None else None
+    if protobuf:
+        from tinkex.types import SampledSequence, SampleResponse, _proto
+
+        response = SampleResponse(
+            sequences=[
+                SampledSequence(
+                    stop_reason=seq.stop_reason,
+                    tokens=[int(t) for t in seq.tokens],
+                    logprobs=[float(x) for x in seq.logprobs],
+                )
+                for seq in payload.sequences
+            ],
+            prompt_logprobs=[None if not math.isfinite(float(x)) else float(x) for x in prompt_lps]
+            if prompt_lps is not None
+            else None,
+            topk_prompt_logprobs=topk,
+        )
+        return bytes(_proto.encode_sample_response(response)), PROTOBUF
+    obj = {
+        "type": "sample",
+        "sequences": [
+            {
+                "stop_reason": seq.stop_reason,
+                "tokens": [int(t) for t in seq.tokens],
+                "logprobs": _finite_or_none(np.asarray(seq.logprobs)),
+                "sequence_id": seq_id,
+            }
+            for seq, seq_id in zip(payload.sequences, payload.sequence_ids, strict=False)
+        ],
+        "prompt_logprobs": _finite_or_none(np.asarray(prompt_lps))
+        if prompt_lps is not None
+        else None,
+        "topk_prompt_logprobs": [
+            [[t, lp] for t, lp in row] if row is not None else None for row in topk
+        ]
+        if topk is not None
+        else None,
+        "prompt_cache_hit_tokens": 0,
+    }
+    return json.dumps(obj, separators=(",", ":")).encode(), "application/json"
+
+
+def stop_from_json(value: Any, where: str) -> tuple[Sequence[int] | None, list[str]]:
+    """``stop`` of SamplingParams -> ``(token_ids or None, strings)``.
+
+    ``None``/omitted -> ``(None, [])`` (default EOS); ``[]`` -> ``([], [])`` (never stop early);
+    a string or list of strings -> ``(None, strings)``; a list of ints -> ``(ids, [])``.
+    """
+    if value is None:
+        return None, []
+    if isinstance(value, str):
+        if not value:
+            raise CodecError(f"{where} must not be an empty string")
+        return None, [value]
+    if isinstance(value, list):
+        if not value:
+            return [], []
+        if all(isinstance(v, str) for v in value):
+            if any(not v for v in value):
+                raise CodecError(f"{where} must not contain empty strings, got {_short(value)}")
+            return None, list(value)
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            return list(value), []
+    raise CodecError(
+        f"{where} must be a string, a list of strings or a list of token ids, got {_short(value)}"
+    )

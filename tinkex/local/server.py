@@ -1,0 +1,216 @@
+"""``LocalServer``: the local Tinker-compatible server running on a background thread.
+
+>>> from tinkex.local import LocalServer
+>>> with LocalServer() as server:           # doctest: +SKIP
+...     print(server.base_url, server.api_key)
+http://127.0.0.1:54321 tml-local
+
+The server thread owns an asyncio loop serving HTTP/1.1; model compute runs in worker pools.
+``close()`` stops the loop, closes every connection and joins every thread it started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+import threading
+from types import TracebackType
+from typing import Any
+
+from tinkex.local._app import App, AppOptions
+from tinkex.local._http import HTTPServer
+from tinkex.local._store import Store
+from tinkex.local.faults import FaultInjector, FaultSpec, parse_faults
+
+#: The API key to use against a server started without ``api_key`` (the official SDK insists on
+#: the ``tml-`` prefix; any such key is accepted).
+DEFAULT_API_KEY = "tml-local"
+
+__all__ = ["DEFAULT_API_KEY", "LocalServer"]
+
+
+class LocalServer:
+    """A local Tinker-compatible server on ``host:port`` (port 0: a free port).
+
+    Args:
+        data_dir: where sessions, runs and checkpoints persist (None: a temporary directory,
+            removed on close).
+        api_key: accept only this ``X-API-Key`` (None: accept any key).
+        faults: fault-injection spec (see :mod:`tinkex.local.faults`).
+        host, port: bind address.
+        **options: ``long_poll_seconds`` (20), ``heartbeat_timeout`` (300), ``gap_timeout``
+            (300), ``strict_models`` (False), ``train_workers`` (2), ``sample_workers`` (2),
+            ``future_ttl`` (3600), ``telemetry_max_events`` (1000), ``max_body_bytes``.
+
+    Raises:
+        ValueError: a bad fault spec or an unknown option (named).
+        OSError: the port cannot be bound.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | None = None,
+        api_key: str | None = None,
+        faults: str | FaultSpec | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        **options: Any,
+    ) -> None:
+        max_body = options.pop("max_body_bytes", None)
+        known = set(AppOptions.__dataclass_fields__) - {"api_key"}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise ValueError(
+                f"LocalServer got unknown option(s) {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(known))}, max_body_bytes"
+            )
+        self._app_options = AppOptions(api_key=api_key, **options)
+        self._faults = FaultInjector(parse_faults(faults))
+        self._host = host
+        self._requested_port = port
+        self._max_body = max_body
+        self._temp_dir: str | None = None
+        if data_dir is None:
+            self._temp_dir = tempfile.mkdtemp(prefix="tinkex-local-")
+            data_dir = self._temp_dir
+        self.data_dir = data_dir
+        self._api_key = api_key
+        self._loop = asyncio.new_event_loop()
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._startup_error: BaseException | None = None
+        self._stop: asyncio.Event | None = None
+        self._closed = False
+        self._lock = threading.Lock()
+        self.store = Store(data_dir)
+        self.app: App | None = None
+        self._http: HTTPServer | None = None
+        self.port = 0
+        self._start()
+
+    # --- public ----------------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """``http://HOST:PORT`` of the running server."""
+        return f"http://{self._display_host}:{self.port}"
+
+    @property
+    def api_key(self) -> str:
+        """The key clients should send (the configured key, else ``tml-local``)."""
+        return self._api_key if self._api_key is not None else DEFAULT_API_KEY
+
+    @property
+    def telemetry_events(self) -> list[dict[str, Any]]:
+        """The last telemetry events received (newest last)."""
+        app = self.app
+        return list(app.telemetry) if app is not None else []
+
+    @property
+    def injected_faults(self) -> list[tuple[str, str]]:
+        """``(endpoint, fault)`` for every fault injected so far."""
+        return list(self._faults.injected)
+
+    def close(self) -> None:
+        """Stop the server: close connections, stop the loop, join every thread. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        if self._thread is not None and self._stop is not None and self._loop.is_running():
+            self._loop.call_soon_threadsafe(self._stop.set)
+        if self._thread is not None:
+            self._thread.join()
+        if not self._loop.is_closed():
+            self._loop.close()
+        self.store.close()
+        if self._temp_dir is not None:
+            shutil.rmtree(self._temp_dir, ignore_errors=True)
+
+    def __enter__(self) -> LocalServer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else self.base_url
+        return f"LocalServer({state}, data_dir={self.data_dir!r})"
+
+    # --- internals -------------------------------------------------------------------------------
+
+    @property
+    def _display_host(self) -> str:
+        if self._host in ("", "0.0.0.0"):
+            return "127.0.0.1"
+        if ":" in self._host and not self._host.startswith("["):
+            return f"[{self._host}]"
+        return self._host
+
+    def _start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="tinkex-local-server", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._startup_error is not None:
+            self._thread.join()
+            self._loop.close()
+            self.store.close()
+            self._closed = True
+            if self._temp_dir is not None:
+                shutil.rmtree(self._temp_dir, ignore_errors=True)
+            raise self._startup_error
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._loop.run_until_complete(self._main())
+        finally:
+            try:
+                pending = asyncio.all_tasks(self._loop)
+                for task in pending:
+                    task.cancel()
+                if pending:
+                    self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+                self._loop.run_until_complete(self._loop.shutdown_asyncgens())
+                self._loop.run_until_complete(self._loop.shutdown_default_executor())
+            finally:
+                asyncio.set_event_loop(None)
+
+    async def _main(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        app: App | None = None
+        http: HTTPServer | None = None
+        try:
+            app = App(loop, self.store, self._app_options, self._faults)
+            kwargs: dict[str, Any] = {}
+            if self._max_body is not None:
+                kwargs["max_body_bytes"] = int(self._max_body)
+            http = HTTPServer(app.handle, self._host, self._requested_port, **kwargs)
+            await http.start()
+            self.port = http.port
+            app.base_url = self.base_url
+            app.start()
+            self.app = app
+            self._http = http
+        except BaseException as exc:
+            self._startup_error = exc
+            if app is not None:
+                await app.stop()
+                app.shutdown_pools()
+            self._ready.set()
+            return
+        self._ready.set()
+        try:
+            await self._stop.wait()
+        finally:
+            await http.stop()
+            await app.stop()
+            # Worker threads finish their current job; queued work is cancelled.
+            await loop.run_in_executor(None, app.shutdown_pools)
