@@ -406,21 +406,30 @@ def encode_sample(payload: SamplePayload, protobuf: bool) -> tuple[bytes, str]:
     prompt_lps = scores.logprobs if (scores is not None and payload.prompt_logprobs) else None
     topk = _topk_rows(scores, payload.topk_prompt_logprobs) if scores is not None else None
     if protobuf:
-        from tinkex.types import SampledSequence, SampleResponse, _proto
+        from tinkex.types import SampledSequence, SampleResponse, TopkLogprobs, _proto
+        from tinkex.types._sampling import TOPK_EMPTY_LOGPROB
 
+        topk_message = None
+        if scores is not None and topk is not None and scores.topk_ids is not None:
+            ids = np.asarray(scores.topk_ids, dtype=np.int64).copy()
+            lps = np.asarray(scores.topk_logprobs, dtype=np.float32).copy()
+            empty = (ids < 0) | ~np.isfinite(lps)
+            ids[empty] = 0
+            lps[empty] = TOPK_EMPTY_LOGPROB
+            topk_message = TopkLogprobs(ids.astype(np.int32), lps)
         response = SampleResponse(
             sequences=[
                 SampledSequence(
                     stop_reason=seq.stop_reason,
-                    tokens=[int(t) for t in seq.tokens],
-                    logprobs=[float(x) for x in seq.logprobs],
+                    tokens_np=np.asarray(seq.tokens, dtype=np.int32),
+                    logprobs_np=np.asarray(seq.logprobs, dtype=np.float32),
                 )
                 for seq in payload.sequences
             ],
-            prompt_logprobs=[None if not math.isfinite(float(x)) else float(x) for x in prompt_lps]
+            prompt_logprobs_np=np.asarray(prompt_lps, dtype=np.float32)
             if prompt_lps is not None
             else None,
-            topk_prompt_logprobs=topk,
+            topk_prompt_logprobs_np=topk_message,
         )
         return bytes(_proto.encode_sample_response(response)), PROTOBUF
     obj = {
