@@ -30,8 +30,8 @@ from tinkex.local._engine import (
     ADAPTER_FILE,
     CONFIG_FILE,
     FutureTable,
-    Sampler,
     SampleJob,
+    Sampler,
     Sequencer,
     TrainingModel,
     UserError,
@@ -520,7 +520,7 @@ class App:
                 "sample_no_retries": False,
                 "sample_enable_stuck_detection": True,
                 "sample_max_concurrent_requests": 2000,
-                "use_pyqwest_transport": False,
+                "use_pyqwest_transport": True,
                 "sample_use_retrieve_futures": False,
                 "custom_loss_server_side": False,
                 "sample_join_sampling_session": False,
@@ -617,7 +617,8 @@ class App:
         ):
             raise HTTPError(
                 400,
-                f"field 'reason' must be {{'type': 'success'|'errored'|'interrupted'}}, got {_short(reason)}",
+                "field 'reason' must be {'type': 'success'|'errored'|'interrupted'}, "
+                f"got {_short(reason)}",
             )
         if session["status"].get("type") == "active":
             status: dict[str, Any] = {"type": "client_finished", "reason": {"type": reason["type"]}}
@@ -1069,8 +1070,8 @@ class App:
                 metadata = _metadata(body)
                 if self._checkpoint_taken(model, "sampler_weights", name):
                     raise UserError(
-                        f"checkpoint {tinker_path(model.model_id, 'sampler_weights', name)} already "
-                        "exists; choose another name"
+                        f"checkpoint {tinker_path(model.model_id, 'sampler_weights', name)} "
+                        "already exists; choose another name"
                     )
                 fn = job_save_sampler_named(
                     self.store,
@@ -1268,7 +1269,8 @@ class App:
                 )
             raise HTTPError(
                 400,
-                f"sampling_session_seq_id {seq} of session {session_id} is already used by {sampler_id}",
+                f"sampling_session_seq_id {seq} of session {session_id} is already used by "
+                f"{sampler_id}",
             )
         sampler = self._make_sampler(sampler_id, session_id, base_model, model_path)
         self.samplers[sampler_id] = sampler
@@ -1301,19 +1303,12 @@ class App:
             if sampler is not None:
                 self.samplers[sampler_id] = sampler
                 return sampler
-        if row is not None and row["model_path"] is None and row["base_model"]:
-            if (
-                self.store.get_session(row["session_id"] or "") is not None
-                and ":sample:" in sampler_id
-            ):
-                # base-model samplers survive restarts; unnamed LoRA snapshots do not
-                pass
+        if row is None:
+            raise HTTPError(400, f"sampling_session_id {sampler_id!r} is unknown")
         raise HTTPError(
-            400 if row is None else 400,
-            f"sampling_session_id {sampler_id!r} is unknown"
-            if row is None
-            else f"sampling_session_id {sampler_id!r} is no longer available on this server "
-            "(its weights were not saved); create a new sampling client",
+            400,
+            f"sampling_session_id {sampler_id!r} is no longer available on this server (it was an "
+            "unsaved weights snapshot of a previous server run); create a new sampling client",
         )
 
     async def get_sampler(self, request: Request, params: dict[str, str]) -> Response:
@@ -1384,10 +1379,14 @@ class App:
             return run_guarded(lambda: run_sample(sampler, store, job))
 
         future = self.sample_pool.submit(run)
-        future.add_done_callback(
-            lambda f: self.loop.call_soon_threadsafe(self._sample_done, record, f)
-        )
+        future.add_done_callback(lambda f: self._call_in_loop(self._sample_done, record, f))
         return self._future(record.request_id, sample_sequence_ids=job.sequence_ids)
+
+    def _call_in_loop(self, fn: Callable[..., None], *args: Any) -> None:
+        try:
+            self.loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:  # the loop is closed: the server is gone
+            pass
 
     def _sample_done(self, record: Any, future: Any) -> None:
         if future.cancelled():
@@ -1534,15 +1533,9 @@ class App:
         result = record.result
         protobuf = _codec.wants_protobuf(request.header("accept"))
         if isinstance(result, FwdBwdPayload | SamplePayload):
-            encode = (
-                _codec.encode_fwdbwd if isinstance(result, FwdBwdPayload) else _codec.encode_sample
-            )
             try:
                 payload, content_type = await self.loop.run_in_executor(
-                    self.io_pool,
-                    encode,
-                    result,
-                    protobuf,  # type: ignore[arg-type]
+                    self.io_pool, _codec.encode_result, result, protobuf
                 )
             except ImportError as exc:
                 return json_response(

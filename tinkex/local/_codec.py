@@ -31,6 +31,7 @@ __all__ = [
     "SamplePayload",
     "decode_body",
     "encode_fwdbwd",
+    "encode_result",
     "encode_sample",
     "model_input_tokens",
     "parse_forward_backward",
@@ -454,6 +455,13 @@ def encode_sample(payload: SamplePayload, protobuf: bool) -> tuple[bytes, str]:
         "prompt_cache_hit_tokens": 0,
     }
     return json.dumps(obj, separators=(",", ":")).encode(), "application/json"
+
+
+def encode_result(payload: FwdBwdPayload | SamplePayload, protobuf: bool) -> tuple[bytes, str]:
+    """``(body, content_type)`` of a forward(_backward) or sample result."""
+    if isinstance(payload, FwdBwdPayload):
+        return encode_fwdbwd(payload, protobuf)
+    return encode_sample(payload, protobuf)
 
 
 def stop_from_json(value: Any, where: str) -> tuple[Sequence[int] | None, list[str]]:

@@ -7,6 +7,7 @@ job functions run in worker threads and touch only their model (one job per mode
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import itertools
 import json
@@ -266,10 +267,16 @@ class Sequencer:
                 continue
             model.busy = True
             future = self._pool.submit(_run_job, model, job.fn)
-            future.add_done_callback(
-                lambda f, m=model, j=job: self._loop.call_soon_threadsafe(self._on_done, m, j, f)
-            )
+            future.add_done_callback(functools.partial(self._done_in_thread, model, job))
             return
+
+    def _done_in_thread(
+        self, model: TrainingModel, job: Job, future: ConcurrentFuture[Any]
+    ) -> None:
+        try:
+            self._loop.call_soon_threadsafe(self._on_done, model, job, future)
+        except RuntimeError:  # the loop is closed: the server is gone
+            pass
 
     def _on_done(self, model: TrainingModel, job: Job, future: ConcurrentFuture[Any]) -> None:
         model.busy = False

@@ -158,16 +158,19 @@ def parse_faults(spec: str | FaultSpec | None) -> FaultSpec:
         endpoint, action, count_text = (p.strip() for p in parts)
         if not endpoint:
             raise ValueError(f"fault spec token {token!r}: empty endpoint")
-        if action not in ("reset_before", "reset_after"):
-            if not action.isdigit() or not 400 <= int(action) <= 599:
-                raise ValueError(
-                    f"fault spec token {token!r}: action {action!r} must be an HTTP status "
-                    "400-599, reset_before or reset_after"
-                )
+        if action not in ("reset_before", "reset_after") and (
+            not action.isdigit() or not 400 <= int(action) <= 599
+        ):
+            raise ValueError(
+                f"fault spec token {token!r}: action {action!r} must be an HTTP status "
+                "400-599, reset_before or reset_after"
+            )
         try:
             count = int(count_text)
         except ValueError:
-            raise ValueError(f"fault spec token {token!r}: count {count_text!r} is not an integer")
+            raise ValueError(
+                f"fault spec token {token!r}: count {count_text!r} is not an integer"
+            ) from None
         if count < 0:
             raise ValueError(f"fault spec token {token!r}: count must be >= 0, got {count}")
         result.rules.append(Rule(endpoint, action, count))
