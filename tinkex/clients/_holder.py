@@ -1,0 +1,433 @@
+"""The client holder: settings, transport, worker threads, server config and the session.
+
+Every public client is thin: it validates its arguments, builds a request type and hands the
+work to its :class:`ClientHolder`, which owns
+
+* the resolved :class:`~tinkex._config.ClientSettings` and the shared ``Transport``;
+* the worker pools (daemon threads; see ``tinkex._executor``);
+* the server's client config (``POST /api/v1/client/config``, fetched once);
+* the session (created on first need) and its heartbeat thread (every 10 s);
+* the per-session counters (``model_seq_id``, ``sampling_session_seq_id``).
+
+``close(status, detail)`` finishes the session server-side, stops the heartbeat, wakes every
+poller (they raise ``CancelledError``) and shuts the pools down. Closing twice is harmless.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from tinkex._config import ClientSettings
+from tinkex._exceptions import APIStatusError, TinkerError
+from tinkex._executor import DaemonThreadPoolExecutor
+from tinkex._futures import APIFuture, poll_future
+from tinkex._transport import (
+    NO_RETRY,
+    BytesSemaphore,
+    Response,
+    RetryPolicy,
+    Transport,
+    holder_retry_policy,
+)
+from tinkex._version import TINKER_SDK_VERSION
+from tinkex.types import _session as ses
+from tinkex.types._converter import from_wire, to_wire
+
+__all__ = ["ClientHolder", "SessionStatusName"]
+
+logger = logging.getLogger("tinkex")
+T = TypeVar("T")
+
+SessionStatusName = str  # "success" | "errored" | "interrupted"
+HEARTBEAT_INTERVAL = 10.0
+_HEARTBEAT_WARN_AFTER = 120.0
+
+
+class ClientHolder:
+    """Shared machinery of the clients of one ServiceClient (or one RestClient).
+
+    Args:
+        settings: resolved client settings.
+        user_metadata, project_id, display_name: sent with ``create_session``.
+        with_session: False for session-less holders (RestClient/AdminClient).
+        workers: size of the general worker pool (training, REST, pollers).
+        sample_workers: size of the sampling pool (one thread per in-flight sample).
+    """
+
+    def __init__(
+        self,
+        settings: ClientSettings,
+        *,
+        user_metadata: Mapping[str, str] | None = None,
+        project_id: str | None = None,
+        display_name: str | None = None,
+        with_session: bool = True,
+        workers: int = 64,
+        sample_workers: int = 256,
+    ) -> None:
+        self.settings = settings
+        self.transport = Transport.shared(settings)
+        self.user_metadata = dict(user_metadata or {})
+        self.project_id = project_id if project_id is not None else settings.project_id
+        self.display_name = display_name
+        self.with_session = with_session
+        self._workers = workers
+        self._sample_workers = sample_workers
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._executor: DaemonThreadPoolExecutor | None = None
+        self._sample_executor: DaemonThreadPoolExecutor | None = None
+        self._config: ses.ClientConfigResponse | None = None
+        self._session_id: str | None = None
+        self._heartbeat: threading.Thread | None = None
+        self._model_seq = itertools.count()
+        self._sampling_seq = itertools.count()
+        self._closed = False
+        self._fwdbwd_bytes: BytesSemaphore | None = None
+        self._sample_bytes: BytesSemaphore | None = None
+        self._response_bytes: BytesSemaphore | None = None
+        self._on_close: list[Callable[[], None]] = []
+
+    def on_close(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` when the holder closes (owners of threads register here)."""
+        with self._lock:
+            self._on_close.append(callback)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    @property
+    def closed(self) -> bool:
+        """True after ``close()``."""
+        return self._closed
+
+    @property
+    def stop_event(self) -> threading.Event:
+        """Set on close; pollers and retry loops stop at their next step."""
+        return self._stop
+
+    def check_open(self) -> None:
+        """RuntimeError when the client was closed."""
+        if self._closed:
+            raise RuntimeError("this client was closed; create a new ServiceClient")
+
+    def close(self, status: SessionStatusName = "success", detail: str | None = None) -> None:
+        """Finish the session (if any), stop background threads and worker pools."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            session_id = self._session_id
+        try:
+            if session_id is not None:
+                body: dict[str, Any] = {"reason": {"type": status}}
+                if detail is not None:
+                    body["detail"] = detail
+                self.transport.request(
+                    "POST",
+                    f"/api/v1/sessions/{session_id}/finish",
+                    json=body,
+                    timeout=10.0,
+                    retry=holder_retry_policy(max_elapsed=30.0),
+                )
+        finally:
+            self._stop.set()
+            for callback in self._on_close:
+                callback()
+            for pool in (self._executor, self._sample_executor):
+                if pool is not None:
+                    pool.close()
+            if self._heartbeat is not None:
+                self._heartbeat.join(timeout=5.0)
+
+    # -- executors -------------------------------------------------------------------------------
+    def _pool(self, sampling: bool) -> DaemonThreadPoolExecutor:
+        with self._lock:
+            self.check_open()
+            if sampling:
+                if self._sample_executor is None:
+                    self._sample_executor = DaemonThreadPoolExecutor(
+                        self._sample_workers, "tinkex-sample"
+                    )
+                return self._sample_executor
+            if self._executor is None:
+                self._executor = DaemonThreadPoolExecutor(self._workers, "tinkex-worker")
+            return self._executor
+
+    def run(self, fn: Callable[..., T], *args: Any, sampling: bool = False) -> APIFuture[T]:
+        """Run ``fn(*args)`` on a worker thread; the returned future mirrors it."""
+        return APIFuture.run(self._pool(sampling), fn, *args)
+
+    # -- HTTP helpers ---------------------------------------------------------------------------
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        sdk_method: str | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: float | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Response:
+        """One call wrapped in the holder retry loop (wire §13.2); ``retry`` overrides it."""
+        all_headers = dict(headers or {})
+        if sdk_method is not None:
+            all_headers["x-sdk-version"] = TINKER_SDK_VERSION
+            all_headers["x-sdk-method"] = sdk_method
+        policy = retry if retry is not None else self.holder_policy()
+        label = f"{method} {path}"
+        return policy.call(
+            self.transport.request,
+            method,
+            path,
+            json=json,
+            params=params,
+            headers=all_headers,
+            timeout=timeout,
+            stop=self._stop,
+            stop_event=self._stop,
+            describe=label,
+        )
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        cls: type[T],
+        *,
+        body: Any = None,
+        params: Mapping[str, Any] | None = None,
+        sdk_method: str | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> T:
+        """Send ``body`` (a tinkex type or JSON value) and parse the answer as ``cls``."""
+        json = None if body is None else to_wire(body)
+        response = self.request(
+            method, path, json=json, params=params, sdk_method=sdk_method, retry=retry
+        )
+        return from_wire(response.json(), cls, request=f"{method} {path}")
+
+    def holder_policy(self) -> RetryPolicy:
+        """The layer-2 retry policy with the server's billing pause budget."""
+        max_pause = self._config.billing_exception_max_pause_duration_sec if self._config else 3600
+        return holder_retry_policy(billing_max_pause=float(max_pause))
+
+    def submit_and_poll(
+        self,
+        path: str,
+        body: Any,
+        *,
+        request_type: str,
+        decode: Callable[[Response], T],
+        sdk_method: str | None = None,
+        retry: RetryPolicy | None = None,
+        content: bytes | None = None,
+        content_type: str | None = None,
+        content_encoding: str | None = None,
+        on_submitted: Callable[[ses.UntypedAPIFuture], None] | None = None,
+    ) -> T:
+        """POST a future-returning request, then poll ``retrieve_future`` for its result."""
+        untyped, roundtrip = self.submit(
+            path,
+            body,
+            sdk_method=sdk_method,
+            retry=retry,
+            content=content,
+            content_type=content_type,
+            content_encoding=content_encoding,
+        )
+        if on_submitted is not None:
+            on_submitted(untyped)
+        return self.poll(
+            untyped, request_type=request_type, decode=decode, create_roundtrip_time=roundtrip
+        )
+
+    def submit(
+        self,
+        path: str,
+        body: Any,
+        *,
+        sdk_method: str | None = None,
+        retry: RetryPolicy | None = None,
+        content: bytes | None = None,
+        content_type: str | None = None,
+        content_encoding: str | None = None,
+    ) -> tuple[ses.UntypedAPIFuture, float]:
+        """POST a future-returning request; returns its handle and the round-trip seconds."""
+        started = time.monotonic()
+        if content is not None:
+            headers: dict[str, str] = {}
+            if sdk_method is not None:
+                headers["x-sdk-version"] = TINKER_SDK_VERSION
+                headers["x-sdk-method"] = sdk_method
+            if content_encoding is not None:
+                headers["Content-Encoding"] = content_encoding
+            policy = retry if retry is not None else self.holder_policy()
+            response = policy.call(
+                self.transport.request,
+                "POST",
+                path,
+                content=content,
+                content_type=content_type,
+                headers=headers,
+                stop=self._stop,
+                stop_event=self._stop,
+                describe=f"POST {path}",
+            )
+        else:
+            json = body if isinstance(body, dict) else to_wire(body)
+            response = self.request("POST", path, json=json, sdk_method=sdk_method, retry=retry)
+        untyped = from_wire(response.json(), ses.UntypedAPIFuture, request=f"POST {path}")
+        return untyped, time.monotonic() - started
+
+    def poll(
+        self,
+        untyped: ses.UntypedAPIFuture,
+        *,
+        request_type: str,
+        decode: Callable[[Response], T],
+        on_queue_state: Callable[..., None] | None = None,
+        create_roundtrip_time: float | None = None,
+    ) -> T:
+        """Poll the result of a submitted request."""
+        config = self.client_config()
+        return poll_future(
+            self.transport,
+            untyped.request_id,
+            request_type=request_type,
+            decode=decode,
+            stop=self._stop,
+            on_queue_state=on_queue_state,
+            create_roundtrip_time=create_roundtrip_time,
+            response_bytes=self.response_bytes(),
+            billing_max_pause=float(config.billing_exception_max_pause_duration_sec),
+        )
+
+    # -- server config and session ------------------------------------------------------------
+    def client_config(self) -> ses.ClientConfigResponse:
+        """The server's client config, fetched once (mandatory, wire §4)."""
+        config = self._config
+        if config is not None:
+            return config
+        with self._lock:
+            if self._config is None:
+                self._config = self.call(
+                    "POST",
+                    "/api/v1/client/config",
+                    ses.ClientConfigResponse,
+                    body={"sdk_version": TINKER_SDK_VERSION},
+                )
+            return self._config
+
+    def fwdbwd_bytes(self) -> BytesSemaphore:
+        """Budget of estimated bytes of in-flight forward/backward submissions."""
+        with self._lock:
+            if self._fwdbwd_bytes is None:
+                size = self.client_config().fwdbwd_dispatch_bytes_semaphore_size
+                self._fwdbwd_bytes = BytesSemaphore(size)
+            return self._fwdbwd_bytes
+
+    def sample_bytes(self) -> BytesSemaphore:
+        """Budget of estimated bytes of in-flight sample submissions."""
+        with self._lock:
+            if self._sample_bytes is None:
+                size = self.client_config().sample_dispatch_bytes_semaphore_size
+                self._sample_bytes = BytesSemaphore(size)
+            return self._sample_bytes
+
+    def response_bytes(self) -> BytesSemaphore:
+        """Budget for large results announced by ``complete_metadata`` answers."""
+        with self._lock:
+            if self._response_bytes is None:
+                size = self.client_config().inflight_response_bytes_semaphore_size
+                self._response_bytes = BytesSemaphore(size)
+            return self._response_bytes
+
+    def session_id(self) -> str:
+        """The session id, creating the session (and its heartbeat) on first use."""
+        if self._session_id is not None:
+            return self._session_id
+        if not self.with_session:
+            raise TinkerError("this client has no session (RestClient/AdminClient)")
+        with self._lock:
+            self.check_open()
+            if self._session_id is None:
+                self.client_config()
+                request = ses.CreateSessionRequest(
+                    tags=list(self.settings.tags),
+                    user_metadata=self.user_metadata,
+                    sdk_version=TINKER_SDK_VERSION,
+                    project_id=self.project_id,
+                    display_name=self.display_name,
+                )
+                response = self.transport.request(
+                    "POST", "/api/v1/create_session", json=to_wire(request), stop=self._stop
+                )
+                created = from_wire(
+                    response.json(),
+                    ses.CreateSessionResponse,
+                    request="POST /api/v1/create_session",
+                )
+                for level, message in (
+                    (logging.INFO, created.info_message),
+                    (logging.WARNING, created.warning_message),
+                    (logging.ERROR, created.error_message),
+                ):
+                    if message:
+                        logger.log(level, "Tinker session %s: %s", created.session_id, message)
+                self._session_id = created.session_id
+                self._heartbeat = threading.Thread(
+                    target=self._heartbeat_loop,
+                    args=(created.session_id,),
+                    name="tinkex-heartbeat",
+                    daemon=True,
+                )
+                self._heartbeat.start()
+            return self._session_id
+
+    @property
+    def current_session_id(self) -> str | None:
+        """The session id if a session exists, without creating one."""
+        return self._session_id
+
+    def next_model_seq_id(self) -> int:
+        """Reserve the next ``model_seq_id`` of this session."""
+        return next(self._model_seq)
+
+    def next_sampling_session_seq_id(self) -> int:
+        """Reserve the next ``sampling_session_seq_id`` of this session."""
+        return next(self._sampling_seq)
+
+    def _heartbeat_loop(self, session_id: str) -> None:
+        last_ok = time.monotonic()
+        body = to_wire(ses.SessionHeartbeatRequest(session_id=session_id))
+        while not self._stop.wait(HEARTBEAT_INTERVAL):
+            try:
+                self.transport.request(
+                    "POST", "/api/v1/session_heartbeat", json=body, timeout=10.0, retry=NO_RETRY
+                )
+                last_ok = time.monotonic()
+            except APIStatusError as exc:
+                if exc.status_code == 410:
+                    logger.info("Tinker session %s has finished; heartbeat stopped", session_id)
+                    return
+                self._warn_heartbeat(session_id, last_ok, exc)
+            except Exception as exc:
+                self._warn_heartbeat(session_id, last_ok, exc)
+
+    @staticmethod
+    def _warn_heartbeat(session_id: str, last_ok: float, exc: Exception) -> None:
+        silent_for = time.monotonic() - last_ok
+        if silent_for > _HEARTBEAT_WARN_AFTER:
+            logger.warning(
+                "Tinker session %s: no successful heartbeat for %.0f s (%s); the server may "
+                "end the session",
+                session_id,
+                silent_for,
+                exc,
+            )

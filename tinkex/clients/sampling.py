@@ -1,0 +1,439 @@
+"""``SamplingClient``: generate from a base model or saved LoRA weights, and score prompts."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import random
+import threading
+import time
+import warnings
+from typing import TYPE_CHECKING, Any
+
+from tinkex._exceptions import APIConnectionError, APIStatusError, RetryableException
+from tinkex._futures import APIFuture
+from tinkex._transport import NO_RETRY, Response, estimate_sample_bytes
+from tinkex._transport.retry import RETRYABLE_STATUSES
+from tinkex.lib.retry_handler import RetryConfig
+from tinkex.types import _sampling as smp
+from tinkex.types._converter import from_wire, to_wire
+from tinkex.types._model_input import ModelInput
+from tinkex.types._session import UntypedAPIFuture
+from tinkex.types._tensor import TensorData
+
+if TYPE_CHECKING:
+    from tinkex.clients._holder import ClientHolder
+    from tinkex.tokenizer import Tokenizer
+
+__all__ = ["SamplingClient"]
+
+logger = logging.getLogger("tinkex")
+_CLONE_STRIDE = 1_000_000_000
+_QUEUE_LOG_INTERVAL = 60.0
+
+
+def _deprecated_async(name: str) -> None:
+    warnings.warn(
+        f"SamplingClient.{name}_async is deprecated; call {name}() and await the future",
+        FutureWarning,
+        stacklevel=3,
+    )
+
+
+def decode_sample(response: Response) -> smp.SampleResponse:
+    """A sample result from a protobuf or JSON answer."""
+    if response.is_protobuf:
+        from tinkex.types._proto import decode_sample_response
+
+        return decode_sample_response(response.content)
+    return from_wire(response.json(), smp.SampleResponse, request="retrieve_future")
+
+
+class SamplingClient:
+    """Samples from one sampler (a base model or a saved checkpoint).
+
+    Get one from ``ServiceClient.create_sampling_client(...)`` or
+    ``TrainingClient.save_weights_and_get_sampling_client()``. ``sample`` returns a future at
+    once, so fan-out is just a loop::
+
+        futures = [sampling_client.sample(prompt, 1, params) for prompt in prompts]
+        results = [f.result() for f in futures]
+
+    Retries (connection errors, 408/409/429/5xx, lost results) follow ``retry_config``. A
+    SamplingClient pickles (API key included) so it can be sent to worker processes.
+    """
+
+    def __init__(
+        self,
+        holder: ClientHolder,
+        *,
+        sampling_session_id: str,
+        base_model: str,
+        retry_config: RetryConfig | None = None,
+        record_stability_info: bool = False,
+        clone_id: int = 0,
+    ) -> None:
+        self.holder = holder
+        self.sampling_session_id = sampling_session_id
+        self._base_model = base_model
+        self.retry_config = retry_config or RetryConfig()
+        self.record_stability_info = record_stability_info
+        self._clone_id = clone_id
+        self._seq_lock = threading.Lock()
+        self._next_seq = clone_id * _CLONE_STRIDE
+        limit = holder.client_config().sample_max_concurrent_requests
+        if self.retry_config.max_connections is not None:
+            limit = min(limit, self.retry_config.max_connections)
+        self._slots = threading.BoundedSemaphore(limit)
+        self._last_queue_log = 0.0
+
+    def __repr__(self) -> str:
+        return f"SamplingClient(sampling_session_id={self.sampling_session_id!r})"
+
+    # -- construction ------------------------------------------------------------------------------
+    @staticmethod
+    def create(
+        holder: ClientHolder,
+        *,
+        model_path: str | None = None,
+        base_model: str | None = None,
+        sampling_session_id: str | None = None,
+        retry_config: RetryConfig | None = None,
+        record_stability_info: bool = False,
+    ) -> Any:
+        """Create a sampling session on the server; returns a future of the client."""
+        from tinkex.clients.futures import BackcompatSamplingClientFuture
+
+        if model_path is None and base_model is None and sampling_session_id is None:
+            raise ValueError("create_sampling_client needs model_path or base_model")
+        if model_path is not None and not model_path.startswith("tinker://"):
+            raise ValueError(f"model_path must start with 'tinker://', got {model_path!r}")
+        holder.check_open()
+
+        def create() -> SamplingClient:
+            session_id = sampling_session_id
+            if session_id is None:
+                request = smp.CreateSamplingSessionRequest(
+                    session_id=holder.session_id(),
+                    sampling_session_seq_id=holder.next_sampling_session_seq_id(),
+                    base_model=base_model,
+                    model_path=model_path,
+                )
+                response = holder.transport.request(
+                    "POST",
+                    "/api/v1/create_sampling_session",
+                    json=to_wire(request),
+                    stop=holder.stop_event,
+                )
+                created = from_wire(
+                    response.json(),
+                    smp.CreateSamplingSessionResponse,
+                    request="POST /api/v1/create_sampling_session",
+                )
+                session_id = created.sampling_session_id
+            resolved_base = base_model
+            if resolved_base is None:
+                sampler = holder.call(
+                    "GET", f"/api/v1/samplers/{session_id}", smp.GetSamplerResponse
+                )
+                resolved_base = sampler.base_model
+            return SamplingClient(
+                holder,
+                sampling_session_id=session_id,
+                base_model=resolved_base,
+                retry_config=retry_config,
+                record_stability_info=record_stability_info,
+            )
+
+        return BackcompatSamplingClientFuture.wrap(holder.run(create))
+
+    # -- sampling ----------------------------------------------------------------------------------
+    def _next_seq_id(self) -> int:
+        with self._seq_lock:
+            seq = self._next_seq
+            self._next_seq += 1
+            return seq
+
+    def sample(
+        self,
+        prompt: ModelInput,
+        num_samples: int,
+        sampling_params: smp.SamplingParams,
+        include_prompt_logprobs: bool = False,
+        topk_prompt_logprobs: int = 0,
+        topk_sample_logprobs: int = 0,
+        target_prompt_logprobs: TensorData | None = None,
+        prompt_alt_tokens_k: int = 0,
+        prompt_logprobs_last_n: int | None = None,
+    ) -> APIFuture[smp.SampleResponse]:
+        """Generate ``num_samples`` continuations of ``prompt``.
+
+        Example:
+            >>> params = types.SamplingParams(max_tokens=20, temperature=0.7)
+            >>> fut = sampling_client.sample(types.ModelInput.from_ints(tokens), 4, params)
+            >>> [seq.tokens for seq in fut.result().sequences]  # doctest: +SKIP
+
+        Raises:
+            ValueError/TypeError: invalid arguments (checked before anything is sent).
+        """
+        if not isinstance(prompt, ModelInput):
+            raise TypeError(f"prompt must be a ModelInput, got {type(prompt).__name__}")
+        if not isinstance(sampling_params, smp.SamplingParams):
+            raise TypeError(
+                f"sampling_params must be SamplingParams, got {type(sampling_params).__name__}"
+            )
+        if prompt_logprobs_last_n is not None and not include_prompt_logprobs:
+            raise ValueError("prompt_logprobs_last_n requires include_prompt_logprobs=True")
+        if target_prompt_logprobs is not None:
+            _check_target_prompt_logprobs(target_prompt_logprobs, prompt.length)
+        request = smp.SampleRequest(
+            num_samples=num_samples,
+            prompt=prompt,
+            sampling_params=sampling_params,
+            sampling_session_id=self.sampling_session_id,
+            prompt_logprobs=include_prompt_logprobs,
+            topk_prompt_logprobs=topk_prompt_logprobs,
+            topk_sample_logprobs=topk_sample_logprobs,
+            target_prompt_logprobs=target_prompt_logprobs,
+            prompt_alt_tokens_k=prompt_alt_tokens_k,
+            prompt_logprobs_last_n=prompt_logprobs_last_n,
+            record_stability_info=self.record_stability_info,
+        )
+        body = to_wire(request)
+        nbytes = estimate_sample_bytes(prompt)
+        return self.holder.run(
+            self._sample_with_retries,
+            body,
+            nbytes,
+            prompt_alt_tokens_k,
+            prompt_logprobs_last_n,
+            sampling=True,
+        )
+
+    def _sample_with_retries(
+        self, body: dict[str, Any], nbytes: int, alt_k: int, last_n: int | None
+    ) -> smp.SampleResponse:
+        config = self.retry_config
+        attempt = 0
+        started = time.monotonic()
+        with self._slots:
+            while True:
+                try:
+                    result = self._sample_once(body, nbytes)
+                    break
+                except Exception as exc:
+                    if not config.enable_retry_logic or not self._retryable(exc):
+                        raise
+                    if (
+                        config.enable_stuck_detection
+                        and time.monotonic() - started > config.progress_timeout
+                    ):
+                        raise APIConnectionError(
+                            message=f"No progress made in {config.progress_timeout}s sampling "
+                            f"from {self.sampling_session_id}; last error: {exc}"
+                        ) from exc
+                    delay = min(config.retry_delay_base * 2**attempt, config.retry_delay_max)
+                    delay *= 1 + random.uniform(-config.jitter_factor, config.jitter_factor)
+                    attempt += 1
+                    logger.debug("retrying sample after %s (attempt %d)", exc, attempt)
+                    if self.holder.stop_event.wait(max(delay, 0.0)):
+                        raise
+        if alt_k > 0 and result.prompt_alt_tokens is None:
+            raise RuntimeError("the server ignored prompt_alt_tokens_k (no prompt_alt_tokens)")
+        if last_n is not None and result.prompt_logprobs_np is not None:
+            import numpy as np
+
+            head = result.prompt_logprobs_np[: max(len(result.prompt_logprobs_np) - last_n, 0)]
+            if not np.all(np.isnan(head)):
+                raise RuntimeError("the server ignored prompt_logprobs_last_n")
+        return result
+
+    def _retryable(self, exc: Exception) -> bool:
+        if isinstance(exc, APIStatusError):
+            return exc.status_code in RETRYABLE_STATUSES or exc.status_code >= 500
+        return isinstance(exc, self.retry_config.retryable_exceptions)
+
+    def _sample_once(self, body: dict[str, Any], nbytes: int) -> smp.SampleResponse:
+        holder = self.holder
+        body = {**body, "seq_id": self._next_seq_id()}
+        started = time.monotonic()
+        with holder.sample_bytes().hold(nbytes):
+            while True:
+                try:
+                    response = holder.transport.request(
+                        "POST",
+                        "/api/v1/asample",
+                        json=body,
+                        headers={
+                            "X-Tinker-Sampling-Backpressure": "1",
+                            "x-sdk-method": "SamplingClient.sample",
+                        },
+                        retry=NO_RETRY,
+                        stop=holder.stop_event,
+                    )
+                    break
+                except APIStatusError as exc:
+                    # Back-pressure: the transport's rate limiter now holds this key; resend
+                    # the same seq_id after the window.
+                    if exc.status_code != 429:
+                        raise
+                    if holder.stop_event.wait(0.0):
+                        raise
+        handle = from_wire(response.json(), UntypedAPIFuture, request="POST /api/v1/asample")
+        ids = handle.sample_sequence_ids
+        result = holder.poll(
+            handle,
+            request_type="Sample",
+            decode=decode_sample,
+            on_queue_state=self.on_queue_state_change,
+            create_roundtrip_time=time.monotonic() - started,
+        )
+        if ids is not None:
+            if len(ids) != len(result.sequences):
+                raise RetryableException(
+                    f"sample {handle.request_id}: {len(ids)} sequence ids for "
+                    f"{len(result.sequences)} sequences"
+                )
+            result = smp.SampleResponse(
+                sequences=[
+                    _with_sequence_id(seq, seq_id)
+                    for seq, seq_id in zip(result.sequences, ids, strict=True)
+                ],
+                prompt_logprobs_np=result.prompt_logprobs_np,
+                topk_prompt_logprobs_np=result.topk_prompt_logprobs_np,
+                target_prompt_logprobs=result.target_prompt_logprobs,
+                prompt_cache_hit_tokens=result.prompt_cache_hit_tokens,
+                prompt_alt_tokens=result.prompt_alt_tokens,
+            )
+        return result
+
+    def compute_logprobs(
+        self, prompt: ModelInput, prompt_logprobs_last_n: int | None = None
+    ) -> APIFuture[list[float | None]]:
+        """Logprob of every prompt token under the model (the first is None)."""
+        future = self.sample(
+            prompt,
+            1,
+            smp.SamplingParams(max_tokens=1),
+            include_prompt_logprobs=True,
+            prompt_logprobs_last_n=prompt_logprobs_last_n,
+        )
+
+        def extract(response: smp.SampleResponse) -> list[float | None]:
+            if response.prompt_logprobs is None:
+                raise ValueError("the server returned no prompt logprobs")
+            return response.prompt_logprobs
+
+        return future.map(extract)
+
+    def on_queue_state_change(self, queue_state: Any, reason: str | None = None) -> None:
+        """Log (at most once a minute) when the server pauses sampling."""
+        if str(queue_state) == "active":
+            return
+        now = time.monotonic()
+        if now - self._last_queue_log >= _QUEUE_LOG_INTERVAL:
+            self._last_queue_log = now
+            logger.warning("Sampling is paused (%s): %s", queue_state, reason or "no reason given")
+
+    # -- info ---------------------------------------------------------------------------------------
+    def get_base_model(self) -> str:
+        """The base model of this sampler (no request)."""
+        return self._base_model
+
+    def get_tokenizer(self) -> Tokenizer:
+        """The tokenizer of the base model, resolved offline (see :mod:`tinkex.tokenizer`)."""
+        from tinkex.tokenizer import get_tokenizer
+
+        return get_tokenizer(self._base_model.split(":", 1)[0])
+
+    def get_telemetry(self) -> None:
+        """Telemetry of this client (tinkex reports through :mod:`tinkex.telemetry` hooks)."""
+        return None
+
+    # -- handles and pickling -----------------------------------------------------------------------
+    def _state(self, include_key: bool) -> dict[str, Any]:
+        settings = self.holder.settings
+        return {
+            "base_url": settings.base_url,
+            "api_key": settings.api_key if include_key else None,
+            "default_headers": dict(settings.default_headers),
+            "sampling_session_id": self.sampling_session_id,
+            "base_model": self._base_model,
+            "record_stability_info": self.record_stability_info,
+        }
+
+    def get_sampler_handle(self) -> str:
+        """A credential-free string that ``from_sampler_handle`` turns back into a client."""
+        raw = json.dumps(self._state(include_key=False)).encode()
+        return base64.urlsafe_b64encode(raw).decode("ascii")
+
+    @staticmethod
+    def from_sampler_handle(handle: str, *, api_key: str | None = None) -> SamplingClient:
+        """A client for the sampler behind ``handle`` (credentials resolved here)."""
+        try:
+            state = json.loads(base64.urlsafe_b64decode(handle.encode("ascii")))
+        except ValueError as exc:
+            raise ValueError(f"not a sampler handle: {exc}") from None
+        state["api_key"] = api_key
+        return _restore(state)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_restore, (self._state(include_key=True),))
+
+    # -- deprecated async twins -----------------------------------------------------------------------
+    async def sample_async(self, *args: Any, **kwargs: Any) -> smp.SampleResponse:
+        """DEPRECATED: use ``sample`` and await the future."""
+        _deprecated_async("sample")
+        return await self.sample(*args, **kwargs)
+
+    async def compute_logprobs_async(self, *args: Any, **kwargs: Any) -> list[float | None]:
+        """DEPRECATED: use ``compute_logprobs`` and await the future."""
+        _deprecated_async("compute_logprobs")
+        return await self.compute_logprobs(*args, **kwargs)
+
+    async def get_base_model_async(self) -> str:
+        """DEPRECATED: use ``get_base_model``."""
+        _deprecated_async("get_base_model")
+        return self._base_model
+
+
+def _restore(state: dict[str, Any]) -> SamplingClient:
+    from tinkex._config import ClientSettings
+    from tinkex.clients._holder import ClientHolder
+
+    settings = ClientSettings.resolve(
+        base_url=state["base_url"],
+        api_key=state.get("api_key"),
+        default_headers=state.get("default_headers") or None,
+    )
+    holder = ClientHolder(settings, with_session=False)
+    return SamplingClient(
+        holder,
+        sampling_session_id=state["sampling_session_id"],
+        base_model=state["base_model"],
+        record_stability_info=bool(state.get("record_stability_info")),
+        clone_id=random.randint(1, _CLONE_STRIDE),
+    )
+
+
+def _with_sequence_id(seq: smp.SampledSequence, sequence_id: str) -> smp.SampledSequence:
+    return smp.SampledSequence(
+        stop_reason=seq.stop_reason,
+        tokens_np=seq.tokens_np,
+        logprobs_np=seq.logprobs_np,
+        topk_logprobs_np=seq.topk_logprobs_np,
+        sequence_id=sequence_id,
+    )
+
+
+def _check_target_prompt_logprobs(tensor: TensorData, prompt_length: int) -> None:
+    if not isinstance(tensor, TensorData):
+        raise TypeError(f"target_prompt_logprobs must be TensorData, got {type(tensor).__name__}")
+    if tensor.dtype != "int64":
+        raise ValueError(f"target_prompt_logprobs must be int64, got {tensor.dtype}")
+    if tensor.shape is None or len(tensor.shape) != 2 or tensor.shape[0] != prompt_length - 1:
+        raise ValueError(
+            f"target_prompt_logprobs must have shape [len(prompt) - 1, K] = "
+            f"[{prompt_length - 1}, K], got {tensor.shape}"
+        )

@@ -1,0 +1,750 @@
+"""``TrainingClient``: forward/backward, optimizer steps and checkpoints of one LoRA model."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any, Literal
+
+from tinkex._futures import APIFuture
+from tinkex._transport import PROTOBUF_CONTENT_TYPE, Response
+from tinkex.clients._chunking import chunk_datums, combine_outputs
+from tinkex.clients._ordered import OrderedSender
+from tinkex.types import _training as tr
+from tinkex.types._converter import from_wire, to_wire
+from tinkex.types._datum import Datum
+
+if TYPE_CHECKING:
+    from tinkex.clients._holder import ClientHolder
+    from tinkex.clients.sampling import SamplingClient
+    from tinkex.lib.retry_handler import RetryConfig
+    from tinkex.tokenizer import Tokenizer
+
+__all__ = ["TrainingClient", "CustomLossFnV1"]
+
+logger = logging.getLogger("tinkex")
+
+CustomLossFnV1 = Callable[[list[Datum], list[Any]], tuple[Any, dict[str, float]]]
+_CONSOLE = "https://tinker.thinkingmachines.ai"
+
+
+def _deprecated_async(name: str) -> None:
+    warnings.warn(
+        f"TrainingClient.{name}_async is deprecated; call {name}() and await the returned "
+        "future instead",
+        FutureWarning,
+        stacklevel=3,
+    )
+
+
+def mirror(source: Future[Any], target: APIFuture[Any]) -> None:
+    """Settle ``target`` like ``source``; cancelling ``target`` cancels ``source``."""
+
+    def copy(f: Future[Any]) -> None:
+        if f.cancelled():
+            target.cancel()
+        elif (exc := f.exception()) is not None:
+            target._settle_exception(exc)
+        else:
+            target._settle_result(f.result())
+
+    source.add_done_callback(copy)
+    target.add_done_callback(lambda t: source.cancel() if t.cancelled() else None)
+
+
+def decode_fwdbwd(response: Response) -> tr.ForwardBackwardOutput:
+    """A forward/backward result from a protobuf or JSON answer."""
+    if response.is_protobuf:
+        from tinkex.types._proto import decode_forward_backward_output
+
+        return decode_forward_backward_output(response.content)
+    return from_wire(response.json(), tr.ForwardBackwardOutput, request="retrieve_future")
+
+
+def _json_decoder(cls: type[Any]) -> Callable[[Response], Any]:
+    def decode(response: Response) -> Any:
+        return from_wire(response.json(), cls, request="retrieve_future")
+
+    return decode
+
+
+class TrainingClient:
+    """Trains one LoRA model: ``forward_backward`` + ``optim_step``, checkpoints, samplers.
+
+    Obtain one from ``ServiceClient.create_lora_training_client(...)``. Every method returns
+    an :class:`~tinkex.APIFuture` at once; requests are *sent* in call order, so you may queue
+    the next step before the previous one finished::
+
+        fwd = training_client.forward_backward(batch, "cross_entropy")
+        opt = training_client.optim_step(types.AdamParams(learning_rate=1e-4))
+        print(fwd.result().metrics["loss:sum"], opt.result())
+    """
+
+    def __init__(
+        self,
+        holder: ClientHolder,
+        model_seq_id: int,
+        model_id: str,
+        *,
+        info: tr.GetInfoResponse,
+    ) -> None:
+        self.holder = holder
+        self.model_id = model_id
+        self.model_seq_id = model_seq_id
+        self._info = info
+        self._sender = OrderedSender(f"tinkex-send-{model_id}", holder.stop_event)
+        holder.on_close(self._sender.close)
+
+    def __repr__(self) -> str:
+        return f"TrainingClient(model_id={self.model_id!r})"
+
+    # -- ordered submission -------------------------------------------------------------------
+    def _ordered(
+        self,
+        count: int,
+        send: Callable[[int], Any],
+        finish: Callable[[Any], Any],
+    ) -> APIFuture[Any]:
+        """Queue ``send(first_seq)`` in call order; ``finish(sent)`` then runs on a worker."""
+        self.holder.check_open()
+        result: APIFuture[Any] = APIFuture()
+
+        def on_sent(sent: Any) -> None:
+            if result.cancelled():
+                return
+            try:
+                inner = self.holder.run(finish, sent)
+            except RuntimeError as exc:  # pool shut down: the client was closed
+                result._settle_exception(exc)
+                return
+            mirror(inner, result)
+
+        self._sender.reserve_and_queue(count, send, on_sent, result._settle_exception)
+        return result
+
+    def _send_json(self, path: str, body: Any, sdk_method: str) -> Any:
+        return self.holder.submit(path, to_wire(body), sdk_method=sdk_method)
+
+    def _simple(
+        self,
+        path: str,
+        build: Callable[[int], Any],
+        request_type: str,
+        decode: Callable[[Response], Any],
+        sdk_method: str,
+    ) -> APIFuture[Any]:
+        def send(seq_id: int) -> Any:
+            return self._send_json(path, build(seq_id), sdk_method)
+
+        def finish(sent: Any) -> Any:
+            handle, roundtrip = sent
+            return self.holder.poll(
+                handle, request_type=request_type, decode=decode, create_roundtrip_time=roundtrip
+            )
+
+        return self._ordered(1, send, finish)
+
+    # -- forward / backward ---------------------------------------------------------------------
+    def _fwdbwd(
+        self,
+        data: Sequence[Datum],
+        loss_fn: str,
+        loss_fn_config: Mapping[str, float | str] | None,
+        *,
+        forward_only: bool,
+        sdk_method: str,
+    ) -> APIFuture[tr.ForwardBackwardOutput]:
+        data = list(data)
+        if not data:
+            raise ValueError("No data provided: forward/forward_backward need at least one Datum")
+        fb_input = tr.ForwardBackwardInput(
+            data=data, loss_fn=loss_fn, loss_fn_config=dict(loss_fn_config or {}) or None
+        )
+        config = self.holder.client_config()
+        chunks = chunk_datums(
+            fb_input.data, config.fwdbwd_max_chunk_len, config.fwdbwd_max_chunk_bytes_count
+        )
+
+        def send(first_seq: int) -> list[Any]:
+            return [
+                self._send_fwdbwd_chunk(
+                    chunk.data, chunk.nbytes, fb_input, first_seq + i, forward_only, sdk_method
+                )
+                for i, chunk in enumerate(chunks)
+            ]
+
+        def finish(sent: list[Any]) -> tr.ForwardBackwardOutput:
+            outputs = [
+                self.holder.poll(
+                    handle,
+                    request_type="Forward" if forward_only else "ForwardBackward",
+                    decode=decode_fwdbwd,
+                    create_roundtrip_time=roundtrip,
+                )
+                for handle, roundtrip in sent
+            ]
+            return combine_outputs(outputs, [len(c.data) for c in chunks])
+
+        return self._ordered(len(chunks), send, finish)
+
+    def _send_fwdbwd_chunk(
+        self,
+        data: list[Datum],
+        nbytes: int,
+        fb_input: tr.ForwardBackwardInput,
+        seq_id: int,
+        forward_only: bool,
+        sdk_method: str,
+    ) -> Any:
+        chunk_input = tr.ForwardBackwardInput(
+            data=data, loss_fn=fb_input.loss_fn, loss_fn_config=fb_input.loss_fn_config
+        )
+        request: tr.ForwardRequest | tr.ForwardBackwardRequest
+        if forward_only:
+            request = tr.ForwardRequest(chunk_input, self.model_id, seq_id)
+        else:
+            request = tr.ForwardBackwardRequest(chunk_input, self.model_id, seq_id)
+        with self.holder.fwdbwd_bytes().hold(nbytes):
+            settings = self.holder.settings
+            if settings.send_protobuf:
+                from tinkex.types._proto import encode_forward_backward_request
+
+                content = encode_forward_backward_request(request)
+                encoding = None
+                if settings.compress_fwdbwd or self.holder.client_config().proto_compress_fwdbwd:
+                    import zstandard
+
+                    content = zstandard.ZstdCompressor().compress(content)
+                    encoding = "zstd"
+                return self.holder.submit(
+                    "/api/v1/forward_backward",
+                    None,
+                    sdk_method=sdk_method,
+                    content=content,
+                    content_type=PROTOBUF_CONTENT_TYPE,
+                    content_encoding=encoding,
+                )
+            path = "/api/v1/forward" if forward_only else "/api/v1/forward_backward"
+            return self.holder.submit(path, to_wire(request), sdk_method=sdk_method)
+
+    def forward(
+        self,
+        data: list[Datum],
+        loss_fn: tr.LossFnType,
+        loss_fn_config: Mapping[str, float | str] | None = None,
+    ) -> APIFuture[tr.ForwardBackwardOutput]:
+        """Compute the loss and per-token logprobs without accumulating gradients.
+
+        Raises:
+            ValueError: ``data`` is empty.
+        """
+        return self._fwdbwd(
+            data, loss_fn, loss_fn_config, forward_only=True, sdk_method="TrainingClient.forward"
+        )
+
+    def forward_backward(
+        self,
+        data: list[Datum],
+        loss_fn: tr.LossFnType,
+        loss_fn_config: Mapping[str, float | str] | None = None,
+    ) -> APIFuture[tr.ForwardBackwardOutput]:
+        """Compute the loss and accumulate its gradients (applied by the next ``optim_step``).
+
+        Large batches are split into several requests (by datum count and estimated bytes)
+        and their outputs concatenated; metrics are combined by their ``:reduction`` suffix.
+
+        Example:
+            >>> out = training_client.forward_backward(data, "cross_entropy").result()
+            >>> out.metrics["loss:sum"]  # doctest: +SKIP
+
+        Raises:
+            ValueError: ``data`` is empty or ``loss_fn`` is unknown.
+        """
+        return self._fwdbwd(
+            data,
+            loss_fn,
+            loss_fn_config,
+            forward_only=False,
+            sdk_method="TrainingClient.forward_backward",
+        )
+
+    def forward_backward_custom(
+        self,
+        data: list[Datum],
+        loss_fn: Callable[..., Any],
+        *,
+        loss_type_input: Literal["logprobs"] | None = None,
+    ) -> APIFuture[tr.ForwardBackwardOutput]:
+        """Train on a loss computed client-side from the per-token logprobs (wire §11.1).
+
+        ``loss_fn(data, logprobs_list)`` is either the official torch signature
+        (``-> (loss_tensor, metrics)``, gradients by autograd) or a numpy function
+        (``-> (loss, metrics, grads)``; see :func:`tinkex.regularizers.numpy_loss`). A forward
+        pass computes the logprobs, the loss gradient is sent back as cross-entropy weights,
+        and the result's metrics hold ``loss:sum`` (the custom loss), the user's metrics and
+        ``surrogate_loss:sum``. A failure poisons this client.
+        """
+        if loss_type_input is not None:
+            warnings.warn(
+                "loss_type_input is deprecated and ignored", DeprecationWarning, stacklevel=2
+            )
+        data = list(data)
+        if not data:
+            raise ValueError("No data provided: forward_backward_custom needs at least one Datum")
+        for i, datum in enumerate(data):
+            if "target_tokens" not in datum.loss_fn_inputs:
+                raise ValueError(f"data[{i}].loss_fn_inputs has no 'target_tokens'")
+        forward_data = [_forward_datum(d) for d in data]
+        config = self.holder.client_config()
+        chunks = chunk_datums(
+            forward_data, config.fwdbwd_max_chunk_len, config.fwdbwd_max_chunk_bytes_count
+        )
+        n = len(chunks)
+        sdk_method = "TrainingClient.forward_backward_custom"
+        ce_input = tr.ForwardBackwardInput(data=forward_data, loss_fn="cross_entropy")
+        forward_results: list[tr.ForwardBackwardOutput] = []
+        custom: dict[str, Any] = {}
+
+        def send_forward(first_seq: int) -> list[Any]:
+            return [
+                self._send_fwdbwd_chunk(c.data, c.nbytes, ce_input, first_seq + i, True, sdk_method)
+                for i, c in enumerate(chunks)
+            ]
+
+        def send(first_seq: int) -> list[Any]:
+            sent = send_forward(first_seq)
+            for handle, roundtrip in sent:
+                forward_results.append(
+                    self.holder.poll(
+                        handle,
+                        request_type="Forward",
+                        decode=decode_fwdbwd,
+                        create_roundtrip_time=roundtrip,
+                    )
+                )
+            logprobs = [
+                o["logprobs"].to_numpy() for r in forward_results for o in r.loss_fn_outputs
+            ]
+            from tinkex.regularizers import compute_custom_loss
+
+            output, grads = compute_custom_loss(data, logprobs, loss_fn)
+            custom["output"] = output
+            backward_data = [
+                Datum(
+                    model_input=d.model_input,
+                    loss_fn_inputs={
+                        "target_tokens": d.loss_fn_inputs["target_tokens"],
+                        "weights": _negated(g),
+                    },
+                    model_input_spans=d.model_input_spans,
+                    loss_fn_input_spans=d.loss_fn_input_spans,
+                )
+                for d, g in zip(forward_data, grads, strict=True)
+            ]
+            sent_backward = []
+            offset = 0
+            for i, chunk in enumerate(chunks):
+                part = backward_data[offset : offset + len(chunk.data)]
+                offset += len(chunk.data)
+                from tinkex._transport.estimates import estimate_datum_bytes
+
+                nbytes = sum(estimate_datum_bytes(d) for d in part)
+                sent_backward.append(
+                    self._send_fwdbwd_chunk(
+                        part, nbytes, ce_input, first_seq + n + i, False, sdk_method
+                    )
+                )
+            return sent_backward
+
+        def finish(sent: list[Any]) -> tr.ForwardBackwardOutput:
+            outputs = [
+                self.holder.poll(
+                    handle,
+                    request_type="ForwardBackward",
+                    decode=decode_fwdbwd,
+                    create_roundtrip_time=roundtrip,
+                )
+                for handle, roundtrip in sent
+            ]
+            combined = combine_outputs(outputs, [len(c.data) for c in chunks])
+            metrics = dict(combined.metrics)
+            if "loss:sum" not in metrics:
+                raise KeyError("the server's backward result has no 'loss:sum' metric")
+            metrics["surrogate_loss:sum"] = metrics.pop("loss:sum")
+            output = custom["output"]
+            metrics.update(output.to_metrics())
+            metrics["loss:sum"] = float(output.loss_total)
+            return tr.ForwardBackwardOutput(
+                loss_fn_output_type=combined.loss_fn_output_type,
+                loss_fn_outputs=combined.loss_fn_outputs,
+                metrics=metrics,
+            )
+
+        future = self._ordered(2 * n, send, finish)
+        future.add_done_callback(
+            lambda f: (
+                self._sender.poison(f.exception() or RuntimeError("cancelled"))
+                if f.cancelled() or f.exception() is not None
+                else None
+            )
+        )
+        return future
+
+    # -- optimizer ---------------------------------------------------------------------------------
+    def optim_step(
+        self,
+        optim_params: tr.OptimParams | None = None,
+        *,
+        adam_params: tr.AdamParams | None = None,
+    ) -> APIFuture[tr.OptimStepResponse]:
+        """Apply the accumulated gradients with the optimizer and reset them.
+
+        Raises:
+            ValueError: neither or both of ``optim_params`` and ``adam_params`` given.
+            TypeError: the parameters are not ``AdamParams``/``OptimParamsBase``.
+        """
+        if (optim_params is None) == (adam_params is None):
+            raise ValueError("optim_step needs exactly one of optim_params or adam_params")
+        params = optim_params if optim_params is not None else adam_params
+        if not isinstance(params, (tr.AdamParams, tr.OptimParamsBase)):
+            raise TypeError(
+                f"optim_step expects AdamParams or OptimParamsBase, got {type(params).__name__}"
+            )
+        return self._simple(
+            "/api/v1/optim_step",
+            lambda seq: tr.OptimStepRequest(
+                optim_params=params, model_id=self.model_id, seq_id=seq
+            ),
+            "OptimStep",
+            _json_decoder(tr.OptimStepResponse),
+            "TrainingClient.optim_step",
+        )
+
+    # -- checkpoints ---------------------------------------------------------------------------------
+    def save_state(
+        self,
+        name: str,
+        ttl_seconds: int | None = None,
+        overwrite: bool = False,
+        user_metadata: dict[str, str] | None = None,
+    ) -> APIFuture[tr.SaveWeightsResponse]:
+        """Save weights and optimizer state as ``tinker://<run>/weights/<name>``."""
+        _check_name(name)
+        return self._simple(
+            "/api/v1/save_weights",
+            lambda seq: tr.SaveWeightsRequest(
+                model_id=self.model_id,
+                path=name,
+                seq_id=seq,
+                ttl_seconds=ttl_seconds,
+                overwrite=overwrite,
+                user_metadata=user_metadata,
+            ),
+            "SaveWeights",
+            _json_decoder(tr.SaveWeightsResponse),
+            "TrainingClient.save_state",
+        )
+
+    def save_weights_for_sampler(
+        self,
+        name: str,
+        ttl_seconds: int | None = None,
+        user_metadata: dict[str, str] | None = None,
+    ) -> APIFuture[tr.SaveWeightsForSamplerResponse]:
+        """Save sampling weights as ``tinker://<run>/sampler_weights/<name>``."""
+        _check_name(name)
+
+        def decode(response: Response) -> tr.SaveWeightsForSamplerResponse:
+            raw = from_wire(response.json(), tr.SaveWeightsForSamplerResponseInternal)
+            if raw.path is None:
+                raise ValueError("save_weights_for_sampler result has no 'path'")
+            return tr.SaveWeightsForSamplerResponse(path=raw.path, type=raw.type)
+
+        return self._simple(
+            "/api/v1/save_weights_for_sampler",
+            lambda seq: tr.SaveWeightsForSamplerRequest(
+                model_id=self.model_id,
+                path=name,
+                seq_id=seq,
+                ttl_seconds=ttl_seconds,
+                user_metadata=user_metadata,
+            ),
+            "SaveWeightsForSampler",
+            decode,
+            "TrainingClient.save_weights_for_sampler",
+        )
+
+    def save_weights_external(
+        self,
+        name: str,
+        ttl_seconds: int | None = None,
+        age_encryption_recipients: list[str] | None = None,
+    ) -> APIFuture[tr.SaveWeightsExternalResponse]:
+        """Export Hugging Face-format weights as ``tinker://<run>/external_weights/<name>``."""
+        _check_name(name)
+        if age_encryption_recipients is not None and len(age_encryption_recipients) > 10:
+            raise ValueError(
+                f"at most 10 age_encryption_recipients, got {len(age_encryption_recipients)}"
+            )
+
+        def decode(response: Response) -> tr.SaveWeightsExternalResponse:
+            raw = from_wire(response.json(), tr.SaveWeightsExternalResponseInternal)
+            return tr.SaveWeightsExternalResponse(path=raw.path, type=raw.type)
+
+        return self._simple(
+            "/api/v1/save_weights_external",
+            lambda seq: tr.SaveWeightsExternalRequest(
+                model_id=self.model_id,
+                path=name,
+                seq_id=seq,
+                ttl_seconds=ttl_seconds,
+                age_encryption_recipients=age_encryption_recipients,
+            ),
+            "SaveWeightsExternal",
+            decode,
+            "TrainingClient.save_weights_external",
+        )
+
+    def _load(self, path: str, optimizer: bool, weights_access_token: str | None) -> APIFuture[Any]:
+        from tinkex.types import ParsedCheckpointTinkerPath
+
+        ParsedCheckpointTinkerPath.from_tinker_path(path)
+        logger.error(
+            "TrainingClient.load_state is deprecated: servers only accept a load as a model's "
+            "first request; use ServiceClient.create_training_client_from_state instead"
+        )
+        return self._simple(
+            "/api/v1/load_weights",
+            lambda seq: tr.LoadWeightsRequest(
+                path=path,
+                model_id=self.model_id,
+                seq_id=seq,
+                optimizer=optimizer,
+                weights_access_token=weights_access_token,
+            ),
+            "LoadWeights",
+            _json_decoder(tr.LoadWeightsResponse),
+            "TrainingClient.load_state",
+        )
+
+    def load_state(
+        self, path: str, weights_access_token: str | None = None
+    ) -> APIFuture[tr.LoadWeightsResponse]:
+        """DEPRECATED: load weights into this model (servers may reject it)."""
+        warnings.warn(
+            "load_state is deprecated; use ServiceClient.create_training_client_from_state",
+            FutureWarning,
+            stacklevel=2,
+        )
+        return self._load(path, False, weights_access_token)
+
+    def load_state_with_optimizer(
+        self, path: str, weights_access_token: str | None = None
+    ) -> APIFuture[tr.LoadWeightsResponse]:
+        """DEPRECATED: load weights and optimizer state into this model."""
+        warnings.warn(
+            "load_state_with_optimizer is deprecated; use "
+            "ServiceClient.create_training_client_from_state_with_optimizer",
+            FutureWarning,
+            stacklevel=2,
+        )
+        return self._load(path, True, weights_access_token)
+
+    # -- samplers -----------------------------------------------------------------------------------
+    def save_weights_and_get_sampling_client(
+        self,
+        name: str | None = None,
+        retry_config: RetryConfig | None = None,
+        record_stability_info: bool = False,
+        kind: tr.SamplingClientKind = "snapshot",
+    ) -> Any:
+        """Snapshot the current weights into a new sampler; returns a future of the client."""
+        from tinkex.clients.futures import BackcompatSamplingClientFuture
+        from tinkex.clients.sampling import SamplingClient
+
+        if name is not None:
+            warnings.warn(
+                "save_weights_and_get_sampling_client(name=...) is deprecated and ignored",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+        if kind not in ("snapshot", "inflight"):
+            raise ValueError(f"kind must be 'snapshot' or 'inflight', got {kind!r}")
+        holder = self.holder
+        sampling_seq = holder.next_sampling_session_seq_id()
+
+        def decode(response: Response) -> SamplingClient:
+            raw = from_wire(response.json(), tr.SaveWeightsForSamplerResponseInternal)
+            if raw.sampling_session_id is None:
+                raise ValueError("save_weights_for_sampler result has no 'sampling_session_id'")
+            return SamplingClient(
+                holder,
+                sampling_session_id=raw.sampling_session_id,
+                base_model=self._base_model(),
+                retry_config=retry_config,
+                record_stability_info=record_stability_info,
+            )
+
+        future = self._simple(
+            "/api/v1/save_weights_for_sampler",
+            lambda seq: tr.SaveWeightsForSamplerRequest(
+                model_id=self.model_id,
+                sampling_session_seq_id=sampling_seq,
+                kind=kind,
+                seq_id=seq,
+            ),
+            "SaveWeightsForSampler",
+            decode,
+            "TrainingClient.save_weights_and_get_sampling_client",
+        )
+        return BackcompatSamplingClientFuture.wrap(future)
+
+    def create_sampling_client(
+        self,
+        model_path: str,
+        retry_config: RetryConfig | None = None,
+        record_stability_info: bool = False,
+    ) -> Any:
+        """A sampler for a saved ``tinker://.../sampler_weights/...`` checkpoint."""
+        from tinkex.clients.sampling import SamplingClient
+
+        return SamplingClient.create(
+            self.holder,
+            model_path=model_path,
+            retry_config=retry_config,
+            record_stability_info=record_stability_info,
+        )
+
+    # -- info ------------------------------------------------------------------------------------------
+    def _base_model(self) -> str:
+        return self._info.model_data.model_name or self._info.model_name or ""
+
+    def get_info(self) -> tr.GetInfoResponse:
+        """Model facts fetched when the client was created (no request)."""
+        return self._info
+
+    def get_tokenizer(self) -> Tokenizer:
+        """The tokenizer of this model, resolved offline (see :mod:`tinkex.tokenizer`)."""
+        from tinkex.tokenizer import get_tokenizer
+
+        tokenizer_id = self._info.model_data.tokenizer_id or self._base_model()
+        return get_tokenizer(tokenizer_id.split(":", 1)[0])
+
+    def get_console_url(self) -> str:
+        """Web console page of this training run."""
+        return f"{_CONSOLE}/training_runs/{self.model_id}"
+
+    def get_telemetry(self) -> None:
+        """Telemetry of this client (tinkex reports through :mod:`tinkex.telemetry` hooks)."""
+        return None
+
+    # -- deprecated async twins -------------------------------------------------------------------
+    async def forward_async(self, *args: Any, **kwargs: Any) -> APIFuture[tr.ForwardBackwardOutput]:
+        """DEPRECATED: use ``forward`` and await the future."""
+        _deprecated_async("forward")
+        return self.forward(*args, **kwargs)
+
+    async def forward_backward_async(
+        self, *args: Any, **kwargs: Any
+    ) -> APIFuture[tr.ForwardBackwardOutput]:
+        """DEPRECATED: use ``forward_backward`` and await the future."""
+        _deprecated_async("forward_backward")
+        return self.forward_backward(*args, **kwargs)
+
+    async def forward_backward_custom_async(
+        self, *args: Any, **kwargs: Any
+    ) -> APIFuture[tr.ForwardBackwardOutput]:
+        """DEPRECATED: use ``forward_backward_custom`` and await the future."""
+        _deprecated_async("forward_backward_custom")
+        return self.forward_backward_custom(*args, **kwargs)
+
+    async def optim_step_async(self, *args: Any, **kwargs: Any) -> APIFuture[tr.OptimStepResponse]:
+        """DEPRECATED: use ``optim_step`` and await the future."""
+        _deprecated_async("optim_step")
+        return self.optim_step(*args, **kwargs)
+
+    async def save_state_async(
+        self, *args: Any, **kwargs: Any
+    ) -> APIFuture[tr.SaveWeightsResponse]:
+        """DEPRECATED: use ``save_state`` and await the future."""
+        _deprecated_async("save_state")
+        return self.save_state(*args, **kwargs)
+
+    async def save_weights_for_sampler_async(
+        self, *args: Any, **kwargs: Any
+    ) -> APIFuture[tr.SaveWeightsForSamplerResponse]:
+        """DEPRECATED: use ``save_weights_for_sampler`` and await the future."""
+        _deprecated_async("save_weights_for_sampler")
+        return self.save_weights_for_sampler(*args, **kwargs)
+
+    async def save_weights_external_async(
+        self, *args: Any, **kwargs: Any
+    ) -> APIFuture[tr.SaveWeightsExternalResponse]:
+        """DEPRECATED: use ``save_weights_external`` and await the future."""
+        _deprecated_async("save_weights_external")
+        return self.save_weights_external(*args, **kwargs)
+
+    async def load_state_async(
+        self, *args: Any, **kwargs: Any
+    ) -> APIFuture[tr.LoadWeightsResponse]:
+        """DEPRECATED: use ServiceClient.create_training_client_from_state."""
+        _deprecated_async("load_state")
+        return self.load_state(*args, **kwargs)
+
+    async def load_state_with_optimizer_async(
+        self, *args: Any, **kwargs: Any
+    ) -> APIFuture[tr.LoadWeightsResponse]:
+        """DEPRECATED: use ServiceClient.create_training_client_from_state_with_optimizer."""
+        _deprecated_async("load_state_with_optimizer")
+        return self.load_state_with_optimizer(*args, **kwargs)
+
+    async def get_info_async(self) -> tr.GetInfoResponse:
+        """DEPRECATED: use ``get_info``."""
+        _deprecated_async("get_info")
+        return self._info
+
+    async def create_sampling_client_async(self, *args: Any, **kwargs: Any) -> SamplingClient:
+        """DEPRECATED: use ``create_sampling_client`` and await the future."""
+        _deprecated_async("create_sampling_client")
+        client: SamplingClient = await self.create_sampling_client(*args, **kwargs)
+        return client
+
+    async def save_weights_and_get_sampling_client_async(
+        self, *args: Any, **kwargs: Any
+    ) -> SamplingClient:
+        """DEPRECATED: use ``save_weights_and_get_sampling_client`` and await the future."""
+        _deprecated_async("save_weights_and_get_sampling_client")
+        client: SamplingClient = await self.save_weights_and_get_sampling_client(*args, **kwargs)
+        return client
+
+
+def _check_name(name: str) -> None:
+    if not isinstance(name, str) or not name or "/" in name:
+        raise ValueError(f"checkpoint name must be a non-empty string without '/', got {name!r}")
+
+
+def _forward_datum(datum: Datum) -> Datum:
+    import numpy as np
+
+    targets = datum.loss_fn_inputs["target_tokens"]
+    weights = datum.loss_fn_inputs.get("weights")
+    if weights is None:
+        from tinkex.types import TensorData
+
+        weights = TensorData.from_numpy(np.zeros(targets.to_numpy().shape, dtype=np.float32))
+    return Datum(
+        model_input=datum.model_input,
+        loss_fn_inputs={"target_tokens": targets, "weights": weights},
+        model_input_spans=datum.model_input_spans,
+        loss_fn_input_spans=datum.loss_fn_input_spans,
+    )
+
+
+def _negated(grad: Any) -> Any:
+    import numpy as np
+
+    from tinkex.types import TensorData
+
+    return TensorData.from_numpy(-np.asarray(grad, dtype=np.float32))
