@@ -18,6 +18,7 @@ from tinkex.types._datum import Datum
 
 if TYPE_CHECKING:
     from tinkex.clients._holder import ClientHolder
+    from tinkex.regularizers import RegularizerSpec
     from tinkex.clients.sampling import SamplingClient
     from tinkex.lib.retry_handler import RetryConfig
     from tinkex.tokenizer import Tokenizer
@@ -276,6 +277,8 @@ class TrainingClient:
         loss_fn: Callable[..., Any],
         *,
         loss_type_input: Literal["logprobs"] | None = None,
+        regularizers: Sequence[RegularizerSpec] | None = None,
+        track_grad_norms: bool = False,
     ) -> APIFuture[tr.ForwardBackwardOutput]:
         """Train on a loss computed client-side from the per-token logprobs (wire §11.1).
 
@@ -285,6 +288,11 @@ class TrainingClient:
         pass computes the logprobs, the loss gradient is sent back as cross-entropy weights,
         and the result's metrics hold ``loss:sum`` (the custom loss), the user's metrics and
         ``surrogate_loss:sum``. A failure poisons this client.
+
+        Tinkex extras: ``regularizers`` (:class:`tinkex.regularizers.RegularizerSpec`) are
+        added to the loss (``loss_total = base + sum(weight_i * reg_i)``); the structured
+        result is ``output.custom_loss_output`` (a ``CustomLossOutput``), with gradient norms
+        when ``track_grad_norms`` is set.
         """
         if loss_type_input is not None:
             warnings.warn(
@@ -329,7 +337,9 @@ class TrainingClient:
             ]
             from tinkex.regularizers import compute_custom_loss
 
-            output, grads = compute_custom_loss(data, logprobs, loss_fn)
+            output, grads = compute_custom_loss(
+                data, logprobs, loss_fn, regularizers, track_grad_norms=track_grad_norms
+            )
             custom["output"] = output
             backward_data = [
                 Datum(
@@ -380,6 +390,7 @@ class TrainingClient:
                 loss_fn_output_type=combined.loss_fn_output_type,
                 loss_fn_outputs=combined.loss_fn_outputs,
                 metrics=metrics,
+                custom_loss_output=output,
             )
 
         future = self._ordered(2 * n, send, finish)

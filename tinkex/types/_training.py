@@ -161,6 +161,9 @@ class ForwardBackwardOutput:
     loss_fn_output_type: str
     loss_fn_outputs: list[dict[str, TensorData]]
     metrics: dict[str, float] = attrs.field(factory=dict)
+    #: Client-side only (never sent): the structured result of ``forward_backward_custom``
+    #: (``tinkex.regularizers.CustomLossOutput``: total, base, per-regularizer terms).
+    custom_loss_output: Any = attrs.field(default=None, eq=False, repr=False, kw_only=True)
 
 
 # -- optimizers --------------------------------------------------------------------------
