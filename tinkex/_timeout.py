@@ -12,7 +12,10 @@ __all__ = ["Timeout", "RequestOptions"]
 
 @attrs.frozen
 class Timeout:
-    """Timeouts in seconds: ``Timeout(60.0, connect=5.0)`` (read/write/pool default to ``timeout``)."""
+    """Timeouts in seconds, e.g. ``Timeout(60.0, connect=5.0)``.
+
+    ``read``/``write``/``pool`` default to ``timeout``.
+    """
 
     timeout: float | None = 60.0
     connect: float | None = None

@@ -1,4 +1,4 @@
-"""Splitting forward/backward batches into requests and combining their results (wire §8.2, §8.4)."""
+"""Splitting forward/backward batches into requests and combining results (wire §8.2, §8.4)."""
 
 from __future__ import annotations
 

@@ -71,7 +71,7 @@ def _public_names(cls: type) -> frozenset[str]:
     return frozenset(n for n in dir(cls) if not n.startswith("__")) | {"model_id", "holder"}
 
 
-class BackcompatTrainingClientFuture(_ClientFuture, TrainingClient):  # type: ignore[misc]
+class BackcompatTrainingClientFuture(_ClientFuture, TrainingClient):
     """Future of a :class:`TrainingClient` (also usable as one, with a deprecation warning)."""
 
     _client_type = TrainingClient

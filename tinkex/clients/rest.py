@@ -306,7 +306,7 @@ class RestClient(_SessionlessClient):
 
         return self._run("", copy)
 
-    # -- sessions ------------------------------------------------------------------------------------
+    # -- sessions ----------------------------------------------------------------------------------
     def get_session(
         self, session_id: str, access_scope: AccessScope = "owned"
     ) -> APIFuture[ses.GetSessionResponse]:
@@ -413,7 +413,7 @@ class RestClient(_SessionlessClient):
             lambda: self._get(f"/api/v1/samplers/{sampler_id}", GetSamplerResponse, "get_sampler"),
         )
 
-    # -- deprecated admin forwards -------------------------------------------------------------------
+    # -- deprecated admin forwards -----------------------------------------------------------------
     def _admin(self) -> AdminClient:
         warnings.warn("use AdminClient for audit and billing", FutureWarning, stacklevel=3)
         return AdminClient(_holder=self.holder)

@@ -336,7 +336,7 @@ class SamplingClient:
             self._last_queue_log = now
             logger.warning("Sampling is paused (%s): %s", queue_state, reason or "no reason given")
 
-    # -- info ---------------------------------------------------------------------------------------
+    # -- info --------------------------------------------------------------------------------------
     def get_base_model(self) -> str:
         """The base model of this sampler (no request)."""
         return self._base_model
@@ -351,7 +351,7 @@ class SamplingClient:
         """Telemetry of this client (tinkex reports through :mod:`tinkex.telemetry` hooks)."""
         return None
 
-    # -- handles and pickling -----------------------------------------------------------------------
+    # -- handles and pickling ----------------------------------------------------------------------
     def _state(self, include_key: bool) -> dict[str, Any]:
         settings = self.holder.settings
         return {
@@ -381,7 +381,7 @@ class SamplingClient:
     def __reduce__(self) -> tuple[Any, ...]:
         return (_restore, (self._state(include_key=True),))
 
-    # -- deprecated async twins -----------------------------------------------------------------------
+    # -- deprecated async twins --------------------------------------------------------------------
     async def sample_async(self, *args: Any, **kwargs: Any) -> smp.SampleResponse:
         """DEPRECATED: use ``sample`` and await the future."""
         _deprecated_async("sample")

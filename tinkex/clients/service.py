@@ -246,7 +246,7 @@ class ServiceClient:
             sdk_method="ServiceClient.create_training_client_from_state_with_optimizer",
         )
 
-    # -- sampling clients ---------------------------------------------------------------------------
+    # -- sampling clients --------------------------------------------------------------------------
     def create_sampling_client(
         self,
         model_path: str | None = None,
@@ -327,7 +327,7 @@ class ServiceClient:
         )
         return result
 
-    # -- deprecated async creators ------------------------------------------------------------------
+    # -- deprecated async creators -----------------------------------------------------------------
     async def create_lora_training_client_async(self, *args: Any, **kwargs: Any) -> TrainingClient:
         """DEPRECATED: ``await create_lora_training_client(...)``."""
         _deprecated("create_lora_training_client_async", "await create_lora_training_client()")
@@ -363,7 +363,7 @@ class ServiceClient:
         client: SamplingClient = await self.create_sampling_client(*args, **kwargs)
         return client
 
-    # -- lifecycle ----------------------------------------------------------------------------------
+    # -- lifecycle ---------------------------------------------------------------------------------
     def close(
         self,
         status: Literal["success", "errored", "interrupted"] = "success",

@@ -18,9 +18,9 @@ from tinkex.types._datum import Datum
 
 if TYPE_CHECKING:
     from tinkex.clients._holder import ClientHolder
-    from tinkex.regularizers import RegularizerSpec
     from tinkex.clients.sampling import SamplingClient
     from tinkex.lib.retry_handler import RetryConfig
+    from tinkex.regularizers import RegularizerSpec
     from tinkex.tokenizer import Tokenizer
 
 __all__ = ["TrainingClient", "CustomLossFnV1"]
@@ -151,7 +151,7 @@ class TrainingClient:
     def _fwdbwd(
         self,
         data: Sequence[Datum],
-        loss_fn: str,
+        loss_fn: tr.LossFnType,
         loss_fn_config: Mapping[str, float | str] | None,
         *,
         forward_only: bool,
@@ -433,7 +433,7 @@ class TrainingClient:
             "TrainingClient.optim_step",
         )
 
-    # -- checkpoints ---------------------------------------------------------------------------------
+    # -- checkpoints -------------------------------------------------------------------------------
     def save_state(
         self,
         name: str,
@@ -563,7 +563,7 @@ class TrainingClient:
         )
         return self._load(path, True, weights_access_token)
 
-    # -- samplers -----------------------------------------------------------------------------------
+    # -- samplers ----------------------------------------------------------------------------------
     def save_weights_and_get_sampling_client(
         self,
         name: str | None = None,
@@ -628,7 +628,7 @@ class TrainingClient:
             record_stability_info=record_stability_info,
         )
 
-    # -- info ------------------------------------------------------------------------------------------
+    # -- info --------------------------------------------------------------------------------------
     def _base_model(self) -> str:
         return self._info.model_data.model_name or self._info.model_name or ""
 
