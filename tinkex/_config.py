@@ -15,7 +15,7 @@ Environment variables read (all optional):
 ``TINKER_LOG``                ``debug`` / ``info`` / ``warning`` / ``error``
 ``TINKER_CREDENTIAL_CMD``     shell command that prints a credential
 ``CLOUDFLARE_ACCESS_CLIENT_ID`` / ``CLOUDFLARE_ACCESS_CLIENT_SECRET``  Cloudflare Access
-``TINKEX_WIRE_FORMAT``        ``json`` (default) or ``protobuf`` for forward/backward bodies
+``TINKEX_WIRE_FORMAT``        ``protobuf`` (default) or ``json`` for forward/backward bodies
 ============================  ==========================================================
 
 The API key never appears in ``repr(settings)`` nor in any error message.
@@ -98,7 +98,8 @@ class ClientSettings:
         timeout: default read timeout of a request, in seconds.
         connect_timeout: TCP/TLS connect timeout, in seconds.
         max_retries: HTTP-layer retries of a request (wire protocol §13 layer 1).
-        send_protobuf: send forward/backward bodies as protobuf instead of JSON.
+        send_protobuf: send forward/backward bodies as protobuf (the default, as the official
+            SDK does; the hosted service is only known to accept protobuf there) or JSON.
         compress_fwdbwd: zstd-compress protobuf forward/backward bodies.
         credential_cmd: ``TINKER_CREDENTIAL_CMD``, kept for JWT exchanges that need it.
         access_headers: ``CF-Access-Client-Id/Secret`` from ``CLOUDFLARE_ACCESS_CLIENT_*``
@@ -120,7 +121,7 @@ class ClientSettings:
     timeout: float = 60.0
     connect_timeout: float = 5.0
     max_retries: int = 10
-    send_protobuf: bool = False
+    send_protobuf: bool = True
     compress_fwdbwd: bool = False
     credential_cmd: str | None = attrs.field(default=None, repr=False)
     access_headers: dict[str, str] = attrs.field(
@@ -201,9 +202,9 @@ class ClientSettings:
             if wire not in ("", "json", "protobuf", "proto"):
                 raise TinkerError(
                     f"TINKEX_WIRE_FORMAT must be 'json' or 'protobuf', got {wire!r}; "
-                    "unset it to use the default (json)."
+                    "unset it to use the default (protobuf)."
                 )
-            send_protobuf = wire in ("protobuf", "proto")
+            send_protobuf = wire != "json"
 
         log = env.get("TINKER_LOG", "").strip().lower() or None
         if log not in _LOG_LEVELS:

@@ -39,7 +39,7 @@ def test_defaults(tmp_path: Path) -> None:
     assert s.telemetry_enabled is True
     assert s.default_headers == {}
     assert (s.max_connections, s.timeout, s.connect_timeout, s.max_retries) == (1000, 60.0, 5.0, 10)
-    assert s.send_protobuf is False and s.compress_fwdbwd is False
+    assert s.send_protobuf is True and s.compress_fwdbwd is False
     assert s.access_headers == {}
     assert s.log_level is None
 
@@ -298,3 +298,8 @@ def test_resolve_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("TINKER_PROJECT_ID", "from-os")
     s = ClientSettings.resolve()
     assert s.api_key == KEY and s.project_id == "from-os"
+
+
+def test_wire_format_json_opt_out(tmp_path: Path) -> None:
+    s = resolve({"TINKER_API_KEY": KEY, "TINKEX_WIRE_FORMAT": "json"}, tmp_path)
+    assert s.send_protobuf is False
