@@ -1,17 +1,41 @@
-"""The public clients: ServiceClient, TrainingClient, SamplingClient, RestClient, AdminClient."""
+"""The public clients: ServiceClient, TrainingClient, SamplingClient, RestClient, AdminClient.
 
-from tinkex.clients.futures import BackcompatSamplingClientFuture, BackcompatTrainingClientFuture
-from tinkex.clients.rest import AdminClient, RestClient
-from tinkex.clients.sampling import SamplingClient
-from tinkex.clients.service import ServiceClient
-from tinkex.clients.training import TrainingClient
+Loaded lazily (PEP 562) so that using one client does not import the others.
+"""
 
-__all__ = [
-    "AdminClient",
-    "BackcompatSamplingClientFuture",
-    "BackcompatTrainingClientFuture",
-    "RestClient",
-    "SamplingClient",
-    "ServiceClient",
-    "TrainingClient",
-]
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from tinkex.clients.futures import (
+        BackcompatSamplingClientFuture as BackcompatSamplingClientFuture,
+    )
+    from tinkex.clients.futures import (
+        BackcompatTrainingClientFuture as BackcompatTrainingClientFuture,
+    )
+    from tinkex.clients.rest import AdminClient as AdminClient
+    from tinkex.clients.rest import RestClient as RestClient
+    from tinkex.clients.sampling import SamplingClient as SamplingClient
+    from tinkex.clients.service import ServiceClient as ServiceClient
+    from tinkex.clients.training import TrainingClient as TrainingClient
+
+_MODULES = {
+    "AdminClient": "rest",
+    "BackcompatSamplingClientFuture": "futures",
+    "BackcompatTrainingClientFuture": "futures",
+    "RestClient": "rest",
+    "SamplingClient": "sampling",
+    "ServiceClient": "service",
+    "TrainingClient": "training",
+}
+
+__all__ = sorted(_MODULES)
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tinkex.clients' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"tinkex.clients.{module}"), name)

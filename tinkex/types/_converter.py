@@ -25,9 +25,7 @@ import attrs
 
 from tinkex._exceptions import APIResponseValidationError
 from tinkex.types import _model_input as mi
-from tinkex.types import _rest as rest
 from tinkex.types import _sampling as smp
-from tinkex.types import _session as ses
 from tinkex.types import _training as tr
 from tinkex.types._datum import Datum, PromptProvenanceSpan, SampledProvenanceSpan
 from tinkex.types._tensor import TensorData
@@ -378,6 +376,10 @@ def _optional(hook: Any) -> Any:
 
 def _build() -> cattrs.Converter:
     import cattrs
+
+    # Imported here: the REST and session types are only needed once something is parsed.
+    from tinkex.types import _rest as rest
+    from tinkex.types import _session as ses
 
     conv = cattrs.Converter(forbid_extra_keys=False)
     conv.register_structure_hook(dt.datetime, lambda v, _: parse_datetime(v))
