@@ -271,9 +271,14 @@ def _optim_step_to_wire(req: tr.OptimStepRequest) -> dict[str, Any]:
 
 
 # -- generic attrs handling --------------------------------------------------------------------
-@functools.cache
-def _field_names(cls: Any) -> tuple[str, ...]:
-    return tuple(f.name for f in attrs.fields(cls))
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in attrs.fields(cls))
+    return names
 
 
 def _value_to_wire(value: Any) -> Any:

@@ -175,22 +175,23 @@ class TensorData:
 
     def values_array(self) -> np.ndarray[Any, Any]:
         """The stored values as a 1-D numpy array (no copy; do not mutate)."""
-        return self._values
+        values: np.ndarray[Any, Any] = self._values
+        return values
 
     def to_numpy(self, pad_value: int = 0) -> np.ndarray[Any, Any]:
         """The dense array (CSR tensors are densified with ``pad_value``)."""
         _check_pad(pad_value)
-        np = _np()
+        numpy = _np()
         shape = self.shape if self.shape is not None else [self._values.size]
         if not self.is_sparse:
             dense_view: np.ndarray[Any, Any] = self._values.reshape(shape)
             return dense_view
         assert self.sparse_crow_indices is not None and self.sparse_col_indices is not None
         rows, cols = shape
-        dense = np.full((rows, cols), pad_value, dtype=self._values.dtype)
-        crow = np.asarray(self.sparse_crow_indices, dtype=np.int64)
-        row_of = np.repeat(np.arange(rows), np.diff(crow))
-        dense[row_of, np.asarray(self.sparse_col_indices, dtype=np.int64)] = self._values
+        dense = numpy.full((rows, cols), pad_value, dtype=self._values.dtype)
+        crow = numpy.asarray(self.sparse_crow_indices, dtype=numpy.int64)
+        row_of = numpy.repeat(numpy.arange(rows), numpy.diff(crow))
+        dense[row_of, numpy.asarray(self.sparse_col_indices, dtype=numpy.int64)] = self._values
         result: np.ndarray[Any, Any] = dense
         return result
 

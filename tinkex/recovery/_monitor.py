@@ -1,0 +1,323 @@
+"""Recovery policy, monitor thread and executor (see the package docstring)."""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, Literal
+
+import attrs
+
+from tinkex._exceptions import TinkerError
+from tinkex.resilience import BackoffPolicy
+from tinkex.telemetry import emit
+
+if TYPE_CHECKING:
+    from tinkex.clients.rest import RestClient
+    from tinkex.clients.service import ServiceClient
+    from tinkex.clients.training import TrainingClient
+    from tinkex.types import Checkpoint, TrainingRun
+
+__all__ = [
+    "RECOVERY_FAILED",
+    "RECOVERY_STARTED",
+    "RECOVERY_SUCCEEDED",
+    "RUN_CORRUPTED",
+    "RecoveryError",
+    "RecoveryExecutor",
+    "RecoveryMonitor",
+    "RecoveryPolicy",
+    "RecoveryResult",
+]
+
+logger = logging.getLogger("tinkex.recovery")
+
+RUN_CORRUPTED = "tinkex.recovery.run_corrupted"
+RECOVERY_STARTED = "tinkex.recovery.started"
+RECOVERY_SUCCEEDED = "tinkex.recovery.succeeded"
+RECOVERY_FAILED = "tinkex.recovery.failed"
+
+CheckpointStrategy = Literal["latest", "best", "specific"]
+
+
+class RecoveryError(TinkerError):
+    """A run could not be recovered (no usable checkpoint, or every attempt failed)."""
+
+
+def _positive(name: str) -> Any:
+    def check(_inst: object, _attr: object, value: float) -> None:
+        if not value > 0:
+            raise ValueError(f"RecoveryPolicy.{name} must be > 0, got {value!r}")
+
+    return check
+
+
+@attrs.frozen(kw_only=True)
+class RecoveryPolicy:
+    """What recovery does.
+
+    Attributes:
+        enabled: recovery runs only when True (opt-in).
+        max_attempts: restore attempts per corrupted run.
+        backoff: waits between attempts (``BackoffPolicy.delay``).
+        checkpoint_strategy: ``"latest"`` training checkpoint, ``"best"`` by
+            ``best_metric`` in the checkpoint's ``user_metadata``, or ``"specific"``.
+        checkpoint_path: the ``tinker://.../weights/...`` path for ``"specific"``.
+        best_metric: ``user_metadata`` key compared for ``"best"`` (e.g. ``"loss"``).
+        best_mode: ``"min"`` or ``"max"`` for ``"best"``.
+        restore_optimizer: restore optimizer state too (else weights only).
+        poll_interval: seconds between status polls of watched runs.
+        max_concurrent: recoveries running at the same time.
+    """
+
+    enabled: bool = False
+    max_attempts: int = attrs.field(default=3)
+    backoff: BackoffPolicy = attrs.field(
+        factory=lambda: BackoffPolicy(max_attempts=None, base_delay=1.0, max_delay=30.0)
+    )
+    checkpoint_strategy: CheckpointStrategy = attrs.field(
+        default="latest", validator=attrs.validators.in_(("latest", "best", "specific"))
+    )
+    checkpoint_path: str | None = None
+    best_metric: str | None = None
+    best_mode: Literal["min", "max"] = attrs.field(
+        default="min", validator=attrs.validators.in_(("min", "max"))
+    )
+    restore_optimizer: bool = True
+    poll_interval: float = attrs.field(default=30.0, validator=_positive("poll_interval"))
+    max_concurrent: int = attrs.field(default=1)
+
+    def __attrs_post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError(f"RecoveryPolicy.max_attempts must be >= 1, got {self.max_attempts}")
+        if self.max_concurrent < 1:
+            raise ValueError(
+                f"RecoveryPolicy.max_concurrent must be >= 1, got {self.max_concurrent}"
+            )
+        if self.checkpoint_strategy == "specific" and not self.checkpoint_path:
+            raise ValueError("RecoveryPolicy: checkpoint_strategy 'specific' needs checkpoint_path")
+        if self.checkpoint_strategy == "best" and not self.best_metric:
+            raise ValueError("RecoveryPolicy: checkpoint_strategy 'best' needs best_metric")
+
+
+@attrs.frozen
+class RecoveryResult:
+    """A successful recovery: the corrupted run, the checkpoint used, the new client."""
+
+    run_id: str
+    checkpoint_path: str
+    training_client: TrainingClient
+    attempts: int
+
+
+def _metric(checkpoint: Checkpoint, key: str) -> float | None:
+    raw = (checkpoint.user_metadata or {}).get(key)
+    try:
+        value = float(raw) if raw is not None else None
+    except ValueError:
+        return None
+    return value if value is not None and math.isfinite(value) else None
+
+
+class RecoveryExecutor:
+    """Restores corrupted runs from a checkpoint, ``policy.max_concurrent`` at a time."""
+
+    def __init__(
+        self,
+        service: ServiceClient,
+        policy: RecoveryPolicy,
+        rest: RestClient,
+        *,
+        on_recovery: Callable[[RecoveryResult], None] | None = None,
+        on_failure: Callable[[str, BaseException], None] | None = None,
+        sleep: Callable[[float], bool] | None = None,
+    ) -> None:
+        self._service = service
+        self._policy = policy
+        self._rest = rest
+        self._on_recovery = on_recovery
+        self._on_failure = on_failure
+        self._stop = threading.Event()
+        self._sleep = sleep or self._stop.wait
+        self._pool = ThreadPoolExecutor(policy.max_concurrent, thread_name_prefix="tinkex-recovery")
+
+    def choose_checkpoint(self, run: TrainingRun) -> str:
+        """The checkpoint path the policy picks for ``run``.
+
+        Raises:
+            RecoveryError: the run has no usable training checkpoint.
+        """
+        policy = self._policy
+        if policy.checkpoint_strategy == "specific":
+            assert policy.checkpoint_path is not None
+            return policy.checkpoint_path
+        checkpoints = [
+            c
+            for c in self._rest.list_checkpoints(run.training_run_id).result().checkpoints
+            if c.checkpoint_type == "training"
+        ]
+        if not checkpoints:
+            raise RecoveryError(
+                f"training run {run.training_run_id} has no training checkpoint to recover from "
+                "(save one with TrainingClient.save_state)"
+            )
+        if policy.checkpoint_strategy == "latest":
+            return max(checkpoints, key=lambda c: c.time).tinker_path
+        assert policy.best_metric is not None
+        scored = [(m, c) for c in checkpoints if (m := _metric(c, policy.best_metric)) is not None]
+        if not scored:
+            raise RecoveryError(
+                f"no checkpoint of run {run.training_run_id} has a numeric "
+                f"user_metadata[{policy.best_metric!r}]"
+            )
+        pick = min if policy.best_mode == "min" else max
+        return pick(scored, key=lambda pair: pair[0])[1].tinker_path
+
+    def submit(self, run: TrainingRun) -> Future[RecoveryResult]:
+        """Recover ``run`` in the background."""
+        return self._pool.submit(self.recover, run)
+
+    def recover(self, run: TrainingRun) -> RecoveryResult:
+        """Recover ``run`` now (blocking); callbacks are called either way.
+
+        Raises:
+            RecoveryError: after ``max_attempts`` failed attempts.
+        """
+        run_id = run.training_run_id
+        policy = self._policy
+        last: BaseException | None = None
+        try:
+            path = self.choose_checkpoint(run)
+        except Exception as exc:
+            return self._fail(run_id, exc, 0)
+        for attempt in range(1, policy.max_attempts + 1):
+            emit(RECOVERY_STARTED, {"attempt": attempt}, {"run_id": run_id, "checkpoint": path})
+            try:
+                if policy.restore_optimizer:
+                    future = self._service.create_training_client_from_state_with_optimizer(path)
+                else:
+                    future = self._service.create_training_client_from_state(path)
+                client: TrainingClient = future.result()
+            except Exception as exc:
+                last = exc
+                logger.warning(
+                    "recovery of %s from %s failed (attempt %d): %s", run_id, path, attempt, exc
+                )
+                if attempt < policy.max_attempts and self._sleep(policy.backoff.delay(attempt - 1)):
+                    break  # stopped
+                continue
+            result = RecoveryResult(run_id, path, client, attempt)
+            emit(
+                RECOVERY_SUCCEEDED,
+                {"attempts": attempt},
+                {"run_id": run_id, "checkpoint": path, "new_run_id": client.model_id},
+            )
+            logger.info("recovered run %s from %s as %s", run_id, path, client.model_id)
+            if self._on_recovery is not None:
+                self._on_recovery(result)
+            return result
+        return self._fail(run_id, last or RecoveryError("recovery stopped"), policy.max_attempts)
+
+    def _fail(self, run_id: str, exc: BaseException, attempts: int) -> RecoveryResult:
+        emit(RECOVERY_FAILED, {"attempts": attempts}, {"run_id": run_id, "error": str(exc)})
+        if self._on_failure is not None:
+            self._on_failure(run_id, exc)
+        if isinstance(exc, RecoveryError):
+            raise exc
+        raise RecoveryError(
+            f"could not recover run {run_id} after {attempts} attempts: {exc}"
+        ) from exc
+
+    def close(self) -> None:
+        """Stop waiting between attempts and shut the worker threads down."""
+        self._stop.set()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class RecoveryMonitor:
+    """Polls watched runs and hands corrupted ones to a :class:`RecoveryExecutor`.
+
+    Args:
+        service: the ServiceClient that creates the replacement training clients.
+        policy: the recovery policy (nothing happens unless ``policy.enabled``).
+        rest: RestClient used to poll runs (default: one with the service's settings).
+        on_recovery, on_failure: callbacks, called on a recovery worker thread.
+    """
+
+    def __init__(
+        self,
+        service: ServiceClient,
+        policy: RecoveryPolicy,
+        rest: RestClient | None = None,
+        *,
+        on_recovery: Callable[[RecoveryResult], None] | None = None,
+        on_failure: Callable[[str, BaseException], None] | None = None,
+    ) -> None:
+        self.policy = policy
+        self._rest = rest if rest is not None else service.create_rest_client_internal()
+        self.executor = RecoveryExecutor(
+            service, policy, self._rest, on_recovery=on_recovery, on_failure=on_failure
+        )
+        self._lock = threading.Lock()
+        self._watched: dict[str, Future[RecoveryResult] | None] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.results: dict[str, Future[RecoveryResult]] = {}
+
+    def watch(self, run_id: str) -> None:
+        """Start watching ``run_id`` (starts the monitor thread when the policy is enabled)."""
+        with self._lock:
+            self._watched.setdefault(run_id, None)
+            if self.policy.enabled and self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._loop, name="tinkex-recovery-monitor", daemon=True
+                )
+                self._thread.start()
+
+    def unwatch(self, run_id: str) -> None:
+        """Stop watching ``run_id``."""
+        with self._lock:
+            self._watched.pop(run_id, None)
+
+    def check_now(self) -> list[str]:
+        """Poll every watched run once; returns the runs found corrupted (and dispatched)."""
+        with self._lock:
+            pending = [run_id for run_id, fut in self._watched.items() if fut is None]
+        corrupted: list[str] = []
+        for run_id in pending:
+            try:
+                run = self._rest.get_training_run(run_id).result()
+            except Exception as exc:
+                logger.debug("recovery monitor could not poll %s: %s", run_id, exc)
+                continue
+            if not run.corrupted:
+                continue
+            emit(RUN_CORRUPTED, None, {"run_id": run_id})
+            logger.warning("training run %s is corrupted; recovering", run_id)
+            future = self.executor.submit(run)
+            with self._lock:
+                if run_id in self._watched:
+                    self._watched[run_id] = future
+            self.results[run_id] = future
+            corrupted.append(run_id)
+        return corrupted
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.policy.poll_interval):
+            self.check_now()
+
+    def close(self) -> None:
+        """Stop the monitor thread and the executor (waits for running recoveries)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.policy.poll_interval + 5)
+        self.executor.close()
+
+    def __enter__(self) -> RecoveryMonitor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
