@@ -81,6 +81,7 @@ if TYPE_CHECKING:  # pragma: no cover
     pass
 
 __all__ = [
+    "__title__",
     "__version__",
     "APIFuture",
     "AdamOptimizerConfig",

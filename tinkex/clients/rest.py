@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import time
 import uuid
 import warnings
@@ -21,6 +22,7 @@ __all__ = ["RestClient", "AdminClient"]
 
 T = TypeVar("T")
 AccessScope = Literal["owned", "accessible"]
+AuditEventType = Literal["all", "checkpoints", "projects", "teams", "organizations"]
 _TRACE_POLL_INTERVAL = 5.0
 _TRACE_TIMEOUT = 600.0
 
@@ -418,24 +420,31 @@ class RestClient(_SessionlessClient):
         warnings.warn("use AdminClient for audit and billing", FutureWarning, stacklevel=3)
         return AdminClient(_holder=self.holder)
 
-    def get_audit_log(self, *args: Any, **kwargs: Any) -> APIFuture[rest.AuditLogResponse]:
+    def get_audit_log(
+        self,
+        event_type: AuditEventType = "all",
+        day: dt.date | None = None,
+    ) -> APIFuture[rest.AuditLogResponse]:
         """DEPRECATED: use ``AdminClient().get_audit_log``."""
-        return self._admin().get_audit_log(*args, **kwargs)
+        return self._admin().get_audit_log(event_type, day)
 
-    def get_billing_usage(self, *args: Any, **kwargs: Any) -> APIFuture[rest.BillingUsageResponse]:
+    def get_billing_usage(
+        self, starting_on: dt.datetime | str, ending_before: dt.datetime | str
+    ) -> APIFuture[rest.BillingUsageResponse]:
         """DEPRECATED: use ``AdminClient().get_billing_usage``."""
-        return self._admin().get_billing_usage(*args, **kwargs)
+        return self._admin().get_billing_usage(starting_on, ending_before)
 
     def get_current_checkpoint_storage_usage(
-        self, *args: Any, **kwargs: Any
+        self, project_id: str | None = None
     ) -> APIFuture[rest.CurrentCheckpointStorageUsageResponse]:
         """DEPRECATED: use ``AdminClient().get_current_checkpoint_storage_usage``."""
-        return self._admin().get_current_checkpoint_storage_usage(*args, **kwargs)
+        return self._admin().get_current_checkpoint_storage_usage(project_id)
 
 
 def _make_async_twin(cls: type, name: str) -> None:
     method = getattr(cls, name)
 
+    @functools.wraps(method)  # inspect.signature(twin) shows the method's parameters
     async def twin(self: Any, *args: Any, **kwargs: Any) -> Any:
         _deprecated_async(cls.__name__, name)
         return await method(self, *args, **kwargs)
@@ -488,7 +497,7 @@ class AdminClient(_SessionlessClient):
 
     def get_audit_log(
         self,
-        event_type: Literal["all", "checkpoints", "projects", "teams", "organizations"] = "all",
+        event_type: AuditEventType = "all",
         day: dt.date | None = None,
     ) -> APIFuture[rest.AuditLogResponse]:
         """Audit-log entries (optionally of one UTC day)."""

@@ -327,14 +327,16 @@ class SamplingClient:
 
         return future.map(extract)
 
-    def on_queue_state_change(self, queue_state: Any, reason: str | None = None) -> None:
+    def on_queue_state_change(self, queue_state: Any, queue_state_reason: str | None) -> None:
         """Log (at most once a minute) when the server pauses sampling."""
         if str(queue_state) == "active":
             return
         now = time.monotonic()
         if now - self._last_queue_log >= _QUEUE_LOG_INTERVAL:
             self._last_queue_log = now
-            logger.warning("Sampling is paused (%s): %s", queue_state, reason or "no reason given")
+            logger.warning(
+                "Sampling is paused (%s): %s", queue_state, queue_state_reason or "no reason given"
+            )
 
     # -- info --------------------------------------------------------------------------------------
     def get_base_model(self) -> str:
@@ -382,15 +384,38 @@ class SamplingClient:
         return (_restore, (self._state(include_key=True),))
 
     # -- deprecated async twins --------------------------------------------------------------------
-    async def sample_async(self, *args: Any, **kwargs: Any) -> smp.SampleResponse:
+    async def sample_async(
+        self,
+        prompt: ModelInput,
+        num_samples: int,
+        sampling_params: smp.SamplingParams,
+        include_prompt_logprobs: bool = False,
+        topk_prompt_logprobs: int = 0,
+        topk_sample_logprobs: int = 0,
+        target_prompt_logprobs: TensorData | None = None,
+        prompt_alt_tokens_k: int = 0,
+        prompt_logprobs_last_n: int | None = None,
+    ) -> smp.SampleResponse:
         """DEPRECATED: use ``sample`` and await the future."""
         _deprecated_async("sample")
-        return await self.sample(*args, **kwargs)
+        return await self.sample(
+            prompt,
+            num_samples,
+            sampling_params,
+            include_prompt_logprobs,
+            topk_prompt_logprobs,
+            topk_sample_logprobs,
+            target_prompt_logprobs,
+            prompt_alt_tokens_k,
+            prompt_logprobs_last_n,
+        )
 
-    async def compute_logprobs_async(self, *args: Any, **kwargs: Any) -> list[float | None]:
+    async def compute_logprobs_async(
+        self, prompt: ModelInput, prompt_logprobs_last_n: int | None = None
+    ) -> list[float | None]:
         """DEPRECATED: use ``compute_logprobs`` and await the future."""
         _deprecated_async("compute_logprobs")
-        return await self.compute_logprobs(*args, **kwargs)
+        return await self.compute_logprobs(prompt, prompt_logprobs_last_n)
 
     async def get_base_model_async(self) -> str:
         """DEPRECATED: use ``get_base_model``."""

@@ -328,24 +328,54 @@ class ServiceClient:
         return result
 
     # -- deprecated async creators -----------------------------------------------------------------
-    async def create_lora_training_client_async(self, *args: Any, **kwargs: Any) -> TrainingClient:
+    async def create_lora_training_client_async(
+        self,
+        base_model: str,
+        rank: int = 32,
+        seed: int | None = None,
+        train_mlp: bool = True,
+        train_attn: bool = True,
+        train_unembed: bool = True,
+        user_metadata: dict[str, str] | None = None,
+        optimizer: tr.OptimizerConfig | None = None,
+    ) -> TrainingClient:
         """DEPRECATED: ``await create_lora_training_client(...)``."""
         _deprecated("create_lora_training_client_async", "await create_lora_training_client()")
-        client: TrainingClient = await self.create_lora_training_client(*args, **kwargs)
+        client: TrainingClient = await self.create_lora_training_client(
+            base_model,
+            rank,
+            seed,
+            train_mlp,
+            train_attn,
+            train_unembed,
+            user_metadata,
+            optimizer,
+        )
         return client
 
     async def create_training_client_from_state_async(
-        self, *args: Any, **kwargs: Any
+        self,
+        path: str,
+        base_model: str | None = None,
+        user_metadata: dict[str, str] | None = None,
+        weights_access_token: str | None = None,
+        optimizer: tr.OptimizerConfig | None = None,
     ) -> TrainingClient:
         """DEPRECATED: ``await create_training_client_from_state(...)``."""
         _deprecated(
             "create_training_client_from_state_async", "await create_training_client_from_state()"
         )
-        client: TrainingClient = await self.create_training_client_from_state(*args, **kwargs)
+        client: TrainingClient = await self.create_training_client_from_state(
+            path, base_model, user_metadata, weights_access_token, optimizer
+        )
         return client
 
     async def create_training_client_from_state_with_optimizer_async(
-        self, *args: Any, **kwargs: Any
+        self,
+        path: str,
+        base_model: str | None = None,
+        user_metadata: dict[str, str] | None = None,
+        weights_access_token: str | None = None,
     ) -> TrainingClient:
         """DEPRECATED: ``await create_training_client_from_state_with_optimizer(...)``."""
         _deprecated(
@@ -353,14 +383,22 @@ class ServiceClient:
             "await create_training_client_from_state_with_optimizer()",
         )
         client: TrainingClient = await self.create_training_client_from_state_with_optimizer(
-            *args, **kwargs
+            path, base_model, user_metadata, weights_access_token
         )
         return client
 
-    async def create_sampling_client_async(self, *args: Any, **kwargs: Any) -> SamplingClient:
+    async def create_sampling_client_async(
+        self,
+        model_path: str | None = None,
+        base_model: str | None = None,
+        retry_config: RetryConfig | None = None,
+        record_stability_info: bool = False,
+    ) -> SamplingClient:
         """DEPRECATED: ``await create_sampling_client(...)``."""
         _deprecated("create_sampling_client_async", "await create_sampling_client()")
-        client: SamplingClient = await self.create_sampling_client(*args, **kwargs)
+        client: SamplingClient = await self.create_sampling_client(
+            model_path, base_model, retry_config, record_stability_info
+        )
         return client
 
     # -- lifecycle ---------------------------------------------------------------------------------

@@ -478,6 +478,7 @@ class TrainingClient:
             lambda seq: tr.SaveWeightsForSamplerRequest(
                 model_id=self.model_id,
                 path=name,
+                kind="snapshot",
                 seq_id=seq,
                 ttl_seconds=ttl_seconds,
                 user_metadata=user_metadata,
@@ -652,82 +653,130 @@ class TrainingClient:
         return None
 
     # -- deprecated async twins -------------------------------------------------------------------
-    async def forward_async(self, *args: Any, **kwargs: Any) -> APIFuture[tr.ForwardBackwardOutput]:
+    async def forward_async(
+        self,
+        data: list[Datum],
+        loss_fn: tr.LossFnType,
+        loss_fn_config: Mapping[str, float | str] | None = None,
+    ) -> APIFuture[tr.ForwardBackwardOutput]:
         """DEPRECATED: use ``forward`` and await the future."""
         _deprecated_async("forward")
-        return self.forward(*args, **kwargs)
+        return self.forward(data, loss_fn, loss_fn_config)
 
     async def forward_backward_async(
-        self, *args: Any, **kwargs: Any
+        self,
+        data: list[Datum],
+        loss_fn: tr.LossFnType,
+        loss_fn_config: Mapping[str, float | str] | None = None,
     ) -> APIFuture[tr.ForwardBackwardOutput]:
         """DEPRECATED: use ``forward_backward`` and await the future."""
         _deprecated_async("forward_backward")
-        return self.forward_backward(*args, **kwargs)
+        return self.forward_backward(data, loss_fn, loss_fn_config)
 
     async def forward_backward_custom_async(
-        self, *args: Any, **kwargs: Any
+        self,
+        data: list[Datum],
+        loss_fn: Callable[..., Any],
+        *,
+        loss_type_input: Literal["logprobs"] | None = None,
+        regularizers: Sequence[RegularizerSpec] | None = None,
+        track_grad_norms: bool = False,
     ) -> APIFuture[tr.ForwardBackwardOutput]:
         """DEPRECATED: use ``forward_backward_custom`` and await the future."""
         _deprecated_async("forward_backward_custom")
-        return self.forward_backward_custom(*args, **kwargs)
+        return self.forward_backward_custom(
+            data,
+            loss_fn,
+            loss_type_input=loss_type_input,
+            regularizers=regularizers,
+            track_grad_norms=track_grad_norms,
+        )
 
-    async def optim_step_async(self, *args: Any, **kwargs: Any) -> APIFuture[tr.OptimStepResponse]:
+    async def optim_step_async(
+        self,
+        optim_params: tr.OptimParams | None = None,
+        *,
+        adam_params: tr.AdamParams | None = None,
+    ) -> APIFuture[tr.OptimStepResponse]:
         """DEPRECATED: use ``optim_step`` and await the future."""
         _deprecated_async("optim_step")
-        return self.optim_step(*args, **kwargs)
+        return self.optim_step(optim_params, adam_params=adam_params)
 
     async def save_state_async(
-        self, *args: Any, **kwargs: Any
+        self,
+        name: str,
+        ttl_seconds: int | None = None,
+        overwrite: bool = False,
+        user_metadata: dict[str, str] | None = None,
     ) -> APIFuture[tr.SaveWeightsResponse]:
         """DEPRECATED: use ``save_state`` and await the future."""
         _deprecated_async("save_state")
-        return self.save_state(*args, **kwargs)
+        return self.save_state(name, ttl_seconds, overwrite, user_metadata)
 
     async def save_weights_for_sampler_async(
-        self, *args: Any, **kwargs: Any
+        self,
+        name: str,
+        ttl_seconds: int | None = None,
+        user_metadata: dict[str, str] | None = None,
     ) -> APIFuture[tr.SaveWeightsForSamplerResponse]:
         """DEPRECATED: use ``save_weights_for_sampler`` and await the future."""
         _deprecated_async("save_weights_for_sampler")
-        return self.save_weights_for_sampler(*args, **kwargs)
+        return self.save_weights_for_sampler(name, ttl_seconds, user_metadata)
 
     async def save_weights_external_async(
-        self, *args: Any, **kwargs: Any
+        self,
+        name: str,
+        ttl_seconds: int | None = None,
+        age_encryption_recipients: list[str] | None = None,
     ) -> APIFuture[tr.SaveWeightsExternalResponse]:
         """DEPRECATED: use ``save_weights_external`` and await the future."""
         _deprecated_async("save_weights_external")
-        return self.save_weights_external(*args, **kwargs)
+        return self.save_weights_external(name, ttl_seconds, age_encryption_recipients)
 
     async def load_state_async(
-        self, *args: Any, **kwargs: Any
+        self, path: str, weights_access_token: str | None = None
     ) -> APIFuture[tr.LoadWeightsResponse]:
         """DEPRECATED: use ServiceClient.create_training_client_from_state."""
         _deprecated_async("load_state")
-        return self.load_state(*args, **kwargs)
+        return self.load_state(path, weights_access_token)
 
     async def load_state_with_optimizer_async(
-        self, *args: Any, **kwargs: Any
+        self, path: str, weights_access_token: str | None = None
     ) -> APIFuture[tr.LoadWeightsResponse]:
         """DEPRECATED: use ServiceClient.create_training_client_from_state_with_optimizer."""
         _deprecated_async("load_state_with_optimizer")
-        return self.load_state_with_optimizer(*args, **kwargs)
+        return self.load_state_with_optimizer(path, weights_access_token)
 
     async def get_info_async(self) -> tr.GetInfoResponse:
         """DEPRECATED: use ``get_info``."""
         _deprecated_async("get_info")
         return self._info
 
-    async def create_sampling_client_async(self, *args: Any, **kwargs: Any) -> SamplingClient:
+    async def create_sampling_client_async(
+        self,
+        model_path: str,
+        retry_config: RetryConfig | None = None,
+        record_stability_info: bool = False,
+    ) -> SamplingClient:
         """DEPRECATED: use ``create_sampling_client`` and await the future."""
         _deprecated_async("create_sampling_client")
-        client: SamplingClient = await self.create_sampling_client(*args, **kwargs)
+        client: SamplingClient = await self.create_sampling_client(
+            model_path, retry_config, record_stability_info
+        )
         return client
 
     async def save_weights_and_get_sampling_client_async(
-        self, *args: Any, **kwargs: Any
+        self,
+        name: str | None = None,
+        retry_config: RetryConfig | None = None,
+        record_stability_info: bool = False,
+        kind: tr.SamplingClientKind = "snapshot",
     ) -> SamplingClient:
         """DEPRECATED: use ``save_weights_and_get_sampling_client`` and await the future."""
         _deprecated_async("save_weights_and_get_sampling_client")
-        client: SamplingClient = await self.save_weights_and_get_sampling_client(*args, **kwargs)
+        client: SamplingClient = await self.save_weights_and_get_sampling_client(
+            name, retry_config, record_stability_info, kind
+        )
         return client
 
 
