@@ -9,6 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import tiny
+from ._blas import pin_blas_single_thread
 from .spec import ModelInputError, PromptScores, SampleOutput, SampleSettings
 from .trainable import NULL_ARCH, SamplerWeights
 
@@ -84,6 +85,7 @@ def sample(
         ModelInputError: empty prompt, ids out of range, prompt + max_tokens > max_seq_len,
             num_samples < 1, or an out-of-range setting.
     """
+    pin_blas_single_thread()
     tokens = _check(weights, prompt, num_samples, settings, topk_prompt_logprobs)
     want_scores = prompt_logprobs or topk_prompt_logprobs > 0
     if weights.arch.arch == NULL_ARCH:

@@ -11,6 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import tiny
+from ._blas import pin_blas_single_thread
 from .losses import check_datums, loss_and_grad, parse_loss_config
 from .spec import (
     LORA_ALPHA,
@@ -344,6 +345,7 @@ def create_trainable(
 
     ``dtype`` (float32 by default; float64 for gradient checks) is the compute precision.
     """
+    pin_blas_single_thread()
     return TrainableModel(arch, lora, dtype=dtype)
 
 
