@@ -65,8 +65,9 @@ def _reduce(key: str, values: list[float], weights: list[int]) -> dict[str, floa
             acc = (acc + (int(v) & 0xFFFFFFFFFFFFFFFF)) & 0xFFFFFFFFFFFFFFFF
         return {key: float(acc)}
     if reduction == "unique":
+        # The first value keeps the key; the others get ``_1``, ``_2``, ... (official SDK).
         out = {key: values[0]}
-        for i, v in enumerate(values[1:], start=2):
+        for i, v in enumerate(values[1:], start=1):
             out[f"{key}_{i}"] = v
         return out
     logger.debug("dropping metric %r: unknown reduction %r", key, reduction)
@@ -80,11 +81,7 @@ def reduce_metrics(metrics: Sequence[dict[str, float]], weights: Sequence[int]) 
     """
     if not metrics:
         return {}
-    if len(metrics) == 1:
-        only = metrics[0]
-        for key in only:
-            _check_key(key)
-        return dict(only)
+    # A single chunk goes through the same reductions (unknown ones dropped, keys checked).
     out: dict[str, float] = {}
     for key in metrics[0]:
         _check_key(key)
@@ -105,8 +102,6 @@ def combine_outputs(
     outputs: Sequence[ForwardBackwardOutput], sizes: Sequence[int]
 ) -> ForwardBackwardOutput:
     """Concatenate per-chunk outputs in order and reduce their metrics."""
-    if len(outputs) == 1:
-        return outputs[0]
     return ForwardBackwardOutput(
         loss_fn_output_type=outputs[0].loss_fn_output_type,
         loss_fn_outputs=[o for out in outputs for o in out.loss_fn_outputs],

@@ -123,9 +123,8 @@ class ClientHolder:
             session_id = self._session_id
         try:
             if session_id is not None:
-                body: dict[str, Any] = {"reason": {"type": status}}
-                if detail is not None:
-                    body["detail"] = detail
+                # ``detail`` is always present (null when None), as the official SDK sends it.
+                body: dict[str, Any] = {"reason": {"type": status}, "detail": detail}
                 self.transport.request(
                     "POST",
                     f"/api/v1/sessions/{session_id}/finish",
