@@ -13,6 +13,9 @@ import pytest
 pytestmark = [pytest.mark.e2e]
 
 BASE_MODEL = "Qwen/Qwen3-8B"
+# The local server serves every name with its tiny model; only ``tinkex/tiny`` advertises the byte
+# tokenizer that text prompts need offline (Qwen's tokenizer is not cached on test machines).
+TEXT_MODEL = "tinkex/tiny"
 
 
 def _env(server=None, **extra: str) -> dict[str, str]:
@@ -254,7 +257,7 @@ def test_sample_text_tokens_json_and_output(server, trained, tmp_path):
         tinkex(
             "sample",
             "--base-model",
-            BASE_MODEL,
+            TEXT_MODEL,
             "Hello",
             "--max-tokens",
             "5",
@@ -294,7 +297,7 @@ def test_sample_text_tokens_json_and_output(server, trained, tmp_path):
     from_stdin = tinkex(
         "sample",
         "--base-model",
-        BASE_MODEL,
+        TEXT_MODEL,
         "--prompt-file",
         "-",
         "--max-tokens",
@@ -305,6 +308,19 @@ def test_sample_text_tokens_json_and_output(server, trained, tmp_path):
         input="Hi there",
     )
     assert json.loads(ok(from_stdin))["prompt"] == "Hi there"
+    # A hosted model name works with token ids even when its tokenizer is not available.
+    tokens_only = tinkex(
+        "sample",
+        "--base-model",
+        BASE_MODEL,
+        "--prompt-file",
+        str(prompt_file),
+        "--max-tokens",
+        "3",
+        "--json",
+        server=server,
+    )
+    assert json.loads(ok(tokens_only))["prompt_tokens"] == [72, 105]
 
 
 def test_delete_needs_confirmation_then_deletes(server, trained):

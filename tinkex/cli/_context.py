@@ -28,6 +28,7 @@ class Context:
         self.base_url: str | None = getattr(args, "base_url", None)
         self.api_key: str | None = getattr(args, "api_key", None)
         self._rest: RestClient | None = None
+        self._reachable = False
 
     def client_kwargs(self) -> dict[str, Any]:
         """``base_url``/``api_key`` keyword arguments for a client (only those given)."""
@@ -38,11 +39,38 @@ class Context:
             kwargs["api_key"] = self.api_key
         return kwargs
 
+    def check_reachable(self) -> None:
+        """Fail fast (a few seconds, not the SDK's 5-minute retry budget) when nobody answers.
+
+        One ``POST /api/v1/client/config`` with at most two quick transport retries; a
+        connection error propagates as ``APIConnectionError``. HTTP errors are left to the
+        command's own requests, which report them with their context.
+        """
+        if self._reachable:
+            return
+        from tinkex._config import ClientSettings
+        from tinkex._exceptions import APIStatusError
+        from tinkex._transport import Transport, http_retry_policy
+        from tinkex._version import TINKER_SDK_VERSION
+
+        settings = ClientSettings.resolve(**self.client_kwargs())
+        try:
+            Transport.shared(settings).request(
+                "POST",
+                "/api/v1/client/config",
+                json={"sdk_version": TINKER_SDK_VERSION},
+                retry=http_retry_policy(2),
+            )
+        except APIStatusError:
+            pass
+        self._reachable = True
+
     def rest(self) -> RestClient:
         """A RestClient for the chosen server (created on first use)."""
         if self._rest is None:
             import tinkex
 
+            self.check_reachable()
             self._rest = tinkex.RestClient(**self.client_kwargs())
         return self._rest
 
@@ -50,6 +78,7 @@ class Context:
         """A new ServiceClient for the chosen server; the caller closes it."""
         import tinkex
 
+        self.check_reachable()
         return tinkex.ServiceClient(**self.client_kwargs(), **kwargs)
 
     def emit(self, output: Output) -> None:

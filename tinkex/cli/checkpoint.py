@@ -207,6 +207,7 @@ def find_checkpoint(rest: RestClient, path: str) -> Checkpoint:
     """The Checkpoint record behind a tinker path (CommandError when the run has no such one)."""
     parsed = parse_path(path)
     listing = rest.list_checkpoints(parsed.training_run_id).result()
+    checkpoint: Checkpoint
     for checkpoint in listing.checkpoints:
         if checkpoint.checkpoint_id == parsed.checkpoint_id or checkpoint.tinker_path == path:
             return checkpoint
@@ -306,10 +307,10 @@ def cmd_delete(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def _confirm(question: str, items: list[str]) -> None:
+    if not sys.stdin.isatty():  # nobody to ask: one clear line, nothing deleted
+        raise CommandError(f"{question.rstrip('?')} needs confirmation; pass --yes")
     for item in items:
         print(f"  {item}", file=sys.stderr)
-    if not sys.stdin.isatty():
-        raise CommandError(f"{question.rstrip('?')} needs confirmation; pass --yes")
     answer = input(f"{question} [y/N] ")
     if answer.strip().lower() not in ("y", "yes"):
         raise CommandError("cancelled; nothing was deleted")

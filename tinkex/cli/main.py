@@ -112,7 +112,7 @@ def describe_error(exc: BaseException, args: argparse.Namespace | None = None) -
             "TINKER_BASE_URL", "the default Tinker URL"
         )
         return (
-            f"cannot reach the server at {base_url}: {exc.message}"
+            f"cannot reach the server at {base_url}: {_connection_reason(exc.message)}"
             " (start one with 'tinkex serve' and set TINKER_BASE_URL)"
         )
     if isinstance(exc, RequestFailedError):
@@ -121,6 +121,18 @@ def describe_error(exc: BaseException, args: argparse.Namespace | None = None) -
     if isinstance(exc, ValueError | TypeError | OSError | RuntimeError | TimeoutError) and text:
         return text if not isinstance(exc, TimeoutError) else f"timed out: {text}"
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _connection_reason(message: str) -> str:
+    """The useful end of a urllib3 connection error (``[Errno 111] Connection refused``)."""
+    import re
+
+    found: list[str] = re.findall(r"\[Errno -?\d+\] [^'\")]+", message)
+    if found:
+        return found[-1].strip()
+    if "timed out" in message.lower():
+        return "connection timed out"
+    return " ".join(message.split())
 
 
 def _where(exc: BaseException, sep: str = " on ") -> str:

@@ -110,6 +110,22 @@ def read_prompt(args: argparse.Namespace) -> str | list[int]:
     return content
 
 
+def _local_model_tokenizer(base_model: str) -> Any:
+    """The byte tokenizer for the local server's own models (``tinkex/tiny``, ``tinkex/null``).
+
+    Servers that do not report a sampler's ``tokenizer_id`` leave ``get_tokenizer()`` to guess
+    from the model name; the local models' names are not Hub ids, so map them here.
+    """
+    if not base_model.startswith("tinkex/"):
+        return None
+    from tinkex.tokenizer import get_tokenizer
+
+    try:
+        return get_tokenizer("tinkex/byte-tokenizer")
+    except Exception:
+        return None
+
+
 class _Codec:
     """Encodes/decodes with the sampler's tokenizer when one is available offline."""
 
@@ -120,7 +136,9 @@ class _Codec:
         try:
             self._tokenizer = client.get_tokenizer()
         except Exception as exc:  # a hosted model whose tokenizer is not cached locally
-            self.error = " ".join(str(exc).split()) or type(exc).__name__
+            self._tokenizer = _local_model_tokenizer(client.get_base_model())
+            if self._tokenizer is None:
+                self.error = " ".join(str(exc).split()) or type(exc).__name__
 
     def encode(self, text: str) -> list[int]:
         if self._tokenizer is None:
