@@ -110,11 +110,11 @@ def pick_base_model(client_kwargs: dict[str, str], requested: str | None) -> str
         return requested
     import tinkex
 
-    rest = tinkex.RestClient(**client_kwargs)
-    models = rest.get_server_capabilities().result().supported_models
+    with tinkex.RestClient(**client_kwargs) as rest:
+        models = rest.get_server_capabilities().result().supported_models
     for model in models:
         if model.model_name and model.trainable is not False:
-            return model.model_name
+            return str(model.model_name)
     raise RuntimeError("the server advertises no trainable model; pass --base-model")
 
 
@@ -185,13 +185,16 @@ def sample_all(
 
 def show(text: str, width: int) -> str:
     """One printable line of at most ``width`` characters."""
-    printable = "".join(ch if ch.isprintable() else "\u00b7" for ch in text.replace("\n", "\u21b5"))
+    printable = "".join(
+        ch if ch.isprintable() and ch != "\ufffd" else "\u00b7"
+        for ch in text.replace("\n", "\u21b5")
+    )
     return printable if len(printable) <= width else printable[: width - 1] + "\u2026"
 
 
 def print_side_by_side(examples: Sequence[Example], base: list[str], tuned: list[str]) -> int:
     """Print prompt | expected | base | fine-tuned; returns how many fine-tuned answers match."""
-    widths = (22, 20, 22, 22)
+    widths = (22, 26, 24, 26)
     header = ("prompt", "expected", "base model", "fine-tuned")
     print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
     print("  ".join("-" * w for w in widths))
@@ -294,7 +297,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--learning-rate", "--lr", type=float, default=1e-2, help="peak LR")
     parser.add_argument("--rank", type=int, default=16, help="LoRA rank (default 16)")
     parser.add_argument("--seed", type=int, default=0, help="LoRA init seed (default 0)")
-    parser.add_argument("--max-tokens", type=int, default=24, help="sample length (default 24)")
+    parser.add_argument("--max-tokens", type=int, default=32, help="sample length (default 32)")
     parser.add_argument("--output-dir", default="demo-output", help="default: ./demo-output")
     args = parser.parse_args(argv)
     if args.steps < 1:
