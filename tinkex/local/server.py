@@ -154,6 +154,7 @@ class LocalServer:
         return self._host
 
     def _start(self) -> None:
+        _raise_open_file_limit()
         self._thread = threading.Thread(target=self._run, name="tinkex-local-server", daemon=True)
         self._thread.start()
         self._ready.wait()
@@ -214,3 +215,21 @@ class LocalServer:
             await app.stop()
             # Worker threads finish their current job; queued work is cancelled.
             await loop.run_in_executor(None, app.shutdown_pools)
+
+
+def _raise_open_file_limit(wanted: int = 8192) -> None:
+    """Raise the soft limit of open files towards ``wanted`` (1000+ client connections need it).
+
+    Best effort and never lowers the limit; a no-op where ``resource`` is unavailable.
+    """
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on POSIX
+        return
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        if soft != resource.RLIM_INFINITY and soft < target:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (OSError, ValueError):
+        pass
