@@ -323,6 +323,12 @@ class ClientHolder:
                 )
             return self._config
 
+    def set_client_config(self, config: ses.ClientConfigResponse) -> None:
+        """Use ``config`` (e.g. carried by a pickled client) instead of fetching it."""
+        with self._lock:
+            if self._config is None:
+                self._config = config
+
     def fwdbwd_bytes(self) -> BytesSemaphore:
         """Budget of estimated bytes of in-flight forward/backward submissions."""
         with self._lock:

@@ -11,7 +11,7 @@ import time
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from tinkex._exceptions import APIConnectionError, APIStatusError, RetryableException
+from tinkex._exceptions import APIConnectionError, APIStatusError
 from tinkex._futures import APIFuture
 from tinkex._transport import NO_RETRY, Response, estimate_sample_bytes
 from tinkex._transport.retry import RETRYABLE_STATUSES
@@ -19,7 +19,7 @@ from tinkex.lib.retry_handler import RetryConfig
 from tinkex.types import _sampling as smp
 from tinkex.types._converter import from_wire, to_wire
 from tinkex.types._model_input import ModelInput
-from tinkex.types._session import UntypedAPIFuture
+from tinkex.types._session import ClientConfigResponse, UntypedAPIFuture
 from tinkex.types._tensor import TensorData
 
 if TYPE_CHECKING:
@@ -215,6 +215,9 @@ class SamplingClient:
         self, body: dict[str, Any], nbytes: int, alt_k: int, last_n: int | None
     ) -> smp.SampleResponse:
         config = self.retry_config
+        server = self.holder.client_config()
+        retries = config.enable_retry_logic and not server.sample_no_retries
+        stuck_detection = config.enable_stuck_detection and server.sample_enable_stuck_detection
         attempt = 0
         started = time.monotonic()
         with self._slots:
@@ -223,12 +226,9 @@ class SamplingClient:
                     result = self._sample_once(body, nbytes)
                     break
                 except Exception as exc:
-                    if not config.enable_retry_logic or not self._retryable(exc):
+                    if not retries or not self._retryable(exc):
                         raise
-                    if (
-                        config.enable_stuck_detection
-                        and time.monotonic() - started > config.progress_timeout
-                    ):
+                    if stuck_detection and time.monotonic() - started > config.progress_timeout:
                         raise APIConnectionError(
                             message=f"No progress made in {config.progress_timeout}s sampling "
                             f"from {self.sampling_session_id}; last error: {exc}"
@@ -291,9 +291,10 @@ class SamplingClient:
         )
         if ids is not None:
             if len(ids) != len(result.sequences):
-                raise RetryableException(
-                    f"sample {handle.request_id}: {len(ids)} sequence ids for "
-                    f"{len(result.sequences)} sequences"
+                # A protocol violation, not a transient failure: resubmitting would not help.
+                raise ValueError(
+                    f"sample request {handle.request_id!r}: the server returned {len(ids)} "
+                    f"sample_sequence_ids for {len(result.sequences)} sequences"
                 )
             result = smp.SampleResponse(
                 sequences=[
@@ -363,6 +364,8 @@ class SamplingClient:
             "sampling_session_id": self.sampling_session_id,
             "base_model": self._base_model,
             "record_stability_info": self.record_stability_info,
+            # Unpickled copies reuse the server config instead of fetching it again.
+            "client_config": to_wire(self.holder.client_config()),
         }
 
     def get_sampler_handle(self) -> str:
@@ -433,6 +436,9 @@ def _restore(state: dict[str, Any]) -> SamplingClient:
         default_headers=state.get("default_headers") or None,
     )
     holder = ClientHolder(settings, with_session=False)
+    config = state.get("client_config")
+    if isinstance(config, dict):
+        holder.set_client_config(from_wire(config, ClientConfigResponse))
     return SamplingClient(
         holder,
         sampling_session_id=state["sampling_session_id"],

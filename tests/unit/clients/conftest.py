@@ -26,7 +26,8 @@ API_KEY = "tml-unit-test-key-0123456789"
 SESSION_ID = "sess-1"
 MODEL_ID = f"{SESSION_ID}:train:0"
 
-Reply = tuple[int, Any]  # (HTTP status, JSON body)
+# (HTTP status, JSON body) or (status, body, extra response headers)
+Reply = tuple[int, Any] | tuple[int, Any, dict[str, str]]
 
 
 class Call:
@@ -70,7 +71,7 @@ class FakeTinker:
         self._sampling_seq = itertools.count()
         self.fwdbwd_result: Callable[[dict[str, Any]], Any] = default_fwdbwd_result
         self.sample_result: Callable[[dict[str, Any]], Any] = default_sample_result
-        self.overrides: dict[tuple[str, str], list[Reply]] = {}
+        self.overrides: dict[tuple[str, str], list[Reply | None]] = {}
         rsps.add_callback(
             responses.GET, re.compile(re.escape(BASE_URL) + r"/.*"), callback=self._dispatch
         )
@@ -80,8 +81,11 @@ class FakeTinker:
             )
 
     # -- scripting ---------------------------------------------------------------------------
-    def reply(self, method: str, path: str, *replies: Reply) -> None:
-        """Answer ``method path`` with ``replies`` in order (the last one repeats)."""
+    def reply(self, method: str, path: str, *replies: Reply | None) -> None:
+        """Answer ``method path`` with ``replies`` in order (the last one repeats).
+
+        ``None`` means "the normal answer" (e.g. ``reply(m, p, (429, {}), None)``: one 429).
+        """
         self.overrides[(method, path)] = list(replies)
 
     def script_future(self, request_id: str, *replies: Reply) -> None:
@@ -99,11 +103,12 @@ class FakeTinker:
         call = Call(request)
         self.calls.append(call)
         override = self.overrides.get((call.method, call.path))
-        if override:
-            status, body = override.pop(0) if len(override) > 1 else override[0]
-        else:
-            status, body = self._answer(call)
-        return status, {"Content-Type": "application/json"}, json.dumps(body)
+        reply = (override.pop(0) if len(override) > 1 else override[0]) if override else None
+        if reply is None:
+            reply = self._answer(call)
+        status, body, *extra = reply
+        headers = {"Content-Type": "application/json", **(extra[0] if extra else {})}
+        return status, headers, json.dumps(body)
 
     def _future(self, result: Any, **extra: Any) -> Reply:
         request_id = f"req-{next(self._ids)}"
