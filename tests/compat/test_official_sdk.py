@@ -29,8 +29,7 @@ HELLO = [72, 101, 108, 108, 111]
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
-    with LocalServer(data_dir=str(tmp_path_factory.mktemp("compat")),
-                     long_poll_seconds=1.0) as srv:
+    with LocalServer(data_dir=str(tmp_path_factory.mktemp("compat")), long_poll_seconds=1.0) as srv:
         yield srv
 
 
@@ -129,8 +128,9 @@ def test_save_state_and_create_from_state(service: Any, server: LocalServer) -> 
     with_opt.optim_step(types.AdamParams(learning_rate=1e-2)).result()
     sampler = service.create_sampling_client(model_path=named)
     sampler = sampler.result() if hasattr(sampler, "result") else sampler
-    out = sampler.sample(types.ModelInput.from_ints([72]), 1,
-                         types.SamplingParams(max_tokens=2)).result()
+    out = sampler.sample(
+        types.ModelInput.from_ints([72]), 1, types.SamplingParams(max_tokens=2)
+    ).result()
     assert len(out.sequences) == 1
 
 
@@ -186,8 +186,9 @@ def test_sampling_survives_injected_429s() -> None:
         with tinker.ServiceClient(base_url=srv.base_url, api_key="tml-local") as client:
             sampler = client.create_sampling_client(base_model="tinkex/null")
             sampler = sampler.result() if hasattr(sampler, "result") else sampler
-            out = sampler.sample(types.ModelInput.from_ints([5]), 1,
-                                 types.SamplingParams(max_tokens=2)).result()
+            out = sampler.sample(
+                types.ModelInput.from_ints([5]), 1, types.SamplingParams(max_tokens=2)
+            ).result()
             assert len(out.sequences) == 1
         assert ("asample", "429") in srv.injected_faults
         assert ("retrieve_future", "500") in srv.injected_faults

@@ -34,7 +34,9 @@ class Api:
         assert response.status_code == 200, (path, response.status_code, response.text)
         return response.json()
 
-    def result(self, request_id: str, *, accept: str = "application/json", timeout: float = 30) -> Any:
+    def result(
+        self, request_id: str, *, accept: str = "application/json", timeout: float = 30
+    ) -> Any:
         """Poll retrieve_future until the request is done; returns the JSON (or raw) result."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -54,41 +56,59 @@ class Api:
     def session(self) -> str:
         return str(self.ok("create_session", {"tags": [], "user_metadata": {}})["session_id"])
 
-    def model(self, base_model: str = "tinkex/tiny", rank: int = 4, session: str | None = None,
-              model_seq_id: int = 0) -> str:
+    def model(
+        self,
+        base_model: str = "tinkex/tiny",
+        rank: int = 4,
+        session: str | None = None,
+        model_seq_id: int = 0,
+    ) -> str:
         session = session or self.session()
         future = self.ok(
             "create_model",
-            {"session_id": session, "model_seq_id": model_seq_id, "base_model": base_model,
-             "lora_config": {"rank": rank}},
+            {
+                "session_id": session,
+                "model_seq_id": model_seq_id,
+                "base_model": base_model,
+                "lora_config": {"rank": rank},
+            },
         )
         assert self.result(future["request_id"]) == {
-            "model_id": future["model_id"], "type": "create_model"}
+            "model_id": future["model_id"],
+            "type": "create_model",
+        }
         return str(future["model_id"])
 
 
 def datum(tokens: list[int], targets: list[int] | None = None) -> dict[str, Any]:
     """A cross-entropy Datum in JSON wire shape."""
-    targets = targets if targets is not None else tokens[1:] + [33]
+    targets = targets if targets is not None else [*tokens[1:], 33]
     return {
         "model_input": {"chunks": [{"tokens": tokens, "type": "encoded_text"}]},
         "loss_fn_inputs": {
             "target_tokens": {"data": targets, "dtype": "int64", "shape": [len(targets)]},
-            "weights": {"data": [1.0] * len(targets), "dtype": "float32",
-                        "shape": [len(targets)]},
+            "weights": {"data": [1.0] * len(targets), "dtype": "float32", "shape": [len(targets)]},
         },
     }
 
 
-def fwdbwd(model_id: str, seq_id: int, data: list[dict[str, Any]],
-           loss_fn: str = "cross_entropy") -> dict[str, Any]:
-    return {"forward_backward_input": {"data": data, "loss_fn": loss_fn},
-            "model_id": model_id, "seq_id": seq_id}
+def fwdbwd(
+    model_id: str, seq_id: int, data: list[dict[str, Any]], loss_fn: str = "cross_entropy"
+) -> dict[str, Any]:
+    return {
+        "forward_backward_input": {"data": data, "loss_fn": loss_fn},
+        "model_id": model_id,
+        "seq_id": seq_id,
+    }
 
 
 def optim(model_id: str, seq_id: int, lr: float = 1e-2) -> dict[str, Any]:
-    return {"adam_params": {"learning_rate": lr}, "model_id": model_id, "seq_id": seq_id,
-            "type": "optim_step"}
+    return {
+        "adam_params": {"learning_rate": lr},
+        "model_id": model_id,
+        "seq_id": seq_id,
+        "type": "optim_step",
+    }
 
 
 @pytest.fixture(scope="module")

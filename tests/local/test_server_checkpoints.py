@@ -18,8 +18,10 @@ TOKENS = [72, 101, 108, 108, 111]
 
 
 def save(api: Api, model_id: str, seq_id: int, name: str, **extra: object) -> str:
-    future = api.ok("save_weights", {"model_id": model_id, "seq_id": seq_id, "path": name,
-                                     "type": "save_weights", **extra})
+    future = api.ok(
+        "save_weights",
+        {"model_id": model_id, "seq_id": seq_id, "path": name, "type": "save_weights", **extra},
+    )
     result = api.result(future["request_id"])
     assert result["type"] == "save_weights", result
     return str(result["path"])
@@ -118,8 +120,10 @@ def test_archive_download_is_a_tar(api: Api) -> None:
 
 
 def test_copy_weights_and_sessions_rest(api: Api) -> None:
-    session = api.ok("create_session", {"tags": ["t"], "user_metadata": {"who": "me"},
-                                        "display_name": "nightly run"})["session_id"]
+    session = api.ok(
+        "create_session",
+        {"tags": ["t"], "user_metadata": {"who": "me"}, "display_name": "nightly run"},
+    )["session_id"]
     model_id = api.model(session=session)
     path = save(api, model_id, 1, "orig")
     copied = api.ok("copy_weights", {"source_path": path, "destination_project_id": "p"})
@@ -132,8 +136,12 @@ def test_copy_weights_and_sessions_rest(api: Api) -> None:
     found = api.ok("sessions/search", {"display_name": "nightly"})["sessions"]
     assert any(s["session_id"] == session for s in found)
     assert api.ok("sessions/search", {"user_metadata": {"who": "nobody"}})["sessions"] == []
-    assert api.http.put(api.base + f"sessions/{session}/project",
-                        json={"project_id": "p2"}).status_code == 200
+    assert (
+        api.http.put(
+            api.base + f"sessions/{session}/project", json={"project_id": "p2"}
+        ).status_code
+        == 200
+    )
     trace = api.get(f"sessions/{session}/trace_export").json()
     assert trace["status"] == "ready"
     exported = requests.get(trace["url"]).json()
@@ -150,12 +158,20 @@ def test_persistence_across_restart(tmp_path: Path) -> None:
             api.ok("forward_backward", fwdbwd(model_id, 2 * step + 1, [datum(TOKENS)]))
             api.ok("optim_step", optim(model_id, 2 * step + 2))
         path = save(api, model_id, 7, "persisted")
-        probe = api.ok("forward", {"forward_input": {"data": [datum(TOKENS)],
-                                                     "loss_fn": "cross_entropy"},
-                                   "model_id": model_id, "seq_id": 8})
+        probe = api.ok(
+            "forward",
+            {
+                "forward_input": {"data": [datum(TOKENS)], "loss_fn": "cross_entropy"},
+                "model_id": model_id,
+                "seq_id": 8,
+            },
+        )
         loss_before = api.result(probe["request_id"])["metrics"]["loss:sum"]
-        sampler_path = api.result(api.ok("save_weights_for_sampler", {
-            "model_id": model_id, "seq_id": 9, "path": "s"})["request_id"])["path"]
+        sampler_path = api.result(
+            api.ok("save_weights_for_sampler", {"model_id": model_id, "seq_id": 9, "path": "s"})[
+                "request_id"
+            ]
+        )["path"]
     with LocalServer(data_dir=data_dir, long_poll_seconds=0.5) as second:
         api = Api(second)
         runs = api.get("training_runs").json()["training_runs"]
@@ -166,21 +182,38 @@ def test_persistence_across_restart(tmp_path: Path) -> None:
         stale = api.post("forward_backward", fwdbwd(model_id, 10, [datum(TOKENS)]))
         assert stale.status_code == 400 and "restart" in stale.json()["detail"]
         session = api.session()
-        loaded = api.ok("load_weights", {"session_id": session, "model_seq_id": 0, "path": path,
-                                         "optimizer": True, "type": "load_weights"})
+        loaded = api.ok(
+            "load_weights",
+            {
+                "session_id": session,
+                "model_seq_id": 0,
+                "path": path,
+                "optimizer": True,
+                "type": "load_weights",
+            },
+        )
         new_id = f"{session}:train:0"
         assert loaded["model_id"] == new_id
-        assert api.result(loaded["request_id"]) == {"model_id": new_id, "path": path,
-                                                    "type": "load_weights"}
+        assert api.result(loaded["request_id"]) == {
+            "model_id": new_id,
+            "path": path,
+            "type": "load_weights",
+        }
         info = api.ok("get_info", {"model_id": new_id})
         assert info["lora_rank"] == 4 and info["model_data"]["model_name"] == "tinkex/tiny"
-        probe = api.ok("forward", {"forward_input": {"data": [datum(TOKENS)],
-                                                     "loss_fn": "cross_entropy"},
-                                   "model_id": new_id, "seq_id": 1})
+        probe = api.ok(
+            "forward",
+            {
+                "forward_input": {"data": [datum(TOKENS)], "loss_fn": "cross_entropy"},
+                "model_id": new_id,
+                "seq_id": 1,
+            },
+        )
         assert abs(api.result(probe["request_id"])["metrics"]["loss:sum"] - loss_before) < 1e-4
-        sampler = api.ok("create_sampling_session", {"session_id": session,
-                                                     "sampling_session_seq_id": 0,
-                                                     "model_path": sampler_path})
+        sampler = api.ok(
+            "create_sampling_session",
+            {"session_id": session, "sampling_session_seq_id": 0, "model_path": sampler_path},
+        )
         assert sampler["sampling_session_id"] == f"{session}:sample:0"
         files = sorted(p.name for p in Path(data_dir).rglob("*.safetensors"))
         assert "adapter_model.safetensors" in files and "optimizer.safetensors" in files

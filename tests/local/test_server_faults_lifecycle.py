@@ -21,7 +21,9 @@ from .conftest import Api
 def test_parse_grammar() -> None:
     spec = parse_faults("asample:429:3, retrieve_future:500:2,http_5xx=0.25,seed=7,latency=20ms")
     assert [(r.endpoint, r.action, r.count) for r in spec.rules] == [
-        ("asample", "429", 3), ("retrieve_future", "500", 2)]
+        ("asample", "429", 3),
+        ("retrieve_future", "500", 2),
+    ]
     assert spec.rates == {"http_5xx": 0.25} and spec.seed == 7
     assert spec.latency == pytest.approx(0.02)
     assert parse_faults("slow=1,slow_delay=0.5s,retry_after=2").slow_delay == 0.5
@@ -106,8 +108,9 @@ def test_gone_410_on_retrieve_future_and_latency() -> None:
         assert api.get("get_server_capabilities").status_code == 200
         assert time.monotonic() - start >= 0.03
         session = api.session()
-        future = api.ok("create_model", {"session_id": session, "model_seq_id": 0,
-                                         "base_model": "tinkex/null"})
+        future = api.ok(
+            "create_model", {"session_id": session, "model_seq_id": 0, "base_model": "tinkex/null"}
+        )
         gone = api.post("retrieve_future", {"request_id": future["request_id"]})
         assert gone.status_code == 410
         assert api.result(future["request_id"])["type"] == "create_model"
@@ -118,15 +121,27 @@ def test_close_joins_every_thread_and_is_idempotent() -> None:
     server = LocalServer(long_poll_seconds=0.3)
     api = Api(server)
     model_id = api.model("tinkex/null")
-    sampler = api.ok("create_sampling_session", {"session_id": model_id.split(":")[0],
-                                                 "sampling_session_seq_id": 0,
-                                                 "base_model": "tinkex/null"})
-    api.ok("asample", {"prompt": {"chunks": [{"tokens": [1], "type": "encoded_text"}]},
-                       "sampling_params": {"max_tokens": 2},
-                       "sampling_session_id": sampler["sampling_session_id"], "seq_id": 0})
+    sampler = api.ok(
+        "create_sampling_session",
+        {
+            "session_id": model_id.split(":")[0],
+            "sampling_session_seq_id": 0,
+            "base_model": "tinkex/null",
+        },
+    )
+    api.ok(
+        "asample",
+        {
+            "prompt": {"chunks": [{"tokens": [1], "type": "encoded_text"}]},
+            "sampling_params": {"max_tokens": 2},
+            "sampling_session_id": sampler["sampling_session_id"],
+            "seq_id": 0,
+        },
+    )
     # a long-poll in flight while closing
-    waiting = api.ok("optim_step", {"model_id": model_id, "seq_id": 9,
-                                    "adam_params": {"learning_rate": 0.1}})
+    waiting = api.ok(
+        "optim_step", {"model_id": model_id, "seq_id": 9, "adam_params": {"learning_rate": 0.1}}
+    )
     outcome: list[object] = []
 
     def poll() -> None:
@@ -190,6 +205,8 @@ def test_tinkex_serve_prints_ready_line_and_stops_on_sigterm(tmp_path: object) -
 def test_tinkex_serve_bad_faults_exit_code() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "tinkex.cli", "serve", "--port", "0", "--faults", "nope:1"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 1 and "nope:1" in done.stderr

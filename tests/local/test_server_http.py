@@ -58,8 +58,9 @@ def test_unknown_endpoint_method_and_bad_json(api: Api) -> None:
     assert missing.status_code == 404 and "no_such_thing" in missing.json()["detail"]
     wrong_method = api.get("create_session")
     assert wrong_method.status_code == 405
-    bad = api.http.post(api.base + "create_session", data=b"{not json",
-                        headers={"Content-Type": "application/json"})
+    bad = api.http.post(
+        api.base + "create_session", data=b"{not json", headers={"Content-Type": "application/json"}
+    )
     assert bad.status_code == 400 and "not valid JSON" in bad.json()["detail"]
     not_object = api.post("create_model", [1, 2])
     assert not_object.status_code == 400 and "JSON object" in not_object.json()["detail"]
@@ -67,15 +68,24 @@ def test_unknown_endpoint_method_and_bad_json(api: Api) -> None:
 
 def test_validation_errors_name_the_field(api: Api) -> None:
     session = api.session()
-    response = api.post("create_model", {"session_id": session, "model_seq_id": "zero",
-                                         "base_model": "tinkex/tiny"})
+    response = api.post(
+        "create_model", {"session_id": session, "model_seq_id": "zero", "base_model": "tinkex/tiny"}
+    )
     assert response.status_code == 400
     assert "model_seq_id" in response.json()["detail"]
-    response = api.post("create_model", {"session_id": "nope", "model_seq_id": 0,
-                                         "base_model": "tinkex/tiny"})
+    response = api.post(
+        "create_model", {"session_id": "nope", "model_seq_id": 0, "base_model": "tinkex/tiny"}
+    )
     assert response.status_code == 400 and "'nope'" in response.json()["detail"]
-    response = api.post("create_model", {"session_id": session, "model_seq_id": 0,
-                                         "base_model": "tinkex/tiny", "lora_config": {"rank": 0}})
+    response = api.post(
+        "create_model",
+        {
+            "session_id": session,
+            "model_seq_id": 0,
+            "base_model": "tinkex/tiny",
+            "lora_config": {"rank": 0},
+        },
+    )
     assert response.status_code == 400 and "rank" in response.json()["detail"]
 
 
@@ -83,16 +93,15 @@ def test_keep_alive_reuses_one_connection(server: LocalServer) -> None:
     host, port = "127.0.0.1", server.port
     with socket.create_connection((host, port)) as sock:
         for _ in range(3):
-            sock.sendall(
-                b"GET /api/v1/healthz HTTP/1.1\r\nHost: x\r\nX-API-Key: tml-local\r\n\r\n"
-            )
+            sock.sendall(b"GET /api/v1/healthz HTTP/1.1\r\nHost: x\r\nX-API-Key: tml-local\r\n\r\n")
             data = b""
             while b"\r\n\r\n" not in data:
                 data += sock.recv(4096)
             head, _, body = data.partition(b"\r\n\r\n")
-            length = int(
-                [line.split(b":")[1] for line in head.split(b"\r\n")
-                 if line.lower().startswith(b"content-length")][0]
+            length = next(
+                int(line.split(b":")[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length")
             )
             while len(body) < length:
                 body += sock.recv(4096)
@@ -124,10 +133,18 @@ def test_many_concurrent_connections(server: LocalServer) -> None:
 
 
 def test_telemetry_is_accepted_and_kept(api: Api, server: LocalServer) -> None:
-    event = {"event": "GENERIC_EVENT", "event_id": "e1", "event_session_index": 0,
-             "severity": "INFO", "timestamp": "2026-01-01T00:00:00Z", "event_name": "unit"}
-    assert api.ok("telemetry", {"events": [event], "session_id": "s-1", "platform": "Linux",
-                                "sdk_version": "0.38.0"}) == {"status": "accepted"}
+    event = {
+        "event": "GENERIC_EVENT",
+        "event_id": "e1",
+        "event_session_index": 0,
+        "severity": "INFO",
+        "timestamp": "2026-01-01T00:00:00Z",
+        "event_name": "unit",
+    }
+    assert api.ok(
+        "telemetry",
+        {"events": [event], "session_id": "s-1", "platform": "Linux", "sdk_version": "0.38.0"},
+    ) == {"status": "accepted"}
     kept = [e for e in server.telemetry_events if e.get("event_id") == "e1"]
     assert kept and kept[0]["_session_id"] == "s-1"
 

@@ -16,9 +16,15 @@ PROMPT = {"chunks": [{"tokens": [256, 72, 101], "type": "encoded_text"}]}
 
 def sampler(api: Api, base_model: str = "tinkex/tiny") -> str:
     session = api.session()
-    response = api.ok("create_sampling_session",
-                      {"session_id": session, "sampling_session_seq_id": 0,
-                       "base_model": base_model, "type": "create_sampling_session"})
+    response = api.ok(
+        "create_sampling_session",
+        {
+            "session_id": session,
+            "sampling_session_seq_id": 0,
+            "base_model": base_model,
+            "type": "create_sampling_session",
+        },
+    )
     assert response["type"] == "create_sampling_session"
     assert response["sampling_session_id"] == f"{session}:sample:0"
     return str(response["sampling_session_id"])
@@ -27,8 +33,14 @@ def sampler(api: Api, base_model: str = "tinkex/tiny") -> str:
 def asample(api: Api, sampler_id: str, seq_id: int, **overrides: Any) -> dict[str, Any]:
     params = {"max_tokens": 6, "temperature": 1.0, "seed": 11}
     params.update(overrides.pop("params", {}))
-    body = {"num_samples": 2, "prompt": PROMPT, "sampling_params": params,
-            "sampling_session_id": sampler_id, "seq_id": seq_id, "type": "sample"}
+    body = {
+        "num_samples": 2,
+        "prompt": PROMPT,
+        "sampling_params": params,
+        "sampling_session_id": sampler_id,
+        "seq_id": seq_id,
+        "type": "sample",
+    }
     body.update(overrides)
     return dict(api.ok("asample", body))
 
@@ -83,23 +95,36 @@ def test_bad_sampling_input_is_400(api: Api) -> None:
         ({"sampling_params": {"stop": [1.5]}}, "stop"),
         ({"sampling_params": {}, "num_samples": 0}, "num_samples"),
         ({"sampling_params": {}, "prompt": {"chunks": []}}, "prompt"),
-        ({"sampling_params": {}, "prompt": {"chunks": [{"tokens": [999], "type": "encoded_text"}]}},
-         "999"),
+        (
+            {
+                "sampling_params": {},
+                "prompt": {"chunks": [{"tokens": [999], "type": "encoded_text"}]},
+            },
+            "999",
+        ),
         ({"sampling_params": {"max_tokens": 10_000}}, "context length"),
     ]
     for extra, needle in cases:
         response = api.post("asample", {**body, **extra})
         assert response.status_code == 400, (extra, response.text)
         assert needle in response.json()["detail"], (extra, response.json())
-    unknown = api.post("asample", {**body, "sampling_params": {},
-                                   "sampling_session_id": "nope:sample:0"})
+    unknown = api.post(
+        "asample", {**body, "sampling_params": {}, "sampling_session_id": "nope:sample:0"}
+    )
     assert unknown.status_code == 400 and "nope:sample:0" in unknown.json()["detail"]
 
 
 def test_prompt_logprobs_and_topk(api: Api) -> None:
     sampler_id = sampler(api)
-    future = asample(api, sampler_id, 0, num_samples=1, params={"max_tokens": 1},
-                     prompt_logprobs=True, topk_prompt_logprobs=3)
+    future = asample(
+        api,
+        sampler_id,
+        0,
+        num_samples=1,
+        params={"max_tokens": 1},
+        prompt_logprobs=True,
+        topk_prompt_logprobs=3,
+    )
     result = api.result(future["request_id"])
     logprobs = result["prompt_logprobs"]
     assert len(logprobs) == 3 and logprobs[0] is None
@@ -129,16 +154,22 @@ def test_unnamed_sampler_snapshot_samples_trained_weights(api: Api) -> None:
         api.ok("forward_backward", fwdbwd(model_id, 2 * step + 1, [example]))
         api.ok("optim_step", optim(model_id, 2 * step + 2, lr=0.01))
     session = model_id.split(":")[0]
-    saved = api.ok("save_weights_for_sampler", {"model_id": model_id, "seq_id": 61,
-                                                "sampling_session_seq_id": 5, "kind": "inflight"})
+    saved = api.ok(
+        "save_weights_for_sampler",
+        {"model_id": model_id, "seq_id": 61, "sampling_session_seq_id": 5, "kind": "inflight"},
+    )
     result = api.result(saved["request_id"])
     assert result["sampling_session_id"] == f"{session}:sample:5" and "path" not in result
-    future = api.ok("asample", {"num_samples": 1,
-                                "prompt": {"chunks": [{"tokens": [256], "type": "encoded_text"}]},
-                                "sampling_params": {"max_tokens": 6, "temperature": 0.0,
-                                                    "stop": []},
-                                "sampling_session_id": result["sampling_session_id"],
-                                "seq_id": 0})
+    future = api.ok(
+        "asample",
+        {
+            "num_samples": 1,
+            "prompt": {"chunks": [{"tokens": [256], "type": "encoded_text"}]},
+            "sampling_params": {"max_tokens": 6, "temperature": 0.0, "stop": []},
+            "sampling_session_id": result["sampling_session_id"],
+            "seq_id": 0,
+        },
+    )
     tokens = api.result(future["request_id"])["sequences"][0]["tokens"]
     assert tokens == target
 
@@ -149,14 +180,20 @@ def test_sampler_from_model_path(api: Api) -> None:
     path = api.result(named["request_id"])["path"]
     assert path == f"tinker://{model_id}/sampler_weights/s1"
     session = api.session()
-    created = api.ok("create_sampling_session", {"session_id": session,
-                                                 "sampling_session_seq_id": 0,
-                                                 "model_path": path})
+    created = api.ok(
+        "create_sampling_session",
+        {"session_id": session, "sampling_session_seq_id": 0, "model_path": path},
+    )
     info = api.get(f"samplers/{created['sampling_session_id']}").json()
     assert info["base_model"] == "tinkex/tiny" and info["model_path"] == path
     future = asample(api, created["sampling_session_id"], 0)
     assert len(api.result(future["request_id"])["sequences"]) == 2
-    missing = api.post("create_sampling_session", {"session_id": session,
-                                                   "sampling_session_seq_id": 1,
-                                                   "model_path": f"tinker://{model_id}/sampler_weights/nope"})
+    missing = api.post(
+        "create_sampling_session",
+        {
+            "session_id": session,
+            "sampling_session_seq_id": 1,
+            "model_path": f"tinker://{model_id}/sampler_weights/nope",
+        },
+    )
     assert missing.status_code == 404

@@ -17,17 +17,27 @@ TOKENS = [72, 101, 108, 108, 111]
 
 def test_create_model_future_and_get_info(api: Api) -> None:
     session = api.session()
-    future = api.ok("create_model", {"session_id": session, "model_seq_id": 0,
-                                     "base_model": "Qwen/Qwen3-8B",
-                                     "lora_config": {"rank": 8, "seed": 3}})
+    future = api.ok(
+        "create_model",
+        {
+            "session_id": session,
+            "model_seq_id": 0,
+            "base_model": "Qwen/Qwen3-8B",
+            "lora_config": {"rank": 8, "seed": 3},
+        },
+    )
     assert future["model_id"] == f"{session}:train:0"
     assert isinstance(future["request_id"], str)
-    assert api.result(future["request_id"]) == {"model_id": future["model_id"],
-                                                "type": "create_model"}
+    assert api.result(future["request_id"]) == {
+        "model_id": future["model_id"],
+        "type": "create_model",
+    }
     info = api.ok("get_info", {"model_id": future["model_id"], "type": "get_info"})
-    assert info["model_data"] == {"arch": "tinkex-tiny-transformer",
-                                  "model_name": "Qwen/Qwen3-8B",
-                                  "tokenizer_id": "tinkex/byte-tokenizer"}
+    assert info["model_data"] == {
+        "arch": "tinkex-tiny-transformer",
+        "model_name": "Qwen/Qwen3-8B",
+        "tokenizer_id": "tinkex/byte-tokenizer",
+    }
     assert info["lora_rank"] == 8 and info["is_lora"] is True
 
 
@@ -49,8 +59,11 @@ def test_training_reduces_loss(api: Api) -> None:
 
 def test_forward_endpoint_does_not_train(api: Api) -> None:
     model_id = api.model()
-    body = {"forward_input": {"data": [datum(TOKENS)], "loss_fn": "cross_entropy"},
-            "model_id": model_id, "seq_id": 1}
+    body = {
+        "forward_input": {"data": [datum(TOKENS)], "loss_fn": "cross_entropy"},
+        "model_id": model_id,
+        "seq_id": 1,
+    }
     first = api.result(api.ok("forward", body)["request_id"])
     api.result(api.ok("optim_step", optim(model_id, 2))["request_id"])
     body["seq_id"] = 3
@@ -61,9 +74,14 @@ def test_forward_endpoint_does_not_train(api: Api) -> None:
 def test_out_of_order_submission_runs_in_seq_order(api: Api) -> None:
     model_id = api.model()
     # seq 3 (forward) and 2 (optim) arrive before seq 1 (forward_backward): they must wait.
-    late = api.ok("forward", {"forward_input": {"data": [datum(TOKENS)],
-                                                "loss_fn": "cross_entropy"},
-                              "model_id": model_id, "seq_id": 3})
+    late = api.ok(
+        "forward",
+        {
+            "forward_input": {"data": [datum(TOKENS)], "loss_fn": "cross_entropy"},
+            "model_id": model_id,
+            "seq_id": 3,
+        },
+    )
     step = api.ok("optim_step", optim(model_id, 2, lr=0.05))
     pending = api.post("retrieve_future", {"request_id": late["request_id"]}).json()
     assert pending["type"] == "try_again" and pending["queue_state"] == "active"
@@ -133,41 +151,56 @@ def test_unknown_model_and_future_ids(api: Api) -> None:
 def test_importance_sampling_moves_rewarded_logprob_up(api: Api) -> None:
     model_id = api.model(rank=8)
     tokens = [256, 72, 105]
-    base = {"model_input": {"chunks": [{"tokens": tokens, "type": "encoded_text"}]},
-            "loss_fn_inputs": {
-                "target_tokens": {"data": [72, 105, 33], "dtype": "int64", "shape": [3]},
-                "logprobs": {"data": [-5.0, -5.0, -5.0], "dtype": "float32", "shape": [3]},
-                "advantages": {"data": [1.0, 1.0, 1.0], "dtype": "float32", "shape": [3]}}}
-    first = api.result(api.ok("forward_backward",
-                              fwdbwd(model_id, 1, [base], "importance_sampling"))["request_id"])
+    base = {
+        "model_input": {"chunks": [{"tokens": tokens, "type": "encoded_text"}]},
+        "loss_fn_inputs": {
+            "target_tokens": {"data": [72, 105, 33], "dtype": "int64", "shape": [3]},
+            "logprobs": {"data": [-5.0, -5.0, -5.0], "dtype": "float32", "shape": [3]},
+            "advantages": {"data": [1.0, 1.0, 1.0], "dtype": "float32", "shape": [3]},
+        },
+    }
+    first = api.result(
+        api.ok("forward_backward", fwdbwd(model_id, 1, [base], "importance_sampling"))["request_id"]
+    )
     api.result(api.ok("optim_step", optim(model_id, 2, lr=0.02))["request_id"])
-    second = api.result(api.ok("forward_backward",
-                               fwdbwd(model_id, 3, [base], "importance_sampling"))["request_id"])
+    second = api.result(
+        api.ok("forward_backward", fwdbwd(model_id, 3, [base], "importance_sampling"))["request_id"]
+    )
     lp = lambda r: float(np.sum(r["loss_fn_outputs"][0]["logprobs"]["data"]))  # noqa: E731
     assert lp(second) > lp(first)
 
 
 def test_legacy_load_weights_only_as_first_request(api: Api) -> None:
     model_id = api.model()
-    saved = api.result(api.ok("save_weights", {"model_id": model_id, "seq_id": 1,
-                                               "path": "legacy"})["request_id"])
-    response = api.post("load_weights", {"model_id": model_id, "seq_id": 2,
-                                         "path": saved["path"], "optimizer": False})
+    saved = api.result(
+        api.ok("save_weights", {"model_id": model_id, "seq_id": 1, "path": "legacy"})["request_id"]
+    )
+    response = api.post(
+        "load_weights",
+        {"model_id": model_id, "seq_id": 2, "path": saved["path"], "optimizer": False},
+    )
     assert response.status_code == 400 and "seq_id 2" in response.json()["detail"]
     # the rejected seq_id does not block the model
     later = api.ok("forward_backward", fwdbwd(model_id, 3, [datum(TOKENS)]))
     assert "metrics" in api.result(later["request_id"])
     fresh = api.model()
-    loaded = api.ok("load_weights", {"model_id": fresh, "seq_id": 1, "path": saved["path"],
-                                     "optimizer": True})
+    loaded = api.ok(
+        "load_weights", {"model_id": fresh, "seq_id": 1, "path": saved["path"], "optimizer": True}
+    )
     assert api.result(loaded["request_id"])["type"] == "load_weights"
 
 
 def test_unsupported_optimizer_is_rejected(api: Api) -> None:
     session = api.session()
-    response = api.post("create_model", {"session_id": session, "model_seq_id": 0,
-                                         "base_model": "tinkex/tiny",
-                                         "optimizer_config": {"type": "dimuon", "version": 1}})
+    response = api.post(
+        "create_model",
+        {
+            "session_id": session,
+            "model_seq_id": 0,
+            "base_model": "tinkex/tiny",
+            "optimizer_config": {"type": "dimuon", "version": 1},
+        },
+    )
     assert response.status_code == 400 and "dimuon" in response.json()["detail"]
 
 
@@ -175,8 +208,10 @@ def test_strict_models() -> None:
     with LocalServer(strict_models=True, long_poll_seconds=0.3) as server:
         api = Api(server)
         session = api.session()
-        response = api.post("create_model", {"session_id": session, "model_seq_id": 0,
-                                             "base_model": "acme/unknown-1B"})
+        response = api.post(
+            "create_model",
+            {"session_id": session, "model_seq_id": 0, "base_model": "acme/unknown-1B"},
+        )
         assert response.status_code == 400
         detail = response.json()["detail"]
         assert "acme/unknown-1B" in detail and "Qwen/Qwen3-8B" in detail
@@ -198,8 +233,11 @@ def test_long_poll_holds_then_try_again(api: Api) -> None:
     start = time.monotonic()
     response = api.post("retrieve_future", {"request_id": waiting["request_id"]})
     elapsed = time.monotonic() - start
-    assert response.json() == {"type": "try_again", "request_id": waiting["request_id"],
-                               "queue_state": "active"}
+    assert response.json() == {
+        "type": "try_again",
+        "request_id": waiting["request_id"],
+        "queue_state": "active",
+    }
     assert 0.4 <= elapsed < 5
 
 
@@ -216,8 +254,7 @@ def test_heartbeat_expiry_unloads_models() -> None:
         api = Api(server)
         session = api.session()
         model_id = api.model(session=session)
-        assert api.ok("session_heartbeat", {"session_id": session,
-                                            "type": "session_heartbeat"})
+        assert api.ok("session_heartbeat", {"session_id": session, "type": "session_heartbeat"})
         deadline = time.monotonic() + 5
         # no heartbeats (or other requests of the session) now: it expires after 0.3 s
         searched = {}

@@ -423,11 +423,7 @@ class App:
             denied = self._check_auth(request)
             if denied is not None:
                 return denied
-        actions = (
-            self.faults.decide(route.name, request_key(request.path, request.body))
-            if self.faults.enabled
-            else []
-        )
+        actions = self._faults_for(route.name, request) if self.faults.enabled else []
         reset_after = False
         for action in actions:
             if action.kind == "delay":
@@ -468,6 +464,15 @@ class App:
         if reset_after:
             return Response(abort=True)
         return response
+
+    def _faults_for(self, name: str, request: Request) -> list[Any]:
+        gone_allowed = True
+        if name == "retrieve_future":
+            # Only samples are resubmitted by clients on 410; training futures would just fail.
+            record = self.futures.get(self._future_id_hint(request))
+            gone_allowed = record is not None and record.kind == "Sample"
+        key = request_key(request.path, request.body)
+        return self.faults.decide(name, key, gone_allowed=gone_allowed)
 
     @staticmethod
     def _future_id_hint(request: Request) -> str:

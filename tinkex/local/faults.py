@@ -20,7 +20,7 @@ most ``max_per_request`` times, so clients that retry always get through:
 ``http_429=P``      answer 429 with ``Retry-After``
 ``reset_before=P``  drop the connection before applying the request
 ``reset_after=P``   apply the request, then drop the connection
-``gone_410=P``      ``retrieve_future`` answers 410 (the client must resubmit)
+``gone_410=P``      ``retrieve_future`` of a sample answers 410 (the client resubmits)
 ``slow=P``          delay the answer by ``slow_delay``
 ==================  ==============================================================
 
@@ -204,8 +204,13 @@ class FaultInjector:
         headers = self._retry_headers() if status in (429, 503) else {}
         return FaultAction(kind="status", status=status, headers=headers)
 
-    def decide(self, endpoint: str, request_key: str) -> list[FaultAction]:
-        """Actions for one request to ``endpoint`` (``request_key`` identifies resends)."""
+    def decide(
+        self, endpoint: str, request_key: str, *, gone_allowed: bool = True
+    ) -> list[FaultAction]:
+        """Actions for one request to ``endpoint`` (``request_key`` identifies resends).
+
+        ``gone_allowed=False`` keeps the probabilistic ``gone_410`` away from this request.
+        """
         if endpoint in _EXEMPT or not self.enabled:
             return []
         actions: list[FaultAction] = []
@@ -229,7 +234,7 @@ class FaultInjector:
         if failures >= self.spec.max_per_request:
             return actions
         chosen: FaultAction | None = None
-        if endpoint == "retrieve_future" and self._hit("gone_410"):
+        if endpoint == "retrieve_future" and gone_allowed and self._hit("gone_410"):
             chosen = FaultAction(kind="status", status=410)
         elif self._hit("http_5xx"):
             status = 500 if self._random.random() < 0.5 else 503
