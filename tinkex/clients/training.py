@@ -503,6 +503,8 @@ class TrainingClient:
 
         def decode(response: Response) -> tr.SaveWeightsExternalResponse:
             raw = from_wire(response.json(), tr.SaveWeightsExternalResponseInternal)
+            if raw.path is None:
+                raise ValueError("save_weights_external result has no 'path'")
             return tr.SaveWeightsExternalResponse(path=raw.path, type=raw.type)
 
         return self._simple(

@@ -209,7 +209,7 @@ def _sample_response_to_wire(resp: smp.SampleResponse) -> dict[str, Any]:
                     if s.topk_logprobs_np is not None
                     else {}
                 ),
-                **({"sequence_id": s.sequence_id} if s.sequence_id is not None else {}),
+                **({"sequence_id": s.sequence_id} if s.sequence_id else {}),
             }
             for s in resp.sequences
         ],
@@ -242,7 +242,7 @@ def _sample_response_from_wire(data: Any) -> smp.SampleResponse:
                 tokens_np=np.asarray(s["tokens"], dtype=np.int32),
                 logprobs_np=None if logprobs is None else np.asarray(logprobs, dtype=np.float32),
                 topk_logprobs_np=_topk_from_wire(s.get("topk_logprobs")),
-                sequence_id=s.get("sequence_id"),
+                sequence_id=s.get("sequence_id") or "",
             )
         )
     alt = data.get("prompt_alt_tokens")

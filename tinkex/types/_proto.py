@@ -105,11 +105,19 @@ _WIRE_TO_STOP: Final[dict[int, str]] = {v: k for k, v in _STOP_TO_WIRE.items()}
 
 # Field names per message, for error messages of the wire layer.
 _REQUEST_FIELDS: Final = {
-    1: "model_id", 2: "seq_id", 3: "data", 4: "loss_fn", 5: "loss_fn_config",
-    6: "forward_only", 7: "loss_fn_config_v2",
+    1: "model_id",
+    2: "seq_id",
+    3: "data",
+    4: "loss_fn",
+    5: "loss_fn_config",
+    6: "forward_only",
+    7: "loss_fn_config_v2",
 }
 _DATUM_FIELDS: Final = {
-    1: "model_input", 2: "loss_fn_inputs", 3: "model_input_spans", 4: "loss_fn_input_spans",
+    1: "model_input",
+    2: "loss_fn_inputs",
+    3: "model_input_spans",
+    4: "loss_fn_input_spans",
 }
 _CHUNK_FIELDS: Final = {1: "encoded_text", 2: "image", 3: "dmel"}
 _IMAGE_FIELDS: Final = {1: "data", 2: "format", 3: "expected_tokens", 4: "override_dimensions"}
@@ -122,11 +130,18 @@ _OUTPUT_FIELDS: Final = {1: "loss_fn_output_type", 2: "loss_fn_outputs", 3: "met
 _RECORD_FIELDS: Final = {1: "type_tag", 2: "fields", 3: "num_datums"}
 _BATCHED_FIELDS: Final = {1: "data", 2: "offsets", 3: "dtype", 4: "trailing_shape"}
 _SAMPLE_FIELDS: Final = {
-    1: "sequences", 2: "prompt_logprobs", 3: "topk_prompt_logprobs",
-    4: "prompt_cache_hit_tokens", 5: "target_prompt_logprobs", 6: "prompt_alt_tokens",
+    1: "sequences",
+    2: "prompt_logprobs",
+    3: "topk_prompt_logprobs",
+    4: "prompt_cache_hit_tokens",
+    5: "target_prompt_logprobs",
+    6: "prompt_alt_tokens",
 }
 _SEQUENCE_FIELDS: Final = {
-    1: "stop_reason", 2: "tokens", 3: "logprobs", 4: "topk_sampled_logprobs",
+    1: "stop_reason",
+    2: "tokens",
+    3: "logprobs",
+    4: "topk_sampled_logprobs",
 }
 _TOPK_FIELDS: Final = {1: "token_ids", 2: "logprobs", 3: "k", 4: "length"}
 _ALT_FIELDS: Final = {1: "tokens", 2: "logprobs"}
@@ -241,7 +256,9 @@ def _read_tensor(data: memoryview, where: str) -> TensorData:
         values = _from_wire(f"{where}.dense", dense if dense is not None else b"", dtype)
         # An empty shape is a scalar only when there is exactly one value.
         return TensorData(
-            values, label, shape if shape or values.size == 1 else None  # type: ignore[arg-type]
+            values,
+            label,
+            shape if shape or values.size == 1 else None,  # type: ignore[arg-type]
         )
     except (TypeError, ValueError) as exc:
         if str(exc).startswith(where):
@@ -352,9 +369,7 @@ def encode_forward_backward_request(req: ForwardBackwardRequest | ForwardRequest
     return w.getvalue()
 
 
-def _read_span(
-    data: memoryview, where: str
-) -> PromptProvenanceSpan | SampledProvenanceSpan:
+def _read_span(data: memoryview, where: str) -> PromptProvenanceSpan | SampledProvenanceSpan:
     arm: tuple[int, memoryview] | None = None
     for fn, wt, v in iter_fields(data, where, _SPAN_FIELDS):
         if fn in (1, 2):
@@ -428,21 +443,31 @@ def _read_datum(data: memoryview, where: str) -> Datum:
     for fn, wt, v in iter_fields(data, where, _DATUM_FIELDS):
         if fn == 1:
             chunks.append(
-                _read_chunk(as_message(f"{where}.model_input", wt, v),
-                            f"{where}.model_input[{len(chunks)}]")
+                _read_chunk(
+                    as_message(f"{where}.model_input", wt, v), f"{where}.model_input[{len(chunks)}]"
+                )
             )
         elif fn == 2:
-            key, val = map_entry(as_message(f"{where}.loss_fn_inputs", wt, v),
-                                 f"{where}.loss_fn_inputs")
+            key, val = map_entry(
+                as_message(f"{where}.loss_fn_inputs", wt, v), f"{where}.loss_fn_inputs"
+            )
             path = f"{where}.loss_fn_inputs[{key!r}]"
             body = as_message(path, *val) if val is not None else memoryview(b"")
             inputs[key] = _read_tensor(body, path)
         elif fn == 3:
-            mi_spans.append(_read_span(as_message(f"{where}.model_input_spans", wt, v),
-                                       f"{where}.model_input_spans[{len(mi_spans)}]"))
+            mi_spans.append(
+                _read_span(
+                    as_message(f"{where}.model_input_spans", wt, v),
+                    f"{where}.model_input_spans[{len(mi_spans)}]",
+                )
+            )
         elif fn == 4:
-            lf_spans.append(_read_span(as_message(f"{where}.loss_fn_input_spans", wt, v),
-                                       f"{where}.loss_fn_input_spans[{len(lf_spans)}]"))
+            lf_spans.append(
+                _read_span(
+                    as_message(f"{where}.loss_fn_input_spans", wt, v),
+                    f"{where}.loss_fn_input_spans[{len(lf_spans)}]",
+                )
+            )
     has_spans = bool(mi_spans or lf_spans)
     try:
         return Datum(
@@ -487,19 +512,22 @@ def decode_forward_backward_request(data: Buffer) -> ForwardBackwardRequest | Fo
         elif fn == 2:
             seq_id = as_int32(f"{where}.seq_id", wt, v)
         elif fn == 3:
-            datums.append(_read_datum(as_message(f"{where}.data", wt, v),
-                                      f"{where}.data[{len(datums)}]"))
+            datums.append(
+                _read_datum(as_message(f"{where}.data", wt, v), f"{where}.data[{len(datums)}]")
+            )
         elif fn == 4:
             loss_fn = as_string(f"{where}.loss_fn", wt, v)
         elif fn == 5:
-            key, val = map_entry(as_message(f"{where}.loss_fn_config", wt, v),
-                                 f"{where}.loss_fn_config")
+            key, val = map_entry(
+                as_message(f"{where}.loss_fn_config", wt, v), f"{where}.loss_fn_config"
+            )
             legacy[key] = as_double(f"{where}.loss_fn_config[{key!r}]", *val) if val else 0.0
         elif fn == 6:
             forward_only = as_bool(f"{where}.forward_only", wt, v)
         elif fn == 7:
-            key, val = map_entry(as_message(f"{where}.loss_fn_config_v2", wt, v),
-                                 f"{where}.loss_fn_config_v2")
+            key, val = map_entry(
+                as_message(f"{where}.loss_fn_config_v2", wt, v), f"{where}.loss_fn_config_v2"
+            )
             path = f"{where}.loss_fn_config_v2[{key!r}]"
             v2[key] = _read_config_value(
                 as_message(path, *val) if val is not None else memoryview(b""), path
@@ -594,9 +622,7 @@ def encode_forward_backward_output(out: ForwardBackwardOutput) -> bytes:
     return w.getvalue()
 
 
-def _read_batched(
-    data: memoryview, where: str
-) -> tuple[str, list[NDArray], list[int]]:
+def _read_batched(data: memoryview, where: str) -> tuple[str, list[NDArray], list[int]]:
     """(dtype label, per-datum flat arrays, trailing shape) of one ``BatchedTensor``."""
     np = _np()
     raw: Buffer = b""
@@ -694,7 +720,9 @@ def _read_record(data: memoryview, where: str) -> list[dict[str, TensorData]]:
                     f"of the trailing shape {trailing}"
                 )
             outputs[i][name] = TensorData(
-                arr, label, [arr.size // inner, *trailing]  # type: ignore[arg-type]
+                arr,
+                label,
+                [arr.size // inner, *trailing],  # type: ignore[arg-type]
             )
     return outputs
 
@@ -739,9 +767,7 @@ def _read_topk(data: memoryview, where: str) -> TopkLogprobs | None:
     lps = _from_wire(f"{where}.logprobs", lps_raw, DTYPE_FLOAT32)
     for name, arr in (("token_ids", ids), ("logprobs", lps)):
         if arr.size != length * k:
-            raise ValueError(
-                f"{where}.{name}: {arr.size} values, expected length*k = {length}*{k}"
-            )
+            raise ValueError(f"{where}.{name}: {arr.size} values, expected length*k = {length}*{k}")
     np = _np()
     return TopkLogprobs(ids.reshape(length, k).astype(np.int32), lps.reshape(length, k))
 
@@ -777,8 +803,10 @@ def _read_sequence(data: memoryview, where: str) -> SampledSequence:
         elif fn == 3:
             logprobs_raw = as_bytes(f"{where}.logprobs", wt, v)
         elif fn == 4:
-            topk = _read_topk(as_message(f"{where}.topk_sampled_logprobs", wt, v),
-                              f"{where}.topk_sampled_logprobs")
+            topk = _read_topk(
+                as_message(f"{where}.topk_sampled_logprobs", wt, v),
+                f"{where}.topk_sampled_logprobs",
+            )
     reason = _WIRE_TO_STOP.get(stop)
     if reason is None:
         raise ValueError(f"{where}.stop_reason: unknown StopReason {stop}")
@@ -806,18 +834,26 @@ def encode_sample_response(resp: SampleResponse) -> bytes:
     if resp.prompt_logprobs_np is not None:
         w.bytes_field(2, _raw(np.asarray(resp.prompt_logprobs_np).reshape(-1), "<f4"), always=True)
     if resp.topk_prompt_logprobs_np is not None:
-        w.message(3, _write_topk(resp.topk_prompt_logprobs_np,
-                                 "SampleResponse.topk_prompt_logprobs"))
+        w.message(
+            3, _write_topk(resp.topk_prompt_logprobs_np, "SampleResponse.topk_prompt_logprobs")
+        )
     w.int32(4, resp.prompt_cache_hit_tokens)
     if resp.target_prompt_logprobs is not None:
-        w.message(5, _write_tensor(resp.target_prompt_logprobs,
-                                   "SampleResponse.target_prompt_logprobs"))
+        w.message(
+            5, _write_tensor(resp.target_prompt_logprobs, "SampleResponse.target_prompt_logprobs")
+        )
     if resp.prompt_alt_tokens is not None:
         alt = ProtoWriter()
-        alt.message(1, _write_tensor(resp.prompt_alt_tokens.tokens,
-                                     "SampleResponse.prompt_alt_tokens.tokens"))
-        alt.message(2, _write_tensor(resp.prompt_alt_tokens.logprobs,
-                                     "SampleResponse.prompt_alt_tokens.logprobs"))
+        alt.message(
+            1,
+            _write_tensor(resp.prompt_alt_tokens.tokens, "SampleResponse.prompt_alt_tokens.tokens"),
+        )
+        alt.message(
+            2,
+            _write_tensor(
+                resp.prompt_alt_tokens.logprobs, "SampleResponse.prompt_alt_tokens.logprobs"
+            ),
+        )
         w.message(6, alt)
     return w.getvalue()
 
@@ -854,8 +890,9 @@ def decode_sample_response(data: Buffer) -> SampleResponse:
         elif fn == 2:
             prompt_raw = as_bytes(f"{where}.prompt_logprobs", wt, v)
         elif fn == 3:
-            topk = _read_topk(as_message(f"{where}.topk_prompt_logprobs", wt, v),
-                              f"{where}.topk_prompt_logprobs")
+            topk = _read_topk(
+                as_message(f"{where}.topk_prompt_logprobs", wt, v), f"{where}.topk_prompt_logprobs"
+            )
         elif fn == 4:
             cache_hits = as_int32(f"{where}.prompt_cache_hit_tokens", wt, v)
         elif fn == 5:

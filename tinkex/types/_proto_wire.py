@@ -127,9 +127,9 @@ class ProtoWriter:
 
     def _len_header(self, field_number: int, length: int) -> None:
         key = (field_number << 3) | LEN
-        header = (
-            _SMALL_VARINTS[key] if key < 128 else encode_varint(key)
-        ) + (_SMALL_VARINTS[length] if length < 128 else encode_varint(length))
+        header = (_SMALL_VARINTS[key] if key < 128 else encode_varint(key)) + (
+            _SMALL_VARINTS[length] if length < 128 else encode_varint(length)
+        )
         self._parts.append(header)
         self._size += len(header)
 
@@ -433,9 +433,7 @@ def as_packed_int64(where: str, wire_type: int, value: FieldValue) -> list[int]:
     return out
 
 
-def map_entry(
-    data: memoryview, where: str
-) -> tuple[str, tuple[int, FieldValue] | None]:
+def map_entry(data: memoryview, where: str) -> tuple[str, tuple[int, FieldValue] | None]:
     """Decode one ``map<string, X>`` entry: ``(key, (wire_type, raw value) | None)``.
 
     A missing key means ``""``; a missing value is returned as ``None`` (the caller applies the

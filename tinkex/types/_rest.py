@@ -175,6 +175,7 @@ class CopyWeightsRequest:
     session_id: str | None = None
     model_seq_id: int | None = None
     ttl_seconds: int | None = None
+    weights_access_token: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -205,7 +206,7 @@ class GetServerCapabilitiesResponse:
 class HealthResponse:
     """``GET /api/v1/healthz``."""
 
-    status: str = "ok"
+    status: Literal["ok"]
 
 
 @attrs.frozen(kw_only=True)
@@ -256,7 +257,7 @@ class SamplingPrefillBillingEvent:
     """Billing detail: prefill tokens."""
 
     token_count: int
-    cached: bool = False
+    cached: bool
     type: Literal["sampling_prefill"] = "sampling_prefill"
 
 
@@ -343,10 +344,10 @@ class CurrentCheckpointStorageUsageItem:
     org_user_urn: str | None = None
     user_email: str | None = None
     user_name: str | None = None
-    checkpoint_count: int = 0
-    size_bytes: int = 0
-    size_gigabytes: float = 0.0
-    estimated_monthly_cost_usd: float = 0.0
+    checkpoint_count: int
+    size_bytes: int
+    size_gigabytes: float
+    estimated_monthly_cost_usd: float | None = None
 
 
 @attrs.frozen(kw_only=True)

@@ -117,7 +117,7 @@ class SampleRequest:
     target_prompt_logprobs: TensorData | None = None
     prompt_alt_tokens_k: int = attrs.field(default=0, validator=_opt_int(0))
     prompt_logprobs_last_n: int | None = attrs.field(default=None, validator=_opt_int(1))
-    record_stability_info: bool = False
+    record_stability_info: bool | None = None
     type: Literal["sample"] = "sample"
 
 
@@ -145,15 +145,19 @@ class PromptAltTokens:
     logprobs: TensorData
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen
 class SampledSequence:
-    """One generated sequence: tokens, their logprobs and why sampling stopped."""
+    """One generated sequence: tokens, their logprobs and why sampling stopped.
+
+    ``sequence_id`` is the server's id of this sequence (used in provenance spans); it is
+    filled in by the sampling client from the ``asample`` answer.
+    """
 
     stop_reason: StopReason
-    tokens_np: Any  # np.ndarray int32
+    sequence_id: str = ""
+    tokens_np: Any = None  # np.ndarray int32
     logprobs_np: Any = None  # np.ndarray float32 | None
     topk_logprobs_np: TopkLogprobs | None = None
-    sequence_id: str | None = None
 
     @functools.cached_property
     def tokens(self) -> list[int]:
@@ -172,7 +176,7 @@ class SampledSequence:
         return None if self.topk_logprobs_np is None else self.topk_logprobs_np.to_lists()
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen
 class SampleResponse:
     """Result of a sample: the sequences and optional prompt scores."""
 
@@ -182,7 +186,6 @@ class SampleResponse:
     target_prompt_logprobs: TensorData | None = None
     prompt_cache_hit_tokens: int = 0
     prompt_alt_tokens: PromptAltTokens | None = None
-    type: Literal["sample"] = "sample"
 
     @functools.cached_property
     def prompt_logprobs(self) -> list[float | None] | None:
@@ -216,7 +219,6 @@ class CreateSamplingSessionRequest:
     sampling_session_seq_id: int
     base_model: str | None = None
     model_path: str | None = None
-    record_stability_info: bool | None = None
     type: Literal["create_sampling_session"] = "create_sampling_session"
 
 
@@ -225,7 +227,7 @@ class CreateSamplingSessionResponse:
     """The id of the new sampling session (sampler)."""
 
     sampling_session_id: str
-    type: str | None = None
+    type: str | None = "create_sampling_session"
 
 
 @attrs.frozen(kw_only=True)
@@ -250,4 +252,4 @@ class JoinSamplingSessionResponse:
     """The clone counter allocated to a joining sampler."""
 
     client_counter: int
-    type: str | None = None
+    type: str | None = "join_sampling_session"

@@ -127,7 +127,7 @@ class CreateSessionResponse:
     """The new session id and optional server messages."""
 
     session_id: str
-    type: str | None = None
+    type: str | None = "create_session"
     info_message: str | None = None
     warning_message: str | None = None
     error_message: str | None = None
@@ -145,7 +145,7 @@ class SessionHeartbeatRequest:
 class SessionHeartbeatResponse:
     """Heartbeat acknowledgement."""
 
-    type: str | None = None
+    type: str | None = "session_heartbeat"
 
 
 @attrs.frozen(kw_only=True)
@@ -208,7 +208,7 @@ class SessionFailedRequestReason:
     """A request made the session fail."""
 
     request_id: str
-    request_type: str | None = None
+    request_type: str
     type: Literal["request"] = "request"
 
 
@@ -238,8 +238,8 @@ class SessionFailed:
     """Session status: failed."""
 
     category: Literal["user", "internal"]
-    reason: SessionFailedReason | None = None
-    message: str | None = None
+    reason: SessionFailedReason
+    message: str
     type: Literal["failed"] = "failed"
 
 
@@ -365,11 +365,11 @@ class SessionSummary:
     """One session found by a search."""
 
     session_id: str
-    created_at: dt.datetime | None = None
-    owner: str | None = None
-    project_id: str | None = None
+    created_at: dt.datetime
+    owner: str
+    project_id: str
+    checkpoints_count: int
     status: SessionStatus | None = None
-    checkpoints_count: int | None = None
     display_name: str | None = None
     user_metadata: dict[str, str] | None = None
     checkpoint_storage_bytes: int | None = None
@@ -416,7 +416,7 @@ class RequestFailedResponse:
     """The future failed."""
 
     error: str
-    category: RequestErrorCategory = RequestErrorCategory.Unknown
+    category: RequestErrorCategory
 
 
 FutureRetrieveResponse = TryAgainResponse | RequestFailedResponse | dict[str, Any]
@@ -436,7 +436,7 @@ class FuturesRetrieveRequest:
     """Body of ``POST /api/v1/retrieve_futures``."""
 
     target: SamplingSessionFuturesTarget
-    prev_cursor: int | None = None
+    prev_cursor: int = 0
     timeout: float | None = None
     retrieved_request_ids: list[str] = attrs.field(factory=list)
 
@@ -495,7 +495,7 @@ class SessionStartEvent:
     event_session_index: int
     severity: Severity
     timestamp: dt.datetime
-    event: Literal["SESSION_START"] = "SESSION_START"
+    event: Literal["SESSION_START"]
 
 
 @attrs.frozen(kw_only=True)
@@ -506,8 +506,8 @@ class SessionEndEvent:
     event_session_index: int
     severity: Severity
     timestamp: dt.datetime
-    duration: str | None = None
-    event: Literal["SESSION_END"] = "SESSION_END"
+    duration: str
+    event: Literal["SESSION_END"]
 
 
 @attrs.frozen(kw_only=True)
@@ -521,7 +521,7 @@ class UnhandledExceptionEvent:
     error_type: str
     error_message: str
     traceback: str | None = None
-    event: Literal["UNHANDLED_EXCEPTION"] = "UNHANDLED_EXCEPTION"
+    event: Literal["UNHANDLED_EXCEPTION"]
 
 
 TelemetryEvent = GenericEvent | SessionStartEvent | SessionEndEvent | UnhandledExceptionEvent
@@ -535,7 +535,7 @@ class TelemetryBatch:
     platform: str
     sdk_version: str
     session_id: str
-    process_uuid: str | None = None
+    process_uuid: str
 
 
 TelemetrySendRequest = TelemetryBatch
@@ -545,4 +545,4 @@ TelemetrySendRequest = TelemetryBatch
 class TelemetryResponse:
     """Telemetry acknowledgement."""
 
-    status: str = "accepted"
+    status: Literal["accepted"]

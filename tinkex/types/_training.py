@@ -267,7 +267,7 @@ class CreateModelRequest:
     base_model: str
     user_metadata: dict[str, str] | None = None
     lora_config: LoraConfig | None = None
-    optimizer_config: OptimizerConfig | None = None
+    optimizer_config: OptimizerConfig = attrs.field(factory=AdamOptimizerConfig)
     type: Literal["create_model"] = "create_model"
 
 
@@ -301,9 +301,9 @@ class GetInfoResponse:
     """What the server knows about a training run's model."""
 
     model_id: str
-    model_data: ModelData = attrs.field(factory=ModelData)
+    model_data: ModelData
     type: str | None = None
-    optimizer_config: OptimizerConfig | None = None
+    optimizer_config: OptimizerConfig = attrs.field(factory=AdamOptimizerConfig)
     is_lora: bool | None = None
     lora_rank: int | None = None
     model_name: str | None = None
@@ -350,7 +350,7 @@ class SaveWeightsForSamplerRequest:
     model_id: str
     path: str | None = None
     sampling_session_seq_id: int | None = None
-    kind: SamplingClientKind | None = None
+    kind: SamplingClientKind = "snapshot"
     seq_id: int | None = None
     ttl_seconds: int | None = attrs.field(default=None, validator=_ttl)
     user_metadata: dict[str, str] | None = None
@@ -398,7 +398,7 @@ class SaveWeightsExternalRequest:
 class SaveWeightsExternalResponseInternal:
     """Raw future result of an external save."""
 
-    path: str
+    path: str | None = None
     size_bytes: int | None = None
     type: str | None = None
 
@@ -420,7 +420,7 @@ class LoadWeightsRequest:
     session_id: str | None = None
     model_seq_id: int | None = None
     seq_id: int | None = None
-    optimizer: bool = False
+    optimizer: bool
     base_model: str | None = None
     optimizer_config: OptimizerConfig | None = None
     weights_access_token: str | None = None
@@ -498,4 +498,4 @@ class CreateCustomLossResponse:
     """Result of ``create_custom_loss``."""
 
     loss_id: str
-    type: str | None = None
+    type: str | None = "create_custom_loss"

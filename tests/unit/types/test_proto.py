@@ -541,7 +541,7 @@ def test_sample_response_round_trip_full() -> None:
     _assert_tensor_equal(alt.logprobs, got.prompt_alt_tokens.logprobs)
     s0, s1 = got.sequences
     assert s0.stop_reason == "stop"
-    assert s0.sequence_id is None  # not on the wire
+    assert s0.sequence_id == ""  # not on the wire
     assert s0.tokens == [1, 2, 3]
     assert s0.tokens_np.dtype == np.int32
     np.testing.assert_array_equal(s0.logprobs_np, resp.sequences[0].logprobs_np)
