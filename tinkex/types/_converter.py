@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import enum
-import functools
 import threading
 import typing
 from typing import TYPE_CHECKING, Any, TypeVar

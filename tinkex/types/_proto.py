@@ -257,8 +257,8 @@ def _read_tensor(data: memoryview, where: str) -> TensorData:
         # An empty shape is a scalar only when there is exactly one value.
         return TensorData(
             values,
-            label,
-            shape if shape or values.size == 1 else None,  # type: ignore[arg-type]
+            label,  # type: ignore[arg-type]
+            shape if shape or values.size == 1 else None,
         )
     except (TypeError, ValueError) as exc:
         if str(exc).startswith(where):
@@ -721,8 +721,8 @@ def _read_record(data: memoryview, where: str) -> list[dict[str, TensorData]]:
                 )
             outputs[i][name] = TensorData(
                 arr,
-                label,
-                [arr.size // inner, *trailing],  # type: ignore[arg-type]
+                label,  # type: ignore[arg-type]
+                [arr.size // inner, *trailing],
             )
     return outputs
 
