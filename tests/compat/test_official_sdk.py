@@ -192,3 +192,27 @@ def test_sampling_survives_injected_429s() -> None:
             assert len(out.sequences) == 1
         assert ("asample", "429") in srv.injected_faults
         assert ("retrieve_future", "500") in srv.injected_faults
+
+
+def test_create_from_state_after_server_restart(tmp_path: Any) -> None:
+    data_dir = str(tmp_path / "data")
+    with (
+        LocalServer(data_dir=data_dir, long_poll_seconds=0.5) as first,
+        tinker.ServiceClient(base_url=first.base_url, api_key="tml-local") as client,
+    ):
+        trainer = training_client(client)
+        trainer.forward_backward([ce_datum(HELLO)], "cross_entropy").result()
+        trainer.optim_step(types.AdamParams(learning_rate=1e-2)).result()
+        path = trainer.save_state("persisted").result().path
+        loss = trainer.forward([ce_datum(HELLO)], "cross_entropy").result().metrics["loss:sum"]
+    with (
+        LocalServer(data_dir=data_dir, long_poll_seconds=0.5) as second,
+        tinker.ServiceClient(base_url=second.base_url, api_key="tml-local") as client,
+    ):
+        restored = client.create_training_client_from_state_with_optimizer(path)
+        restored = restored.result() if hasattr(restored, "result") else restored
+        again = restored.forward([ce_datum(HELLO)], "cross_entropy").result().metrics["loss:sum"]
+        assert again == pytest.approx(loss, abs=1e-4)
+        rest = tinker.RestClient(base_url=second.base_url, api_key="tml-local")
+        run_id = path.split("/")[2]
+        assert [c.tinker_path for c in rest.list_checkpoints(run_id).result().checkpoints] == [path]
