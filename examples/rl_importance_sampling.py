@@ -1,6 +1,7 @@
 """A tiny RL loop: sample, score with a reward, train with the importance_sampling loss.
 
-The task: make the model answer with many 'a' characters. Rewards are centred per group of
+The task: make the model answer in lowercase letters (reward = the fraction of sampled
+characters in a-z; an untrained model emits random bytes, so about one in ten). Rewards are centred per group of
 samples (GRPO-style advantages); the sampler's logprobs go into the loss so the update is
 correct even when sampler and learner weights differ.
 
@@ -14,12 +15,13 @@ from _server import BASE_MODEL, server
 import tinkex as tinker
 from tinkex import types
 
-GROUP = 8
-ROUNDS = 6
+GROUP = 16
+ROUNDS = 12
 
 
-def reward(text: str) -> float:
-    return text.count("a") / max(len(text), 1)
+def reward(tokens: list[int]) -> float:
+    """Fraction of the sampled tokens that are the bytes of 'a'..'z'."""
+    return sum(ord("a") <= t <= ord("z") for t in tokens) / max(len(tokens), 1)
 
 
 def main() -> None:
@@ -30,9 +32,9 @@ def main() -> None:
         params = types.SamplingParams(max_tokens=12, temperature=1.0)
         history = []
         for round_index in range(ROUNDS):
-            sampler = training_client.save_weights_and_get_sampling_client()
+            sampler = training_client.save_weights_and_get_sampling_client().result()
             result = sampler.sample(prompt, num_samples=GROUP, sampling_params=params).result()
-            rewards = [reward(tokenizer.decode(s.tokens)) for s in result.sequences]
+            rewards = [reward(list(s.tokens)) for s in result.sequences]
             mean = sum(rewards) / len(rewards)
             history.append(mean)
             data = []
@@ -55,6 +57,7 @@ def main() -> None:
             training_client.optim_step(types.AdamParams(learning_rate=2e-2)).result()
             print(f"round {round_index}: mean reward {mean:.3f}")
         print(f"reward {history[0]:.3f} -> {history[-1]:.3f}")
+        print("last sample:", repr(tokenizer.decode(list(result.sequences[0].tokens))))
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ def main() -> None:
             for _ in range(5):
                 training_client.forward_backward([datum], "cross_entropy")
                 training_client.optim_step(types.AdamParams(learning_rate=1e-3))
-            sampler = training_client.save_weights_and_get_sampling_client()
+            sampler = training_client.save_weights_and_get_sampling_client().result()
             futures = [
                 sampler.sample(datum.model_input, 1, types.SamplingParams(max_tokens=4))
                 for _ in range(8)

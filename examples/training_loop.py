@@ -63,7 +63,7 @@ def main(steps: int = 25) -> None:
             finish_oldest()
 
         assert losses[-1] < losses[0], "the loss should go down"
-        sampler = training_client.save_weights_and_get_sampling_client()
+        sampler = training_client.save_weights_and_get_sampling_client().result()
         prompt = types.ModelInput.from_ints(tokenizer.encode(PAIRS[0][0]))
         answer = sampler.sample(prompt, 1, types.SamplingParams(max_tokens=10, temperature=0.0))
         print("sample:", repr(tokenizer.decode(answer.result().sequences[0].tokens)))

@@ -60,3 +60,7 @@ def test_example_runs(script, example_server, tmp_path):
         timeout=120,
     )
     assert done.returncode == 0, f"{script} failed\nstdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+    assert done.stdout.strip(), f"{script} printed nothing"
+    # Examples teach the current API: no deprecated calls, no stray tracebacks.
+    assert "Warning:" not in done.stderr, f"{script} warns:\n{done.stderr}"
+    assert "Traceback" not in done.stderr, f"{script}:\n{done.stderr}"
