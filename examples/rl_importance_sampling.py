@@ -1,9 +1,9 @@
 """A tiny RL loop: sample, score with a reward, train with the importance_sampling loss.
 
 The task: make the model answer in lowercase letters (reward = the fraction of sampled
-characters in a-z; an untrained model emits random bytes, so about one in ten). Rewards are centred per group of
-samples (GRPO-style advantages); the sampler's logprobs go into the loss so the update is
-correct even when sampler and learner weights differ.
+characters in a-z; an untrained model emits random bytes, so about one in ten). Rewards are
+centred per group of samples (GRPO-style advantages); the sampler's logprobs go into the loss so
+the update is correct even when sampler and learner weights differ.
 
 Run: python examples/rl_importance_sampling.py
 """
