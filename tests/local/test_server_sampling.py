@@ -197,3 +197,16 @@ def test_sampler_from_model_path(api: Api) -> None:
         },
     )
     assert missing.status_code == 404
+
+
+def test_asample_without_sampling_session(api: Api) -> None:
+    body = {
+        "num_samples": 2,
+        "prompt": PROMPT,
+        "sampling_params": {"max_tokens": 3},
+        "base_model": "tinkex/tiny",
+    }
+    future = api.ok("asample", body)
+    assert len(api.result(future["request_id"])["sequences"]) == 2
+    missing = api.post("asample", {**body, "base_model": None})
+    assert missing.status_code == 400 and "base_model" in missing.json()["detail"]

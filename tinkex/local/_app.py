@@ -1355,12 +1355,15 @@ class App:
         if sampler_id is not None:
             sampler = self._sampler(sampler_id)
         else:
-            sampler = self._make_sampler(
-                "ephemeral",
-                None,
-                _str(body, "base_model", required=False),
-                _str(body, "model_path", required=False),
-            )
+            # legacy form without a sampling session: one cached sampler per model/path
+            base_model = _str(body, "base_model", required=False)
+            model_path = _str(body, "model_path", required=False)
+            key = f"direct|{base_model}|{model_path}"
+            cached = self.samplers.get(key)
+            if cached is None:
+                cached = self._make_sampler(key, None, base_model, model_path)
+                self.samplers[key] = cached
+            sampler = cached
         digest = _digest(request.body)
         if sampler_id is not None and seq_id is not None:
             previous = self.sample_dedupe.get((sampler_id, seq_id))

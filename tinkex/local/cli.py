@@ -78,7 +78,8 @@ def run_serve(args: argparse.Namespace) -> int:
     long_poll = getattr(args, "long_poll_seconds", None)
     if long_poll is not None:
         options["long_poll_seconds"] = long_poll
-    api_key = getattr(args, "serve_api_key", None)
+    # `tinkex --api-key KEY serve` means the same as `tinkex serve --api-key KEY`
+    api_key = getattr(args, "serve_api_key", None) or getattr(args, "api_key", None)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: object) -> None:
