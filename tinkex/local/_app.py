@@ -1542,9 +1542,12 @@ class App:
         protobuf = _codec.wants_protobuf(request.header("accept"))
         if isinstance(result, FwdBwdPayload | SamplePayload):
             try:
-                payload, content_type = await self.loop.run_in_executor(
-                    self.io_pool, _codec.encode_result, result, protobuf
-                )
+                if _codec.result_size(result) <= 4096:  # small: a thread hop costs more
+                    payload, content_type = _codec.encode_result(result, protobuf)
+                else:
+                    payload, content_type = await self.loop.run_in_executor(
+                        self.io_pool, _codec.encode_result, result, protobuf
+                    )
             except ImportError as exc:
                 return json_response(
                     {"error": f"cannot encode the result as protobuf: {exc}", "category": "server"},

@@ -32,6 +32,7 @@ __all__ = [
     "decode_body",
     "encode_fwdbwd",
     "encode_result",
+    "result_size",
     "encode_sample",
     "model_input_tokens",
     "parse_forward_backward",
@@ -455,6 +456,16 @@ def encode_sample(payload: SamplePayload, protobuf: bool) -> tuple[bytes, str]:
         "prompt_cache_hit_tokens": 0,
     }
     return json.dumps(obj, separators=(",", ":")).encode(), "application/json"
+
+
+def result_size(payload: FwdBwdPayload | SamplePayload) -> int:
+    """Rough number of values in a result (decides whether encoding is worth a thread)."""
+    if isinstance(payload, FwdBwdPayload):
+        return sum(int(a.size) for out in payload.outputs for a in out.values())
+    size = sum(int(np.asarray(s.tokens).size) * 2 for s in payload.sequences)
+    if payload.prompt_scores is not None:
+        size += int(payload.prompt_scores.logprobs.size) * (1 + payload.topk_prompt_logprobs)
+    return size
 
 
 def encode_result(payload: FwdBwdPayload | SamplePayload, protobuf: bool) -> tuple[bytes, str]:
