@@ -23,7 +23,9 @@ def tinker_has_credentials() -> bool:
     return bool(get_tinker_token() or os.environ.get("TINKER_CREDENTIAL_CMD"))
 
 
-def raise_if_tinker_not_accessible(base_url: str | None = None, api_key: str | None = None) -> None:
+def raise_if_tinker_not_accessible(
+    *, base_url: str | None = None, api_key: str | None = None
+) -> None:
     """One un-retried ``GET /api/v1/get_server_capabilities``; raises if it fails.
 
     Raises:

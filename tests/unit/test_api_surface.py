@@ -116,8 +116,15 @@ def test_types_name_exists(name: str) -> None:
 def test_version_and_modules() -> None:
     assert isinstance(tinkex.__version__, str)
     assert tinkex.types is tinkex_types
-    for fn in ("get_tinker_token", "tinker_has_credentials", "raise_if_tinker_not_accessible"):
-        assert callable(getattr(tinkex.auth, fn))
+
+
+@pytest.mark.parametrize("name", sorted(tinker.auth.__all__))
+def test_auth_function_compatible(name: str) -> None:
+    import tinkex.auth
+
+    ours = getattr(tinkex.auth, name)
+    problem = _signature_problem(getattr(tinker.auth, name), ours)
+    assert problem is None, f"auth.{name}: {problem}"
 
 
 # -- clients and futures ----------------------------------------------------------------------

@@ -143,15 +143,16 @@ class ServiceClient:
                 lora_config=lora,
                 optimizer_config=optimizer or tr.AdamOptimizerConfig(),
             )
-            from tinkex._transport import http_retry_policy
+            from tinkex._transport import NO_RETRY
 
+            # create_model is retried by the HTTP layer only (wire §13): no holder loop around it.
             created = holder.submit_and_poll(
                 "/api/v1/create_model",
                 request,
                 request_type="CreateModel",
                 decode=lambda r: from_wire(r.json(), tr.CreateModelResponse),
                 sdk_method=sdk_method,
-                retry=http_retry_policy(holder.settings.max_retries),
+                retry=NO_RETRY,
             )
             return self._training_client(model_seq_id, created.model_id, sdk_method)
 
@@ -293,12 +294,19 @@ class ServiceClient:
         weights_access_token: str | None = None,
     ) -> APIFuture[str]:
         """Copy checkpoint ``path`` into this client's project; future of the new path."""
-        return self.create_rest_client_internal().copy_weights(
-            path,
-            self._holder.project_id,
-            ttl_seconds=ttl_seconds,
-            weights_access_token=weights_access_token,
-        )
+        rest = self.create_rest_client_internal()
+        try:
+            future = rest.copy_weights(
+                path,
+                self._holder.project_id,
+                ttl_seconds=ttl_seconds,
+                weights_access_token=weights_access_token,
+            )
+        except BaseException:
+            rest.close()
+            raise
+        future.add_done_callback(lambda _: rest.close())  # stop its worker threads when done
+        return future
 
     def create_rest_client_internal(self) -> RestClient:
         """A RestClient sharing this client's settings (no deprecation warning)."""
@@ -314,17 +322,15 @@ class ServiceClient:
     def get_server_capabilities(self) -> GetServerCapabilitiesResponse:
         """DEPRECATED: use ``RestClient().get_server_capabilities()``."""
         _deprecated("get_server_capabilities", "use RestClient().get_server_capabilities()")
-        result: GetServerCapabilitiesResponse = (
-            self.create_rest_client_internal().get_server_capabilities().result()
-        )
+        with self.create_rest_client_internal() as rest:
+            result: GetServerCapabilitiesResponse = rest.get_server_capabilities().result()
         return result
 
     async def get_server_capabilities_async(self) -> GetServerCapabilitiesResponse:
         """DEPRECATED: use ``await RestClient().get_server_capabilities()``."""
         _deprecated("get_server_capabilities_async", "use RestClient().get_server_capabilities()")
-        result: GetServerCapabilitiesResponse = (
-            await self.create_rest_client_internal().get_server_capabilities()
-        )
+        with self.create_rest_client_internal() as rest:
+            result: GetServerCapabilitiesResponse = await rest.get_server_capabilities()
         return result
 
     # -- deprecated async creators -----------------------------------------------------------------

@@ -157,3 +157,12 @@ def test_retryable_submission_error_then_success(
     assert [c.json["seq_id"] for c in calls] == [1, 1]  # a resend keeps its seq_id
     assert calls[0].headers["X-Idempotency-Key"] == calls[1].headers["X-Idempotency-Key"]
     assert calls[0].json["model_id"] == MODEL_ID
+
+
+def test_create_model_is_retried_by_the_http_layer_only(fake: FakeTinker) -> None:
+    fake.reply("POST", "/api/v1/create_model", (500, {"detail": "down"}))
+    with _create(fake) as service:
+        future = service.create_lora_training_client("tiny-base")
+        with pytest.raises(tinkex.InternalServerError):
+            future.result(timeout=30)
+    assert len(fake.requests_to("/api/v1/create_model")) == 11  # 1 + max_retries, no outer loop
