@@ -251,6 +251,7 @@ class App:
         self.models: dict[str, TrainingModel] = {}
         self.samplers: dict[str, Sampler] = {}
         self.session_seen: dict[str, float] = {}
+        self._run_touched: dict[str, float] = {}
         self.sample_dedupe: OrderedDict[tuple[str, int], tuple[str, str, list[str]]] = OrderedDict()
         self.idempotency: OrderedDict[tuple[str, str], Response] = OrderedDict()
         self.telemetry: deque[dict[str, Any]] = deque(maxlen=options.telemetry_max_events)
@@ -260,6 +261,7 @@ class App:
         self.request_counter = 0
         self.tokenizer = ByteTokenizer()
         self.routes: list[Route] = []
+        self._static_routes: dict[str, dict[str, Route]] = {}
         self._register_routes()
         self._maintenance: asyncio.Task[None] | None = None
         self._closed = False
@@ -382,9 +384,17 @@ class App:
         self, method: str, pattern: str, name: str, handler: Handler, *, auth: bool = True
     ) -> None:
         segments = ("api", "v1", *pattern.split("/"))
-        self.routes.append(Route(method, segments, name, handler, auth))
+        route = Route(method, segments, name, handler, auth)
+        self.routes.append(route)
+        if "{" not in pattern:
+            self._static_routes.setdefault(f"/api/v1/{pattern}", {})[method] = route
 
     def _match(self, method: str, path: str) -> tuple[Route | None, dict[str, str], bool]:
+        static = self._static_routes.get(path.rstrip("/"))
+        if static is not None:
+            found = static.get(method) or (static.get("GET") if method == "HEAD" else None)
+            if found is not None:
+                return found, {}, True
         parts = [urllib.parse.unquote(p) for p in path.strip("/").split("/")]
         path_matched = False
         for route in self.routes:
@@ -843,7 +853,10 @@ class App:
     def _submit(
         self, model: TrainingModel, seq_id: int | None, body: bytes, kind: str, fn: Any
     ) -> str:
-        self.store.touch_run(model.model_id)
+        now = time.time()
+        if now - self._run_touched.get(model.model_id, 0.0) > 1.0:  # at most 1 write/s/run
+            self._run_touched[model.model_id] = now
+            self.store.touch_run(model.model_id)
         return self.sequencer.submit(model, seq_id, _digest(body), kind, fn)
 
     def _reject(
