@@ -137,6 +137,9 @@ def test_save_weights_and_sample(training: tinkex.TrainingClient) -> None:
     b = ephemeral.sample(prompt, 1, params).result(timeout=30).sequences[0].tokens
     assert a == b
     assert len(a) == 3
+    # the tokenizer the server reported for the model (offline byte tokenizer)
+    assert training.get_tokenizer().encode("hi") == [104, 105]
+    assert ephemeral.get_tokenizer().decode([104, 105]) == "hi"
 
 
 def test_forward_backward_custom_numpy_with_regularizers(training: tinkex.TrainingClient) -> None:

@@ -67,15 +67,19 @@ class _ClientFuture(APIFuture[Any]):
         return f"<{type(self).__name__}: {state}>"
 
 
-def _public_names(cls: type) -> frozenset[str]:
-    return frozenset(n for n in dir(cls) if not n.startswith("__")) | {"model_id", "holder"}
+def _public_names(cls: type, *instance_attributes: str) -> frozenset[str]:
+    """Class attributes plus the attributes the client's ``__init__`` sets."""
+    return frozenset(n for n in dir(cls) if not n.startswith("__")) | {
+        "holder",
+        *instance_attributes,
+    }
 
 
 class BackcompatTrainingClientFuture(_ClientFuture, TrainingClient):
     """Future of a :class:`TrainingClient` (also usable as one, with a deprecation warning)."""
 
     _client_type = TrainingClient
-    _client_names = _public_names(TrainingClient)
+    _client_names = _public_names(TrainingClient, "model_id", "model_seq_id")
 
     def __init__(self) -> None:
         APIFuture.__init__(self)
@@ -85,7 +89,13 @@ class BackcompatSamplingClientFuture(_ClientFuture, SamplingClient):  # type: ig
     """Future of a :class:`SamplingClient` (also usable as one, with a deprecation warning)."""
 
     _client_type = SamplingClient
-    _client_names = _public_names(SamplingClient)
+    _client_names = _public_names(
+        SamplingClient,
+        "sampling_session_id",
+        "retry_config",
+        "record_stability_info",
+        "tokenizer_id",
+    )
 
     def __init__(self) -> None:
         APIFuture.__init__(self)

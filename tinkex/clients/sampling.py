@@ -77,6 +77,9 @@ class SamplingClient:
         self.holder = holder
         self.sampling_session_id = sampling_session_id
         self._base_model = base_model
+        # Tokenizer id reported by the server for the model (set by TrainingClient when known);
+        # otherwise the tokenizer is looked up by the base model name, as the official SDK does.
+        self.tokenizer_id: str | None = None
         self.retry_config = retry_config or RetryConfig()
         self.record_stability_info = record_stability_info
         self._clone_id = clone_id
@@ -348,7 +351,7 @@ class SamplingClient:
         """The tokenizer of the base model, resolved offline (see :mod:`tinkex.tokenizer`)."""
         from tinkex.tokenizer import get_tokenizer
 
-        return get_tokenizer(self._base_model.split(":", 1)[0])
+        return get_tokenizer((self.tokenizer_id or self._base_model).split(":", 1)[0])
 
     def get_telemetry(self) -> None:
         """Telemetry of this client (tinkex reports through :mod:`tinkex.telemetry` hooks)."""
@@ -363,6 +366,7 @@ class SamplingClient:
             "default_headers": dict(settings.default_headers),
             "sampling_session_id": self.sampling_session_id,
             "base_model": self._base_model,
+            "tokenizer_id": self.tokenizer_id,
             "record_stability_info": self.record_stability_info,
             # Unpickled copies reuse the server config instead of fetching it again.
             "client_config": to_wire(self.holder.client_config()),
@@ -439,13 +443,15 @@ def _restore(state: dict[str, Any]) -> SamplingClient:
     config = state.get("client_config")
     if isinstance(config, dict):
         holder.set_client_config(from_wire(config, ClientConfigResponse))
-    return SamplingClient(
+    client = SamplingClient(
         holder,
         sampling_session_id=state["sampling_session_id"],
         base_model=state["base_model"],
         record_stability_info=bool(state.get("record_stability_info")),
         clone_id=random.randint(1, _CLONE_STRIDE),
     )
+    client.tokenizer_id = state.get("tokenizer_id")
+    return client
 
 
 def _with_sequence_id(seq: smp.SampledSequence, sequence_id: str) -> smp.SampledSequence:

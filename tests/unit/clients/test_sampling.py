@@ -180,3 +180,14 @@ def test_sampler_handle_has_no_key(fake: FakeTinker, sampler: tinkex.SamplingCli
     assert restored.holder.settings.base_url == BASE_URL
     with pytest.raises(ValueError, match="sampler handle"):
         tinkex.SamplingClient.from_sampler_handle("!!!not-base64!!!")
+
+
+def test_backcompat_sampling_future_forwards_attributes(
+    fake: FakeTinker, service: tinkex.ServiceClient
+) -> None:
+    future = service.create_sampling_client(base_model="tiny-base")
+    with pytest.warns(FutureWarning, match="SamplingClient"):
+        assert future.sampling_session_id == SAMPLER_ID
+    with pytest.warns(FutureWarning):
+        assert future.get_base_model() == "tiny-base"
+    assert isinstance(future.result(timeout=10), tinkex.SamplingClient)

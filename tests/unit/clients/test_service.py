@@ -213,3 +213,21 @@ def test_backcompat_future_used_as_client_warns(
         model_id = future.model_id
     assert model_id == MODEL_ID
     assert repr(future).startswith("<BackcompatTrainingClientFuture: TrainingClient(")
+
+
+def test_heartbeat(fake: FakeTinker, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    monkeypatch.setattr("tinkex.clients._holder.HEARTBEAT_INTERVAL", 0.01)
+    fake.reply("POST", "/api/v1/session_heartbeat", (200, {}), (410, {"detail": "finished"}))
+    with tinkex.ServiceClient(base_url=BASE_URL, api_key=API_KEY) as service:
+        service.create_lora_training_client("tiny-base").result(timeout=10)
+        deadline = time.monotonic() + 5
+        while len(fake.requests_to("/api/v1/session_heartbeat")) < 2:
+            assert time.monotonic() < deadline, "no heartbeats"
+            time.sleep(0.01)
+        time.sleep(0.1)  # a 410 stops the loop: no third beat
+        beats = fake.requests_to("/api/v1/session_heartbeat")
+    assert len(beats) == 2
+    assert beats[0].json == {"session_id": SESSION_ID, "type": "session_heartbeat"}
+    assert "x-sdk-method" not in {k.lower() for k in beats[0].headers}
