@@ -130,12 +130,12 @@ def test_rejected_request_consumes_its_seq_id(api: Api) -> None:
     assert "metrics" in api.result(good["request_id"])
 
 
-def test_user_errors_surface_as_failed_futures(api: Api) -> None:
+def test_shape_mismatch_is_400_and_user_errors_fail_futures(api: Api) -> None:
     model_id = api.model()
     mismatched = datum(TOKENS, targets=[1, 2])  # shape mismatch with the 5 input tokens
-    future = api.ok("forward_backward", fwdbwd(model_id, 1, [mismatched]))
-    result = api.result(future["request_id"])
-    assert result["category"] == "user" and "target_tokens" in result["error"]
+    response = api.post("forward_backward", fwdbwd(model_id, 1, [mismatched]))
+    assert response.status_code == 400
+    assert "loss_fn_inputs.target_tokens" in response.json()["detail"]
     ppo = api.ok("forward_backward", fwdbwd(model_id, 2, [datum(TOKENS)], loss_fn="ppo"))
     failed = api.result(ppo["request_id"])
     assert failed["category"] == "user" and "logprobs" in failed["error"]

@@ -224,6 +224,25 @@ def _limit_offset(query: Mapping[str, str], default_limit: int) -> tuple[int, in
     return limit, offset
 
 
+def _check_datum(index: int, datum: Any, model: TrainingModel) -> None:
+    """Cheap submission-time checks of one datum (the model re-checks everything)."""
+    tokens = datum.tokens
+    vocab = model.arch.vocab_size
+    outside = tokens[(tokens < 0) | (tokens >= vocab)]
+    if outside.size:
+        raise UserError(
+            f"data[{index}].model_input has token id {int(outside[0])} outside the vocabulary "
+            f"[0, {vocab}) of {model.base_model}"
+        )
+    for name, array in datum.loss_inputs.items():
+        length = array.shape[0] if array.ndim else None
+        if length != tokens.size:
+            raise UserError(
+                f"data[{index}].loss_fn_inputs.{name} has shape {list(array.shape)}, but "
+                f"model_input has {tokens.size} tokens (shapes must match)"
+            )
+
+
 class App:
     """The request handler of the local server (one per LocalServer)."""
 
@@ -983,18 +1002,7 @@ class App:
             if not call.data:
                 raise UserError("data must contain at least one Datum")
             for i, datum in enumerate(call.data):
-                if datum.tokens.size and (
-                    int(datum.tokens.min()) < 0 or int(datum.tokens.max()) >= model.arch.vocab_size
-                ):
-                    bad = int(
-                        datum.tokens[(datum.tokens < 0) | (datum.tokens >= model.arch.vocab_size)][
-                            0
-                        ]
-                    )
-                    raise UserError(
-                        f"data[{i}].model_input has token id {bad} outside the vocabulary "
-                        f"[0, {model.arch.vocab_size}) of {model.base_model}"
-                    )
+                _check_datum(i, datum, model)
         except UserError as exc:
             return self._reject(model, call.seq_id, body, exc)
         kind = "Forward" if call.forward_only else "ForwardBackward"
