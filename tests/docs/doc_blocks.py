@@ -1,13 +1,19 @@
 """Extraction of the code blocks of the Markdown guides (shared by the docs tests).
 
-Convention, for every fenced block tagged ``python`` in ``docs/*.md`` and ``README.md``:
+Convention, for the fenced blocks of ``docs/*.md`` and ``README.md``:
 
-* runs by default: all runnable blocks of a page are executed in order, in one namespace, in a
-  fresh interpreter whose ``TINKER_BASE_URL``/``TINKER_API_KEY`` point at a local server;
+* every fence names its language; ``text`` marks a synopsis or sample output (not code);
+* ``python`` blocks run by default: all runnable blocks of a page are executed in order, in one
+  namespace, in a fresh interpreter whose ``TINKER_BASE_URL``/``TINKER_API_KEY`` point at a
+  local server;
+* ``bash`` blocks run by default too, each on its own with ``bash -euo pipefail`` (the
+  ``tinkex`` command on ``PATH``), against the same local server, which already holds a
+  training run with training and sampler checkpoints;
 * ``<!-- not-run: REASON -->`` on the line(s) just before the fence: not executed; REASON is
-  required (e.g. it needs the hosted service or a Hugging Face tokenizer);
-* ``<!-- pytest -->`` just before the fence: the block is a pytest module; it is written to a
-  temporary ``test_*.py`` file and run with pytest (the ``tinker_server`` fixture is available).
+  required (e.g. it needs the hosted service or starts a long-running server);
+* ``<!-- pytest -->`` just before a python fence: the block is a pytest module; it is written to
+  a temporary ``test_*.py`` file and run with pytest (the ``tinker_server`` fixture is
+  available).
 """
 
 from __future__ import annotations
@@ -21,7 +27,11 @@ DOCS = ROOT / "docs"
 #: Pages whose blocks are checked; internals.md is a contributor map, not a user guide.
 EXCLUDED = {"internals.md"}
 
-_FENCE = re.compile(r"^```(\w*)\s*$")
+_FENCE = re.compile(r"^```([\w-]*)\s*$")
+#: Languages whose blocks are executed.
+RUNNABLE = frozenset({"python", "bash"})
+#: Languages allowed for blocks that are not code.
+NOT_CODE = frozenset({"text"})
 _MARKER = re.compile(r"^<!--\s*(not-run|pytest)\s*(?::\s*(.*?))?\s*-->\s*$")
 
 

@@ -12,7 +12,7 @@ import sys
 import textwrap
 
 import pytest
-from doc_blocks import ROOT, Block, blocks, pages
+from doc_blocks import NOT_CODE, ROOT, RUNNABLE, Block, blocks, pages
 
 pytestmark = [pytest.mark.e2e]
 
@@ -29,9 +29,22 @@ def _clean_env(base_url: str, api_key: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def doc_server(tmp_path_factory):
+    """A local server holding one training run with a training and a sampler checkpoint."""
+    import tinkex
+    from tinkex import types
     from tinkex.local import LocalServer
 
     with LocalServer(data_dir=str(tmp_path_factory.mktemp("doc-server"))) as server:
+        with tinkex.ServiceClient(base_url=server.base_url, api_key=server.api_key) as service:
+            training = service.create_lora_training_client("tinkex/tiny", rank=4).result()
+            datum = types.Datum(
+                model_input=types.ModelInput.from_ints([81, 58]),
+                loss_fn_inputs={"target_tokens": [58, 32]},
+            )
+            training.forward_backward([datum], "cross_entropy").result()
+            training.optim_step(types.AdamParams(learning_rate=1e-3)).result()
+            training.save_state("docs-seed").result()
+            training.save_weights_for_sampler("docs-seed").result()
         yield server
 
 
@@ -43,8 +56,15 @@ def test_every_python_block_is_runnable_or_says_why_not():
                 problems.append(f"{block.label}: tag the fence 'python', not {block.lang!r}")
             if block.marker == "not-run" and not (block.reason or "").strip():
                 problems.append(f"{block.label}: <!-- not-run: ... --> needs a reason")
-            if block.marker and block.lang != "python":
-                problems.append(f"{block.label}: markers only apply to python blocks")
+            if block.lang not in RUNNABLE | NOT_CODE:
+                problems.append(
+                    f"{block.label}: fence language {block.lang!r} is neither runnable "
+                    f"({sorted(RUNNABLE)}) nor 'text'"
+                )
+            if block.marker and block.lang not in RUNNABLE:
+                problems.append(f"{block.label}: markers only apply to {sorted(RUNNABLE)} blocks")
+            if block.marker == "pytest" and block.lang != "python":
+                problems.append(f"{block.label}: <!-- pytest --> needs a python block")
     assert not problems, "\n".join(problems)
 
 
@@ -107,15 +127,35 @@ def _run(block_list: list[Block], env: dict[str, str], cwd: str) -> None:
     assert not deprecated, "\n".join(deprecated)
 
 
+def _run_bash(block: Block, env: dict[str, str], cwd: str) -> None:
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", block.code],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=150,
+    )
+    assert done.returncode == 0, (
+        f"{block.label} (bash) exit {done.returncode}\nstdout:\n{done.stdout[-4000:]}\n"
+        f"stderr:\n{done.stderr[-4000:]}"
+    )
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
 def test_page_code_blocks_run(page, doc_server, tmp_path):
     all_blocks = [b for b in blocks(page) if b.lang == "python"]
     runnable = [b for b in all_blocks if b.marker is None]
     pytest_blocks = [b for b in all_blocks if b.marker == "pytest"]
-    if not runnable and not pytest_blocks:
-        pytest.skip(f"{page.name} has no runnable python blocks")
+    bash_blocks = [b for b in blocks(page) if b.lang == "bash" and b.marker is None]
+    if not runnable and not pytest_blocks and not bash_blocks:
+        pytest.skip(f"{page.name} has no runnable blocks")
     env = _clean_env(doc_server.base_url, doc_server.api_key)
+    # `tinkex` and `python3` resolve to this interpreter's environment.
+    env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", "")])
+    for block in bash_blocks:
+        _run_bash(block, env, str(tmp_path))
     if runnable:
         _run(runnable, env, str(tmp_path))
     for n, block in enumerate(pytest_blocks):
