@@ -122,7 +122,9 @@ def _run(block_list: list[Block], env: dict[str, str], cwd: str) -> None:
     assert done.returncode == 0, f"stdout:\n{done.stdout[-4000:]}\nstderr:\n{done.stderr[-6000:]}"
     # Guides teach the current API: running them must not trigger deprecation warnings.
     deprecated = [
-        line for line in done.stderr.splitlines() if "FutureWarning" in line or "Deprecation" in line
+        line
+        for line in done.stderr.splitlines()
+        if "FutureWarning" in line or "DeprecationWarning" in line
     ]
     assert not deprecated, "\n".join(deprecated)
 
