@@ -146,7 +146,7 @@ def test_forward_backward_custom_numpy_with_regularizers(training: tinkex.Traini
     np = pytest.importorskip("numpy")
     from tinkex.regularizers import L1, RegularizerSpec, numpy_loss
 
-    @numpy_loss(per_datum=True)
+    @numpy_loss(per_datum=True)  # type: ignore[untyped-decorator]
     def nll(datum: types.Datum, logprobs: Any) -> tuple[float, Any]:
         return float(-logprobs.sum()), -np.ones_like(logprobs)
 

@@ -263,7 +263,7 @@ def _official_fields(cls: type) -> tuple[dict[str, Any], bool] | None:
             if p.default is p.empty:
                 fields[p.name] = _REQUIRED
             elif factories.get(p.name, dataclasses.MISSING) is not dataclasses.MISSING:
-                fields[p.name] = factories[p.name]()  # type: ignore[misc]
+                fields[p.name] = factories[p.name]()  # type: ignore[misc,operator]
             else:
                 fields[p.name] = p.default
         return fields, True

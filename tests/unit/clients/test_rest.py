@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 from urllib.parse import parse_qs
 
 import pytest
@@ -152,7 +153,12 @@ def test_checkpoint_listing(fake: FakeTinker, rest: tinkex.RestClient) -> None:
     ],
 )
 def test_mutations(
-    fake: FakeTinker, rest: tinkex.RestClient, call, method: str, path: str, body: object
+    fake: FakeTinker,
+    rest: tinkex.RestClient,
+    call: Callable[[tinkex.RestClient], Any],
+    method: str,
+    path: str,
+    body: object,
 ) -> None:
     assert call(rest).result(timeout=10) is None
     last = fake.calls[-1]
