@@ -1039,8 +1039,21 @@ class App:
                 raise UserError(f"adam_params: {exc.detail}") from None
         except UserError as exc:
             return self._reject(model, seq_id, request.body, exc)
-        request_id = self._submit(model, seq_id, request.body, "OptimStep", job_optim_step(adam))
+        job = job_optim_step(adam, self._maybe_corrupt)
+        request_id = self._submit(model, seq_id, request.body, "OptimStep", job)
         return self._future(request_id, model.model_id)
+
+    def _maybe_corrupt(self, model: TrainingModel) -> None:
+        limit = self.faults.spec.corrupt_after
+        if limit is not None and model.optim_steps >= limit:
+            self.mark_corrupted(model.model_id)
+
+    def mark_corrupted(self, run_id: str) -> bool:
+        """Mark training run ``run_id`` corrupted (thread-safe); False if it is unknown."""
+        model = self.models.get(run_id)
+        if model is not None:
+            model.corrupted = True
+        return self.store.set_run_corrupted(run_id)
 
     def _checkpoint_taken(self, model: TrainingModel, kind: str, name: str) -> bool:
         return self.store.get_checkpoint(model.model_id, kind, name) is not None

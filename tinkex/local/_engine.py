@@ -166,6 +166,9 @@ class TrainingModel:
     busy: bool = False
     gap_since: float | None = None
     unloaded: str | None = None
+    #: set when the run is marked corrupted; its later jobs fail with category "server"
+    corrupted: bool = False
+    optim_steps: int = 0
 
     def require_trainable(self) -> TrainableModel:
         """The model weights (created by its seq-0 job)."""
@@ -333,6 +336,12 @@ class _Failure:
 
 
 def _run_job(model: TrainingModel, fn: JobFn) -> Any:
+    if model.corrupted:
+        return _Failure(
+            f"training run {model.model_id} is corrupted; create a new training client from "
+            "one of its checkpoints",
+            "server",
+        )
     return run_guarded(lambda: fn(model))
 
 
@@ -380,11 +389,16 @@ def job_forward_backward(call: FwdBwdCall) -> JobFn:
     return run
 
 
-def job_optim_step(adam: AdamSettings) -> JobFn:
-    """An optim_step job."""
+def job_optim_step(
+    adam: AdamSettings, on_step: Callable[[TrainingModel], None] | None = None
+) -> JobFn:
+    """An optim_step job; ``on_step(model)`` runs after a successful step."""
 
     def run(model: TrainingModel) -> dict[str, Any]:
         metrics = model.require_trainable().optim_step(adam)
+        model.optim_steps += 1
+        if on_step is not None:
+            on_step(model)
         return {"metrics": {k: float(v) for k, v in metrics.items()}}
 
     return run

@@ -304,6 +304,15 @@ class Store:
             ),
         )
 
+    def set_run_corrupted(self, run_id: str, corrupted: bool = True) -> bool:
+        """Flag a training run as corrupted (or clear the flag); False if the run is unknown."""
+        return (
+            self._exec(
+                "UPDATE training_runs SET corrupted = ? WHERE run_id = ?", (int(corrupted), run_id)
+            )
+            > 0
+        )
+
     def touch_run(self, run_id: str) -> None:
         """Update the run's last request time."""
         self._exec(

@@ -27,7 +27,10 @@ most ``max_per_request`` times, so clients that retry always get through:
 Settings: ``seed=N`` (default 0), ``latency=DURATION`` (added to every request),
 ``slow_delay=DURATION`` (default 200ms), ``retry_after=DURATION`` (the 429 back-off hint,
 default 50ms, sent as ``retry-after-ms`` and rounded up in ``Retry-After``),
-``max_per_request=N`` (default 2). Durations: ``20ms``, ``0.5s`` or plain seconds.
+``max_per_request=N`` (default 2), ``corrupt_after=N`` (after the N-th optimizer step of a
+training run, the run is marked corrupted: ``GET /api/v1/training_runs/{id}`` reports
+``corrupted: true`` and its later requests fail with category ``server``; for testing recovery).
+Durations: ``20ms``, ``0.5s`` or plain seconds.
 
 Faults never apply to ``/api/v1/healthz``, ``/api/v1/client/config`` and file downloads. A bad
 spec raises ``ValueError`` naming the token.
@@ -66,11 +69,17 @@ class FaultSpec:
     slow_delay: float = 0.2
     retry_after: float = 0.05
     max_per_request: int = 2
+    corrupt_after: int | None = None
 
     @property
     def empty(self) -> bool:
         """True when the spec injects nothing."""
-        return not self.rules and not any(self.rates.values()) and self.latency <= 0
+        return (
+            not self.rules
+            and not any(self.rates.values())
+            and self.latency <= 0
+            and self.corrupt_after is None
+        )
 
 
 @dataclass(frozen=True)
@@ -133,7 +142,7 @@ def parse_faults(spec: str | FaultSpec | None) -> FaultSpec:
                         f"fault spec token {token!r}: probability must be in [0, 1], got {rate}"
                     )
                 result.rates[name] = rate
-            elif name in ("seed", "max_per_request"):
+            elif name in ("seed", "max_per_request", "corrupt_after"):
                 try:
                     number = int(value)
                 except ValueError:
@@ -142,11 +151,22 @@ def parse_faults(spec: str | FaultSpec | None) -> FaultSpec:
                     ) from None
                 if name == "max_per_request" and number < 0:
                     raise ValueError(f"fault spec token {token!r}: must be >= 0")
+                if name == "corrupt_after" and number < 1:
+                    raise ValueError(f"fault spec token {token!r}: must be >= 1")
                 setattr(result, name, number)
             elif name in ("latency", "slow_delay", "retry_after"):
                 setattr(result, name, _duration(token, value))
             else:
-                known = ", ".join((*_PROBABILISTIC, "seed", "latency", "slow_delay", "retry_after"))
+                known = ", ".join(
+                    (
+                        *_PROBABILISTIC,
+                        "seed",
+                        "latency",
+                        "slow_delay",
+                        "retry_after",
+                        "corrupt_after",
+                    )
+                )
                 raise ValueError(f"fault spec token {token!r}: unknown setting {name!r} ({known})")
             continue
         parts = token.split(":")

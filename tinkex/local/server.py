@@ -107,6 +107,17 @@ class LocalServer:
         app = self.app
         return list(app.telemetry) if app is not None else []
 
+    def mark_run_corrupted(self, run_id: str) -> bool:
+        """Mark a training run corrupted, as a failing accelerator would (for recovery tests).
+
+        Its later requests fail with category ``server`` and ``GET /api/v1/training_runs/{id}``
+        reports ``corrupted: true``. Returns False if the run is unknown.
+        """
+        app = self.app
+        if app is None:
+            raise RuntimeError("the server is not running")
+        return app.mark_corrupted(run_id)
+
     @property
     def injected_faults(self) -> list[tuple[str, str]]:
         """``(endpoint, fault)`` for every fault injected so far."""
