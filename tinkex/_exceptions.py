@@ -91,9 +91,9 @@ class APIStatusError(APIError):
     def __init__(
         self,
         message: str,
-        *,
         response: Any = None,
         body: object | None = None,
+        *,
         status_code: int | None = None,
         request: str | None = None,
         request_id: str | None = None,
@@ -149,7 +149,7 @@ class InternalServerError(APIStatusError):
 class APIConnectionError(APIError):
     """The server could not be reached, or the connection broke mid-request."""
 
-    def __init__(self, *, message: str = "Connection error.", request: str | None = None):
+    def __init__(self, request: str | None = None, message: str = "Connection error."):
         super().__init__(message, request, body=None)
 
 
@@ -169,8 +169,8 @@ class APIResponseValidationError(APIError):
         self,
         response: Any = None,
         body: object | None = None,
-        *,
         message: str | None = None,
+        *,
         request: str | None = None,
         status_code: int | None = None,
     ):
