@@ -58,7 +58,12 @@ def test_asample_returns_sequence_ids_and_tokens(api: Api) -> None:
         assert seq["stop_reason"] in ("stop", "length")
         assert all(0 <= t < 264 for t in seq["tokens"])
     info = api.get(f"samplers/{sampler_id}").json()
-    assert info == {"sampler_id": sampler_id, "base_model": "tinkex/tiny", "model_path": None}
+    assert info == {
+        "sampler_id": sampler_id,
+        "base_model": "tinkex/tiny",
+        "model_path": None,
+        "tokenizer_id": "tinkex/byte-tokenizer",
+    }
 
 
 def test_same_seed_same_tokens_and_resend_dedupes(api: Api) -> None:

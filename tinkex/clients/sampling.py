@@ -116,6 +116,10 @@ class SamplingClient:
 
         def create() -> SamplingClient:
             session_id = sampling_session_id
+            # ``tokenizer_id`` is a tinkex extension of the sampler answers (the local server
+            # sends it: any base-model name is served by its byte-tokenizer model); the
+            # official service does not, and the tokenizer then follows the base model name.
+            tokenizer_id: str | None = None
             if session_id is None:
                 request = smp.CreateSamplingSessionRequest(
                     session_id=holder.session_id(),
@@ -129,25 +133,31 @@ class SamplingClient:
                     json=to_wire(request),
                     stop=holder.stop_event,
                 )
+                raw = response.json()
                 created = from_wire(
-                    response.json(),
+                    raw,
                     smp.CreateSamplingSessionResponse,
                     request="POST /api/v1/create_sampling_session",
                 )
                 session_id = created.sampling_session_id
+                tokenizer_id = _extension_str(raw, "tokenizer_id")
             resolved_base = base_model
             if resolved_base is None:
-                sampler = holder.call(
-                    "GET", f"/api/v1/samplers/{session_id}", smp.GetSamplerResponse
+                raw_sampler = holder.request("GET", f"/api/v1/samplers/{session_id}").json()
+                sampler = from_wire(
+                    raw_sampler, smp.GetSamplerResponse, request="GET /api/v1/samplers/{id}"
                 )
                 resolved_base = sampler.base_model
-            return SamplingClient(
+                tokenizer_id = tokenizer_id or _extension_str(raw_sampler, "tokenizer_id")
+            client = SamplingClient(
                 holder,
                 sampling_session_id=session_id,
                 base_model=resolved_base,
                 retry_config=retry_config,
                 record_stability_info=record_stability_info,
             )
+            client.tokenizer_id = tokenizer_id
+            return client
 
         return BackcompatSamplingClientFuture.wrap(holder.run(create))
 
@@ -474,3 +484,8 @@ def _check_target_prompt_logprobs(tensor: TensorData, prompt_length: int) -> Non
             f"target_prompt_logprobs must have shape [len(prompt) - 1, K] = "
             f"[{prompt_length - 1}, K], got {tensor.shape}"
         )
+
+
+def _extension_str(body: Any, key: str) -> str | None:
+    value = body.get(key) if isinstance(body, dict) else None
+    return value if isinstance(value, str) and value else None

@@ -1304,7 +1304,11 @@ class App:
         if existing is not None:
             if existing.model_path == model_path and (base_model in (None, existing.base_model)):
                 return json_response(
-                    {"type": "create_sampling_session", "sampling_session_id": sampler_id}
+                    {
+                        "type": "create_sampling_session",
+                        "sampling_session_id": sampler_id,
+                        "tokenizer_id": TOKENIZER_ID,
+                    }
                 )
             raise HTTPError(
                 400,
@@ -1316,7 +1320,13 @@ class App:
         self.store.add_sampler(
             sampler_id, session_id=session_id, base_model=sampler.base_model, model_path=model_path
         )
-        return json_response({"type": "create_sampling_session", "sampling_session_id": sampler_id})
+        return json_response(
+            {
+                "type": "create_sampling_session",
+                "sampling_session_id": sampler_id,
+                "tokenizer_id": TOKENIZER_ID,
+            }
+        )
 
     async def join_sampler(self, request: Request, params: dict[str, str]) -> Response:
         body = self._json(request)
@@ -1359,6 +1369,7 @@ class App:
                     "sampler_id": sampler_id,
                     "base_model": sampler.base_model,
                     "model_path": sampler.model_path,
+                    "tokenizer_id": TOKENIZER_ID,
                 }
             )
         row = self.store.get_sampler(sampler_id)
@@ -1369,6 +1380,7 @@ class App:
                 "sampler_id": sampler_id,
                 "base_model": row["base_model"],
                 "model_path": row["model_path"],
+                "tokenizer_id": TOKENIZER_ID,
             }
         )
 
