@@ -20,7 +20,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from concurrent.futures import CancelledError, Future
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tinkex._config import ClientSettings
 from tinkex._exceptions import APIStatusError, TinkerError
@@ -37,6 +38,9 @@ from tinkex._transport import (
 from tinkex._version import TINKER_SDK_VERSION
 from tinkex.types import _session as ses
 from tinkex.types._converter import from_wire, to_wire
+
+if TYPE_CHECKING:
+    from tinkex.telemetry import Reporter
 
 __all__ = ["ClientHolder", "SessionStatusName"]
 
@@ -92,6 +96,7 @@ class ClientHolder:
         self._sample_bytes: BytesSemaphore | None = None
         self._response_bytes: BytesSemaphore | None = None
         self._on_close: list[Callable[[], None]] = []
+        self._reporter: Reporter | None = None
 
     def on_close(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` when the holder closes (owners of threads register here)."""
@@ -136,6 +141,8 @@ class ClientHolder:
             self._stop.set()
             for callback in self._on_close:
                 callback()
+            if self._reporter is not None:
+                self._reporter.close(timeout=5.0)
             for pool in (self._executor, self._sample_executor):
                 if pool is not None:
                     pool.close()
@@ -157,8 +164,59 @@ class ClientHolder:
             return self._executor
 
     def run(self, fn: Callable[..., T], *args: Any, sampling: bool = False) -> APIFuture[T]:
-        """Run ``fn(*args)`` on a worker thread; the returned future mirrors it."""
-        return APIFuture.run(self._pool(sampling), fn, *args)
+        """Run ``fn(*args)`` on a worker thread; the returned future mirrors it.
+
+        A failure is also reported to the server's telemetry (when enabled).
+        """
+        future = APIFuture.run(self._pool(sampling), fn, *args)
+        if self.settings.telemetry_enabled:
+            future.add_done_callback(self._report_failure)
+        return future
+
+    # -- telemetry -------------------------------------------------------------------------------
+    def telemetry(self) -> Reporter | None:
+        """The telemetry reporter of this holder (None when ``TINKER_TELEMETRY`` is off).
+
+        Session holders start it with the session (``SESSION_START``); session-less holders
+        (RestClient/AdminClient) on first use, with a ``sessionless-<uuid>`` id.
+        """
+        if not self.settings.telemetry_enabled:
+            return None
+        with self._lock:
+            if self._reporter is None and not self._closed:
+                self._reporter = self._new_reporter(None)
+            return self._reporter
+
+    def _new_reporter(self, session_id: str | None) -> Reporter:
+        from tinkex.telemetry import Reporter
+
+        transport = self.transport
+
+        def send(payload: dict[str, Any]) -> None:
+            transport.request(
+                "POST", "/api/v1/telemetry", json=payload, timeout=5.0, retry=NO_RETRY
+            )
+
+        return Reporter(
+            send,
+            session_id=session_id,
+            sdk_version=TINKER_SDK_VERSION,
+            secrets=[self.settings.api_key],
+            enabled=True,
+        )
+
+    def _report_failure(self, future: Future[Any]) -> None:
+        if future.cancelled():
+            return
+        exc = future.exception()
+        if exc is None or isinstance(exc, CancelledError):
+            return
+        reporter = self._reporter if self._session_id is not None else self.telemetry()
+        if reporter is not None:
+            try:
+                reporter.log_exception(exc)
+            except Exception:
+                logger.debug("could not report an exception to telemetry", exc_info=True)
 
     # -- HTTP helpers ---------------------------------------------------------------------------
     def request(
@@ -393,6 +451,8 @@ class ClientHolder:
                     daemon=True,
                 )
                 self._heartbeat.start()
+                if self.settings.telemetry_enabled and self._reporter is None:
+                    self._reporter = self._new_reporter(created.session_id)
             return self._session_id
 
     @property

@@ -8,7 +8,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Callable
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from tinkex._config import ClientSettings
 from tinkex._exceptions import ExperimentalWarning
@@ -17,6 +17,9 @@ from tinkex.clients._holder import ClientHolder
 from tinkex.types import _rest as rest
 from tinkex.types import _session as ses
 from tinkex.types._converter import from_wire, to_wire
+
+if TYPE_CHECKING:
+    from tinkex.telemetry import Reporter
 
 __all__ = ["RestClient", "AdminClient"]
 
@@ -82,9 +85,12 @@ class _SessionlessClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def get_telemetry(self) -> None:
-        """Telemetry of this client (tinkex reports through :mod:`tinkex.telemetry` hooks)."""
-        return None
+    def get_telemetry(self) -> Reporter | None:
+        """The telemetry reporter (batched events to ``/api/v1/telemetry``), or None when off.
+
+        ``get_telemetry().log("my_event", {"k": 1})`` adds your own events.
+        """
+        return self.holder.telemetry()
 
 
 class RestClient(_SessionlessClient):

@@ -24,6 +24,7 @@ from tinkex.types._tensor import TensorData
 
 if TYPE_CHECKING:
     from tinkex.clients._holder import ClientHolder
+    from tinkex.telemetry import Reporter
     from tinkex.tokenizer import Tokenizer
 
 __all__ = ["SamplingClient"]
@@ -363,9 +364,12 @@ class SamplingClient:
 
         return get_tokenizer((self.tokenizer_id or self._base_model).split(":", 1)[0])
 
-    def get_telemetry(self) -> None:
-        """Telemetry of this client (tinkex reports through :mod:`tinkex.telemetry` hooks)."""
-        return None
+    def get_telemetry(self) -> Reporter | None:
+        """The telemetry reporter (batched events to ``/api/v1/telemetry``), or None when off.
+
+        ``get_telemetry().log("my_event", {"k": 1})`` adds your own events.
+        """
+        return self.holder.telemetry()
 
     # -- handles and pickling ----------------------------------------------------------------------
     def _state(self, include_key: bool) -> dict[str, Any]:

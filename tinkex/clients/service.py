@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from tinkex.clients.rest import RestClient
     from tinkex.clients.sampling import SamplingClient
     from tinkex.lib.retry_handler import RetryConfig
+    from tinkex.telemetry import Reporter
     from tinkex.types import GetServerCapabilitiesResponse
 
 __all__ = ["ServiceClient"]
@@ -440,6 +441,9 @@ class ServiceClient:
             status: Literal["success", "errored", "interrupted"] = "success"
         elif issubclass(exc_type, Exception):
             status = "errored"
+            reporter = self._holder.telemetry()
+            if reporter is not None and exc is not None:
+                reporter.log_fatal_exception(exc)
         else:
             status = "interrupted"
         self.close(status, None if exc is None else f"{type(exc).__name__}: {exc}"[:500])
@@ -449,6 +453,9 @@ class ServiceClient:
         session_id = self._holder.current_session_id
         return f"{_CONSOLE}/sessions/{session_id}" if session_id else f"{_CONSOLE}/sessions"
 
-    def get_telemetry(self) -> None:
-        """Telemetry of this client (tinkex reports through :mod:`tinkex.telemetry` hooks)."""
-        return None
+    def get_telemetry(self) -> Reporter | None:
+        """The telemetry reporter (batched events to ``/api/v1/telemetry``), or None when off.
+
+        ``get_telemetry().log("my_event", {"k": 1})`` adds your own events.
+        """
+        return self._holder.telemetry()

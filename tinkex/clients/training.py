@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from tinkex.clients.sampling import SamplingClient
     from tinkex.lib.retry_handler import RetryConfig
     from tinkex.regularizers import RegularizerSpec
+    from tinkex.telemetry import Reporter
     from tinkex.tokenizer import Tokenizer
 
 __all__ = ["TrainingClient", "CustomLossFnV1"]
@@ -652,9 +653,12 @@ class TrainingClient:
         """Web console page of this training run."""
         return f"{_CONSOLE}/training_runs/{self.model_id}"
 
-    def get_telemetry(self) -> None:
-        """Telemetry of this client (tinkex reports through :mod:`tinkex.telemetry` hooks)."""
-        return None
+    def get_telemetry(self) -> Reporter | None:
+        """The telemetry reporter (batched events to ``/api/v1/telemetry``), or None when off.
+
+        ``get_telemetry().log("my_event", {"k": 1})`` adds your own events.
+        """
+        return self.holder.telemetry()
 
     # -- deprecated async twins -------------------------------------------------------------------
     async def forward_async(

@@ -1,0 +1,54 @@
+"""Telemetry reaches the server's /api/v1/telemetry like the official SDK's, without secrets."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import tinkex
+from tinkex import types
+from tinkex.local import LocalServer
+
+pytestmark = pytest.mark.e2e
+
+SECRET_KEY = "tml-local-secret-key-123"
+
+
+def _events(server: LocalServer) -> list[dict[str, object]]:
+    return server.telemetry_events
+
+
+def test_session_start_user_error_and_custom_event_are_reported_without_the_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TINKER_TELEMETRY", "1")
+    with LocalServer(api_key=SECRET_KEY) as server:
+        with tinkex.ServiceClient(base_url=server.base_url, api_key=SECRET_KEY) as service:
+            training = service.create_lora_training_client("tinkex/tiny", rank=4).result(30)
+            bad = types.Datum(
+                model_input=types.ModelInput.from_ints([1, 2]),
+                loss_fn_inputs={"target_tokens": [9999, 1], "weights": [1.0, 1.0]},
+            )
+            with pytest.raises(tinkex.TinkerError):
+                training.forward_backward([bad], "cross_entropy").result(timeout=30)
+            reporter = service.get_telemetry()
+            assert reporter is not None
+            assert reporter.log("my_event", {"step": 3})
+            assert reporter.wait_until_drained(timeout=10)
+        events = _events(server)
+        kinds = [e.get("event") for e in events]
+        assert "SESSION_START" in kinds
+        names = [e.get("event_name") for e in events]
+        assert "my_event" in names
+        assert "user_error" in names or "UNHANDLED_EXCEPTION" in kinds
+        assert SECRET_KEY not in json.dumps(events)
+
+
+def test_kill_switch_sends_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TINKER_TELEMETRY", "0")
+    with LocalServer() as server:
+        with tinkex.ServiceClient(base_url=server.base_url, api_key=server.api_key) as service:
+            service.create_lora_training_client("tinkex/null", rank=4).result(30)
+            assert service.get_telemetry() is None
+        assert _events(server) == []
