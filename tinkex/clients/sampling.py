@@ -32,6 +32,7 @@ __all__ = ["SamplingClient"]
 logger = logging.getLogger("tinkex")
 _CLONE_STRIDE = 1_000_000_000
 _QUEUE_LOG_INTERVAL = 60.0
+_BILLING_PAUSE = 5.0
 
 
 def _deprecated_async(name: str) -> None:
@@ -272,6 +273,7 @@ class SamplingClient:
         holder = self.holder
         body = {**body, "seq_id": self._next_seq_id()}
         started = time.monotonic()
+        billing_since: float | None = None
         with holder.sample_bytes().hold(nbytes):
             while True:
                 try:
@@ -288,6 +290,16 @@ class SamplingClient:
                     )
                     break
                 except APIStatusError as exc:
+                    if exc.status_code == 402:
+                        # Billing: pause (same seq_id) for up to the server's allowance.
+                        now = time.monotonic()
+                        billing_since = now if billing_since is None else billing_since
+                        allowance = holder.client_config().billing_exception_max_pause_duration_sec
+                        if now - billing_since >= allowance or holder.stop_event.wait(
+                            _BILLING_PAUSE
+                        ):
+                            raise
+                        continue
                     # Back-pressure: the transport's rate limiter now holds this key; resend
                     # the same seq_id after the window.
                     if exc.status_code != 429:

@@ -191,3 +191,28 @@ def test_backcompat_sampling_future_forwards_attributes(
     with pytest.warns(FutureWarning):
         assert future.get_base_model() == "tiny-base"
     assert isinstance(future.result(timeout=10), tinkex.SamplingClient)
+
+
+def test_402_pauses_and_resends_same_seq_id(
+    fake: FakeTinker, sampler: tinkex.SamplingClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tinkex.clients import sampling as sampling_module
+
+    monkeypatch.setattr(sampling_module, "_BILLING_PAUSE", 0.01)
+    fake.reply("POST", "/api/v1/asample", (402, {"detail": "top up"}), None)
+    result = sampler.sample(PROMPT, 1, types.SamplingParams(max_tokens=1)).result(timeout=10)
+    assert len(result.sequences) == 1
+    assert [c.json["seq_id"] for c in fake.requests_to("/api/v1/asample")] == [0, 0]
+
+
+def test_402_beyond_the_billing_allowance_fails(
+    fake: FakeTinker, service: tinkex.ServiceClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tinkex.clients import sampling as sampling_module
+
+    monkeypatch.setattr(sampling_module, "_BILLING_PAUSE", 0.01)
+    fake.config["billing_exception_max_pause_duration_sec"] = 0.05
+    sampler = service.create_sampling_client(base_model="tiny-base").result(timeout=10)
+    fake.reply("POST", "/api/v1/asample", *([(402, {"detail": "top up"})] * 50))
+    with pytest.raises(tinkex.BillingError):
+        sampler.sample(PROMPT, 1, types.SamplingParams(max_tokens=1)).result(timeout=10)
