@@ -28,6 +28,7 @@ from tinkex._exceptions import APIStatusError, TinkerError
 from tinkex._executor import DaemonThreadPoolExecutor
 from tinkex._futures import APIFuture, poll_future
 from tinkex._transport import (
+    HTTP_DEFAULT,
     NO_RETRY,
     BytesSemaphore,
     Response,
@@ -230,8 +231,12 @@ class ClientHolder:
         retry: RetryPolicy | None = None,
         timeout: float | None = None,
         headers: Mapping[str, str] | None = None,
+        http_retry: RetryPolicy = HTTP_DEFAULT,
     ) -> Response:
-        """One call wrapped in the holder retry loop (wire §13.2); ``retry`` overrides it."""
+        """One call wrapped in the holder retry loop (wire §13.2); ``retry`` overrides it.
+
+        ``http_retry`` is the transport's own (layer-1) policy inside that loop.
+        """
         all_headers = dict(headers or {})
         if sdk_method is not None:
             all_headers["x-sdk-version"] = TINKER_SDK_VERSION
@@ -246,6 +251,7 @@ class ClientHolder:
             params=params,
             headers=all_headers,
             timeout=timeout,
+            retry=http_retry,
             stop=self._stop,
             stop_event=self._stop,
             describe=label,
@@ -314,6 +320,7 @@ class ClientHolder:
         content: bytes | None = None,
         content_type: str | None = None,
         content_encoding: str | None = None,
+        http_retry: RetryPolicy = HTTP_DEFAULT,
     ) -> tuple[ses.UntypedAPIFuture, float]:
         """POST a future-returning request; returns its handle and the round-trip seconds."""
         started = time.monotonic()
@@ -338,7 +345,9 @@ class ClientHolder:
             )
         else:
             json = body if isinstance(body, dict) else to_wire(body)
-            response = self.request("POST", path, json=json, sdk_method=sdk_method, retry=retry)
+            response = self.request(
+                "POST", path, json=json, sdk_method=sdk_method, retry=retry, http_retry=http_retry
+            )
         untyped = from_wire(response.json(), ses.UntypedAPIFuture, request=f"POST {path}")
         return untyped, time.monotonic() - started
 

@@ -9,7 +9,7 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Literal
 
 from tinkex._futures import APIFuture
-from tinkex._transport import PROTOBUF_CONTENT_TYPE, Response
+from tinkex._transport import HTTP_DEFAULT, NO_RETRY, PROTOBUF_CONTENT_TYPE, Response
 from tinkex.clients._chunking import chunk_datums, combine_outputs
 from tinkex.clients._ordered import OrderedSender
 from tinkex.types import _training as tr
@@ -127,7 +127,10 @@ class TrainingClient:
         return result
 
     def _send_json(self, path: str, body: Any, sdk_method: str) -> Any:
-        return self.holder.submit(path, to_wire(body), sdk_method=sdk_method)
+        # Saves get no HTTP-layer retries inside the holder loop (as in the official SDK):
+        # a duplicate save would fail on the existing checkpoint name.
+        http_retry = NO_RETRY if path.startswith("/api/v1/save_weights") else HTTP_DEFAULT
+        return self.holder.submit(path, to_wire(body), sdk_method=sdk_method, http_retry=http_retry)
 
     def _simple(
         self,
