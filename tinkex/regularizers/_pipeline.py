@@ -18,7 +18,7 @@ import concurrent.futures
 import inspect
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -37,13 +37,27 @@ from tinkex.telemetry import CUSTOM_LOSS_COMPUTE, REGULARIZER_COMPUTE, emit, has
 NumpyLossResult = tuple[float, dict[str, float], list[Array]]
 
 
+@overload
+def numpy_loss(
+    fn: Callable[..., Any], *, per_datum: bool = False
+) -> Callable[..., NumpyLossResult]: ...
+
+
+@overload
+def numpy_loss(
+    fn: None = None, *, per_datum: bool = False
+) -> Callable[[Callable[..., Any]], Callable[..., NumpyLossResult]]: ...
+
+
 def numpy_loss(fn: Callable[..., Any] | None = None, *, per_datum: bool = False) -> Any:
     """Turn a numpy loss with an analytic gradient into the pipeline's numpy loss shape
     ``(data, logprobs_list) -> (loss, metrics, grads)`` and mark it as numpy.
 
     ``fn`` returns ``(loss, grads)`` or ``(loss, grads, metrics)``. With ``per_datum=True``
     it is called once per datum as ``fn(datum, logprobs) -> (loss, grad[, metrics])``; losses
-    and metrics are summed over datums. Usable as ``@numpy_loss`` or
+    are summed over datums and each metric is reduced by its key's suffix: ``:sum`` summed,
+    ``:mean`` averaged, ``:max`` / ``:min`` the extreme value; keys without one of these
+    suffixes are summed. Usable as ``@numpy_loss`` or
     ``@numpy_loss(per_datum=True)``::
 
         @numpy_loss(per_datum=True)
@@ -60,15 +74,15 @@ def numpy_loss(fn: Callable[..., Any] | None = None, *, per_datum: bool = False)
             if not per_datum:
                 return _reorder(inner(data, arrays), arrays, who=_name(inner))
             total = 0.0
-            metrics: dict[str, float] = {}
+            per_key: dict[str, list[float]] = {}
             grads: list[Array] = []
             for datum, lp in zip(data, arrays, strict=True):
                 value, datum_metrics, (grad,) = _reorder(inner(datum, lp), [lp], who=_name(inner))
                 total += value
                 grads.append(grad)
                 for key, item in datum_metrics.items():
-                    metrics[key] = metrics.get(key, 0.0) + item
-            return total, metrics, grads
+                    per_key.setdefault(key, []).append(item)
+            return total, reduce_datum_metrics(per_key), grads
 
         loss.__tinkex_backend__ = "numpy"  # type: ignore[attr-defined]
         loss.__name__ = _name(inner)
@@ -79,6 +93,26 @@ def numpy_loss(fn: Callable[..., Any] | None = None, *, per_datum: bool = False)
     if fn is not None:
         return wrap(fn)
     return wrap
+
+
+def reduce_datum_metrics(per_key: dict[str, list[float]]) -> dict[str, float]:
+    """Combine each metric's per-datum values by its key's suffix.
+
+    ``:mean`` averages (over the datums that reported the key), ``:max`` / ``:min`` keep the
+    extreme value, ``:sum`` and keys without a known suffix are summed.
+    """
+    out: dict[str, float] = {}
+    for key, values in per_key.items():
+        suffix = key.rsplit(":", 1)[1] if ":" in key else ""
+        if suffix == "mean":
+            out[key] = sum(values) / len(values)
+        elif suffix == "max":
+            out[key] = max(values)
+        elif suffix == "min":
+            out[key] = min(values)
+        else:
+            out[key] = float(sum(values))
+    return out
 
 
 def _reorder(out: Any, arrays: list[Array], *, who: str) -> NumpyLossResult:

@@ -127,7 +127,7 @@ def test_kl_full_distribution_gradient() -> None:
     rng = np.random.default_rng(3)
 
     def log_softmax(z: np.ndarray) -> np.ndarray:
-        return z - np.log(np.exp(z).sum(-1, keepdims=True))
+        return np.asarray(z - np.log(np.exp(z).sum(-1, keepdims=True)))
 
     xs = [log_softmax(rng.normal(size=(4, 6))), log_softmax(rng.normal(size=(2, 6)))]
     refs = [log_softmax(rng.normal(size=x.shape)) for x in xs]
@@ -315,7 +315,37 @@ def test_base_only_and_whole_batch_numpy_loss() -> None:
 
     output, grads = compute_custom_loss(data, xs, batch_loss)
     np.testing.assert_allclose(grads[0], 2 * xs[0])
-    assert batch_loss.__tinkex_backend__ == "numpy"
+    assert batch_loss.__tinkex_backend__ == "numpy"  # type: ignore[attr-defined]
+
+
+def test_per_datum_metrics_are_reduced_by_their_suffix() -> None:
+    data, xs = make_batch(lengths=(2, 4))
+    seen: dict[str, list[float]] = {}
+
+    @numpy_loss(per_datum=True)
+    def loss(datum: Any, lp: np.ndarray) -> tuple[float, np.ndarray, dict[str, float]]:
+        n = float(lp.size)
+        metrics = {
+            "p:mean": 0.5,
+            "len:mean": n,
+            "tokens:sum": n,
+            "longest:max": n,
+            "shortest:min": n,
+            "count": 1.0,
+        }
+        for key, value in metrics.items():
+            seen.setdefault(key, []).append(value)
+        return float(-lp.sum()), -np.ones_like(lp), metrics
+
+    output, _ = compute_custom_loss(data, xs, loss)
+    metrics = output.to_metrics()
+    assert metrics["p:mean"] == 0.5  # averaged, not 1.0
+    assert metrics["len:mean"] == 3.0
+    assert metrics["tokens:sum"] == 6.0
+    assert metrics["longest:max"] == 4.0
+    assert metrics["shortest:min"] == 2.0
+    assert metrics["count"] == 2.0  # no known suffix: summed
+    assert seen["p:mean"] == [0.5, 0.5]
 
 
 def test_parallel_matches_sequential() -> None:
