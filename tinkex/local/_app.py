@@ -258,7 +258,11 @@ class App:
         self.options = options
         self.faults = faults
         self.base_url = ""
-        self.futures = FutureTable(ttl_seconds=options.future_ttl)
+        self.futures = FutureTable(
+            ttl_seconds=options.future_ttl, loop=loop, journal=store.save_futures
+        )
+        # future records of earlier runs are kept as long as finished ones are kept in memory
+        store.purge_futures(time.time() - options.future_ttl)
         self.train_pool = ThreadPoolExecutor(
             max_workers=max(1, options.train_workers), thread_name_prefix="tinkex-local-train"
         )
@@ -300,6 +304,7 @@ class App:
                 await self._maintenance
             except asyncio.CancelledError:
                 pass
+        self.futures.flush()
 
     def shutdown_pools(self) -> None:
         """Stop the worker pools (waits for running jobs; queued jobs are cancelled)."""
@@ -324,6 +329,9 @@ class App:
                 if now - last_purge > 60:
                     last_purge = now
                     await self.loop.run_in_executor(self.io_pool, self.store.purge_expired)
+                    await self.loop.run_in_executor(
+                        self.io_pool, self.store.purge_futures, now - self.options.future_ttl
+                    )
             except Exception:  # keep maintaining whatever happens
                 logger.exception("local server maintenance failed")
 
@@ -1263,7 +1271,7 @@ class App:
     async def unload_model(self, request: Request, params: dict[str, str]) -> Response:
         body = self._json(request)
         model = self._model(body.get("model_id"))
-        record = self.futures.new("UnloadModel")
+        record = self.futures.new("UnloadModel", model.model_id)
         self.sequencer.unload(model, "unloaded by the client")
         self.futures.complete(record, {"model_id": model.model_id, "type": "unload_model"})
         return self._future(record.request_id, model.model_id)
@@ -1418,7 +1426,7 @@ class App:
                 if old_digest == digest:
                     return self._future(request_id, sample_sequence_ids=sequence_ids)
         job = self._parse_sample(body, sampler)
-        record = self.futures.new("Sample")
+        record = self.futures.new("Sample", sampler.sampler_id)
         self.sample_counter += 1
         job.sequence_ids = [f"sq-{self.sample_counter}-{i}" for i in range(job.num_samples)]
         if sampler_id is not None and seq_id is not None:
@@ -1571,7 +1579,7 @@ class App:
             )
         record = self.futures.get(request_id)
         if record is None:
-            raise HTTPError(404, f"future {request_id!r} is unknown (never created or expired)")
+            return self._unknown_future(request_id)
         if not record.finished:
             try:
                 await asyncio.wait_for(record.done.wait(), timeout=self.options.long_poll_seconds)
@@ -1601,6 +1609,25 @@ class App:
                 )
             return Response(200, payload, content_type, headers)
         return json_response(result, headers=headers)
+
+    def _unknown_future(self, request_id: str) -> Response:
+        """Answer for a request id not in memory: a request of an earlier server run fails."""
+        row = None if self.futures.owns(request_id) else self.store.get_future(request_id)
+        if row is None:
+            raise HTTPError(404, f"future {request_id!r} is unknown (never created or expired)")
+        headers = {"x-request-id": request_id}
+        if row.state == "failed" and row.error is not None:
+            return json_response(
+                {"error": row.error, "category": row.category or "server"}, headers=headers
+            )
+        return json_response(
+            {
+                "error": "the local server restarted before this request's result was "
+                "delivered; resubmit it",
+                "category": "server",
+            },
+            headers=headers,
+        )
 
     async def cancel_future(self, request: Request, params: dict[str, str]) -> Response:
         body = self._json(request)

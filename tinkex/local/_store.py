@@ -2,7 +2,8 @@
 
 Layout of ``data_dir``::
 
-    index.sqlite3                                   sessions, training runs, samplers, checkpoints
+    index.sqlite3                                   sessions, training runs, samplers, checkpoints,
+                                                    future records (state only, never payloads)
     checkpoints/<run>/<kind>/<name>/                one directory per checkpoint
         adapter_model.safetensors                   LoRA weights (PEFT-style adapter layout)
         adapter_config.json                         PEFT adapter config + tinkex metadata
@@ -77,6 +78,17 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     PRIMARY KEY (run_id, checkpoint_id)
 );
 CREATE INDEX IF NOT EXISTS checkpoints_created ON checkpoints (created_at);
+CREATE TABLE IF NOT EXISTS futures (
+    request_id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    owner_id TEXT,
+    state TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    error TEXT,
+    category TEXT
+);
+CREATE INDEX IF NOT EXISTS futures_updated ON futures (updated_at);
 """
 
 
@@ -159,6 +171,21 @@ class CheckpointRow:
             "user_metadata": self.user_metadata,
             "expires_at": iso(self.expires_at),
         }
+
+
+@dataclass
+class FutureRow:
+    """The persisted metadata of one future (its payload is never stored)."""
+
+    request_id: str
+    kind: str
+    owner_id: str | None
+    #: ``pending``, ``complete`` or ``failed``
+    state: str
+    created_at: float
+    updated_at: float
+    error: str | None = None
+    category: str | None = None
 
 
 class Store:
@@ -389,6 +416,61 @@ class Store:
         """The sampler row, or None."""
         rows = self._query("SELECT * FROM samplers WHERE sampler_id = ?", (sampler_id,))
         return dict(rows[0]) if rows else None
+
+    # --- futures -------------------------------------------------------------------------------
+
+    def save_futures(self, rows: list[FutureRow]) -> None:
+        """Insert or update future records, all in one transaction."""
+        if not rows:
+            return
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany(
+                    "INSERT INTO futures (request_id, kind, owner_id, state, created_at,"
+                    " updated_at, error, category) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (request_id) DO UPDATE SET state = excluded.state,"
+                    " updated_at = excluded.updated_at, error = excluded.error,"
+                    " category = excluded.category",
+                    [
+                        (
+                            r.request_id,
+                            r.kind,
+                            r.owner_id,
+                            r.state,
+                            r.created_at,
+                            r.updated_at,
+                            r.error,
+                            r.category,
+                        )
+                        for r in rows
+                    ],
+                )
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def get_future(self, request_id: str) -> FutureRow | None:
+        """The stored record of future ``request_id``, or None."""
+        rows = self._query("SELECT * FROM futures WHERE request_id = ?", (request_id,))
+        if not rows:
+            return None
+        row = rows[0]
+        return FutureRow(
+            request_id=row["request_id"],
+            kind=row["kind"],
+            owner_id=row["owner_id"],
+            state=row["state"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            error=row["error"],
+            category=row["category"],
+        )
+
+    def purge_futures(self, updated_before: float) -> int:
+        """Delete future records last updated before ``updated_before``; returns how many."""
+        return self._exec("DELETE FROM futures WHERE updated_at < ?", (updated_before,))
 
     # --- checkpoints ---------------------------------------------------------------------------
 

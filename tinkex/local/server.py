@@ -226,6 +226,8 @@ class LocalServer:
             await app.stop()
             # Worker threads finish their current job; queued work is cancelled.
             await loop.run_in_executor(None, app.shutdown_pools)
+            await asyncio.sleep(0)  # let the last job callbacks record their outcome
+            app.futures.flush()
 
 
 def _raise_open_file_limit(wanted: int = 8192) -> None:
