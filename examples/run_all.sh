@@ -28,6 +28,7 @@ examples=(
     rl_importance_sampling.py
     telemetry_metrics.py
     retries_and_faults.py
+    recovery.py
 )
 
 failed=()

@@ -1,4 +1,8 @@
-"""Telemetry hooks and metrics: watch every request, then read latency percentiles.
+"""Telemetry hooks, metrics and the server-side Reporter.
+
+In-process hooks watch every request, ``tinkex.metrics`` turns them into latency percentiles,
+and the clients' ``Reporter`` (``get_telemetry()``) sends session events, failures and your own
+events to the server's ``/api/v1/telemetry`` (off with ``TINKER_TELEMETRY=0``).
 
 Run: python examples/telemetry_metrics.py
 """
@@ -47,6 +51,24 @@ def main() -> None:
             ]
             for future in futures:
                 future.result()
+
+            # The Reporter every client wires (None when TINKER_TELEMETRY=0).
+            reporter = service_client.get_telemetry()
+            if reporter is None:
+                print("server telemetry is off (TINKER_TELEMETRY=0): get_telemetry() is None")
+            else:
+                assert reporter is training_client.get_telemetry()  # one per session
+                reporter.log("example.finished", {"steps": 5, "samples": len(futures)})
+                # Also send the in-process future-completion events, as GENERIC_EVENTs.
+                reporter.forward(telemetry.FUTURE_COMPLETE)
+                sampler.sample(datum.model_input, 1, types.SamplingParams(max_tokens=2)).result()
+                delivered = reporter.wait_until_drained(timeout=10)
+                print(
+                    f"reporter: session {reporter.session_id}, drained={delivered}, "
+                    f"{reporter.sent_batches} batch(es) delivered to /api/v1/telemetry, "
+                    f"{reporter.dropped} dropped"
+                )
+                assert delivered and reporter.dropped == 0
     finally:
         telemetry.detach("example.statuses")
         telemetry.detach("example.broken")

@@ -15,7 +15,20 @@ EXAMPLES = ROOT / "examples"
 RUN_ALL = EXAMPLES / "run_all.sh"
 
 #: Examples that must start their own (fault-injecting) local server.
-OWN_SERVER = {"retries_and_faults.py"}
+OWN_SERVER = {"retries_and_faults.py", "recovery.py"}
+#: Examples run with server-side telemetry on (the others run with TINKER_TELEMETRY=0).
+TELEMETRY_ON = {"telemetry_metrics.py"}
+#: What each example must print (beyond running green), so a silent no-op cannot pass.
+EXPECTED_OUTPUT = {
+    "recovery.py": [
+        "run corrupted",
+        "recovered from tinker://",
+        "(redone: same loss as before the corruption)",
+        "with 2 recovery(ies)",
+        "[telemetry] succeeded",
+    ],
+    "telemetry_metrics.py": ["reporter: session", "drained=True", "0 dropped"],
+}
 
 
 def _listed_in_run_all() -> list[str]:
@@ -48,7 +61,7 @@ def example_server(tmp_path_factory):
 @pytest.mark.parametrize("script", _listed_in_run_all())
 def test_example_runs(script, example_server, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TINKER_", "TINKEX_"))}
-    env.update(TINKER_TELEMETRY="0", MPLBACKEND="Agg")
+    env.update(TINKER_TELEMETRY="1" if script in TELEMETRY_ON else "0", MPLBACKEND="Agg")
     if script not in OWN_SERVER:
         env.update(TINKER_BASE_URL=example_server.base_url, TINKER_API_KEY=example_server.api_key)
     done = subprocess.run(
@@ -61,6 +74,29 @@ def test_example_runs(script, example_server, tmp_path):
     )
     assert done.returncode == 0, f"{script} failed\nstdout:\n{done.stdout}\nstderr:\n{done.stderr}"
     assert done.stdout.strip(), f"{script} printed nothing"
+    for expected in EXPECTED_OUTPUT.get(script, []):
+        assert expected in done.stdout, f"{script} did not print {expected!r}:\n{done.stdout}"
     # Examples teach the current API: no deprecated calls, no stray tracebacks.
     assert "Warning:" not in done.stderr, f"{script} warns:\n{done.stderr}"
     assert "Traceback" not in done.stderr, f"{script}:\n{done.stderr}"
+
+
+@pytest.mark.e2e
+def test_telemetry_example_respects_the_kill_switch(example_server, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TINKER_", "TINKEX_"))}
+    env.update(
+        TINKER_TELEMETRY="0",
+        TINKER_BASE_URL=example_server.base_url,
+        TINKER_API_KEY=example_server.api_key,
+    )
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "telemetry_metrics.py")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=str(tmp_path),
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "server telemetry is off (TINKER_TELEMETRY=0)" in done.stdout
+    assert "POST /api/v1/telemetry" not in done.stdout
