@@ -83,6 +83,7 @@ def test_docs_exist_for_every_topic():
         "checkpoints.md",
         "local-server-and-testing.md",
         "telemetry-and-metrics.md",
+        "recovery.md",
         "cli.md",
         "migrating-from-tinker.md",
         "troubleshooting.md",
