@@ -72,7 +72,10 @@ def test_same_seed_same_tokens_and_resend_dedupes(api: Api) -> None:
     assert asample(api, sampler_id, 0)["request_id"] == first["request_id"]
     second = asample(api, sampler_id, 1)
     assert second["request_id"] != first["request_id"]
-    tokens = lambda f: [s["tokens"] for s in api.result(f["request_id"])["sequences"]]  # noqa: E731
+
+    def tokens(future: dict[str, Any]) -> list[list[int]]:
+        return [s["tokens"] for s in api.result(future["request_id"])["sequences"]]
+
     assert tokens(first) == tokens(second)
 
 
@@ -94,7 +97,7 @@ def test_stop_forms_are_accepted(api: Api, stop: Any) -> None:
 def test_bad_sampling_input_is_400(api: Api) -> None:
     sampler_id = sampler(api)
     body = {"num_samples": 1, "prompt": PROMPT, "sampling_session_id": sampler_id, "seq_id": 0}
-    cases = [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"sampling_params": {"max_tokens": -3}}, "max_tokens"),
         ({"sampling_params": {"top_p": 0}}, "top_p"),
         ({"sampling_params": {"stop": [1.5]}}, "stop"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 import pytest
@@ -166,7 +167,10 @@ def test_importance_sampling_moves_rewarded_logprob_up(api: Api) -> None:
     second = api.result(
         api.ok("forward_backward", fwdbwd(model_id, 3, [base], "importance_sampling"))["request_id"]
     )
-    lp = lambda r: float(np.sum(r["loss_fn_outputs"][0]["logprobs"]["data"]))  # noqa: E731
+
+    def lp(result: dict[str, Any]) -> float:
+        return float(np.sum(result["loss_fn_outputs"][0]["logprobs"]["data"]))
+
     assert lp(second) > lp(first)
 
 

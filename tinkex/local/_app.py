@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from tinkex.local import _codec
-from tinkex.local._codec import CodecError, FwdBwdPayload, SamplePayload
+from tinkex.local._codec import CodecError, FwdBwdPayload, SamplePayload, TargetIds
 from tinkex.local._engine import (
     ADAPTER_FILE,
     CONFIG_FILE,
@@ -87,6 +87,8 @@ SUPPORTED_MODELS: tuple[str, ...] = (
     "meta-llama/Llama-3.1-8B",
 )
 DEFAULT_MAX_TOKENS = 64
+#: Upper bound of ``prompt_alt_tokens_k`` (draws per prompt position).
+MAX_PROMPT_ALT_TOKENS_K = 1024
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,255}$")
 _NO_IDEMPOTENCY_CACHE = frozenset(
     {"retrieve_future", "retrieve_futures", "session_heartbeat", "telemetry", "cancel_future"}
@@ -1540,15 +1542,24 @@ class App:
                 400, f"field 'topk_prompt_logprobs' must be <= {arch.vocab_size}, got {topk}"
             )
         last_n = _int(body, "prompt_logprobs_last_n", required=False, minimum=1)
-        for unsupported in ("topk_sample_logprobs", "prompt_alt_tokens_k"):
-            if _int(body, unsupported, required=False, minimum=0):
-                raise HTTPError(
-                    400, f"field {unsupported!r} > 0 is not supported by the local server"
-                )
-        if body.get("target_prompt_logprobs") is not None:
+        if last_n is not None and last_n > prompt.size - 1:
             raise HTTPError(
-                400, "field 'target_prompt_logprobs' is not supported by the local server"
+                400,
+                f"field 'prompt_logprobs_last_n' must be <= len(prompt) - 1 = {prompt.size - 1}, "
+                f"got {last_n}",
             )
+        topk_sample = _int(body, "topk_sample_logprobs", required=False, minimum=0) or 0
+        if topk_sample > arch.vocab_size:
+            raise HTTPError(
+                400, f"field 'topk_sample_logprobs' must be <= {arch.vocab_size}, got {topk_sample}"
+            )
+        alt_k = _int(body, "prompt_alt_tokens_k", required=False, minimum=0) or 0
+        if alt_k > MAX_PROMPT_ALT_TOKENS_K:
+            raise HTTPError(
+                400,
+                f"field 'prompt_alt_tokens_k' must be <= {MAX_PROMPT_ALT_TOKENS_K}, got {alt_k}",
+            )
+        targets = self._target_ids(body.get("target_prompt_logprobs"), prompt.size, arch)
         settings = SampleSettings(
             max_tokens=max_tokens,
             temperature=temperature,
@@ -1566,7 +1577,34 @@ class App:
             topk_prompt_logprobs=topk,
             prompt_logprobs_last_n=last_n,
             sequence_ids=[],
+            topk_sample_logprobs=topk_sample,
+            targets=targets,
+            prompt_alt_tokens_k=alt_k,
         )
+
+    @staticmethod
+    def _target_ids(value: Any, prompt_length: int, arch: Any) -> TargetIds | None:
+        where = "target_prompt_logprobs"
+        if value is None:
+            return None
+        try:
+            targets = _codec.target_ids_from_json(value, where)
+        except CodecError as exc:
+            raise HTTPError(400, str(exc)) from None
+        if targets.dense.shape[0] != prompt_length - 1:
+            raise HTTPError(
+                400,
+                f"{where} must have shape [len(prompt) - 1, K] = [{prompt_length - 1}, K], "
+                f"got {list(targets.dense.shape)}",
+            )
+        bad = targets.dense[(targets.dense < -1) | (targets.dense >= arch.vocab_size)]
+        if bad.size:
+            raise HTTPError(
+                400,
+                f"{where} has token id {int(bad[0])} outside the vocabulary "
+                f"[0, {arch.vocab_size}) (use -1 for no target)",
+            )
+        return targets
 
     # --- futures ---------------------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ __all__ = [
     "FwdBwdCall",
     "FwdBwdPayload",
     "SamplePayload",
+    "TargetIds",
     "decode_body",
     "encode_fwdbwd",
     "encode_result",
@@ -36,6 +37,7 @@ __all__ = [
     "encode_sample",
     "model_input_tokens",
     "parse_forward_backward",
+    "target_ids_from_json",
     "tensor_from_json",
     "wants_protobuf",
 ]
@@ -75,7 +77,25 @@ class SamplePayload:
     prompt_scores: PromptScores | None = None
     prompt_logprobs: bool = False
     topk_prompt_logprobs: int = 0
+    #: the request's target_prompt_logprobs layout (the answer has the same), when asked for
+    targets: TargetIds | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TargetIds:
+    """``target_prompt_logprobs`` of a sample request: dense ids (-1 = none) + CSR layout."""
+
+    dense: npt.NDArray[np.int64]
+    crow: npt.NDArray[np.int64] | None = None
+    col: npt.NDArray[np.int64] | None = None
+
+    def answer(self, logprobs: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.float32], bool]:
+        """The answer's stored values (dense, or the CSR cells) and whether it is sparse."""
+        if self.crow is None or self.col is None:
+            return logprobs, False
+        rows = np.repeat(np.arange(self.dense.shape[0]), np.diff(self.crow))
+        return logprobs[rows, self.col], True
 
 
 def wants_protobuf(accept: str) -> bool:
@@ -127,8 +147,11 @@ def load_json(body: bytes) -> Any:
 _DTYPES = {"int64": np.int64, "float32": np.float32, "int32": np.int32, "float64": np.float64}
 
 
-def tensor_from_json(value: Any, where: str) -> npt.NDArray[Any]:
-    """A ``TensorData`` JSON object (dense or sparse CSR) or a plain list -> numpy array."""
+def tensor_from_json(value: Any, where: str, *, sparse_fill: float = 0) -> npt.NDArray[Any]:
+    """A ``TensorData`` JSON object (dense or sparse CSR) or a plain list -> numpy array.
+
+    Cells a sparse tensor does not list read as ``sparse_fill``.
+    """
     if isinstance(value, list):
         array = np.asarray(value)
         if array.dtype == object:
@@ -150,17 +173,15 @@ def tensor_from_json(value: Any, where: str) -> npt.NDArray[Any]:
     crow = value.get("sparse_crow_indices")
     col = value.get("sparse_col_indices")
     if crow is not None or col is not None:
-        if not isinstance(shape, list) or len(shape) != 2:
-            raise CodecError(f"{where}.shape must be [rows, cols] for a sparse tensor")
-        rows, cols = int(shape[0]), int(shape[1])
-        crow_a = np.asarray(crow, dtype=np.int64)
-        col_a = np.asarray(col, dtype=np.int64)
-        if crow_a.shape != (rows + 1,) or col_a.shape != flat.shape:
-            raise CodecError(f"{where} has inconsistent sparse CSR indices")
-        dense = np.zeros((rows, cols), dtype=flat.dtype)
-        for r in range(rows):
-            start, stop = int(crow_a[r]), int(crow_a[r + 1])
-            dense[r, col_a[start:stop]] = flat[start:stop]
+        crow_a, col_a = _csr_indices(value, flat.size, where)
+        rows, cols = int(value["shape"][0]), int(value["shape"][1])
+        if crow_a.shape != (rows + 1,) or (col_a.size and int(col_a.max()) >= cols):
+            raise CodecError(
+                f"{where} has sparse CSR indices inconsistent with its shape {shape} "
+                f"(sparse_crow_indices needs {rows + 1} entries, sparse_col_indices < {cols})"
+            )
+        dense = np.full((rows, cols), sparse_fill, dtype=flat.dtype)
+        dense[np.repeat(np.arange(rows), np.diff(crow_a)), col_a] = flat
         return dense
     if shape is not None:
         if not isinstance(shape, list) or not all(isinstance(s, int) and s >= 0 for s in shape):
@@ -171,6 +192,54 @@ def tensor_from_json(value: Any, where: str) -> npt.NDArray[Any]:
             )
         flat = flat.reshape(shape)
     return flat
+
+
+def _csr_indices(
+    value: Mapping[str, Any], nnz: int, where: str
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    crow, col = value.get("sparse_crow_indices"), value.get("sparse_col_indices")
+    shape = value.get("shape")
+    if (
+        not isinstance(shape, list)
+        or len(shape) != 2
+        or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape)
+    ):
+        raise CodecError(f"{where}.shape must be [rows, cols] for a sparse tensor, got {shape!r}")
+    try:
+        crow_a = np.asarray(crow, dtype=np.int64).reshape(-1)
+        col_a = np.asarray(col, dtype=np.int64).reshape(-1)
+    except (TypeError, ValueError):
+        raise CodecError(
+            f"{where}.sparse_crow_indices/sparse_col_indices must be lists of ints"
+        ) from None
+    if (
+        crow_a.size == 0
+        or crow_a[0] != 0
+        or crow_a[-1] != nnz
+        or np.any(np.diff(crow_a) < 0)
+        or col_a.size != nnz
+        or (col_a.size and int(col_a.min()) < 0)
+    ):
+        raise CodecError(
+            f"{where} has invalid sparse CSR indices: sparse_crow_indices must rise from 0 to "
+            f"the {nnz} stored values and sparse_col_indices must hold {nnz} ids >= 0"
+        )
+    return crow_a, col_a
+
+
+def target_ids_from_json(value: Any, where: str) -> TargetIds:
+    """``target_prompt_logprobs`` (int64 TensorData, dense or CSR; -1 = no target)."""
+    if not isinstance(value, Mapping):
+        raise CodecError(f"{where} must be a TensorData object, got {_short(value)}")
+    if value.get("dtype", "int64") != "int64":
+        raise CodecError(f"{where}.dtype must be int64 (token ids), got {value.get('dtype')!r}")
+    dense = tensor_from_json({**value, "dtype": "int64"}, where, sparse_fill=-1)
+    if dense.ndim != 2:
+        raise CodecError(f"{where} must be 2-D [len(prompt) - 1, K], got shape {list(dense.shape)}")
+    if value.get("sparse_crow_indices") is None:
+        return TargetIds(dense.astype(np.int64))
+    crow, col = _csr_indices(value, int(np.asarray(value.get("data")).size), where)
+    return TargetIds(dense.astype(np.int64), crow, col)
 
 
 def model_input_tokens(value: Any, where: str) -> npt.NDArray[np.int64]:
@@ -402,14 +471,61 @@ def _topk_rows(scores: PromptScores, k: int) -> list[list[tuple[int, float]] | N
     return rows
 
 
+def _sequence_topk_rows(seq: SampleOutput) -> list[list[list[Any]]] | None:
+    if seq.topk_ids is None or seq.topk_logprobs is None:
+        return None
+    return [
+        [[t, lp] for t, lp in zip(ids, lps, strict=True)]
+        for ids, lps in zip(seq.topk_ids.tolist(), seq.topk_logprobs.tolist(), strict=True)
+    ]
+
+
+def _target_answer(payload: SamplePayload) -> tuple[npt.NDArray[np.float32], bool] | None:
+    scores = payload.prompt_scores
+    if payload.targets is None or scores is None or scores.target_logprobs is None:
+        return None
+    return payload.targets.answer(scores.target_logprobs)
+
+
 def encode_sample(payload: SamplePayload, protobuf: bool) -> tuple[bytes, str]:
     """``(body, content_type)`` of an asample result."""
     scores = payload.prompt_scores
     prompt_lps = scores.logprobs if (scores is not None and payload.prompt_logprobs) else None
     topk = _topk_rows(scores, payload.topk_prompt_logprobs) if scores is not None else None
+    target = _target_answer(payload)
+    targets = payload.targets
+    alt = (
+        (scores.alt_tokens, scores.alt_logprobs)
+        if scores is not None and scores.alt_tokens is not None
+        else None
+    )
     if protobuf:
-        from tinkex.types import SampledSequence, SampleResponse, TopkLogprobs, _proto
+        from tinkex.types import (
+            PromptAltTokens,
+            SampledSequence,
+            SampleResponse,
+            TensorData,
+            TopkLogprobs,
+            _proto,
+        )
         from tinkex.types._sampling import TOPK_EMPTY_LOGPROB
+
+        target_tensor = None
+        if target is not None and targets is not None:
+            values, sparse = target
+            target_tensor = TensorData(
+                np.asarray(values, np.float32).reshape(-1),
+                "float32",
+                list(targets.dense.shape),
+                targets.crow if sparse else None,
+                targets.col if sparse else None,
+            )
+        alt_message = None
+        if alt is not None and alt[1] is not None:
+            alt_message = PromptAltTokens(
+                TensorData.from_numpy(np.asarray(alt[0], np.int64)),
+                TensorData.from_numpy(np.asarray(alt[1], np.float32)),
+            )
 
         topk_message = None
         if scores is not None and topk is not None and scores.topk_ids is not None:
@@ -425,6 +541,12 @@ def encode_sample(payload: SamplePayload, protobuf: bool) -> tuple[bytes, str]:
                     stop_reason=seq.stop_reason,
                     tokens_np=np.asarray(seq.tokens, dtype=np.int32),
                     logprobs_np=np.asarray(seq.logprobs, dtype=np.float32),
+                    topk_logprobs_np=TopkLogprobs(
+                        np.asarray(seq.topk_ids, np.int32),
+                        np.asarray(seq.topk_logprobs, np.float32),
+                    )
+                    if seq.topk_ids is not None and seq.topk_logprobs is not None
+                    else None,
                 )
                 for seq in payload.sequences
             ],
@@ -432,19 +554,25 @@ def encode_sample(payload: SamplePayload, protobuf: bool) -> tuple[bytes, str]:
             if prompt_lps is not None
             else None,
             topk_prompt_logprobs_np=topk_message,
+            target_prompt_logprobs=target_tensor,
+            prompt_alt_tokens=alt_message,
         )
         return bytes(_proto.encode_sample_response(response)), PROTOBUF
-    obj = {
+    sequences: list[dict[str, Any]] = []
+    for seq, seq_id in zip(payload.sequences, payload.sequence_ids, strict=False):
+        item: dict[str, Any] = {
+            "stop_reason": seq.stop_reason,
+            "tokens": [int(t) for t in seq.tokens],
+            "logprobs": _finite_or_none(np.asarray(seq.logprobs)),
+            "sequence_id": seq_id,
+        }
+        rows = _sequence_topk_rows(seq)
+        if rows is not None:
+            item["topk_logprobs"] = rows
+        sequences.append(item)
+    obj: dict[str, Any] = {
         "type": "sample",
-        "sequences": [
-            {
-                "stop_reason": seq.stop_reason,
-                "tokens": [int(t) for t in seq.tokens],
-                "logprobs": _finite_or_none(np.asarray(seq.logprobs)),
-                "sequence_id": seq_id,
-            }
-            for seq, seq_id in zip(payload.sequences, payload.sequence_ids, strict=False)
-        ],
+        "sequences": sequences,
         "prompt_logprobs": _finite_or_none(np.asarray(prompt_lps))
         if prompt_lps is not None
         else None,
@@ -455,6 +583,22 @@ def encode_sample(payload: SamplePayload, protobuf: bool) -> tuple[bytes, str]:
         else None,
         "prompt_cache_hit_tokens": 0,
     }
+    if target is not None and targets is not None:
+        values, sparse = target
+        tensor = {
+            "data": np.asarray(values, np.float32).reshape(-1).tolist(),
+            "dtype": "float32",
+            "shape": list(targets.dense.shape),
+        }
+        if sparse and targets.crow is not None and targets.col is not None:
+            tensor["sparse_crow_indices"] = targets.crow.tolist()
+            tensor["sparse_col_indices"] = targets.col.tolist()
+        obj["target_prompt_logprobs"] = tensor
+    if alt is not None and alt[1] is not None:
+        obj["prompt_alt_tokens"] = {
+            "tokens": _tensor_json(np.asarray(alt[0], np.int64)),
+            "logprobs": _tensor_json(np.asarray(alt[1], np.float32)),
+        }
     return json.dumps(obj, separators=(",", ":")).encode(), "application/json"
 
 
@@ -462,9 +606,15 @@ def result_size(payload: FwdBwdPayload | SamplePayload) -> int:
     """Rough number of values in a result (decides whether encoding is worth a thread)."""
     if isinstance(payload, FwdBwdPayload):
         return sum(int(a.size) for out in payload.outputs for a in out.values())
-    size = sum(int(np.asarray(s.tokens).size) * 2 for s in payload.sequences)
-    if payload.prompt_scores is not None:
-        size += int(payload.prompt_scores.logprobs.size) * (1 + payload.topk_prompt_logprobs)
+    size = sum(
+        int(np.asarray(s.tokens).size) * (2 + (0 if s.topk_ids is None else s.topk_ids.shape[1]))
+        for s in payload.sequences
+    )
+    scores = payload.prompt_scores
+    if scores is not None:
+        size += int(scores.logprobs.size) * (1 + payload.topk_prompt_logprobs)
+        for extra in (scores.target_logprobs, scores.alt_tokens):
+            size += 0 if extra is None else int(extra.size)
     return size
 
 

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from tinkex.local._codec import CodecError, FwdBwdCall, FwdBwdPayload, SamplePayload
+from tinkex.local._codec import CodecError, FwdBwdCall, FwdBwdPayload, SamplePayload, TargetIds
 from tinkex.local._store import FutureRow, Store, parse_tinker_path
 from tinkex.local.model import (
     LORA_ALPHA,
@@ -747,6 +747,9 @@ class SampleJob:
     topk_prompt_logprobs: int
     prompt_logprobs_last_n: int | None
     sequence_ids: list[str]
+    topk_sample_logprobs: int = 0
+    targets: TargetIds | None = None
+    prompt_alt_tokens_k: int = 0
 
 
 def run_sample(sampler: Sampler, store: Store, job: SampleJob) -> SamplePayload:
@@ -759,6 +762,9 @@ def run_sample(sampler: Sampler, store: Store, job: SampleJob) -> SamplePayload:
         job.settings,
         prompt_logprobs=job.prompt_logprobs,
         topk_prompt_logprobs=job.topk_prompt_logprobs,
+        topk_sample_logprobs=job.topk_sample_logprobs,
+        target_prompt_logprobs=None if job.targets is None else job.targets.dense,
+        prompt_alt_tokens_k=job.prompt_alt_tokens_k,
     )
     if scores is not None and job.prompt_logprobs_last_n is not None:
         cut = max(0, scores.logprobs.shape[0] - job.prompt_logprobs_last_n)
@@ -775,6 +781,7 @@ def run_sample(sampler: Sampler, store: Store, job: SampleJob) -> SamplePayload:
         prompt_scores=scores,
         prompt_logprobs=job.prompt_logprobs,
         topk_prompt_logprobs=job.topk_prompt_logprobs,
+        targets=job.targets,
     )
 
 

@@ -24,6 +24,9 @@ def _check(
     num_samples: int,
     settings: SampleSettings,
     topk_prompt_logprobs: int,
+    topk_sample_logprobs: int = 0,
+    target_prompt_logprobs: Array | None = None,
+    prompt_alt_tokens_k: int = 0,
 ) -> Array:
     arch = weights.arch
     tokens = np.asarray(prompt)
@@ -64,7 +67,42 @@ def _check(
     for sequence in settings.stop_sequences:
         if len(sequence) == 0:
             raise ModelInputError("stop_sequences must not contain an empty sequence")
+    if not 0 <= topk_sample_logprobs <= arch.vocab_size:
+        raise ModelInputError(
+            f"topk_sample_logprobs must be in [0, {arch.vocab_size}], got {topk_sample_logprobs}"
+        )
+    if prompt_alt_tokens_k < 0:
+        raise ModelInputError(f"prompt_alt_tokens_k must be >= 0, got {prompt_alt_tokens_k}")
+    if target_prompt_logprobs is not None:
+        _check_targets(np.asarray(target_prompt_logprobs), tokens.shape[0], arch.vocab_size)
     return tokens
+
+
+def _check_targets(targets: Array, length: int, vocab: int) -> None:
+    if not np.issubdtype(targets.dtype, np.integer):
+        raise ModelInputError(
+            f"target_prompt_logprobs must hold integer token ids, got dtype {targets.dtype}"
+        )
+    if targets.ndim != 2 or targets.shape[0] != length - 1:
+        raise ModelInputError(
+            f"target_prompt_logprobs must have shape [len(prompt) - 1, K] = [{length - 1}, K], "
+            f"got {list(targets.shape)}"
+        )
+    bad = targets[(targets < -1) | (targets >= vocab)]
+    if bad.size:
+        raise ModelInputError(
+            f"target_prompt_logprobs has token id {int(bad[0])} outside the vocabulary "
+            f"[0, {vocab}) (use -1 for no target)"
+        )
+
+
+def _rng(seed: int | None, stream: int = 0) -> np.random.Generator:
+    """A generator for ``seed`` (any int; negative seeds wrap like uint64); ``stream`` > 0 gives
+    independent generators for the extras, so asking for them never changes sampled tokens."""
+    if seed is None:
+        return np.random.default_rng()
+    seed %= 1 << 64
+    return np.random.default_rng(seed if stream == 0 else [seed, stream])
 
 
 def sample(
@@ -75,45 +113,86 @@ def sample(
     *,
     prompt_logprobs: bool = False,
     topk_prompt_logprobs: int = 0,
+    topk_sample_logprobs: int = 0,
+    target_prompt_logprobs: Array | None = None,
+    prompt_alt_tokens_k: int = 0,
 ) -> tuple[list[SampleOutput], PromptScores | None]:
     """Sample ``num_samples`` continuations of ``prompt`` (token ids) and optionally score it.
 
     The same ``settings.seed`` gives the same output. Prompt scores are returned when
-    ``prompt_logprobs`` or ``topk_prompt_logprobs > 0``.
+    ``prompt_logprobs``, ``topk_prompt_logprobs > 0``, ``target_prompt_logprobs`` (int ids of
+    shape (P-1, K), -1 = none) or ``prompt_alt_tokens_k > 0`` ask for them;
+    ``topk_sample_logprobs > 0`` adds the top-k of each sampled position to the outputs.
 
     Raises:
         ModelInputError: empty prompt, ids out of range, prompt + max_tokens > max_seq_len,
             num_samples < 1, or an out-of-range setting.
     """
     pin_blas_single_thread()
-    tokens = _check(weights, prompt, num_samples, settings, topk_prompt_logprobs)
-    want_scores = prompt_logprobs or topk_prompt_logprobs > 0
+    tokens = _check(
+        weights,
+        prompt,
+        num_samples,
+        settings,
+        topk_prompt_logprobs,
+        topk_sample_logprobs,
+        target_prompt_logprobs,
+        prompt_alt_tokens_k,
+    )
+    extras = _Extras(
+        topk_prompt_logprobs,
+        None if target_prompt_logprobs is None else np.asarray(target_prompt_logprobs, np.int64),
+        prompt_alt_tokens_k,
+    )
+    want_scores = prompt_logprobs or extras.wanted
     if weights.arch.arch == NULL_ARCH:
         return _null_sample(
-            weights, tokens, num_samples, settings, topk_prompt_logprobs, want_scores
+            weights, tokens, num_samples, settings, extras, topk_sample_logprobs, want_scores
         )
     arch = weights.arch
     w = weights.effective()
     capacity = tokens.shape[0] + max(settings.max_tokens, 1)
     prompt_logp, cache = tiny.prefill(arch, w, tokens, num_samples, capacity)
-    scores = _prompt_scores(prompt_logp, tokens, topk_prompt_logprobs) if want_scores else None
-    rng = np.random.default_rng(settings.seed)
-    stopper = _Stopper(num_samples, settings)
+    scores = _prompt_scores(prompt_logp, tokens, extras, settings) if want_scores else None
+    rng = _rng(settings.seed)
+    stopper = _Stopper(num_samples, settings, topk_sample_logprobs)
     next_logp = np.broadcast_to(prompt_logp[-1], (num_samples, arch.vocab_size))
     for step in range(settings.max_tokens):
-        chosen, chosen_lp = _choose(next_logp, settings, rng)
-        stopper.push(chosen, chosen_lp)
+        chosen, chosen_lp, dist = _choose(next_logp, settings, rng)
+        stopper.push(chosen, chosen_lp, dist)
         if stopper.all_done or step == settings.max_tokens - 1:
             break
         next_logp = tiny.decode_step(arch, w, chosen, cache)
     return stopper.outputs(), scores
 
 
-def _choose(logp: Array, settings: SampleSettings, rng: np.random.Generator) -> tuple[Array, Array]:
+class _Extras:
+    """The prompt-scoring extras of one request."""
+
+    def __init__(self, topk: int, targets: Array | None, alt_k: int) -> None:
+        self.topk = topk
+        self.targets = targets
+        self.alt_k = alt_k
+
+    @property
+    def wanted(self) -> bool:
+        return self.topk > 0 or self.targets is not None or self.alt_k > 0
+
+
+def _topk(dist: Array, k: int) -> tuple[Array, Array]:
+    """Best-first ``(ids int32, logprobs float32)`` of shape (rows, k) of each row of ``dist``."""
+    best = np.argsort(-dist, axis=-1, kind="stable")[:, :k]
+    return best.astype(np.int32), np.take_along_axis(dist, best, axis=-1).astype(np.float32)
+
+
+def _choose(
+    logp: Array, settings: SampleSettings, rng: np.random.Generator
+) -> tuple[Array, Array, Array]:
+    """``(chosen ids, their logprobs, the log-distribution they were drawn from)``."""
     rows = np.arange(logp.shape[0])
     if settings.temperature == 0:
         chosen = np.argmax(logp, axis=-1)
-        return chosen, logp[rows, chosen]
+        return chosen, logp[rows, chosen], logp
     tempered = tiny.log_softmax(logp.astype(np.float64) / settings.temperature)
     probs = np.exp(tempered)
     vocab = probs.shape[-1]
@@ -136,33 +215,70 @@ def _choose(logp: Array, settings: SampleSettings, rng: np.random.Generator) -> 
     chosen = np.minimum((cdf <= draws[:, None]).sum(axis=-1), vocab - 1)
     # never land on a zero-probability token through float round-off
     chosen = np.where(probs[rows, chosen] > 0, chosen, np.argmax(probs, axis=-1))
-    return chosen, tempered[rows, chosen]
+    return chosen, tempered[rows, chosen], tempered
 
 
-def _prompt_scores(logp: Array, tokens: Array, topk: int) -> PromptScores:
+def _prompt_scores(
+    logp: Array, tokens: Array, extras: _Extras, settings: SampleSettings
+) -> PromptScores:
     length = tokens.shape[0]
     lps = np.full(length, np.nan, np.float32)
     lps[1:] = logp[np.arange(length - 1), tokens[1:]]
-    if topk <= 0:
-        return PromptScores(lps)
-    ids = np.full((length, topk), -1, np.int32)
-    values = np.full((length, topk), np.nan, np.float32)
-    if length > 1:
-        preceding = logp[:-1]
-        best = np.argsort(-preceding, axis=-1, kind="stable")[:, :topk]
-        ids[1:] = best
-        values[1:] = np.take_along_axis(preceding, best, axis=-1)
-    return PromptScores(lps, ids, values)
+    scores = PromptScores(lps)
+    preceding = logp[:-1]  # row i: the distribution over prompt token i + 1
+    topk = extras.topk
+    if topk > 0:
+        scores.topk_ids = np.full((length, topk), -1, np.int32)
+        scores.topk_logprobs = np.full((length, topk), np.nan, np.float32)
+        if length > 1:
+            scores.topk_ids[1:], scores.topk_logprobs[1:] = _topk(preceding, topk)
+    if extras.targets is not None:
+        scores.target_logprobs = _target_logprobs(preceding, extras.targets)
+    if extras.alt_k > 0:
+        scores.alt_tokens, scores.alt_logprobs = _alt_draws(
+            preceding, extras.alt_k, settings.temperature, _rng(settings.seed, 1)
+        )
+    return scores
+
+
+def _target_logprobs(preceding: Array, targets: Array) -> Array:
+    wanted = targets >= 0
+    values = np.take_along_axis(preceding, np.where(wanted, targets, 0), axis=-1)
+    return np.where(wanted, values, 0.0).astype(np.float32)
+
+
+def _alt_draws(
+    preceding: Array, k: int, temperature: float, rng: np.random.Generator
+) -> tuple[Array, Array]:
+    """``k`` independent draws per row at ``temperature`` (argmax when 0), with their
+    untempered logprobs: int64 and float32 arrays of shape (rows, k)."""
+    rows, vocab = preceding.shape
+    if temperature == 0:
+        ids = np.repeat(np.argmax(preceding, axis=-1)[:, None], k, axis=1).astype(np.int64)
+    else:
+        probs = np.exp(tiny.log_softmax(preceding.astype(np.float64) / temperature))
+        cdf = np.cumsum(probs, axis=-1)
+        cdf /= cdf[:, -1:]
+        # one searchsorted over all rows: row i's cdf lives in (i, i + 1]
+        offsets = np.arange(rows, dtype=np.float64)[:, None]
+        flat = (cdf + offsets).reshape(-1)
+        draws = rng.random((rows, k)) + offsets
+        positions = np.searchsorted(flat, draws.reshape(-1), side="right").reshape(rows, k)
+        ids = np.clip(positions - np.arange(rows)[:, None] * vocab, 0, vocab - 1).astype(np.int64)
+    return ids, np.take_along_axis(preceding, ids, axis=-1).astype(np.float32)
 
 
 class _Stopper:
     """Collects sampled tokens per row and decides when each row stops."""
 
-    def __init__(self, rows: int, settings: SampleSettings):
+    def __init__(self, rows: int, settings: SampleSettings, topk: int = 0):
         self._stop_ids = set(settings.stop_token_ids)
         self._sequences = [list(s) for s in settings.stop_sequences]
         self._tokens: list[list[int]] = [[] for _ in range(rows)]
         self._logprobs: list[list[float]] = [[] for _ in range(rows)]
+        self._topk = topk
+        self._topk_ids: list[list[Array]] = [[] for _ in range(rows)]
+        self._topk_lps: list[list[Array]] = [[] for _ in range(rows)]
         self._reasons: list[Literal["stop", "length"]] = ["length"] * rows
         self._active = rows
 
@@ -170,13 +286,19 @@ class _Stopper:
     def all_done(self) -> bool:
         return self._active == 0
 
-    def push(self, chosen: Array, chosen_lp: Array) -> None:
+    def push(self, chosen: Array, chosen_lp: Array, dist: Array | None = None) -> None:
+        top: tuple[Array, Array] | None = None
+        if self._topk > 0 and dist is not None:
+            top = _topk(dist, self._topk)
         for row, (token, lp) in enumerate(zip(chosen.tolist(), chosen_lp.tolist(), strict=True)):
             if self._reasons[row] == "stop":
                 continue
             generated = self._tokens[row]
             generated.append(int(token))
             self._logprobs[row].append(float(lp))
+            if top is not None:
+                self._topk_ids[row].append(top[0][row])
+                self._topk_lps[row].append(top[1][row])
             if token in self._stop_ids or any(
                 len(seq) <= len(generated) and generated[-len(seq) :] == seq
                 for seq in self._sequences
@@ -185,10 +307,17 @@ class _Stopper:
                 self._active -= 1
 
     def outputs(self) -> list[SampleOutput]:
-        return [
+        outputs = [
             SampleOutput(np.array(tokens, np.int32), np.array(lps, np.float32), reason)
             for tokens, lps, reason in zip(self._tokens, self._logprobs, self._reasons, strict=True)
         ]
+        if self._topk > 0:
+            empty_ids = np.zeros((0, self._topk), np.int32)
+            empty_lps = np.zeros((0, self._topk), np.float32)
+            for out, ids, lps in zip(outputs, self._topk_ids, self._topk_lps, strict=True):
+                out.topk_ids = np.stack(ids).astype(np.int32) if ids else empty_ids
+                out.topk_logprobs = np.stack(lps).astype(np.float32) if lps else empty_lps
+        return outputs
 
 
 def _null_sample(
@@ -196,13 +325,15 @@ def _null_sample(
     tokens: Array,
     num_samples: int,
     settings: SampleSettings,
-    topk: int,
+    extras: _Extras,
+    topk_sample: int,
     want_scores: bool,
 ) -> tuple[list[SampleOutput], PromptScores | None]:
     """Cheap deterministic output: seeded lowercase letters, constant logprobs."""
     vocab = weights.arch.vocab_size
+    topk = extras.topk
     constant = np.float32(-math.log(vocab))
-    rng = np.random.default_rng(settings.seed)
+    rng = _rng(settings.seed)
     drawn = rng.integers(97, 123, size=(num_samples, settings.max_tokens), dtype=np.int32)
     stop_ids = np.array(settings.stop_token_ids, np.int32)
     outputs = []
@@ -222,18 +353,26 @@ def _null_sample(
                 ):
                     end, reason = position, "stop"
                     break
-        outputs.append(SampleOutput(row[:end].copy(), np.full(end, constant), reason))
+        output = SampleOutput(row[:end].copy(), np.full(end, constant), reason)
+        if topk_sample > 0:
+            output.topk_ids = np.tile(np.arange(topk_sample, dtype=np.int32), (end, 1))
+            output.topk_logprobs = np.full((end, topk_sample), constant, np.float32)
+        outputs.append(output)
     scores = None
     if want_scores:
         length = tokens.shape[0]
         lps = np.full(length, constant, np.float32)
         lps[0] = np.nan
+        scores = PromptScores(lps)
         if topk:
-            ids = np.tile(np.arange(topk, dtype=np.int32), (length, 1))
-            values = np.full((length, topk), constant, np.float32)
-            ids[0] = -1
-            values[0] = np.nan
-            scores = PromptScores(lps, ids, values)
-        else:
-            scores = PromptScores(lps)
+            scores.topk_ids = np.tile(np.arange(topk, dtype=np.int32), (length, 1))
+            scores.topk_logprobs = np.full((length, topk), constant, np.float32)
+            scores.topk_ids[0] = -1
+            scores.topk_logprobs[0] = np.nan
+        if extras.targets is not None:
+            scores.target_logprobs = np.where(extras.targets >= 0, constant, 0.0).astype(np.float32)
+        if extras.alt_k > 0:
+            alt_rng = _rng(settings.seed, 1)
+            scores.alt_tokens = alt_rng.integers(0, vocab, size=(length - 1, extras.alt_k))
+            scores.alt_logprobs = np.full((length - 1, extras.alt_k), constant, np.float32)
     return outputs, scores

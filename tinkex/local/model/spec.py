@@ -161,6 +161,10 @@ class SampleOutput:
     tokens: npt.NDArray[np.int32]
     logprobs: npt.NDArray[np.float32]
     stop_reason: Literal["stop", "length"]
+    #: (len(tokens), k) best-first ids/logprobs of the distribution each token was drawn from
+    #: (same temperature as ``logprobs``), when top-k sample logprobs were asked for
+    topk_ids: npt.NDArray[np.int32] | None = None
+    topk_logprobs: npt.NDArray[np.float32] | None = None
 
 
 @dataclass
@@ -168,9 +172,16 @@ class PromptScores:
     """Prompt scoring. ``logprobs[i] = log p(prompt[i] | prompt[:i])``, ``logprobs[0]`` is NaN.
 
     ``topk_ids``/``topk_logprobs`` have shape (P, k) (best first); row 0 is a placeholder
-    (ids -1, logprobs NaN) because nothing predicts the first token.
+    (ids -1, logprobs NaN) because nothing predicts the first token. The per-position extras
+    (``target_logprobs``, ``alt_*``) have P-1 rows: row i is about prompt token i+1.
     """
 
     logprobs: npt.NDArray[np.float32]
     topk_ids: npt.NDArray[np.int32] | None = None
     topk_logprobs: npt.NDArray[np.float32] | None = None
+    #: (P-1, K): ``log p(target[i, j] | prompt[:i+1])``, 0.0 where the target id is -1
+    target_logprobs: npt.NDArray[np.float32] | None = None
+    #: (P-1, k): independent draws at the sampling temperature from the distribution over
+    #: prompt token i+1, and their (untempered) logprobs
+    alt_tokens: npt.NDArray[np.int64] | None = None
+    alt_logprobs: npt.NDArray[np.float32] | None = None
