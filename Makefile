@@ -47,7 +47,8 @@ examples: $(STAMP)
 	PYTHON=$(PY) examples/run_all.sh
 
 bench: $(STAMP)
-	$(PY) benchmarks/run_all.py
+	$(PY) benchmarks/compare_sdks.py
+	$(PY) benchmarks/local_model.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -13,6 +13,7 @@ Whoever owns the transport hands it a ``send(payload)`` callable, e.g.::
 from __future__ import annotations
 
 import atexit
+import contextlib
 import datetime as _dt
 import logging
 import math
@@ -23,7 +24,7 @@ import time
 import traceback
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Literal
 
@@ -178,9 +179,12 @@ class Reporter:
         self._enqueue(self._base("SESSION_START", "INFO"))
 
     def log(
-        self, name: str, data: Mapping[str, Any] | None = None, severity: Severity | str = "INFO"
+        self,
+        event_name: str,
+        event_data: Mapping[str, Any] | None = None,
+        severity: Severity | str = "INFO",
     ) -> bool:
-        """Queue a ``GENERIC_EVENT`` named ``name`` carrying ``data``; returns whether queued.
+        """Queue a ``GENERIC_EVENT`` named ``event_name`` with ``event_data``; whether queued.
 
         Raises:
             ValueError: ``severity`` is not one of DEBUG/INFO/WARNING/ERROR/CRITICAL.
@@ -189,13 +193,13 @@ class Reporter:
         if not self.enabled:
             return False
         event = self._base("GENERIC_EVENT", level)
-        event["event_name"] = name
-        event["event_data"] = _json_safe(dict(data or {}))
+        event["event_name"] = event_name
+        event["event_data"] = _json_safe(dict(event_data or {}))
         return self._enqueue(event)
 
     def log_exception(
         self,
-        exc: BaseException,
+        exception: BaseException,
         severity: Severity | str = "ERROR",
         *,
         fatal: bool = False,
@@ -208,6 +212,7 @@ class Reporter:
         ``UNHANDLED_EXCEPTION``. With ``fatal=True`` a ``SESSION_END`` follows and the call
         blocks until the queue is drained or ``timeout`` passes.
         """
+        exc = exception
         level = self._severity(severity)
         if not self.enabled:
             return False
@@ -234,9 +239,66 @@ class Reporter:
             self.wait_until_drained(timeout)
         return queued
 
-    def log_fatal_exception(self, exc: BaseException, timeout: float = 5.0) -> bool:
-        """Report ``exc`` at severity ``ERROR`` plus ``SESSION_END`` and wait for delivery."""
-        return self.log_exception(exc, "ERROR", fatal=True, timeout=timeout)
+    def log_fatal_exception(
+        self,
+        exception: BaseException,
+        severity: Severity | str = "ERROR",
+        timeout: float = 5.0,
+    ) -> bool:
+        """Report ``exception`` plus ``SESSION_END`` and wait (up to ``timeout``) for delivery."""
+        return self.log_exception(exception, severity, fatal=True, timeout=timeout)
+
+    # Names of the official SDK's Telemetry: its ``log_exception`` is async and these are the
+    # blocking twins; here every method already returns after queueing (and flushing).
+    def log_exception_sync(
+        self, exception: BaseException, severity: Severity | str = "ERROR"
+    ) -> bool:
+        """Same as :meth:`log_exception` (kept for code written against ``tinker``)."""
+        return self.log_exception(exception, severity)
+
+    def log_fatal_exception_sync(
+        self, exception: BaseException, severity: Severity | str = "ERROR"
+    ) -> bool:
+        """Same as :meth:`log_fatal_exception` (kept for code written against ``tinker``)."""
+        return self.log_fatal_exception(exception, severity)
+
+    @contextlib.contextmanager
+    def capture_exceptions(
+        self, fatal: bool = False, severity: Severity | str = "ERROR"
+    ) -> Iterator[None]:
+        """Report an exception escaping the block (then re-raise it).
+
+        Example::
+
+            with service.get_telemetry().capture_exceptions(fatal=True):
+                train()
+        """
+        try:
+            yield
+        except Exception as exc:
+            if fatal:
+                self.log_fatal_exception(exc, severity)
+            else:
+                self.log_exception(exc, severity)
+            raise
+
+    @contextlib.asynccontextmanager
+    async def acapture_exceptions(
+        self, fatal: bool = False, severity: Severity | str = "ERROR"
+    ) -> AsyncIterator[None]:
+        """Async twin of :meth:`capture_exceptions`."""
+        try:
+            yield
+        except Exception as exc:
+            if fatal:
+                self.log_fatal_exception(exc, severity)
+            else:
+                self.log_exception(exc, severity)
+            raise
+
+    def stop(self) -> None:
+        """Same as :meth:`close` (the official SDK's name)."""
+        self.close()
 
     def forward(
         self, events: str | list[str] | tuple[str, ...], severity: Severity | str = "INFO"

@@ -21,7 +21,7 @@ _SECRET_PATTERNS: tuple[re.Pattern[str], ...] = (
 # "api_key=...", "X-API-Key: ...", '"password": "..."' inside free text.
 _ASSIGNMENT = re.compile(
     r"(?i)(\b(?:x-api-key|api[_-]?key|authorization|access[_-]?token|secret|password|"
-    r"cf-access-client-secret)\b[\"']?\s*[:=]\s*[\"']?)([^\s\"',;}]+)"
+    r"cf-access-client-secret)\b[\"']?\s*[:=]\s*[\"']?)((?:bearer\s+)?[^\s\"',;}]+)"
 )
 _SENSITIVE_KEY = re.compile(
     r"(?i)^(?:x-)?(?:api[_-]?key|authorization|access[_-]?token|refresh[_-]?token|token|"
@@ -34,10 +34,11 @@ def scrub_text(text: str, secrets: Iterable[str] = ()) -> str:
     for secret in secrets:
         if secret:
             text = text.replace(secret, REDACTED)
-    text = _ASSIGNMENT.sub(lambda m: m.group(1) + REDACTED, text)
+    # Token patterns first: "Authorization: Bearer <token>" must lose the token, not just
+    # the word "Bearer" (which is what the assignment rule alone would mask).
     for pattern in _SECRET_PATTERNS:
         text = pattern.sub(REDACTED, text)
-    return text
+    return _ASSIGNMENT.sub(lambda m: m.group(1) + REDACTED, text)
 
 
 def is_sensitive_key(key: str) -> bool:

@@ -335,3 +335,26 @@ def test_close_from_inside_send_does_not_deadlock(reporters: list[Reporter]) -> 
         time.sleep(0.001)
     assert closed == [False]
     assert reporter.log("after") is False
+
+
+def test_official_telemetry_names_and_capture_exceptions() -> None:
+    sent: list[dict[str, Any]] = []
+    reporter = Reporter(sent.append, session_id="s-1", enabled=True, flush_interval=60)
+    assert reporter.log(event_name="custom", event_data={"k": 1}, severity="INFO")
+    assert reporter.log_exception_sync(ValueError("sync"))
+    with pytest.raises(KeyError):
+        with reporter.capture_exceptions():
+            raise KeyError("escaped")
+    assert reporter.wait_until_drained(timeout=5)
+    events = [e for batch in sent for e in batch["events"]]
+    assert any(e.get("event_name") == "custom" for e in events)
+    messages = [e.get("error_message") for e in events]
+    assert "sync" in messages and "'escaped'" in messages
+    reporter.stop()
+
+
+def test_bearer_tokens_in_header_text_are_masked() -> None:
+    from tinkex.telemetry import scrub
+
+    assert scrub("Authorization: Bearer sk-abcdef") == "Authorization: [REDACTED]"
+    assert "sk-abc" not in scrub("authorization=Bearer sk-abc")
