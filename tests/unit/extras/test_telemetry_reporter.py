@@ -342,9 +342,8 @@ def test_official_telemetry_names_and_capture_exceptions() -> None:
     reporter = Reporter(sent.append, session_id="s-1", enabled=True, flush_interval=60)
     assert reporter.log(event_name="custom", event_data={"k": 1}, severity="INFO")
     assert reporter.log_exception_sync(ValueError("sync"))
-    with pytest.raises(KeyError):
-        with reporter.capture_exceptions():
-            raise KeyError("escaped")
+    with pytest.raises(KeyError), reporter.capture_exceptions():
+        raise KeyError("escaped")
     assert reporter.wait_until_drained(timeout=5)
     events = [e for batch in sent for e in batch["events"]]
     assert any(e.get("event_name") == "custom" for e in events)
