@@ -33,7 +33,7 @@ NULL_MODEL = "tinkex/null"
 TARGETS = {"sampling_fanout": 1.5, "forward_backward": 1.4, "import": 3.0}
 
 # The workload both SDKs run. ``SDK`` is substituted with "tinker" or "tinkex".
-WORKLOAD = r'''
+WORKLOAD = r"""
 import concurrent.futures, json, sys, time
 import SDK as tinker
 from SDK import types
@@ -50,7 +50,9 @@ if mode == "sample":
     # Warm-up: connections, config, first request.
     sampler.sample(prompt=prompt, num_samples=1, sampling_params=params).result()
     start = time.perf_counter()
-    futures = [sampler.sample(prompt=prompt, num_samples=1, sampling_params=params) for _ in range(n)]
+    futures = [
+        sampler.sample(prompt=prompt, num_samples=1, sampling_params=params) for _ in range(n)
+    ]
     done, not_done = concurrent.futures.wait(futures, timeout=600)
     elapsed = time.perf_counter() - start
     failures = sum(1 for f in done if f.exception() is not None) + len(not_done)
@@ -85,7 +87,7 @@ if service_close is not None:
     except Exception:
         pass
 print("RESULT " + json.dumps(result), flush=True)
-'''
+"""
 
 
 def start_server() -> tuple[subprocess.Popen[str], str]:
@@ -137,7 +139,9 @@ def import_seconds(sdk: str, repeats: int) -> float:
     )
     samples = []
     for _ in range(repeats):
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        )
         samples.append(float(out.stdout.strip()))
     return statistics.median(samples)
 
@@ -184,7 +188,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{key:<18} {values['tinker']:>9.3f}{unit} {values['tinkex']:>9.3f}{unit} "
             f"{speedup:>8.2f}x {TARGETS[key]:>6.1f}x"
         )
-    samples_rate = {sdk: args.samples / figures["sampling_fanout"][sdk] for sdk in ("tinker", "tinkex")}
+    samples_rate = {
+        sdk: args.samples / figures["sampling_fanout"][sdk] for sdk in ("tinker", "tinkex")
+    }
     print(
         f"sampling throughput: tinker {samples_rate['tinker']:.0f}/s, "
         f"tinkex {samples_rate['tinkex']:.0f}/s ({args.samples} concurrent requests)"

@@ -174,7 +174,9 @@ class APIResponseValidationError(APIError):
         request: str | None = None,
         status_code: int | None = None,
     ):
-        super().__init__(message or "Data returned by API invalid for expected schema.", request, body=body)
+        super().__init__(
+            message or "Data returned by API invalid for expected schema.", request, body=body
+        )
         self.response = response
         resolved = status_code if status_code is not None else getattr(response, "status_code", 200)
         self.status_code = int(resolved or 200)
@@ -254,7 +256,9 @@ def make_status_error(
     "Error code: 404 - {'detail': 'no such model'} [POST /api/v1/get_info]"
     """
     message = f"Error code: {status_code} - {body}"
-    context = ", ".join(part for part in (request, f"request id {request_id}" if request_id else None) if part)
+    context = ", ".join(
+        part for part in (request, f"request id {request_id}" if request_id else None) if part
+    )
     if context:
         message = f"{message} [{context}]"
     cls = status_error_class(status_code)

@@ -105,8 +105,12 @@ def _rich_datums() -> list[Datum]:
 
 
 def test_request_round_trip_rich() -> None:
-    config: dict[str, float | str] = {"clip_low_threshold": 0.8, "clip_high_threshold": 1.2,
-                                      "mode": "token", "zero": 0.0}
+    config: dict[str, float | str] = {
+        "clip_low_threshold": 0.8,
+        "clip_high_threshold": 1.2,
+        "mode": "token",
+        "zero": 0.0,
+    }
     req = ForwardBackwardRequest(
         ForwardBackwardInput(_rich_datums(), "ppo", config), "sess:train:0", 7
     )
@@ -137,9 +141,7 @@ def test_forward_request_round_trip_and_defaults() -> None:
 
 
 def test_request_config_maps_numbers_in_both_strings_only_in_v2() -> None:
-    req = ForwardBackwardRequest(
-        ForwardBackwardInput([], "cispo", {"a": 1.5, "s": "txt"}), "m", 1
-    )
+    req = ForwardBackwardRequest(ForwardBackwardInput([], "cispo", {"a": 1.5, "s": "txt"}), "m", 1)
     data = encode_forward_backward_request(req)
     legacy: dict[str, float] = {}
     v2: dict[str, Any] = {}
@@ -197,7 +199,8 @@ def test_request_skips_unknown_fields() -> None:
     data = encode_forward_backward_request(req)
     junk = (
         b"\xa0\x06\x2a"  # field 100 varint
-        + b"\xa9\x06" + struct.pack("<d", 1.0)  # field 101 I64
+        + b"\xa9\x06"
+        + struct.pack("<d", 1.0)  # field 101 I64
         + b"\xb2\x06\x03abc"  # field 102 LEN
         + b"\xbd\x06\x01\x02\x03\x04"  # field 103 I32
         + b"\xc3\x06\x08\x01\xc4\x06"  # field 104 group
@@ -270,18 +273,30 @@ def test_large_request_is_fast() -> None:
         (b"\x12\x00", r"ForwardBackwardRequest\.seq_id: expected wire type VARINT"),
         (b"\x08\x01", r"ForwardBackwardRequest\.model_id: expected wire type LEN"),
         (b"\x1a\x02\x0a\x00", r"data\[0\]\.model_input\[0\]: Chunk has none of"),
-        (b"\x1a\x04\x0a\x02\x0a\x01",
-         r"data\[0\]\.model_input\[0\]\.encoded_text: length 1 .* runs past"),
-        (b"\x1a\x06\x0a\x04\x0a\x02\x0a\x01",
-         r"model_input\[0\]\.encoded_text\.tokens: length 1 .* runs past"),
-        (b"\x1a\x07\x0a\x05\x0a\x03\x0a\x01\x00",
-         r"encoded_text\.tokens: 1 bytes is not a multiple"),
-        (b"\x1a\x07\x12\x05\x0a\x01w\x12\x00",
-         r"data\[0\]\.loss_fn_inputs\['w'\]\.dtype: unsupported DType 0"),
-        (b"\x1a\x09\x12\x07\x0a\x01w\x12\x02\x18\x09",
-         r"loss_fn_inputs\['w'\]\.dtype: unsupported DType 9"),
-        (b"\x1a\x0e\x12\x0c\x0a\x01w\x12\x07\x18\x02\x25\x00\x00\x00\x00",
-         r"loss_fn_inputs\['w'\]\.shape: expected wire type LEN"),
+        (
+            b"\x1a\x04\x0a\x02\x0a\x01",
+            r"data\[0\]\.model_input\[0\]\.encoded_text: length 1 .* runs past",
+        ),
+        (
+            b"\x1a\x06\x0a\x04\x0a\x02\x0a\x01",
+            r"model_input\[0\]\.encoded_text\.tokens: length 1 .* runs past",
+        ),
+        (
+            b"\x1a\x07\x0a\x05\x0a\x03\x0a\x01\x00",
+            r"encoded_text\.tokens: 1 bytes is not a multiple",
+        ),
+        (
+            b"\x1a\x07\x12\x05\x0a\x01w\x12\x00",
+            r"data\[0\]\.loss_fn_inputs\['w'\]\.dtype: unsupported DType 0",
+        ),
+        (
+            b"\x1a\x09\x12\x07\x0a\x01w\x12\x02\x18\x09",
+            r"loss_fn_inputs\['w'\]\.dtype: unsupported DType 9",
+        ),
+        (
+            b"\x1a\x0e\x12\x0c\x0a\x01w\x12\x07\x18\x02\x25\x00\x00\x00\x00",
+            r"loss_fn_inputs\['w'\]\.shape: expected wire type LEN",
+        ),
         (b"\x1a\x02\x1a\x00", r"data\[0\]\.model_input_spans\[0\]: ProvenanceSpan has neither"),
         (b"\x3a\x05\x0a\x01k\x12\x00", r"loss_fn_config_v2\['k'\]: LossConfigValue has neither"),
         (b"\x2a\x05\x0a\x01k\x12\x00", r"loss_fn_config\['k'\]: expected wire type I64"),
@@ -506,8 +521,9 @@ def _assert_topk_equal(a: TopkLogprobs | None, b: TopkLogprobs | None) -> None:
 
 
 def test_sample_response_round_trip_full() -> None:
-    target = TensorData(np.array([5, 9], dtype=np.float32), "float32", [4, 2], [0, 0, 0, 1, 2],
-                        [0, 1])
+    target = TensorData(
+        np.array([5, 9], dtype=np.float32), "float32", [4, 2], [0, 0, 0, 1, 2], [0, 1]
+    )
     alt = PromptAltTokens(
         TensorData(np.arange(6).reshape(3, 2), "int64", [3, 2]),
         TensorData(-np.arange(6, dtype=np.float32).reshape(3, 2), "float32", [3, 2]),
@@ -583,8 +599,11 @@ def test_sample_response_skips_unknown_fields() -> None:
     [
         (b"\x0a\x02\x08\x07", r"SampleResponse\.sequences\[0\]\.stop_reason: unknown StopReason 7"),
         (b"\x0a\x03\x12\x01\x00", r"sequences\[0\]\.tokens: 1 bytes is not a multiple"),
-        (b"\x0a\x06\x22\x04\x18\x02\x20\x01",
-         r"sequences\[0\]\.topk_sampled_logprobs\.token_ids: 0 values, expected length\*k = 1\*2"),
+        (
+            b"\x0a\x06\x22\x04\x18\x02\x20\x01",
+            r"sequences\[0\]\.topk_sampled_logprobs\.token_ids: 0 values, "
+            r"expected length\*k = 1\*2",
+        ),
         (b"\x1a\x04\x18\x02\x20\x02", r"topk_prompt_logprobs\.token_ids: 0 values, expected"),
         (b"\x12\x03\x00\x00\x00", r"SampleResponse\.prompt_logprobs: 3 bytes"),
         (b"\x20\x01\x20", r"SampleResponse\.prompt_cache_hit_tokens: truncated varint"),

@@ -114,8 +114,9 @@ def _request() -> ForwardBackwardRequest:
         Datum(model_input=ModelInput.from_ints([5])),
     ]
     return ForwardBackwardRequest(
-        ForwardBackwardInput(datums, "ppo", {"clip_high_threshold": 1.2, "clip_low_threshold": 0.8,
-                                             "variant": "tok"}),
+        ForwardBackwardInput(
+            datums, "ppo", {"clip_high_threshold": 1.2, "clip_low_threshold": 0.8, "variant": "tok"}
+        ),
         "sess:train:0",
         42,
     )
@@ -174,8 +175,7 @@ def test_request_sdk_parsed_by_ours() -> None:
     assert got.model_id == want.model_id
     assert got.seq_id == want.seq_id
     assert got.forward_backward_input.loss_fn_config == want.forward_backward_input.loss_fn_config
-    for a, b in zip(got.forward_backward_input.data, want.forward_backward_input.data,
-                    strict=True):
+    for a, b in zip(got.forward_backward_input.data, want.forward_backward_input.data, strict=True):
         assert a.model_input == b.model_input
         assert a.model_input_spans == b.model_input_spans
         assert a.loss_fn_input_spans == b.loss_fn_input_spans
@@ -282,15 +282,18 @@ def test_output_sdk_parsed_by_ours() -> None:
     )
     r2 = msg.loss_fn_outputs.add(num_datums=1)
     r2.fields["logprobs"].CopyFrom(
-        pb.BatchedTensor(data=_i32([7, 8]), offsets=_i64([0, 8]), dtype=pb.DTYPE_INT32,
-                         trailing_shape=[2])
+        pb.BatchedTensor(
+            data=_i32([7, 8]), offsets=_i64([0, 8]), dtype=pb.DTYPE_INT32, trailing_shape=[2]
+        )
     )
     got = decode_forward_backward_output(msg.SerializeToString())
     assert got.loss_fn_output_type == "ArrayRecord"
     assert got.metrics == {"loss:sum": 1.25}
     lps = [o["logprobs"] for o in got.loss_fn_outputs]
     assert [(t.dtype, t.shape) for t in lps] == [
-        ("float32", [1]), ("float32", [2]), ("int64", [1, 2])
+        ("float32", [1]),
+        ("float32", [2]),
+        ("int64", [1, 2]),
     ]
     assert [t.to_numpy().tolist() for t in lps] == [[1.0], [2.0, 3.0], [[7, 8]]]
 
@@ -330,25 +333,30 @@ def _sample_response() -> SampleResponse:
         ),
         prompt_alt_tokens=PromptAltTokens(
             TensorData(np.array([[4, 5], [6, 7]]), "int64", [2, 2]),
-            TensorData(np.array([[-1.0, -2.0], [-3.0, -4.0]], dtype=np.float32), "float32",
-                       [2, 2]),
+            TensorData(np.array([[-1.0, -2.0], [-3.0, -4.0]], dtype=np.float32), "float32", [2, 2]),
         ),
     )
 
 
 def _expected_sample_pb() -> Any:
     msg = pb.SampleResponse(prompt_cache_hit_tokens=3)
-    s1 = msg.sequences.add(stop_reason=pb.STOP_REASON_LENGTH, tokens=_i32([11, 12]),
-                           logprobs=_f32([-0.5, -0.25]))
+    s1 = msg.sequences.add(
+        stop_reason=pb.STOP_REASON_LENGTH, tokens=_i32([11, 12]), logprobs=_f32([-0.5, -0.25])
+    )
     s1.topk_sampled_logprobs.CopyFrom(
-        pb.TopkLogprobs(token_ids=_i32([11, 3, 12, 0]),
-                        logprobs=_f32([-0.5, -2.0, -0.25, -99999.0]), k=2, length=2)
+        pb.TopkLogprobs(
+            token_ids=_i32([11, 3, 12, 0]),
+            logprobs=_f32([-0.5, -2.0, -0.25, -99999.0]),
+            k=2,
+            length=2,
+        )
     )
     msg.sequences.add(stop_reason=pb.STOP_REASON_STOP, tokens=_i32([13]))
     msg.prompt_logprobs = _f32([float("nan"), -1.0, -2.0])
     msg.topk_prompt_logprobs.CopyFrom(
-        pb.TopkLogprobs(token_ids=_i32([0, 7, 8]), logprobs=_f32([-99999.0, -0.5, -0.75]), k=1,
-                        length=3)
+        pb.TopkLogprobs(
+            token_ids=_i32([0, 7, 8]), logprobs=_f32([-99999.0, -0.5, -0.75]), k=1, length=3
+        )
     )
     msg.target_prompt_logprobs.CopyFrom(
         pb.Tensor(dense=_f32([-1.0, 0.0, -2.0, -3.0]), dtype=pb.DTYPE_FLOAT32, shape=[2, 2])

@@ -196,10 +196,15 @@ def test_packed_int64_truncated() -> None:
 def test_unknown_fields_of_every_wire_type_are_yielded_or_skipped() -> None:
     data = (
         b"\x08\x96\x01"  # 1: varint 150
-        + b"\x11" + struct.pack("<d", 2.5)  # 2: I64
+        + b"\x11"
+        + struct.pack("<d", 2.5)  # 2: I64
         + b"\x1a\x02hi"  # 3: LEN
-        + b"\x25" + struct.pack("<I", 7)  # 4: I32
-        + b"\x2b" + b"\x08\x01" + b"\x33\x38\x01\x34" + b"\x2c"  # 5: group with nested group
+        + b"\x25"
+        + struct.pack("<I", 7)  # 4: I32
+        + b"\x2b"
+        + b"\x08\x01"
+        + b"\x33\x38\x01\x34"
+        + b"\x2c"  # 5: group with nested group
         + b"\x30\x05"  # 6: varint 5
     )
     got = _fields(data)
