@@ -43,7 +43,14 @@ def service(server: LocalServer) -> Iterator[Any]:
 def ce_datum(tokens: list[int]) -> Any:
     return types.Datum(
         model_input=types.ModelInput.from_ints(tokens),
-        loss_fn_inputs={"target_tokens": [*tokens[1:], 33], "weights": [1.0] * len(tokens)},
+        loss_fn_inputs={
+            "target_tokens": types.TensorData(
+                data=[*tokens[1:], 33], dtype="int64", shape=[len(tokens)]
+            ),
+            "weights": types.TensorData(
+                data=[1.0] * len(tokens), dtype="float32", shape=[len(tokens)]
+            ),
+        },
     )
 
 
@@ -167,7 +174,8 @@ def test_service_client_close_finishes_session(server: LocalServer) -> None:
     session_id = run_id.split(":")[0]
     rest = tinker.RestClient(base_url=server.base_url, api_key="tml-local")
     assert run_id in rest.get_session(session_id).result().training_run_ids
-    assert server.store.get_session(session_id)["status"]["type"] == "client_finished"
+    session = server.store.get_session(session_id)
+    assert session is not None and session["status"]["type"] == "client_finished"
     del before  # SDK threads are daemonic and owned by the SDK; nothing to assert about them
 
 
