@@ -53,7 +53,14 @@ from tinkex.local._engine import (
     run_sample,
     tar_directory,
 )
-from tinkex.local._http import HTTPError, Request, Response, error_response, json_response
+from tinkex.local._http import (
+    DEFAULT_MAX_BODY_BYTES,
+    HTTPError,
+    Request,
+    Response,
+    error_response,
+    json_response,
+)
 from tinkex.local._store import (
     KINDS,
     OWNER,
@@ -109,6 +116,8 @@ class AppOptions:
     future_ttl: float = 3600.0
     telemetry_max_events: int = 1000
     max_num_samples: int = 1024
+    #: limit of request bodies, as sent and after decompression (larger ones get 413)
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
 
 
 Handler = Callable[[Request, dict[str, str]], Awaitable[Response]]
@@ -493,6 +502,8 @@ class App:
             response = error_response(400, str(exc))
         except CheckpointPathError as exc:
             response = error_response(400, str(exc))
+        except _codec.BodyTooLargeError as exc:
+            response = error_response(413, str(exc))
         except CodecError as exc:
             response = error_response(400, str(exc))
         response.headers.setdefault("x-request-id", http_id)
@@ -532,12 +543,15 @@ class App:
             )
         return None
 
-    @staticmethod
-    def _json(request: Request) -> dict[str, Any]:
+    def _json(self, request: Request) -> dict[str, Any]:
         try:
             body = _codec.load_json(
-                _codec.decode_body(request.body, request.header("content-encoding"))
+                _codec.decode_body(
+                    request.body, request.header("content-encoding"), self.options.max_body_bytes
+                )
             )
+        except _codec.BodyTooLargeError as exc:
+            raise HTTPError(413, str(exc)) from None
         except CodecError as exc:
             raise HTTPError(400, str(exc)) from None
         return _obj(body)
@@ -1000,6 +1014,7 @@ class App:
                 request.header("content-type"),
                 request.header("content-encoding"),
                 forward_only_endpoint=forward_only_endpoint,
+                limit=self.options.max_body_bytes,
             ),
         )
         model = self._model(call.model_id)

@@ -25,6 +25,7 @@ MAX_DECOMPRESSED_BYTES = 1 << 31
 
 __all__ = [
     "PROTOBUF",
+    "BodyTooLargeError",
     "CodecError",
     "FwdBwdCall",
     "FwdBwdPayload",
@@ -108,25 +109,50 @@ def _short(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def decode_body(body: bytes, content_encoding: str) -> bytes:
-    """Undo ``Content-Encoding`` (``zstd``, ``gzip``, ``deflate`` or none)."""
+class BodyTooLargeError(CodecError):
+    """A compressed body that decompresses beyond the size limit (answered with 413)."""
+
+
+def decode_body(body: bytes, content_encoding: str, limit: int = MAX_DECOMPRESSED_BYTES) -> bytes:
+    """Undo ``Content-Encoding`` (``zstd``, ``gzip``, ``deflate`` or none).
+
+    Decompression stops once the output exceeds ``limit`` bytes (never buffering much more).
+
+    Raises:
+        BodyTooLargeError: the decompressed body is larger than ``limit``.
+        CodecError: an unknown encoding or corrupt data.
+    """
     encoding = content_encoding.strip().lower()
     if not encoding or encoding == "identity":
         return body
+    too_large = BodyTooLargeError(
+        f"{encoding}-compressed request body decompresses beyond the limit of {limit} bytes"
+    )
     try:
         if encoding == "zstd":
             import zstandard
 
-            reader = zstandard.ZstdDecompressor().decompressobj()
-            data = reader.decompress(body)
-            if len(data) > MAX_DECOMPRESSED_BYTES:
-                raise CodecError("zstd body decompresses beyond the size limit")
-            return bytes(data)
+            parts: list[bytes] = []
+            size = 0
+            with zstandard.ZstdDecompressor().stream_reader(
+                body, read_across_frames=True
+            ) as reader:
+                while chunk := reader.read(1 << 20):
+                    size += len(chunk)
+                    if size > limit:
+                        raise too_large
+                    parts.append(chunk)
+            return b"".join(parts)
         if encoding in ("gzip", "deflate"):
             import zlib
 
-            wbits = 31 if encoding == "gzip" else 15
-            return zlib.decompress(body, wbits)
+            inflater = zlib.decompressobj(31 if encoding == "gzip" else 15)
+            data = inflater.decompress(body, limit + 1)
+            if len(data) > limit:
+                raise too_large
+            if not inflater.eof:
+                raise CodecError(f"{encoding}-compressed request body is truncated")
+            return data
     except CodecError:
         raise
     except Exception as exc:
@@ -392,14 +418,20 @@ def _fwdbwd_from_proto(body: bytes) -> FwdBwdCall:
 
 
 def parse_forward_backward(
-    body: bytes, content_type: str, content_encoding: str, *, forward_only_endpoint: bool
+    body: bytes,
+    content_type: str,
+    content_encoding: str,
+    *,
+    forward_only_endpoint: bool,
+    limit: int = MAX_DECOMPRESSED_BYTES,
 ) -> FwdBwdCall:
     """Decode a forward(_backward) request body (JSON or protobuf, maybe zstd-compressed).
 
     Raises:
+        BodyTooLargeError: the body decompresses beyond ``limit`` bytes.
         CodecError: malformed body; the message names the field.
     """
-    raw = decode_body(body, content_encoding)
+    raw = decode_body(body, content_encoding, limit)
     if PROTOBUF in content_type.lower():
         call = _fwdbwd_from_proto(raw)
         if forward_only_endpoint:

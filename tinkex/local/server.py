@@ -41,7 +41,8 @@ class LocalServer:
         host, port: bind address.
         **options: ``long_poll_seconds`` (20), ``heartbeat_timeout`` (300), ``gap_timeout``
             (300), ``strict_models`` (False), ``train_workers`` (2), ``sample_workers`` (2),
-            ``future_ttl`` (3600), ``telemetry_max_events`` (1000), ``max_body_bytes``.
+            ``future_ttl`` (3600), ``telemetry_max_events`` (1000), ``max_body_bytes`` (512 MiB,
+            as sent and after decompression).
 
     Raises:
         ValueError: a bad fault spec or an unknown option (named).
@@ -57,19 +58,17 @@ class LocalServer:
         port: int = 0,
         **options: Any,
     ) -> None:
-        max_body = options.pop("max_body_bytes", None)
         known = set(AppOptions.__dataclass_fields__) - {"api_key"}
         unknown = sorted(set(options) - known)
         if unknown:
             raise ValueError(
                 f"LocalServer got unknown option(s) {', '.join(unknown)}; "
-                f"known: {', '.join(sorted(known))}, max_body_bytes"
+                f"known: {', '.join(sorted(known))}"
             )
         self._app_options = AppOptions(api_key=api_key, **options)
         self._faults = FaultInjector(parse_faults(faults))
         self._host = host
         self._requested_port = port
-        self._max_body = max_body
         self._temp_dir: str | None = None
         if data_dir is None:
             self._temp_dir = tempfile.mkdtemp(prefix="tinkex-local-")
@@ -201,10 +200,12 @@ class LocalServer:
         http: HTTPServer | None = None
         try:
             app = App(loop, self.store, self._app_options, self._faults)
-            kwargs: dict[str, Any] = {}
-            if self._max_body is not None:
-                kwargs["max_body_bytes"] = int(self._max_body)
-            http = HTTPServer(app.handle, self._host, self._requested_port, **kwargs)
+            http = HTTPServer(
+                app.handle,
+                self._host,
+                self._requested_port,
+                max_body_bytes=int(self._app_options.max_body_bytes),
+            )
             await http.start()
             self.port = http.port
             app.base_url = self.base_url
