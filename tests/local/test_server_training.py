@@ -277,3 +277,28 @@ def test_heartbeat_expiry_unloads_models() -> None:
 def test_requests_module_against_fixture(tinker_server: LocalServer) -> None:
     response = requests.get(tinker_server.base_url + "/api/v1/healthz")
     assert response.json() == {"status": "ok"} and tinker_server.api_key == "tml-local"
+
+
+def test_unload_model_fails_queued_work_and_later_requests(api: Api) -> None:
+    model_id = api.model()
+    queued = api.ok("optim_step", optim(model_id, 3))  # waits for seq_id 2
+    unloaded = api.ok("unload_model", {"model_id": model_id, "type": "unload_model"})
+    assert api.result(unloaded["request_id"]) == {"model_id": model_id, "type": "unload_model"}
+    failed = api.result(queued["request_id"])
+    assert failed["category"] == "user" and "unloaded by the client" in failed["error"]
+    later = api.post("forward_backward", fwdbwd(model_id, 4, [datum(TOKENS)]))
+    assert later.status_code == 400 and "no longer loaded" in later.json()["detail"]
+
+
+def test_join_sampling_session_hands_out_client_counters(api: Api) -> None:
+    session = api.session()
+    sampler_id = api.ok(
+        "create_sampling_session",
+        {"session_id": session, "sampling_session_seq_id": 0, "base_model": "tinkex/null"},
+    )["sampling_session_id"]
+    first = api.ok("join_sampling_session", {"sampling_session_id": sampler_id})
+    second = api.ok("join_sampling_session", {"sampling_session_id": sampler_id})
+    assert first["type"] == "join_sampling_session"
+    assert second["client_counter"] > first["client_counter"] >= 1
+    unknown = api.post("join_sampling_session", {"sampling_session_id": "nope:sample:0"})
+    assert unknown.status_code == 400 and "nope:sample:0" in unknown.json()["detail"]
