@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from tinkex._futures import APIFuture
 from tinkex._transport import HTTP_DEFAULT, NO_RETRY, PROTOBUF_CONTENT_TYPE, Response
-from tinkex.clients._chunking import chunk_datums, combine_outputs
+from tinkex.clients._chunking import Chunk, chunk_datums, combine_outputs
 from tinkex.clients._ordered import OrderedSender
 from tinkex.types import _training as tr
 from tinkex.types._converter import from_wire, to_wire
@@ -30,6 +31,9 @@ logger = logging.getLogger("tinkex")
 
 CustomLossFnV1 = Callable[[list[Datum], list[Any]], tuple[Any, dict[str, float]]]
 _CONSOLE = "https://tinker.thinkingmachines.ai"
+#: Target size of forward/backward requests when the server allows parallel chunks (below the
+#: server's own maximum): small enough to pipeline encode/transfer/decode of large batches.
+PIPELINE_CHUNK_BYTES = 1_000_000
 
 
 def _deprecated_async(name: str) -> None:
@@ -167,32 +171,86 @@ class TrainingClient:
         fb_input = tr.ForwardBackwardInput(
             data=data, loss_fn=loss_fn, loss_fn_config=dict(loss_fn_config or {}) or None
         )
-        config = self.holder.client_config()
-        chunks = chunk_datums(
-            fb_input.data, config.fwdbwd_max_chunk_len, config.fwdbwd_max_chunk_bytes_count
-        )
+        chunks = self._chunks(fb_input.data)
+        kind = "Forward" if forward_only else "ForwardBackward"
 
-        def send(first_seq: int) -> list[Any]:
-            return [
-                self._send_fwdbwd_chunk(
-                    chunk.data, chunk.nbytes, fb_input, first_seq + i, forward_only, sdk_method
-                )
-                for i, chunk in enumerate(chunks)
-            ]
+        def send(first_seq: int) -> list[APIFuture[tr.ForwardBackwardOutput]]:
+            return self._send_chunks(
+                [
+                    functools.partial(
+                        self._send_fwdbwd_chunk,
+                        chunk.data,
+                        chunk.nbytes,
+                        fb_input,
+                        first_seq + i,
+                        forward_only,
+                        sdk_method,
+                    )
+                    for i, chunk in enumerate(chunks)
+                ],
+                kind,
+            )
 
-        def finish(sent: list[Any]) -> tr.ForwardBackwardOutput:
-            outputs = [
-                self.holder.poll(
-                    handle,
-                    request_type="Forward" if forward_only else "ForwardBackward",
-                    decode=decode_fwdbwd,
-                    create_roundtrip_time=roundtrip,
-                )
-                for handle, roundtrip in sent
-            ]
+        def finish(results: list[APIFuture[tr.ForwardBackwardOutput]]) -> tr.ForwardBackwardOutput:
+            outputs = [result.result() for result in results]
             return combine_outputs(outputs, [len(c.data) for c in chunks])
 
         return self._ordered(len(chunks), send, finish)
+
+    def _chunks(self, data: Sequence[Datum]) -> list[Chunk]:
+        """Split a batch per the server's limits; with parallel chunks, into pipeline-sized parts.
+
+        Several smaller requests sent at once let the client encode part k+1 while the server
+        decodes part k and computes part k-1, instead of doing the three one after the other.
+        """
+        config = self.holder.client_config()
+        max_bytes = config.fwdbwd_max_chunk_bytes_count
+        if config.parallel_fwdbwd_chunks:
+            max_bytes = min(max_bytes, PIPELINE_CHUNK_BYTES)
+        return chunk_datums(data, config.fwdbwd_max_chunk_len, max_bytes)
+
+    def _send_chunks(
+        self, sends: list[Callable[[], Any]], request_type: str
+    ) -> list[APIFuture[tr.ForwardBackwardOutput]]:
+        """Submit the chunks of one call and return futures of their results.
+
+        Returns once every chunk is *submitted* (so the next call's requests follow on the
+        wire). With ``parallel_fwdbwd_chunks`` the chunks are submitted concurrently and each
+        chunk's result is polled as soon as that chunk is in, overlapping the client's
+        encoding, the transfer and the server's work on earlier chunks.
+        """
+
+        def poll(sent: Any) -> tr.ForwardBackwardOutput:
+            handle, roundtrip = sent
+            result: tr.ForwardBackwardOutput = self.holder.poll(
+                handle,
+                request_type=request_type,
+                decode=decode_fwdbwd,
+                create_roundtrip_time=roundtrip,
+            )
+            return result
+
+        if len(sends) == 1 or not self.holder.client_config().parallel_fwdbwd_chunks:
+            return [self.holder.run(poll, send()) for send in sends]
+
+        def send_then_poll(send: Callable[[], Any], done: Future[None]) -> tr.ForwardBackwardOutput:
+            try:
+                sent = send()
+            except BaseException as exc:
+                done.set_exception(exc)
+                raise
+            done.set_result(None)
+            return poll(sent)
+
+        submitted: list[Future[None]] = []
+        results = []
+        for send in sends:
+            done: Future[None] = Future()
+            submitted.append(done)
+            results.append(self.holder.run(send_then_poll, send, done))
+        for done in submitted:
+            done.result()  # the first failed submission poisons the sender
+        return results
 
     def _send_fwdbwd_chunk(
         self,

@@ -367,53 +367,38 @@ def _fwdbwd_from_json(obj: Any, forward_only_endpoint: bool) -> FwdBwdCall:
 
 
 def _fwdbwd_from_proto(body: bytes) -> FwdBwdCall:
+    from tinkex.types import _proto
+
     try:
-        from tinkex.types import _proto
-    except ImportError:
-        raise CodecError(
-            "protobuf forward_backward bodies are not supported by this build "
-            "(tinkex.types._proto is missing); send JSON"
-        ) from None
-    try:
-        request = _proto.decode_forward_backward_request(body)
+        request = _proto.decode_forward_backward_arrays(body)
     except ValueError as exc:
         raise CodecError(f"malformed protobuf ForwardBackwardRequest: {exc}") from None
-    forward_only = type(request).__name__ == "ForwardRequest"
-    payload = getattr(request, "forward_input", None) or getattr(
-        request, "forward_backward_input", None
-    )
-    if payload is None:
-        raise CodecError("protobuf ForwardBackwardRequest has no input")
     data: list[DatumArrays] = []
-    for i, datum in enumerate(payload.data):
-        tokens: list[int] = []
-        for j, chunk in enumerate(datum.model_input.chunks):
-            chunk_tokens = getattr(chunk, "tokens", None)
-            if chunk_tokens is None:
-                raise CodecError(
-                    f"data[{i}].model_input.chunks[{j}] is a {type(chunk).__name__}; the local "
-                    "model supports only encoded_text chunks"
-                )
-            tokens.extend(int(t) for t in chunk_tokens)
-        inputs = {
-            str(name): np.asarray(tensor.to_numpy())
-            for name, tensor in dict(datum.loss_fn_inputs).items()
-        }
-        data.append(DatumArrays(tokens=np.asarray(tokens, dtype=np.int64), loss_inputs=inputs))
+    for i, datum in enumerate(request.data):
+        if datum.non_text is not None:
+            raise CodecError(
+                f"data[{i}].model_input has a {datum.non_text} chunk; the local model supports "
+                "only encoded_text chunks"
+            )
+        data.append(
+            DatumArrays(
+                tokens=datum.tokens.astype(np.int64, copy=False),
+                loss_inputs=dict(datum.loss_fn_inputs),
+            )
+        )
     config: dict[str, float] = {}
-    for key, value in dict(payload.loss_fn_config or {}).items():
+    for key, value in dict(request.loss_fn_config or {}).items():
         if isinstance(value, int | float) and not isinstance(value, bool):
             config[str(key)] = float(value)
         else:
             raise CodecError(f"loss_fn_config.{key} must be a number, got {_short(value)}")
-    seq_id = request.seq_id
     return FwdBwdCall(
-        model_id=str(request.model_id),
-        seq_id=int(seq_id) if seq_id is not None else None,
+        model_id=request.model_id,
+        seq_id=request.seq_id,
         data=data,
-        loss_fn=str(payload.loss_fn),
+        loss_fn=request.loss_fn,
         loss_fn_config=config,
-        forward_only=forward_only,
+        forward_only=request.forward_only,
     )
 
 

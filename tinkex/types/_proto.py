@@ -17,8 +17,9 @@ from __future__ import annotations
 import itertools
 import math
 import struct
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from tinkex.types._datum import Datum, PromptProvenanceSpan, SampledProvenanceSpan
 from tinkex.types._model_input import (
@@ -67,6 +68,9 @@ if TYPE_CHECKING:
     NDArray: TypeAlias = np.ndarray[Any, Any]
 
 __all__ = [
+    "ArrayDatum",
+    "ArrayForwardBackward",
+    "decode_forward_backward_arrays",
     "decode_forward_backward_output",
     "decode_forward_backward_request",
     "decode_sample_response",
@@ -81,6 +85,8 @@ DTYPE_FLOAT32: Final = 1
 DTYPE_INT64: Final = 2
 DTYPE_INT32: Final = 3
 DTYPE_BFLOAT16: Final = 4
+
+_D = TypeVar("_D")
 
 _DTYPE_TO_WIRE: Final[dict[str, int]] = {"float32": DTYPE_FLOAT32, "int64": DTYPE_INT64}
 _WIRE_NUMPY: Final[dict[int, str]] = {
@@ -221,6 +227,48 @@ def _write_tensor(td: TensorData, where: str) -> ProtoWriter:
 
 
 def _read_tensor(data: memoryview, where: str) -> TensorData:
+    label, values, shape, crow, col = _read_tensor_parts(data, where)
+    try:
+        if crow is not None:
+            return TensorData(values, label, shape, crow, col)  # type: ignore[arg-type]
+        # An empty shape is a scalar only when there is exactly one value.
+        return TensorData(
+            values,
+            label,  # type: ignore[arg-type]
+            shape if shape or values.size == 1 else None,
+        )
+    except (TypeError, ValueError) as exc:
+        if str(exc).startswith(where):
+            raise
+        raise _wrap(where, exc) from exc
+
+
+def _read_tensor_array(data: memoryview, where: str) -> NDArray:
+    """A ``Tensor`` message as one dense numpy array (CSR densified with zeros)."""
+    _label, values, shape, crow, col = _read_tensor_parts(data, where)
+    np = _np()
+    if crow is None or col is None:
+        if not shape:
+            return values
+        if int(np.prod(shape)) != values.size:
+            raise ValueError(f"{where}: shape {shape} does not match {values.size} values")
+        reshaped: NDArray = values.reshape(shape)
+        return reshaped
+    if len(shape) != 2 or crow.size != shape[0] + 1 or col.size != values.size:
+        raise ValueError(f"{where}: inconsistent sparse_csr indices for shape {shape}")
+    if crow.size and (crow[0] != 0 or crow[-1] != values.size or np.any(np.diff(crow) < 0)):
+        raise ValueError(f"{where}: sparse_csr crow_indices are not a valid CSR row index")
+    if col.size and (col.min() < 0 or col.max() >= shape[1]):
+        raise ValueError(f"{where}: sparse_csr col_indices out of range for shape {shape}")
+    dense: NDArray = np.zeros(shape, dtype=values.dtype)
+    dense[np.repeat(np.arange(shape[0]), np.diff(crow)), col] = values
+    return dense
+
+
+def _read_tensor_parts(
+    data: memoryview, where: str
+) -> tuple[str, NDArray, list[int], NDArray | None, NDArray | None]:
+    """``(dtype label, values, shape, crow, col)`` of a ``Tensor``; crow/col None when dense."""
     dense: memoryview | None = None
     csr: memoryview | None = None
     dtype = DTYPE_UNSPECIFIED
@@ -252,14 +300,9 @@ def _read_tensor(data: memoryview, where: str) -> TensorData:
             values = _from_wire(f"{where}.sparse_csr.values", values_raw, dtype)
             crow = _from_wire(f"{where}.sparse_csr.crow_indices", crow_raw, DTYPE_INT64)
             col = _from_wire(f"{where}.sparse_csr.col_indices", col_raw, DTYPE_INT64)
-            return TensorData(values, label, shape, crow, col)  # type: ignore[arg-type]
+            return label, values, shape, crow, col
         values = _from_wire(f"{where}.dense", dense if dense is not None else b"", dtype)
-        # An empty shape is a scalar only when there is exactly one value.
-        return TensorData(
-            values,
-            label,  # type: ignore[arg-type]
-            shape if shape or values.size == 1 else None,
-        )
+        return label, values, shape, None, None
     except (TypeError, ValueError) as exc:
         if str(exc).startswith(where):
             raise
@@ -393,23 +436,31 @@ def _read_span(data: memoryview, where: str) -> PromptProvenanceSpan | SampledPr
         raise _wrap(path, exc) from exc
 
 
-def _read_chunk(data: memoryview, where: str) -> ModelInputChunk:
+def _chunk_members(data: memoryview, where: str) -> list[tuple[int, memoryview]]:
+    """The set member of a ``Chunk`` oneof as ``[(field number, body)]`` (the last one wins)."""
     member: tuple[int, memoryview] | None = None
     for fn, wt, v in iter_fields(data, where, _CHUNK_FIELDS):
         if fn in (1, 2, 3):
             member = (fn, as_message(f"{where}.{_CHUNK_FIELDS[fn]}", wt, v))
     if member is None:
         raise ValueError(f"{where}: Chunk has none of encoded_text, image, dmel")
-    kind, body = member
+    return [member]
+
+
+def _read_text_tokens(body: memoryview, path: str) -> NDArray:
+    raw: Buffer = b""
+    for fn, wt, v in iter_fields(body, path, {1: "tokens"}):
+        if fn == 1:
+            raw = as_bytes(f"{path}.tokens", wt, v)
+    return _from_wire(f"{path}.tokens", raw, DTYPE_INT32)
+
+
+def _read_chunk(data: memoryview, where: str) -> ModelInputChunk:
+    ((kind, body),) = _chunk_members(data, where)
     path = f"{where}.{_CHUNK_FIELDS[kind]}"
     try:
         if kind == 1:
-            raw: Buffer = b""
-            for fn, wt, v in iter_fields(body, path, {1: "tokens"}):
-                if fn == 1:
-                    raw = as_bytes(f"{path}.tokens", wt, v)
-            tokens = _from_wire(f"{path}.tokens", raw, DTYPE_INT32)
-            return EncodedTextChunk(tokens=tokens.tolist())
+            return EncodedTextChunk(tokens=_read_text_tokens(body, path).tolist())
         if kind == 2:
             image = b""
             fmt = ""
@@ -492,16 +543,14 @@ def _read_config_value(data: memoryview, where: str) -> float | str:
     return value
 
 
-def decode_forward_backward_request(data: Buffer) -> ForwardBackwardRequest | ForwardRequest:
-    """Decode ``ForwardBackwardRequest`` bytes; ``forward_only`` gives a :class:`ForwardRequest`.
-
-    ``loss_fn_config_v2`` is preferred over the legacy map when present; with neither the
-    config is ``None``.  Raises ValueError naming the field on malformed input.
-    """
+def _read_request(
+    data: Buffer, read_datum: Callable[[memoryview, str], _D]
+) -> tuple[str, int, list[_D], str, dict[str, float | str] | None, bool]:
+    """The fields of a ``ForwardBackwardRequest``; datums are built by ``read_datum``."""
     where = "ForwardBackwardRequest"
     model_id = ""
     seq_id = 0
-    datums: list[Datum] = []
+    datums: list[_D] = []
     loss_fn = ""
     legacy: dict[str, float | str] = {}
     v2: dict[str, float | str] = {}
@@ -513,7 +562,7 @@ def decode_forward_backward_request(data: Buffer) -> ForwardBackwardRequest | Fo
             seq_id = as_int32(f"{where}.seq_id", wt, v)
         elif fn == 3:
             datums.append(
-                _read_datum(as_message(f"{where}.data", wt, v), f"{where}.data[{len(datums)}]")
+                read_datum(as_message(f"{where}.data", wt, v), f"{where}.data[{len(datums)}]")
             )
         elif fn == 4:
             loss_fn = as_string(f"{where}.loss_fn", wt, v)
@@ -532,14 +581,84 @@ def decode_forward_backward_request(data: Buffer) -> ForwardBackwardRequest | Fo
             v2[key] = _read_config_value(
                 as_message(path, *val) if val is not None else memoryview(b""), path
             )
-    config = v2 or legacy or None
+    return model_id, seq_id, datums, loss_fn, v2 or legacy or None, forward_only
+
+
+def decode_forward_backward_request(data: Buffer) -> ForwardBackwardRequest | ForwardRequest:
+    """Decode ``ForwardBackwardRequest`` bytes; ``forward_only`` gives a :class:`ForwardRequest`.
+
+    ``loss_fn_config_v2`` is preferred over the legacy map when present; with neither the
+    config is ``None``.  Raises ValueError naming the field on malformed input.
+    """
+    model_id, seq_id, datums, loss_fn, config, forward_only = _read_request(data, _read_datum)
     try:
         fb_input = ForwardBackwardInput(datums, loss_fn, config)  # type: ignore[arg-type]
     except (TypeError, ValueError) as exc:
-        raise _wrap(where, exc) from exc
+        raise _wrap("ForwardBackwardRequest", exc) from exc
     if forward_only:
         return ForwardRequest(fb_input, model_id, seq_id)
     return ForwardBackwardRequest(fb_input, model_id, seq_id)
+
+
+@dataclass
+class ArrayDatum:
+    """A datum as plain arrays: its text tokens and dense loss inputs (spans are skipped).
+
+    ``non_text`` names the first chunk that is not encoded text (then ``tokens`` holds only
+    the text before it): consumers that only handle text report it.
+    """
+
+    tokens: NDArray
+    loss_fn_inputs: dict[str, NDArray]
+    non_text: str | None = None
+
+
+@dataclass
+class ArrayForwardBackward:
+    """A ``ForwardBackwardRequest`` decoded straight to numpy arrays (no attrs types)."""
+
+    model_id: str
+    seq_id: int
+    loss_fn: str
+    loss_fn_config: dict[str, float | str] | None
+    forward_only: bool
+    data: list[ArrayDatum]
+
+
+def _read_datum_arrays(data: memoryview, where: str) -> ArrayDatum:
+    np = _np()
+    parts: list[NDArray] = []
+    inputs: dict[str, NDArray] = {}
+    non_text: str | None = None
+    for fn, wt, v in iter_fields(data, where, _DATUM_FIELDS):
+        if fn == 1:
+            path = f"{where}.model_input[{len(parts)}]"
+            for kind, body in _chunk_members(as_message(f"{where}.model_input", wt, v), path):
+                if kind != 1:
+                    non_text = non_text or _CHUNK_FIELDS[kind]
+                elif non_text is None:
+                    parts.append(_read_text_tokens(body, f"{path}.encoded_text"))
+        elif fn == 2:
+            key, val = map_entry(
+                as_message(f"{where}.loss_fn_inputs", wt, v), f"{where}.loss_fn_inputs"
+            )
+            path = f"{where}.loss_fn_inputs[{key!r}]"
+            body = as_message(path, *val) if val is not None else memoryview(b"")
+            inputs[key] = _read_tensor_array(body, path)
+    if len(parts) == 1:
+        tokens = parts[0]
+    else:
+        tokens = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+    return ArrayDatum(tokens=tokens, loss_fn_inputs=inputs, non_text=non_text)
+
+
+def decode_forward_backward_arrays(data: Buffer) -> ArrayForwardBackward:
+    """Decode ``ForwardBackwardRequest`` bytes to numpy arrays (for servers; ~2x faster than
+    :func:`decode_forward_backward_request`). Raises ValueError naming the field."""
+    model_id, seq_id, datums, loss_fn, config, forward_only = _read_request(
+        data, _read_datum_arrays
+    )
+    return ArrayForwardBackward(model_id, seq_id, loss_fn, config, forward_only, datums)
 
 
 # =============================================================================================
@@ -719,7 +838,8 @@ def _read_record(data: memoryview, where: str) -> list[dict[str, TensorData]]:
                     f"{where}.fields[{name!r}]: datum {i} has {arr.size} values, not a multiple "
                     f"of the trailing shape {trailing}"
                 )
-            outputs[i][name] = TensorData(
+            # ``arr`` is a flat native array of ``label``'s dtype with a checked size.
+            outputs[i][name] = TensorData._trusted(
                 arr,
                 label,  # type: ignore[arg-type]
                 [arr.size // inner, *trailing],

@@ -18,6 +18,8 @@ __all__ = ["TensorData", "TensorDtype"]
 
 TensorDtype = Literal["int64", "float32"]
 _DTYPES: tuple[str, ...] = ("int64", "float32")
+# numpy dtype strings that already are a wire dtype (native little-endian)
+_EXACT: dict[str, TensorDtype] = {"<f4": "float32", "<i8": "int64"}
 
 
 def _np() -> Any:
@@ -117,6 +119,9 @@ class TensorData:
         """Wrap a numpy array: float kinds become float32, signed ints int64."""
         np = _np()
         arr = np.asarray(array)
+        exact = _EXACT.get(arr.dtype.str)
+        if exact is not None:  # already float32/int64: no conversion, nothing to check
+            return cls._trusted(arr.reshape(-1), exact, list(arr.shape))
         if arr.dtype.kind == "f":
             dtype: TensorDtype = "float32"
         elif arr.dtype.kind == "i":
@@ -172,6 +177,30 @@ class TensorData:
         """The stored values as a flat Python list."""
         values: list[int] | list[float] = self._values.tolist()
         return values
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes this tensor takes on the wire: the stored values (+8 per sparse CSR index)."""
+        size = int(self._values.nbytes)
+        if self.sparse_crow_indices is not None:
+            size += 8 * (len(self.sparse_crow_indices) + len(self.sparse_col_indices or ()))
+        return size
+
+    @classmethod
+    def _trusted(
+        cls, values: np.ndarray[Any, Any], dtype: TensorDtype, shape: list[int]
+    ) -> TensorData:
+        """A dense tensor from a flat array already of ``dtype`` whose size matches ``shape``.
+
+        Skips the checks of ``__init__``; for decoders that have validated the data.
+        """
+        tensor = object.__new__(cls)
+        object.__setattr__(tensor, "dtype", dtype)
+        object.__setattr__(tensor, "shape", shape)
+        object.__setattr__(tensor, "sparse_crow_indices", None)
+        object.__setattr__(tensor, "sparse_col_indices", None)
+        object.__setattr__(tensor, "_values", values)
+        return tensor
 
     def values_array(self) -> np.ndarray[Any, Any]:
         """The stored values as a 1-D numpy array (no copy; do not mutate)."""

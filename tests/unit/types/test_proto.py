@@ -620,3 +620,47 @@ def test_sample_response_bad_stop_reason_on_encode() -> None:
     seq = SampledSequence(stop_reason="eos", tokens_np=np.array([1], dtype=np.int32))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"sequences\[0\]\.stop_reason: must be 'stop' or"):
         encode_sample_response(SampleResponse(sequences=[seq]))
+
+
+def test_array_decoder_matches_the_typed_decoder() -> None:
+    import numpy as np
+
+    from tinkex.types import _proto
+
+    dense = Datum(
+        model_input=ModelInput(
+            chunks=[EncodedTextChunk(tokens=[1, 2]), EncodedTextChunk(tokens=[3])]
+        ),
+        loss_fn_inputs={"target_tokens": [2, 3, 4], "weights": [1.0, 0.5, 0.0]},
+    )
+    sparse_targets = TensorData.from_numpy(np.array([[0, 0, 7], [0, 0, 0], [5, 0, 0]]))
+    sparse = Datum(
+        model_input=ModelInput.from_ints([9, 8, 7]),
+        loss_fn_inputs={"target_tokens": sparse_targets.sparsify()},
+    )
+    request = ForwardBackwardRequest(
+        ForwardBackwardInput([dense, sparse], "ppo", {"clip_low_threshold": 0.7}), "m", 5
+    )
+    raw = _proto.decode_forward_backward_arrays(_proto.encode_forward_backward_request(request))
+    assert (raw.model_id, raw.seq_id, raw.loss_fn, raw.forward_only) == ("m", 5, "ppo", False)
+    assert raw.loss_fn_config == {"clip_low_threshold": 0.7}
+    assert raw.data[0].tokens.tolist() == [1, 2, 3] and raw.data[0].non_text is None
+    assert raw.data[0].loss_fn_inputs["weights"].dtype == np.float32
+    np.testing.assert_array_equal(
+        raw.data[1].loss_fn_inputs["target_tokens"], sparse_targets.to_numpy()
+    )
+
+
+def test_array_decoder_reports_non_text_chunks_and_bad_csr() -> None:
+    from tinkex.types import _proto
+
+    datum = Datum(
+        model_input=ModelInput(
+            chunks=[EncodedTextChunk(tokens=[1]), DmelChunk(dmel=b"\\x00\\x01\\x02")]
+        ),
+        loss_fn_inputs={"target_tokens": [2, 3]},
+    )
+    request = ForwardRequest(ForwardBackwardInput([datum], "cross_entropy"), "m", 1)
+    raw = _proto.decode_forward_backward_arrays(_proto.encode_forward_backward_request(request))
+    assert raw.forward_only and raw.data[0].non_text == "dmel"
+    assert raw.data[0].tokens.tolist() == [1]

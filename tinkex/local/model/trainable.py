@@ -183,6 +183,26 @@ class TrainableModel:
         config: dict[str, float],
     ) -> ForwardBackwardResult:
         constant = -math.log(self.arch.vocab_size)
+        if loss_fn != "gspo" and len(checked) > 1:
+            # Per-token losses: one vectorised computation over the whole batch.
+            lengths = [tokens.shape[0] for tokens, _, _ in checked]
+            names = checked[0][2].keys()
+            if all(inputs.keys() == names for _, _, inputs in checked):
+                joined = {n: np.concatenate([inp[n] for _, _, inp in checked]) for n in names}
+                lp_all = np.full(sum(lengths), constant)
+                loss_all, _ = loss_and_grad(loss_fn, config, lp_all, joined)
+                lp32 = lp_all.astype(np.float32)
+                loss32 = loss_all.astype(np.float32)
+                bounds = np.cumsum(lengths)[:-1]
+                outputs = [
+                    {"logprobs": lp, "elementwise_loss": loss}
+                    for lp, loss in zip(
+                        np.split(lp32, bounds), np.split(loss32, bounds), strict=True
+                    )
+                ]
+                return ForwardBackwardResult(
+                    outputs=outputs, metrics={"loss:sum": float(loss_all.sum())}
+                )
         outputs = []
         total = 0.0
         for tokens, _, inputs in checked:
