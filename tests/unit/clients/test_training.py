@@ -113,7 +113,8 @@ def test_seq_ids_follow_call_order(fake: FakeTinker, training: tinkex.TrainingCl
 
 
 def test_chunking_by_count(fake: FakeTinker, service: tinkex.ServiceClient) -> None:
-    fake.config = {"fwdbwd_max_chunk_len": 2}
+    # Sequential chunks: the order on the wire is deterministic (see the parallel test below).
+    fake.config = {"fwdbwd_max_chunk_len": 2, "parallel_fwdbwd_chunks": False}
     training = service.create_lora_training_client("tiny-base").result(timeout=10)
     data = [datum([i, i + 1]) for i in range(5)]
     out = training.forward_backward(data, "cross_entropy").result(timeout=10)
@@ -141,7 +142,7 @@ def test_chunking_by_count(fake: FakeTinker, service: tinkex.ServiceClient) -> N
 def test_chunking_by_bytes(fake: FakeTinker, service: tinkex.ServiceClient) -> None:
     data = [datum([1, 2, 3]), datum([4, 5, 6]), datum([7, 8, 9])]
     size = estimate_datum_bytes(data[0])
-    fake.config = {"fwdbwd_max_chunk_bytes_count": 2 * size + 1}
+    fake.config = {"fwdbwd_max_chunk_bytes_count": 2 * size + 1, "parallel_fwdbwd_chunks": False}
     training = service.create_lora_training_client("tiny-base").result(timeout=10)
     training.forward_backward(data, "cross_entropy").result(timeout=10)
     calls = fake.requests_to("/api/v1/forward_backward")
@@ -167,7 +168,7 @@ def _chunk_metrics(values: list[dict[str, float]]) -> Any:
 
 
 def test_metric_reduction_by_suffix(fake: FakeTinker, service: tinkex.ServiceClient) -> None:
-    fake.config = {"fwdbwd_max_chunk_len": 2}
+    fake.config = {"fwdbwd_max_chunk_len": 2, "parallel_fwdbwd_chunks": False}
     fake.fwdbwd_result = _chunk_metrics(
         [
             {
@@ -396,6 +397,37 @@ def test_forward_backward_custom_failure_poisons(
 
     future = training.forward_backward_custom([datum([1, 2])], broken)
     with pytest.raises(ZeroDivisionError):
+        future.result(timeout=10)
+    with pytest.raises(RuntimeError, match="poisoned"):
+        training.optim_step(types.AdamParams()).result(timeout=10)
+
+
+def test_parallel_chunks_keep_seq_ids_and_output_order(
+    fake: FakeTinker, service: tinkex.ServiceClient
+) -> None:
+    fake.config = {"fwdbwd_max_chunk_len": 2}  # parallel_fwdbwd_chunks defaults to true
+    training = service.create_lora_training_client("tiny-base").result(timeout=10)
+    data = [datum([i, i + 1, i + 2]) for i in range(7)]
+    out = training.forward_backward(data, "cross_entropy").result(timeout=10)
+    training.optim_step(types.AdamParams()).result(timeout=10)
+    calls = fake.requests_to("/api/v1/forward_backward")
+    by_seq = {c.json["seq_id"]: c.json["forward_backward_input"]["data"] for c in calls}
+    assert sorted(by_seq) == [1, 2, 3, 4]
+    # every chunk went out before the next call's request
+    assert submitted(fake)[-1] == ("/api/v1/optim_step", 5)
+    sent = [d["model_input"]["chunks"][0]["tokens"] for seq in sorted(by_seq) for d in by_seq[seq]]
+    assert sent == [[i, i + 1, i + 2] for i in range(7)]
+    assert len(out.loss_fn_outputs) == 7 and out.metrics == {"loss:sum": 7.0}
+
+
+def test_parallel_chunk_submission_failure_poisons(
+    fake: FakeTinker, service: tinkex.ServiceClient
+) -> None:
+    fake.config = {"fwdbwd_max_chunk_len": 1}
+    training = service.create_lora_training_client("tiny-base").result(timeout=10)
+    fake.reply("POST", "/api/v1/forward_backward", (400, {"detail": "bad chunk"}))
+    future = training.forward_backward([datum([1]), datum([2])], "cross_entropy")
+    with pytest.raises(tinkex.BadRequestError, match="bad chunk"):
         future.result(timeout=10)
     with pytest.raises(RuntimeError, match="poisoned"):
         training.optim_step(types.AdamParams()).result(timeout=10)
