@@ -904,6 +904,14 @@ class App:
             self.store.touch_run(model.model_id)
         return self.sequencer.submit(model, seq_id, _digest(body), kind, fn)
 
+    def _resend_or_reject(
+        self, model: TrainingModel, seq_id: int | None, body: bytes, exc: Exception
+    ) -> Response:
+        """A resent request gets its original future back; anything else is rejected."""
+        if seq_id is not None and self._is_resend(model, seq_id, body):
+            return self._future(model.seen[seq_id][0], model.model_id)
+        return self._reject(model, seq_id, body, exc)
+
     def _reject(
         self, model: TrainingModel, seq_id: int | None, body: bytes, exc: Exception
     ) -> Response:
@@ -1104,9 +1112,7 @@ class App:
                     "pass overwrite=True or choose another name"
                 )
         except (UserError, HTTPError) as exc:
-            if self._is_resend(model, seq_id, request.body):
-                return self._future(model.seen[seq_id][0], model.model_id)  # type: ignore[index]
-            return self._reject(model, seq_id, request.body, exc)
+            return self._resend_or_reject(model, seq_id, request.body, exc)
         fn = job_save_weights(
             self.store,
             name,
@@ -1154,9 +1160,7 @@ class App:
                 sampler_id = f"{model.session_id}:sample:{sampling_seq}"
                 fn = job_unnamed_sampler(self._sampler_registrar(model, sampler_id))
         except (UserError, HTTPError) as exc:
-            if self._is_resend(model, seq_id, request.body):
-                return self._future(model.seen[seq_id][0], model.model_id)  # type: ignore[index]
-            return self._reject(model, seq_id, request.body, exc)
+            return self._resend_or_reject(model, seq_id, request.body, exc)
         request_id = self._submit(model, seq_id, request.body, "SaveWeightsForSampler", fn)
         return self._future(request_id, model.model_id)
 
@@ -1199,9 +1203,7 @@ class App:
                     "exists; choose another name"
                 )
         except (UserError, HTTPError) as exc:
-            if self._is_resend(model, seq_id, request.body):
-                return self._future(model.seen[seq_id][0], model.model_id)  # type: ignore[index]
-            return self._reject(model, seq_id, request.body, exc)
+            return self._resend_or_reject(model, seq_id, request.body, exc)
         request_id = self._submit(
             model,
             seq_id,
@@ -1243,9 +1245,7 @@ class App:
                     )
                 self._checkpoint_run(path)
             except (UserError, HTTPError) as exc:
-                if self._is_resend(model, seq_id, request.body):
-                    return self._future(model.seen[seq_id][0], model.model_id)  # type: ignore[index]
-                return self._reject(model, seq_id, request.body, exc)
+                return self._resend_or_reject(model, seq_id, request.body, exc)
             request_id = self._submit(
                 model,
                 seq_id,

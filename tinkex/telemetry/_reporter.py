@@ -276,10 +276,7 @@ class Reporter:
         try:
             yield
         except Exception as exc:
-            if fatal:
-                self.log_fatal_exception(exc, severity)
-            else:
-                self.log_exception(exc, severity)
+            self._report_escaped(exc, fatal, severity)
             raise
 
     @contextlib.asynccontextmanager
@@ -290,11 +287,14 @@ class Reporter:
         try:
             yield
         except Exception as exc:
-            if fatal:
-                self.log_fatal_exception(exc, severity)
-            else:
-                self.log_exception(exc, severity)
+            self._report_escaped(exc, fatal, severity)
             raise
+
+    def _report_escaped(self, exc: Exception, fatal: bool, severity: Severity | str) -> None:
+        if fatal:
+            self.log_fatal_exception(exc, severity)
+        else:
+            self.log_exception(exc, severity)
 
     def stop(self) -> None:
         """Same as :meth:`close` (the official SDK's name)."""
