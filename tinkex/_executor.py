@@ -42,7 +42,25 @@ class DaemonThreadPoolExecutor(ThreadPoolExecutor):
         # the interpreter joins at exit).
         if self._idle_semaphore.acquire(timeout=0):
             return
+        self._start_worker()
 
+    def prestart(self, count: int | None = None) -> int:
+        """Start up to ``count`` (default: all) worker threads now; returns how many started.
+
+        A burst of work otherwise pays for thread creation on the caller's thread, one new
+        worker per submission, exactly when it is busiest.
+        """
+        target = self._max_workers if count is None else min(count, self._max_workers)
+        started = 0
+        with self._shutdown_lock:
+            if self._shutdown:
+                return 0
+            while len(self._threads) < target:
+                self._start_worker()
+                started += 1
+        return started
+
+    def _start_worker(self) -> None:
         def wake_on_collect(_: Any, queue: Any = self._work_queue) -> None:
             queue.put(None)
 

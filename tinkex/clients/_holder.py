@@ -156,9 +156,13 @@ class ClientHolder:
             self.check_open()
             if sampling:
                 if self._sample_executor is None:
-                    self._sample_executor = DaemonThreadPoolExecutor(
-                        self._sample_workers, "tinkex-sample"
-                    )
+                    pool = DaemonThreadPoolExecutor(self._sample_workers, "tinkex-sample")
+                    self._sample_executor = pool
+                    # Sampling comes in bursts (fan-out): start the workers off the caller's
+                    # path instead of one per submission during the burst.
+                    threading.Thread(
+                        target=pool.prestart, name="tinkex-sample-prestart", daemon=True
+                    ).start()
                 return self._sample_executor
             if self._executor is None:
                 self._executor = DaemonThreadPoolExecutor(self._workers, "tinkex-worker")

@@ -265,3 +265,21 @@ def test_cancel_racing_completion_never_breaks_waiters() -> None:
     for i, f in enumerate(futures):
         assert f.cancelled() or f.result() == i
     pool.shutdown(wait=True)
+
+
+def test_prestart_starts_daemon_workers_up_to_the_limit() -> None:
+    import threading
+
+    from tinkex._executor import DaemonThreadPoolExecutor
+
+    pool = DaemonThreadPoolExecutor(max_workers=4, thread_name_prefix="prestart-test")
+    try:
+        assert pool.prestart(2) == 2
+        assert pool.prestart() == 2  # the remaining ones
+        assert pool.prestart() == 0
+        workers = [t for t in threading.enumerate() if t.name.startswith("prestart-test")]
+        assert len(workers) == 4 and all(t.daemon for t in workers)
+        assert pool.submit(lambda: 41 + 1).result(timeout=5) == 42
+    finally:
+        pool.close()
+    assert pool.prestart() == 0  # shut down: nothing starts
