@@ -22,7 +22,9 @@ from urllib.parse import urlencode
 from tinkex._config import ClientSettings
 from tinkex._exceptions import (
     APIConnectionError,
+    APIStatusError,
     APITimeoutError,
+    AuthenticationError,
     TinkerError,
     make_status_error,
 )
@@ -96,6 +98,12 @@ def _merge(target: dict[str, str], extra: Mapping[str, str]) -> None:
         target[_CANONICAL.get(key.lower(), key)] = value
 
 
+def _invalid_token(exc: APIStatusError) -> bool:
+    headers = getattr(exc.response, "headers", None)
+    challenge = headers.get("WWW-Authenticate", "") if headers is not None else ""
+    return 'error="invalid_token"' in challenge
+
+
 def _decode_error_body(content: bytes) -> object | None:
     if not content:
         return None
@@ -162,6 +170,9 @@ class Transport:
         self._clock = clock
         self._http_policy = http_retry_policy(settings.max_retries)
         self._limiter = rate_limiter or RateLimiter.for_key(settings.base_url, settings.api_key)
+        # When the server uses JWT auth (client config ``pjwt_auth_enabled``), this returns the
+        # credential to send as X-API-Key (``force=True``: refresh it first).
+        self._credential: Callable[[bool], str] | None = None
         self._closed = False
         self._registry_key: tuple[Any, ...] | None = None
 
@@ -258,6 +269,19 @@ class Transport:
         """The server URL requests are sent to."""
         return self._base_url
 
+    def set_credential_provider(self, provider: Callable[[bool], str] | None) -> None:
+        """Send ``provider(False)`` as ``X-API-Key`` from now on (None: the static key).
+
+        A 401 whose ``WWW-Authenticate`` says ``invalid_token`` makes the transport call
+        ``provider(True)`` and replay the request once.
+        """
+        self._credential = provider
+
+    @property
+    def credential_provider(self) -> Callable[[bool], str] | None:
+        """The JWT credential provider in use, if any."""
+        return self._credential
+
     @property
     def rate_limiter(self) -> RateLimiter:
         """The limiter shared by every transport of this (base URL, API key)."""
@@ -287,6 +311,7 @@ class Transport:
         retry: RetryPolicy = HTTP_DEFAULT,
         accept: str = "application/json",
         stop: threading.Event | None = None,
+        credential: bool = True,
     ) -> Response:
         """Send ``method path`` and return the 2xx :class:`Response`.
 
@@ -305,6 +330,8 @@ class Transport:
             accept: ``Accept`` header.
             stop: when set, retries stop (``concurrent.futures.CancelledError``) and retry
                 sleeps wake up at once; an attempt already on the wire is not interrupted.
+            credential: send the JWT of the credential provider (if one is set) instead of
+                the static key; False for the token exchange itself.
 
         Raises:
             APIStatusError: (subclass per status) a non-2xx answer after retries; carries
@@ -339,14 +366,27 @@ class Transport:
 
         attempt = 0
 
+        provider = self._credential if credential else None
+        if provider is not None and not (headers and "X-API-Key" in headers):
+            request_headers["X-API-Key"] = provider(False)
+
         def send() -> Response:
             nonlocal attempt
             request_headers["x-stainless-retry-count"] = str(attempt)
             attempt += 1
             self._limiter.wait()
-            return self._send_once(
-                method, url, label, request_headers, body, params, timeouts, attempt - 1
-            )
+            try:
+                return self._send_once(
+                    method, url, label, request_headers, body, params, timeouts, attempt - 1
+                )
+            except AuthenticationError as exc:
+                if provider is None or not _invalid_token(exc):
+                    raise
+                # The JWT expired or was revoked: refresh it and replay this request once.
+                request_headers["X-API-Key"] = provider(True)
+                return self._send_once(
+                    method, url, label, request_headers, body, params, timeouts, attempt - 1
+                )
 
         return policy.call(
             send, sleep=self._sleep, clock=self._clock, stop_event=stop, describe=label

@@ -386,13 +386,30 @@ class ClientHolder:
             return config
         with self._lock:
             if self._config is None:
-                self._config = self.call(
+                config = self.call(
                     "POST",
                     "/api/v1/client/config",
                     ses.ClientConfigResponse,
                     body={"sdk_version": TINKER_SDK_VERSION},
                 )
+                if config.pjwt_auth_enabled:
+                    self._use_jwt(config)
+                self._config = config
             return self._config
+
+    def _use_jwt(self, config: ses.ClientConfigResponse) -> None:
+        """Switch the transport to JWTs (wire §3); a JWT given as the key is used as is."""
+        from tinkex.clients._jwt import JwtCredential, is_jwt
+
+        if self.transport.credential_provider is not None or is_jwt(self.settings.api_key):
+            return
+        credential = JwtCredential(
+            self.transport,
+            self.settings,
+            use_credential_cmd=config.credential_default_source == "credential_cmd",
+        )
+        credential(False)  # fail now, with the server's answer, if the exchange is refused
+        self.transport.set_credential_provider(credential)
 
     def set_client_config(self, config: ses.ClientConfigResponse) -> None:
         """Use ``config`` (e.g. carried by a pickled client) instead of fetching it."""

@@ -397,18 +397,31 @@ class RestClient(_SessionlessClient):
         )
 
     def whoami(self) -> APIFuture[rest.WhoamiResponse]:
-        """The authenticated principal (needs JWT authentication).
+        """The authenticated principal, from the claims of the JWT in use.
 
         Raises:
-            RuntimeError: (from the future) the server uses plain API keys.
+            RuntimeError: (from the future) the server uses plain API keys (no JWT).
         """
 
         def who() -> rest.WhoamiResponse:
+            from tinkex.clients._jwt import (
+                JwtCredential,
+                decode_jwt_claims,
+                is_jwt,
+                whoami_from_claims,
+            )
+
             if not self.holder.client_config().pjwt_auth_enabled:
                 raise RuntimeError(
                     "whoami needs JWT authentication, which this server does not use"
                 )
-            raise RuntimeError("JWT authentication is not implemented by tinkex")
+            provider = self.holder.transport.credential_provider
+            if isinstance(provider, JwtCredential):
+                return whoami_from_claims(provider.claims)
+            key = self.holder.settings.api_key
+            if is_jwt(key):
+                return whoami_from_claims(decode_jwt_claims(key))
+            raise RuntimeError("whoami: no JWT is in use for this client")
 
         return self._run("", who)
 
