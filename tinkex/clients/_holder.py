@@ -50,6 +50,8 @@ T = TypeVar("T")
 
 SessionStatusName = str  # "success" | "errored" | "interrupted"
 HEARTBEAT_INTERVAL = 10.0
+#: Sampling workers started up front when the sampling pool is created (the rest on demand).
+SAMPLE_PRESTART = 128
 _HEARTBEAT_WARN_AFTER = 120.0
 
 
@@ -61,7 +63,9 @@ class ClientHolder:
         user_metadata, project_id, display_name: sent with ``create_session``.
         with_session: False for session-less holders (RestClient/AdminClient).
         workers: size of the general worker pool (training, REST, pollers).
-        sample_workers: size of the sampling pool (one thread per in-flight sample).
+        sample_workers: size of the sampling pool: one thread per in-flight sample, so this is
+            the sampling concurrency (like ``RetryConfig.max_connections``, default 1000);
+            ``SAMPLE_PRESTART`` of them start when the pool is created, the rest on demand.
     """
 
     def __init__(
@@ -73,7 +77,7 @@ class ClientHolder:
         display_name: str | None = None,
         with_session: bool = True,
         workers: int = 64,
-        sample_workers: int = 256,
+        sample_workers: int = 1000,
     ) -> None:
         self.settings = settings
         self.transport = Transport.shared(settings)
@@ -161,7 +165,10 @@ class ClientHolder:
                     # Sampling comes in bursts (fan-out): start the workers off the caller's
                     # path instead of one per submission during the burst.
                     threading.Thread(
-                        target=pool.prestart, name="tinkex-sample-prestart", daemon=True
+                        target=pool.prestart,
+                        args=(SAMPLE_PRESTART,),
+                        name="tinkex-sample-prestart",
+                        daemon=True,
                     ).start()
                 return self._sample_executor
             if self._executor is None:
