@@ -99,10 +99,17 @@ def estimate_datum_bytes(datum: Any) -> int:
     4 bytes per text token, raw length of image/dmel data (pointer chunks: length of the
     location), plus every loss input's array bytes (+8 per sparse index).
     """
-    total = estimate_model_input_bytes(datum.model_input, FWDBWD_BYTES_PER_TOKEN)
+    total = 0
+    for chunk in datum.model_input.chunks:
+        tokens = getattr(chunk, "tokens", None)
+        if tokens is not None:  # the common case, inlined: this runs for every datum
+            total += FWDBWD_BYTES_PER_TOKEN * len(tokens)
+        else:
+            total += _chunk_bytes(chunk, FWDBWD_BYTES_PER_TOKEN)
     inputs = getattr(datum, "loss_fn_inputs", None) or {}
     for tensor in inputs.values():
-        total += estimate_tensor_bytes(tensor)
+        nbytes = getattr(tensor, "nbytes", None)
+        total += nbytes if type(nbytes) is int else estimate_tensor_bytes(tensor)
     return total
 
 
