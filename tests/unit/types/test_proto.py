@@ -664,3 +664,40 @@ def test_array_decoder_reports_non_text_chunks_and_bad_csr() -> None:
     raw = _proto.decode_forward_backward_arrays(_proto.encode_forward_backward_request(request))
     assert raw.forward_only and raw.data[0].non_text == "dmel"
     assert raw.data[0].tokens.tolist() == [1]
+
+
+def test_fast_datum_encoding_is_byte_identical_to_the_general_writer() -> None:
+    import numpy as np
+
+    from tinkex.types import _proto
+
+    cases = [
+        Datum(
+            model_input=ModelInput(
+                chunks=[EncodedTextChunk(tokens=[1, 300, 70000]), EncodedTextChunk(tokens=[])]
+            ),
+            loss_fn_inputs={
+                "target_tokens": [2, 3, 4],
+                "weights": np.array([1.0, 0.5, 0.0]),
+                "advantages": TensorData.from_numpy(np.zeros((3,), dtype=np.float64)),
+            },
+        ),
+        Datum(model_input=ModelInput.from_ints([5] * 200), loss_fn_inputs={}),
+        Datum(
+            model_input=ModelInput.from_ints([1, 2]),
+            loss_fn_inputs={"m": TensorData.from_numpy(np.ones((2, 3), dtype=np.int64))},
+        ),
+    ]
+    for datum in cases:
+        fast = _proto._datum_bytes_fast(datum)
+        assert fast is not None
+        assert fast == _proto._write_datum(datum, "d").getvalue()
+    sparse = Datum(
+        model_input=ModelInput.from_ints([1, 2, 3]),
+        loss_fn_inputs={
+            "target_tokens": TensorData.from_numpy(
+                np.array([[0, 0, 7], [0, 0, 0], [5, 0, 0]])
+            ).sparsify()
+        },
+    )
+    assert _proto._datum_bytes_fast(sparse) is None  # handled by the general writer
