@@ -237,6 +237,8 @@ class ClientHolder:
         path: str,
         *,
         json: Any = None,
+        content: bytes | None = None,
+        content_type: str | None = None,
         params: Mapping[str, Any] | None = None,
         sdk_method: str | None = None,
         retry: RetryPolicy | None = None,
@@ -246,7 +248,8 @@ class ClientHolder:
     ) -> Response:
         """One call wrapped in the holder retry loop (wire §13.2); ``retry`` overrides it.
 
-        ``http_retry`` is the transport's own (layer-1) policy inside that loop.
+        The body is ``json`` or raw ``content`` of ``content_type``. ``http_retry`` is the
+        transport's own (layer-1) policy inside that loop.
         """
         all_headers = dict(headers or {})
         if sdk_method is not None:
@@ -259,6 +262,8 @@ class ClientHolder:
             method,
             path,
             json=json,
+            content=content,
+            content_type=content_type,
             params=params,
             headers=all_headers,
             timeout=timeout,
@@ -300,23 +305,9 @@ class ClientHolder:
         decode: Callable[[Response], T],
         sdk_method: str | None = None,
         retry: RetryPolicy | None = None,
-        content: bytes | None = None,
-        content_type: str | None = None,
-        content_encoding: str | None = None,
-        on_submitted: Callable[[ses.UntypedAPIFuture], None] | None = None,
     ) -> T:
         """POST a future-returning request, then poll ``retrieve_future`` for its result."""
-        untyped, roundtrip = self.submit(
-            path,
-            body,
-            sdk_method=sdk_method,
-            retry=retry,
-            content=content,
-            content_type=content_type,
-            content_encoding=content_encoding,
-        )
-        if on_submitted is not None:
-            on_submitted(untyped)
+        untyped, roundtrip = self.submit(path, body, sdk_method=sdk_method, retry=retry)
         return self.poll(
             untyped, request_type=request_type, decode=decode, create_roundtrip_time=roundtrip
         )
@@ -335,30 +326,21 @@ class ClientHolder:
     ) -> tuple[ses.UntypedAPIFuture, float]:
         """POST a future-returning request; returns its handle and the round-trip seconds."""
         started = time.monotonic()
-        if content is not None:
-            headers: dict[str, str] = {}
-            if sdk_method is not None:
-                headers["x-sdk-version"] = TINKER_SDK_VERSION
-                headers["x-sdk-method"] = sdk_method
-            if content_encoding is not None:
-                headers["Content-Encoding"] = content_encoding
-            policy = retry if retry is not None else self.holder_policy()
-            response = policy.call(
-                self.transport.request,
-                "POST",
-                path,
-                content=content,
-                content_type=content_type,
-                headers=headers,
-                stop=self._stop,
-                stop_event=self._stop,
-                describe=f"POST {path}",
-            )
-        else:
+        headers = {"Content-Encoding": content_encoding} if content_encoding else None
+        json = None
+        if content is None:
             json = body if isinstance(body, dict) else to_wire(body)
-            response = self.request(
-                "POST", path, json=json, sdk_method=sdk_method, retry=retry, http_retry=http_retry
-            )
+        response = self.request(
+            "POST",
+            path,
+            json=json,
+            content=content,
+            content_type=content_type,
+            headers=headers,
+            sdk_method=sdk_method,
+            retry=retry,
+            http_retry=http_retry,
+        )
         untyped = from_wire(response.json(), ses.UntypedAPIFuture, request=f"POST {path}")
         return untyped, time.monotonic() - started
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from tinkex._futures import APIFuture
 from tinkex._transport import HTTP_DEFAULT, NO_RETRY, PROTOBUF_CONTENT_TYPE, Response
+from tinkex._transport.estimates import estimate_datum_bytes
 from tinkex.clients._chunking import Chunk, chunk_datums, combine_outputs
 from tinkex.clients._ordered import OrderedSender
 from tinkex.types import _training as tr
@@ -136,6 +137,18 @@ class TrainingClient:
         http_retry = NO_RETRY if path.startswith("/api/v1/save_weights") else HTTP_DEFAULT
         return self.holder.submit(path, to_wire(body), sdk_method=sdk_method, http_retry=http_retry)
 
+    def _poll_sent(
+        self,
+        sent: tuple[Any, float],
+        request_type: str,
+        decode: Callable[[Response], Any] = decode_fwdbwd,
+    ) -> Any:
+        """The result of a submitted request, from its ``(handle, round-trip seconds)``."""
+        handle, roundtrip = sent
+        return self.holder.poll(
+            handle, request_type=request_type, decode=decode, create_roundtrip_time=roundtrip
+        )
+
     def _simple(
         self,
         path: str,
@@ -148,10 +161,7 @@ class TrainingClient:
             return self._send_json(path, build(seq_id), sdk_method)
 
         def finish(sent: Any) -> Any:
-            handle, roundtrip = sent
-            return self.holder.poll(
-                handle, request_type=request_type, decode=decode, create_roundtrip_time=roundtrip
-            )
+            return self._poll_sent(sent, request_type, decode)
 
         return self._ordered(1, send, finish)
 
@@ -221,13 +231,7 @@ class TrainingClient:
         """
 
         def poll(sent: Any) -> tr.ForwardBackwardOutput:
-            handle, roundtrip = sent
-            result: tr.ForwardBackwardOutput = self.holder.poll(
-                handle,
-                request_type=request_type,
-                decode=decode_fwdbwd,
-                create_roundtrip_time=roundtrip,
-            )
+            result: tr.ForwardBackwardOutput = self._poll_sent(sent, request_type)
             return result
 
         if len(sends) == 1 or not self.holder.client_config().parallel_fwdbwd_chunks:
@@ -374,7 +378,6 @@ class TrainingClient:
         n = len(chunks)
         sdk_method = "TrainingClient.forward_backward_custom"
         ce_input = tr.ForwardBackwardInput(data=forward_data, loss_fn="cross_entropy")
-        forward_results: list[tr.ForwardBackwardOutput] = []
         custom: dict[str, Any] = {}
 
         def send_forward(first_seq: int) -> list[Any]:
@@ -384,16 +387,7 @@ class TrainingClient:
             ]
 
         def send(first_seq: int) -> list[Any]:
-            sent = send_forward(first_seq)
-            for handle, roundtrip in sent:
-                forward_results.append(
-                    self.holder.poll(
-                        handle,
-                        request_type="Forward",
-                        decode=decode_fwdbwd,
-                        create_roundtrip_time=roundtrip,
-                    )
-                )
+            forward_results = [self._poll_sent(s, "Forward") for s in send_forward(first_seq)]
             logprobs = [
                 o["logprobs"].to_numpy() for r in forward_results for o in r.loss_fn_outputs
             ]
@@ -420,8 +414,6 @@ class TrainingClient:
             for i, chunk in enumerate(chunks):
                 part = backward_data[offset : offset + len(chunk.data)]
                 offset += len(chunk.data)
-                from tinkex._transport.estimates import estimate_datum_bytes
-
                 nbytes = sum(estimate_datum_bytes(d) for d in part)
                 sent_backward.append(
                     self._send_fwdbwd_chunk(
@@ -431,15 +423,7 @@ class TrainingClient:
             return sent_backward
 
         def finish(sent: list[Any]) -> tr.ForwardBackwardOutput:
-            outputs = [
-                self.holder.poll(
-                    handle,
-                    request_type="ForwardBackward",
-                    decode=decode_fwdbwd,
-                    create_roundtrip_time=roundtrip,
-                )
-                for handle, roundtrip in sent
-            ]
+            outputs = [self._poll_sent(item, "ForwardBackward") for item in sent]
             combined = combine_outputs(outputs, [len(c.data) for c in chunks])
             metrics = dict(combined.metrics)
             if "loss:sum" not in metrics:
