@@ -75,13 +75,14 @@ class SamplingClient:
         retry_config: RetryConfig | None = None,
         record_stability_info: bool = False,
         clone_id: int = 0,
+        tokenizer_id: str | None = None,
     ) -> None:
         self.holder = holder
         self.sampling_session_id = sampling_session_id
         self._base_model = base_model
-        # Tokenizer id reported by the server for the model (set by TrainingClient when known);
-        # otherwise the tokenizer is looked up by the base model name, as the official SDK does.
-        self.tokenizer_id: str | None = None
+        # Tokenizer id reported by the server for the model, when known; otherwise the
+        # tokenizer is looked up by the base model name, as the official SDK does.
+        self.tokenizer_id = tokenizer_id
         self.retry_config = retry_config or RetryConfig()
         self.record_stability_info = record_stability_info
         self._clone_id = clone_id
@@ -151,15 +152,14 @@ class SamplingClient:
                 )
                 resolved_base = sampler.base_model
                 tokenizer_id = tokenizer_id or _extension_str(raw_sampler, "tokenizer_id")
-            client = SamplingClient(
+            return SamplingClient(
                 holder,
                 sampling_session_id=session_id,
                 base_model=resolved_base,
                 retry_config=retry_config,
                 record_stability_info=record_stability_info,
+                tokenizer_id=tokenizer_id,
             )
-            client.tokenizer_id = tokenizer_id
-            return client
 
         return BackcompatSamplingClientFuture.wrap(holder.run(create))
 
@@ -469,15 +469,14 @@ def _restore(state: dict[str, Any]) -> SamplingClient:
     config = state.get("client_config")
     if isinstance(config, dict):
         holder.set_client_config(from_wire(config, ClientConfigResponse))
-    client = SamplingClient(
+    return SamplingClient(
         holder,
         sampling_session_id=state["sampling_session_id"],
         base_model=state["base_model"],
         record_stability_info=bool(state.get("record_stability_info")),
         clone_id=random.randint(1, _CLONE_STRIDE),
+        tokenizer_id=state.get("tokenizer_id"),
     )
-    client.tokenizer_id = state.get("tokenizer_id")
-    return client
 
 
 def _with_sequence_id(seq: smp.SampledSequence, sequence_id: str) -> smp.SampledSequence:

@@ -639,15 +639,14 @@ class TrainingClient:
             raw = from_wire(response.json(), tr.SaveWeightsForSamplerResponseInternal)
             if raw.sampling_session_id is None:
                 raise ValueError("save_weights_for_sampler result has no 'sampling_session_id'")
-            client = SamplingClient(
+            return SamplingClient(
                 holder,
                 sampling_session_id=raw.sampling_session_id,
                 base_model=self._base_model(),
                 retry_config=retry_config,
                 record_stability_info=record_stability_info,
+                tokenizer_id=self._info.model_data.tokenizer_id,
             )
-            client.tokenizer_id = self._info.model_data.tokenizer_id
-            return client
 
         future = self._simple(
             "/api/v1/save_weights_for_sampler",
