@@ -61,7 +61,7 @@ class _SessionlessClient:
         self.holder = _holder
         self.holder.client_config()
 
-    def _run(self, method: str, fn: Callable[[], T]) -> APIFuture[T]:
+    def _run(self, fn: Callable[[], T]) -> APIFuture[T]:
         return self.holder.run(fn)
 
     def _get(self, path: str, cls: type[T], sdk: str, params: dict[str, Any] | None = None) -> T:
@@ -107,7 +107,6 @@ class RestClient(_SessionlessClient):
     def get_server_capabilities(self) -> APIFuture[rest.GetServerCapabilitiesResponse]:
         """Models the server supports."""
         return self._run(
-            "",
             lambda: self._get(
                 "/api/v1/get_server_capabilities",
                 rest.GetServerCapabilitiesResponse,
@@ -120,7 +119,6 @@ class RestClient(_SessionlessClient):
     ) -> APIFuture[rest.TrainingRun]:
         """One training run."""
         return self._run(
-            "",
             lambda: self._get(
                 f"/api/v1/training_runs/{training_run_id}",
                 rest.TrainingRun,
@@ -142,7 +140,6 @@ class RestClient(_SessionlessClient):
         """Base model and LoRA settings behind a checkpoint."""
         _checkpoint_url_part(tinker_path)
         return self._run(
-            "",
             lambda: self.holder.call(
                 "POST",
                 "/api/v1/weights_info",
@@ -164,7 +161,6 @@ class RestClient(_SessionlessClient):
         if project_id is not None:
             params["project_id"] = project_id
         return self._run(
-            "",
             lambda: self._get(
                 "/api/v1/training_runs", rest.TrainingRunsResponse, "list_training_runs", params
             ),
@@ -174,7 +170,6 @@ class RestClient(_SessionlessClient):
     def list_checkpoints(self, training_run_id: str) -> APIFuture[rest.CheckpointsListResponse]:
         """Checkpoints of one training run."""
         return self._run(
-            "",
             lambda: self._get(
                 f"/api/v1/training_runs/{training_run_id}/checkpoints",
                 rest.CheckpointsListResponse,
@@ -187,7 +182,6 @@ class RestClient(_SessionlessClient):
     ) -> APIFuture[rest.CheckpointsListResponse]:
         """A page of all your checkpoints (newest first)."""
         return self._run(
-            "",
             lambda: self._get(
                 "/api/v1/checkpoints",
                 rest.CheckpointsListResponse,
@@ -211,7 +205,6 @@ class RestClient(_SessionlessClient):
                 f"path, got {tinker_path!r}"
             )
         return self._run(
-            "",
             lambda: self._get(
                 f"/api/v1/training_runs/{parsed.training_run_id}/checkpoints/"
                 f"{parsed.checkpoint_id}/external_weights_urls",
@@ -223,7 +216,6 @@ class RestClient(_SessionlessClient):
     def delete_checkpoint(self, training_run_id: str, checkpoint_id: str) -> APIFuture[None]:
         """Delete a checkpoint (``checkpoint_id`` like ``weights/step-10``)."""
         return self._run(
-            "",
             lambda: self._send(
                 "DELETE",
                 f"/api/v1/training_runs/{training_run_id}/checkpoints/{checkpoint_id}",
@@ -239,7 +231,6 @@ class RestClient(_SessionlessClient):
         """Make a checkpoint public."""
         run_id, cid = _checkpoint_url_part(tinker_path)
         return self._run(
-            "",
             lambda: self._send(
                 "POST",
                 f"/api/v1/training_runs/{run_id}/checkpoints/{cid}/publish",
@@ -251,7 +242,6 @@ class RestClient(_SessionlessClient):
         """Make a checkpoint private."""
         run_id, cid = _checkpoint_url_part(tinker_path)
         return self._run(
-            "",
             lambda: self._send(
                 "DELETE",
                 f"/api/v1/training_runs/{run_id}/checkpoints/{cid}/publish",
@@ -267,7 +257,6 @@ class RestClient(_SessionlessClient):
             raise ValueError(f"ttl_seconds must be a positive int or None, got {ttl_seconds!r}")
         run_id, cid = _checkpoint_url_part(tinker_path)
         return self._run(
-            "",
             lambda: self._send(
                 "PUT",
                 f"/api/v1/training_runs/{run_id}/checkpoints/{cid}/ttl",
@@ -312,7 +301,7 @@ class RestClient(_SessionlessClient):
             )
             return from_wire(response.json(), rest.CopyWeightsResponse).tinker_path
 
-        return self._run("", copy)
+        return self._run(copy)
 
     # -- sessions ----------------------------------------------------------------------------------
     def get_session(
@@ -320,7 +309,6 @@ class RestClient(_SessionlessClient):
     ) -> APIFuture[ses.GetSessionResponse]:
         """Training runs and samplers of a session."""
         return self._run(
-            "",
             lambda: self._get(
                 f"/api/v1/sessions/{session_id}",
                 ses.GetSessionResponse,
@@ -334,7 +322,6 @@ class RestClient(_SessionlessClient):
     ) -> APIFuture[ses.ListSessionsResponse]:
         """A page of session ids."""
         return self._run(
-            "",
             lambda: self._get(
                 "/api/v1/sessions",
                 ses.ListSessionsResponse,
@@ -346,7 +333,6 @@ class RestClient(_SessionlessClient):
     def assign_session_project(self, session_id: str, project_id: str) -> APIFuture[None]:
         """Move a session to a project."""
         return self._run(
-            "",
             lambda: self._send(
                 "PUT",
                 f"/api/v1/sessions/{session_id}/project",
@@ -378,7 +364,7 @@ class RestClient(_SessionlessClient):
                 if self.holder.stop_event.wait(_TRACE_POLL_INTERVAL):
                     raise RuntimeError("client closed while waiting for the trace export")
 
-        return self._run("", export)
+        return self._run(export)
 
     def search_sessions(
         self, request: ses.SessionSearchRequest
@@ -386,7 +372,6 @@ class RestClient(_SessionlessClient):
         """EXPERIMENTAL: search sessions by owner, status, metadata, name."""
         warnings.warn("search_sessions is experimental", ExperimentalWarning, stacklevel=2)
         return self._run(
-            "",
             lambda: self.holder.call(
                 "POST",
                 "/api/v1/sessions/search",
@@ -423,14 +408,13 @@ class RestClient(_SessionlessClient):
                 return whoami_from_claims(decode_jwt_claims(key))
             raise RuntimeError("whoami: no JWT is in use for this client")
 
-        return self._run("", who)
+        return self._run(who)
 
     def get_sampler(self, sampler_id: str) -> APIFuture[Any]:
         """What the server knows about a sampler."""
         from tinkex.types import GetSamplerResponse
 
         return self._run(
-            "",
             lambda: self._get(f"/api/v1/samplers/{sampler_id}", GetSamplerResponse, "get_sampler"),
         )
 
@@ -524,7 +508,7 @@ class AdminClient(_SessionlessClient):
         if day is not None:
             params["day"] = day.isoformat()
         return self._run(
-            "", lambda: self._get("/api/v1/audit", rest.AuditLogResponse, "get_audit_log", params)
+            lambda: self._get("/api/v1/audit", rest.AuditLogResponse, "get_audit_log", params)
         )
 
     def get_billing_usage(
@@ -536,7 +520,6 @@ class AdminClient(_SessionlessClient):
             "ending_before": _rfc3339(ending_before, "ending_before"),
         }
         return self._run(
-            "",
             lambda: self._get(
                 "/api/v1/billing/usage/events",
                 rest.BillingUsageResponse,
@@ -551,7 +534,6 @@ class AdminClient(_SessionlessClient):
         """Checkpoint storage per project/user."""
         params = {"project_id": project_id} if project_id is not None else None
         return self._run(
-            "",
             lambda: self._get(
                 "/api/v1/billing/usage/checkpoints/current",
                 rest.CurrentCheckpointStorageUsageResponse,
