@@ -4,9 +4,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 DEMO_STAMP := $(VENV)/.installed-demo
+COOKBOOK_STAMP := $(VENV)/.installed-cookbook
+COOKBOOK_REQS := tests/cookbook/requirements.txt
+COOKBOOK_VERSION := 0.6.1
 BASE_URL ?=
 
-.PHONY: install test lint typecheck demo examples bench check clean
+.PHONY: install install-cookbook test lint typecheck demo examples bench check clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -23,9 +26,18 @@ $(DEMO_STAMP): $(PY) setup.cfg pyproject.toml
 		echo "warning: could not install tinkex[demo]; using the installed tinkex" >&2; }
 	touch $(DEMO_STAMP)
 
-install: $(STAMP)
+# tinker-cookbook for tests/cookbook: its requirement tml-renderers>=0.4.1 is missing from the
+# registry, so the cookbook is installed without dependencies and COOKBOOK_REQS lists the rest.
+$(COOKBOOK_STAMP): $(STAMP) $(COOKBOOK_REQS)
+	$(PY) -m pip install --quiet -r $(COOKBOOK_REQS)
+	$(PY) -m pip install --quiet --no-deps tinker-cookbook==$(COOKBOOK_VERSION)
+	touch $(COOKBOOK_STAMP)
 
-test: $(STAMP)
+install: $(STAMP) $(COOKBOOK_STAMP)
+
+install-cookbook: $(COOKBOOK_STAMP)
+
+test: $(STAMP) $(COOKBOOK_STAMP)
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
