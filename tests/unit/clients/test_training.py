@@ -363,6 +363,9 @@ def test_forward_backward_custom_wire(fake: FakeTinker, training: tinkex.Trainin
         grads = [np.full_like(lp, 2.0) for lp in logprobs]
         return total, {"custom:sum": 1.5}, grads
 
+    # a numpy loss (loss, metrics, grads): unmarked losses are torch ones when torch is installed
+    loss.__tinkex_backend__ = "numpy"  # type: ignore[attr-defined]
+
     data = [
         types.Datum(
             model_input=types.ModelInput.from_ints([1, 2, 3]),
