@@ -1,7 +1,9 @@
 """tinkex: a thread-pool, drop-in replacement for the Tinker Python SDK (0.38 API).
 
-``import tinkex as tinker`` keeps scripts written for the official SDK working. Public names are
-loaded lazily on first access so that importing tinkex stays cheap.
+``import tinkex as tinker`` keeps scripts written for the official SDK working;
+``tinkex.install_as_tinker()`` (or ``python -m tinkex.as_tinker``) does the same for code that
+imports ``tinker`` itself. Public names are loaded lazily on first access so that importing
+tinkex stays cheap.
 """
 
 from __future__ import annotations
@@ -75,6 +77,8 @@ _LAZY: dict[str, str] = {
     "TensorData": "tinkex.types",
     "TensorDtype": "tinkex.types",
     "TrainingRun": "tinkex.types",
+    "install_as_tinker": "tinkex._alias",
+    "TinkerAlreadyImportedError": "tinkex._alias",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -124,7 +128,9 @@ __all__ = [
     "Timeout",
     "TrainingClient",
     "TrainingRun",
+    "TinkerAlreadyImportedError",
     "auth",
+    "install_as_tinker",
     "types",
     "APIConnectionError",
     "APIError",

@@ -35,9 +35,11 @@ if TYPE_CHECKING:
 __all__ = [
     "PROTO_REQUEST_TYPES",
     "APIFuture",
+    "AwaitableConcurrentFuture",
     "QueueState",
     "QueueStateCallback",
     "current_future",
+    "mirror",
     "poll_future",
 ]
 
@@ -251,6 +253,38 @@ class APIFuture(Future[T], Generic[T]):
 
     def __await__(self) -> Generator[Any, None, T]:
         return self.result_async().__await__()
+
+
+def mirror(source: Future[Any], target: APIFuture[Any]) -> None:
+    """Settle ``target`` like ``source``; cancelling ``target`` cancels ``source``."""
+
+    def copy(f: Future[Any]) -> None:
+        if f.cancelled():
+            target.cancel()
+        elif (exc := f.exception()) is not None:
+            target._settle_exception(exc)
+        else:
+            target._settle_result(f.result())
+
+    source.add_done_callback(copy)
+    target.add_done_callback(lambda t: source.cancel() if t.cancelled() else None)
+
+
+class AwaitableConcurrentFuture(APIFuture[T]):
+    """An :class:`APIFuture` settled like ``future``, any ``concurrent.futures.Future``.
+
+    The name and constructor of ``tinker.lib.public_interfaces.AwaitableConcurrentFuture``:
+    it makes a future from any executor awaitable. Cancelling it cancels ``future``.
+
+    Example::
+
+        fut = AwaitableConcurrentFuture(executor.submit(work))
+        value = await fut
+    """
+
+    def __init__(self, future: Future[T]) -> None:
+        super().__init__()
+        mirror(future, self)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,9 +10,9 @@ from __future__ import annotations
 import warnings
 from typing import Any, ClassVar
 
-from tinkex._futures import APIFuture
+from tinkex._futures import APIFuture, mirror
 from tinkex.clients.sampling import SamplingClient
-from tinkex.clients.training import TrainingClient, mirror
+from tinkex.clients.training import TrainingClient
 
 __all__ = ["BackcompatTrainingClientFuture", "BackcompatSamplingClientFuture"]
 

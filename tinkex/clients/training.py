@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Literal
 
-from tinkex._futures import APIFuture
+from tinkex._futures import APIFuture, mirror
 from tinkex._transport import HTTP_DEFAULT, NO_RETRY, PROTOBUF_CONTENT_TYPE, Response
 from tinkex._transport.estimates import estimate_datum_bytes
 from tinkex.clients._chunking import Chunk, chunk_datums, combine_outputs
@@ -44,21 +44,6 @@ def _deprecated_async(name: str) -> None:
         FutureWarning,
         stacklevel=3,
     )
-
-
-def mirror(source: Future[Any], target: APIFuture[Any]) -> None:
-    """Settle ``target`` like ``source``; cancelling ``target`` cancels ``source``."""
-
-    def copy(f: Future[Any]) -> None:
-        if f.cancelled():
-            target.cancel()
-        elif (exc := f.exception()) is not None:
-            target._settle_exception(exc)
-        else:
-            target._settle_result(f.result())
-
-    source.add_done_callback(copy)
-    target.add_done_callback(lambda t: source.cancel() if t.cancelled() else None)
 
 
 def decode_fwdbwd(response: Response) -> tr.ForwardBackwardOutput:

@@ -387,6 +387,9 @@ if TYPE_CHECKING:  # pragma: no cover
         CustomLossNode as CustomLossNode,
     )
     from tinkex.types._training import (
+        CustomLossNodeOp as CustomLossNodeOp,
+    )
+    from tinkex.types._training import (
         DimuonOptimizerConfig as DimuonOptimizerConfig,
     )
     from tinkex.types._training import (
@@ -536,6 +539,7 @@ _MODULES: dict[str, str] = {
     "CustomLossInputRank": "_training",
     "CustomLossInput": "_training",
     "CustomLossNode": "_training",
+    "CustomLossNodeOp": "_training",
     "CustomLossGraph": "_training",
     "CreateCustomLossRequest": "_training",
     "CreateCustomLossResponse": "_training",

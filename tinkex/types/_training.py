@@ -49,6 +49,7 @@ __all__ = [
     "CustomLossInputRank",
     "CustomLossInput",
     "CustomLossNode",
+    "CustomLossNodeOp",
     "CustomLossGraph",
     "CreateCustomLossRequest",
     "CreateCustomLossResponse",
@@ -80,6 +81,10 @@ LOSS_FNS: tuple[str, ...] = (
 )
 SamplingClientKind = Literal["snapshot", "inflight"]
 CustomLossInputRank = Literal[0, 1, 2]
+#: The ``op`` values of a :class:`CustomLossNode` (the node kinds of a traced graph).
+CustomLossNodeOp = Literal[
+    "placeholder", "get_attr", "call_function", "call_method", "call_module", "output"
+]
 
 _CONSOLE = "https://tinker.thinkingmachines.ai"
 

@@ -283,3 +283,25 @@ def test_prestart_starts_daemon_workers_up_to_the_limit() -> None:
     finally:
         pool.close()
     assert pool.prestart() == 0  # shut down: nothing starts
+
+
+def test_awaitable_concurrent_future_mirrors_any_future() -> None:
+    """``AwaitableConcurrentFuture(f)`` (tinker's name) settles like ``f``, and is awaitable."""
+    from tinkex._futures import AwaitableConcurrentFuture
+
+    source: cf.Future[int] = cf.Future()
+    wrapped = AwaitableConcurrentFuture(source)
+    assert isinstance(wrapped, APIFuture) and not wrapped.done()
+    source.set_result(7)
+    assert wrapped.result(timeout=1) == 7
+    assert asyncio.run(wrapped.result_async(timeout=1)) == 7
+
+    failing: cf.Future[int] = cf.Future()
+    failed = AwaitableConcurrentFuture(failing)
+    failing.set_exception(ValueError("boom"))
+    with pytest.raises(ValueError, match="boom"):
+        failed.result(timeout=1)
+
+    pending: cf.Future[int] = cf.Future()
+    AwaitableConcurrentFuture(pending).cancel()
+    assert pending.cancelled()
