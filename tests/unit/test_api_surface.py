@@ -279,6 +279,10 @@ def _positional(cls: type) -> list[str]:
 
 
 def _tinkex_fields(cls: type) -> dict[str, Any]:
+    if dataclasses.is_dataclass(cls):  # read exactly like the official dataclasses
+        official = _official_fields(cls)
+        assert official is not None
+        return official[0]
     if attrs.has(cls):
         fields: dict[str, Any] = {}
         for f in attrs.fields(cls):

@@ -14,6 +14,7 @@ hooks registered here, never by per-class ``to_dict`` methods. cattrs is importe
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import enum
 import threading
@@ -60,7 +61,9 @@ def _format_datetime(value: dt.datetime) -> str:
 # -- fast paths for the hot types -------------------------------------------------------------
 def tensor_to_wire(t: TensorData) -> dict[str, Any]:
     """``TensorData`` as JSON."""
-    out: dict[str, Any] = {"data": t.values_array().tolist(), "dtype": t.dtype, "shape": t.shape}
+    out: dict[str, Any] = {"data": t.values_array().tolist(), "dtype": t.dtype}
+    if t.shape is not None:
+        out["shape"] = t.shape
     if t.sparse_crow_indices is not None:
         out["sparse_crow_indices"] = list(t.sparse_crow_indices)
         out["sparse_col_indices"] = list(t.sparse_col_indices or [])
@@ -276,7 +279,8 @@ _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 def _field_names(cls: type) -> tuple[str, ...]:
     names = _FIELD_NAMES.get(cls)
     if names is None:
-        names = _FIELD_NAMES[cls] = tuple(f.name for f in attrs.fields(cls))
+        fields = dataclasses.fields(cls) if dataclasses.is_dataclass(cls) else attrs.fields(cls)
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields if not f.name.startswith("_"))
     return names
 
 
@@ -286,7 +290,7 @@ def _value_to_wire(value: Any) -> Any:
     special = _SPECIAL_TO_WIRE.get(type(value))
     if special is not None:
         return special(value)
-    if attrs.has(type(value)):
+    if attrs.has(type(value)) or dataclasses.is_dataclass(value):
         return _generic_to_wire(value)
     if isinstance(value, (list, tuple)):
         return [_value_to_wire(v) for v in value]

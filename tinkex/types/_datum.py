@@ -1,13 +1,16 @@
-"""``Datum``: one training example (model input + loss inputs), and provenance spans."""
+"""``Datum``: one training example (model input + loss inputs), and provenance spans.
+
+Frozen stdlib dataclasses, as in the official SDK (``dataclasses.replace`` works on them).
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
-import attrs
+import dataclasses
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from tinkex.types._model_input import ModelInput
-from tinkex.types._tensor import TensorData
+from tinkex.types._tensor import TensorData, as_values
 
 __all__ = [
     "Datum",
@@ -34,39 +37,38 @@ _LIST_DTYPES: dict[str, str] = {
 _SPARSE_KEYS = ("target_tokens", "weights")
 
 
-def _non_negative(name: str) -> Any:
-    def check(inst: object, attr: Any, value: int) -> None:
+def _check_span(span: PromptProvenanceSpan | SampledProvenanceSpan) -> None:
+    name = type(span).__name__
+    if not isinstance(span.sequence_id, str) or not span.sequence_id:
+        raise ValueError(f"{name}.sequence_id must be a non-empty string, got {span.sequence_id!r}")
+    for field in ("offset", "length"):
+        value = getattr(span, field)
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise ValueError(
-                f"{type(inst).__name__}.{attr.name} must be an int >= 0, got {value!r}"
-            )
-
-    return check
+            raise ValueError(f"{name}.{field} must be an int >= 0, got {value!r}")
 
 
-def _non_empty(inst: object, attr: Any, value: str) -> None:
-    if not isinstance(value, str) or not value:
-        raise ValueError(
-            f"{type(inst).__name__}.{attr.name} must be a non-empty string, got {value!r}"
-        )
-
-
-@attrs.frozen(kw_only=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class PromptProvenanceSpan:
     """Tokens that came from a prompt of the sampled sequence ``sequence_id``."""
 
-    sequence_id: str = attrs.field(validator=_non_empty)
-    offset: int = attrs.field(default=0, validator=_non_negative("offset"))
-    length: int = attrs.field(validator=_non_negative("length"))
+    sequence_id: str
+    offset: int = 0
+    length: int
+
+    def __post_init__(self) -> None:
+        _check_span(self)
 
 
-@attrs.frozen(kw_only=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class SampledProvenanceSpan:
     """Tokens that were sampled as part of sequence ``sequence_id``."""
 
-    sequence_id: str = attrs.field(validator=_non_empty)
-    offset: int = attrs.field(default=0, validator=_non_negative("offset"))
-    length: int = attrs.field(validator=_non_negative("length"))
+    sequence_id: str
+    offset: int = 0
+    length: int
+
+    def __post_init__(self) -> None:
+        _check_span(self)
 
 
 ProvenanceSpans = list[PromptProvenanceSpan | SampledProvenanceSpan]
@@ -93,15 +95,8 @@ def to_tensor_data(key: str, value: Any) -> TensorData:
                 f"Datum.loss_fn_inputs[{key!r}] was given as a list, but lists are only accepted "
                 f"for {sorted(_LIST_DTYPES)}; pass a numpy array or TensorData instead"
             )
-        import numpy as np
-
-        try:
-            array = np.asarray(value, dtype=dtype)
-        except ValueError as exc:
-            raise ValueError(
-                f"Datum.loss_fn_inputs[{key!r}] is ragged or not numeric: {exc}"
-            ) from None
-        return TensorData(array, dtype, list(array.shape))  # type: ignore[arg-type]
+        array = as_values(value, dtype, where=f"Datum.loss_fn_inputs[{key!r}]")  # type: ignore[arg-type]
+        return TensorData._trusted(array, dtype, list(array.shape))  # type: ignore[arg-type]
     raise TypeError(
         f"Datum.loss_fn_inputs[{key!r}] must be TensorData, a numpy array, a torch tensor or a "
         f"list, got {type(value).__name__}"
@@ -116,22 +111,25 @@ def _loss_inputs(value: Any) -> dict[str, TensorData]:
     return {key: to_tensor_data(key, v) for key, v in value.items()}
 
 
-def _check_model_input(_inst: object, _attr: object, value: Any) -> None:
+def _check_model_input(value: Any) -> None:
     if not isinstance(value, ModelInput):
         raise TypeError(f"Datum.model_input must be a ModelInput, got {type(value).__name__}")
 
 
-def _spans(value: Any) -> ProvenanceSpans | None:
+def _spans(field: str, value: Any) -> ProvenanceSpans | None:
     if value is None:
         return None
     spans = list(value)
     for i, span in enumerate(spans):
         if not isinstance(span, (PromptProvenanceSpan, SampledProvenanceSpan)):
-            raise TypeError(f"provenance span {i} must be a ProvenanceSpan, got {span!r:.60}")
+            raise TypeError(
+                f"Datum.{field}[{i}] must be a PromptProvenanceSpan or SampledProvenanceSpan, "
+                f"got {span!r:.60}"
+            )
     return spans
 
 
-@attrs.frozen
+@dataclasses.dataclass(frozen=True)
 class Datum:
     """One example: ``model_input`` plus the loss inputs keyed by name.
 
@@ -145,12 +143,31 @@ class Datum:
         ... )
     """
 
-    model_input: ModelInput = attrs.field(validator=_check_model_input)
-    loss_fn_inputs: dict[str, TensorData] = attrs.field(factory=dict, converter=_loss_inputs)
-    model_input_spans: ProvenanceSpans | None = attrs.field(default=None, converter=_spans)
-    loss_fn_input_spans: ProvenanceSpans | None = attrs.field(default=None, converter=_spans)
+    model_input: ModelInput
+    loss_fn_inputs: dict[str, TensorData] = dataclasses.field(default_factory=dict)
+    model_input_spans: ProvenanceSpans | None = None
+    loss_fn_input_spans: ProvenanceSpans | None = None
 
-    def __attrs_post_init__(self) -> None:
+    if TYPE_CHECKING:  # what the generated __init__ accepts (lists/arrays are converted)
+
+        def __init__(
+            self,
+            model_input: ModelInput,
+            loss_fn_inputs: Mapping[str, Any] | None = None,
+            model_input_spans: ProvenanceSpans | None = None,
+            loss_fn_input_spans: ProvenanceSpans | None = None,
+        ) -> None: ...
+
+    def __post_init__(self) -> None:
+        _check_model_input(self.model_input)
+        # Frozen: the converted values replace the given ones once, here.
+        object.__setattr__(self, "loss_fn_inputs", _loss_inputs(self.loss_fn_inputs))
+        object.__setattr__(
+            self, "model_input_spans", _spans("model_input_spans", self.model_input_spans)
+        )
+        object.__setattr__(
+            self, "loss_fn_input_spans", _spans("loss_fn_input_spans", self.loss_fn_input_spans)
+        )
         if (self.model_input_spans is None) != (self.loss_fn_input_spans is None):
             raise ValueError(
                 "Datum.model_input_spans and Datum.loss_fn_input_spans must be given together"
@@ -167,12 +184,13 @@ class Datum:
                 f"{self.model_input.length}"
             )
         targets = self.loss_fn_inputs.get("target_tokens")
-        if targets is not None:
-            target_len = targets.shape[0] if targets.shape else 0
+        dims = None if targets is None else targets.shape or list(targets.to_numpy().shape)
+        if dims is not None and len(dims) == 1:  # spans tile a 1-D target_tokens
             lf_total = sum(s.length for s in loss_fn_inputs)
-            if lf_total != target_len:
+            if lf_total != dims[0]:
                 raise ValueError(
-                    f"loss_fn_inputs spans cover {lf_total} tokens but target_tokens has "
-                    f"{target_len}"
+                    f"loss_fn_inputs spans cover {lf_total} tokens but target_tokens has {dims[0]}"
                 )
-        return attrs.evolve(self, model_input_spans=model_input, loss_fn_input_spans=loss_fn_inputs)
+        return dataclasses.replace(
+            self, model_input_spans=model_input, loss_fn_input_spans=loss_fn_inputs
+        )

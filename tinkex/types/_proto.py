@@ -407,7 +407,7 @@ def _datum_bytes_fast(datum: Datum) -> bytes | None:
         parts.append(_len_prefixed(_TAG1_LEN, _len_prefixed(_TAG1_LEN, text)))
     for name, td in datum.loss_fn_inputs.items():
         spec = _FAST_DTYPES.get(td.dtype)
-        if spec is None or td.sparse_crow_indices is not None or td.shape is None:
+        if spec is None or td.sparse_crow_indices is not None:
             return None
         values = td.values_array()
         if values.dtype.str != spec[0]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Sequence
@@ -121,23 +122,38 @@ class SampleRequest:
     type: Literal["sample"] = "sample"
 
 
-@attrs.frozen
+@dataclasses.dataclass(frozen=True, slots=True)
 class TopkLogprobs:
-    """Top-k (token id, logprob) per position: ``token_ids``/``logprobs`` of shape (length, k)."""
+    """Top-k (token id, logprob) per position: ``token_ids``/``logprobs`` of shape (length, k).
+
+    Unused slots hold the sentinel ``(0, TOPK_EMPTY_LOGPROB)``.
+    """
 
     token_ids: Any  # np.ndarray int32 (length, k)
     logprobs: Any  # np.ndarray float32 (length, k)
 
     def to_lists(self) -> list[list[tuple[int, float]] | None]:
-        """Per position the list of (token id, logprob); empty rows become None."""
-        out: list[list[tuple[int, float]] | None] = []
-        for ids, lps in zip(self.token_ids.tolist(), self.logprobs.tolist(), strict=True):
-            row = [(i, lp) for i, lp in zip(ids, lps, strict=True) if lp != TOPK_EMPTY_LOGPROB]
-            out.append(row or None)
-        return out
+        """Per position the (token id, logprob) pairs, trailing sentinels dropped; a position
+        with nothing reported is None."""
+        return topk_to_lists(self)
 
 
-@attrs.frozen
+def topk_to_lists(topk: TopkLogprobs) -> list[list[tuple[int, float]] | None]:
+    """``topk`` as per-position lists of (token id, logprob) pairs (see ``TopkLogprobs``)."""
+    ids = topk.token_ids.tolist()
+    lps = topk.logprobs.tolist()
+    out: list[list[tuple[int, float]] | None] = []
+    for row_ids, row_lps in zip(ids, lps, strict=True):
+        end = len(row_ids)
+        while end and row_ids[end - 1] == 0 and row_lps[end - 1] == TOPK_EMPTY_LOGPROB:
+            end -= 1
+        out.append(list(zip(row_ids[:end], row_lps[:end], strict=True)) if end else None)
+    if out and not len(ids[0]):  # k == 0: nothing was asked at any position
+        return []
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
 class PromptAltTokens:
     """Alternative top-k tokens at each prompt position (int64 ids, float32 logprobs)."""
 
@@ -145,51 +161,72 @@ class PromptAltTokens:
     logprobs: TensorData
 
 
-@attrs.frozen
+@dataclasses.dataclass(frozen=True)
 class SampledSequence:
     """One generated sequence: tokens, their logprobs and why sampling stopped.
 
     ``sequence_id`` is the server's id of this sequence (used in provenance spans); it is
-    filled in by the sampling client from the ``asample`` answer.
+    filled in by the sampling client from the ``asample`` answer. The numpy fields hold the
+    data; ``tokens``/``logprobs``/``topk_logprobs`` are lists made from them on first access
+    (or the private ``_*_list`` fields, when a sequence is built from lists).
     """
 
     stop_reason: StopReason
     sequence_id: str = ""
-    tokens_np: Any = None  # np.ndarray int32
-    logprobs_np: Any = None  # np.ndarray float32 | None
-    topk_logprobs_np: TopkLogprobs | None = None
+    tokens_np: Any = dataclasses.field(default=None, repr=False)  # np.ndarray int32
+    logprobs_np: Any = dataclasses.field(default=None, repr=False)  # np.ndarray float32 | None
+    topk_logprobs_np: TopkLogprobs | None = dataclasses.field(default=None, repr=False)
+    _tokens_list: list[int] | None = dataclasses.field(default=None, repr=False)
+    _logprobs_list: list[float] | None = dataclasses.field(default=None, repr=False)
+    _topk_logprobs_list: list[list[tuple[int, float]] | None] | None = dataclasses.field(
+        default=None, repr=False
+    )
 
     @functools.cached_property
     def tokens(self) -> list[int]:
         """Sampled token ids."""
+        if self._tokens_list is not None:
+            return self._tokens_list
+        if self.tokens_np is None:
+            return []
         values: list[int] = self.tokens_np.tolist()
         return values
 
     @functools.cached_property
     def logprobs(self) -> list[float] | None:
         """Logprob of each sampled token, when requested/available."""
+        if self._logprobs_list is not None:
+            return self._logprobs_list
         return None if self.logprobs_np is None else list(self.logprobs_np.tolist())
 
     @functools.cached_property
     def topk_logprobs(self) -> list[list[tuple[int, float]] | None] | None:
         """Top-k alternatives at each sampled position, when requested."""
+        if self._topk_logprobs_list is not None:
+            return self._topk_logprobs_list
         return None if self.topk_logprobs_np is None else self.topk_logprobs_np.to_lists()
 
 
-@attrs.frozen
+@dataclasses.dataclass(frozen=True)
 class SampleResponse:
     """Result of a sample: the sequences and optional prompt scores."""
 
-    sequences: list[SampledSequence]
-    prompt_logprobs_np: Any = None  # np.ndarray float32 | None, NaN where not computed
-    topk_prompt_logprobs_np: TopkLogprobs | None = None
+    sequences: Sequence[SampledSequence]
+    prompt_logprobs_np: Any = dataclasses.field(default=None, repr=False)  # float32, NaN = none
+    topk_prompt_logprobs_np: TopkLogprobs | None = dataclasses.field(default=None, repr=False)
     target_prompt_logprobs: TensorData | None = None
     prompt_cache_hit_tokens: int = 0
     prompt_alt_tokens: PromptAltTokens | None = None
+    _prompt_logprobs_list: list[float | None] | None = dataclasses.field(default=None, repr=False)
+    _topk_prompt_logprobs_list: list[list[tuple[int, float]] | None] | None = dataclasses.field(
+        default=None, repr=False
+    )
 
     @functools.cached_property
     def prompt_logprobs(self) -> list[float | None] | None:
         """Logprob of each prompt token (None where not computed, e.g. the first)."""
+        if self._prompt_logprobs_list is not None:
+            return self._prompt_logprobs_list
         if self.prompt_logprobs_np is None:
             return None
         return [None if math.isnan(v) else v for v in self.prompt_logprobs_np.tolist()]
@@ -197,6 +234,8 @@ class SampleResponse:
     @functools.cached_property
     def topk_prompt_logprobs(self) -> list[list[tuple[int, float]] | None] | None:
         """Top-k alternatives at each prompt position, when requested."""
+        if self._topk_prompt_logprobs_list is not None:
+            return self._topk_prompt_logprobs_list
         if self.topk_prompt_logprobs_np is None:
             return None
         return self.topk_prompt_logprobs_np.to_lists()

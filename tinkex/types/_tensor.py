@@ -1,12 +1,15 @@
 """``TensorData``: a dense or CSR-sparse tensor of int64 or float32 values.
 
-The tensor keeps a numpy array internally (numpy is imported on first use, not when
-``tinkex`` is imported). ``data`` gives the values as a flat Python list, as in the official SDK.
+A frozen dataclass (as in the official SDK) that keeps a numpy array internally (numpy is
+imported on first use, not when ``tinkex`` is imported). ``data`` gives the values as a flat
+Python list, as in the official SDK.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import operator
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -40,24 +43,117 @@ def _index_list(name: str, value: Any) -> list[int] | None:
     return list(value)
 
 
+def _shape_list(shape: Any) -> list[int] | None:
+    if shape is None:
+        return None
+    try:
+        dims = [operator.index(s) for s in shape]
+    except TypeError:
+        raise TypeError(f"TensorData.shape must be a list of ints, got {shape!r:.80}") from None
+    if any(d < 0 for d in dims):
+        raise ValueError(f"TensorData.shape must be non-negative, got {dims}")
+    return dims
+
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def as_values(
+    data: Any, dtype: TensorDtype, where: str = "TensorData.data"
+) -> np.ndarray[Any, Any]:
+    """``data`` (list, nested list or array) as a numpy array of ``dtype``, never lossy.
+
+    An array already of ``dtype`` is used as is (no copy). Otherwise the values are converted,
+    and a value that would change is rejected naming ``where``: a fraction, NaN/inf or an int
+    outside int64 for int64 tensors, a finite number that overflows float32 for float32
+    tensors, and anything that is not a number (strings, None, ragged lists).
+    """
+    numpy = _np()
+    target = numpy.dtype(dtype)
+    source: np.ndarray[Any, Any]
+    if data is None:
+        source = numpy.empty(0, dtype=target)
+    elif isinstance(data, numpy.ndarray):
+        source = data
+    else:
+        try:
+            source = numpy.asarray(data)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"{where} must be numbers in a flat or rectangular list: {exc}"
+            ) from None
+    if source.dtype == target:
+        return source
+    kind = source.dtype.kind
+    if kind == "O" and dtype == "float32":  # e.g. ints beyond int64: fine as float32
+        flat = source.reshape(-1).tolist()
+        if all(isinstance(v, (int, float)) for v in flat):
+            source = numpy.asarray(flat, dtype=numpy.float64).reshape(source.shape)
+            kind = "f"
+    if kind not in "biuf":
+        raise ValueError(f"{where} {_not_numbers(source, dtype)}, got {_preview(data)}")
+    if kind == "f" and dtype == "int64":
+        whole = numpy.isfinite(source) & (numpy.floor(source) == source)
+        bad = ~(whole & (source >= _INT64_MIN) & (source < 2.0**63))
+        if bad.any():
+            raise ValueError(
+                f"{where} must hold whole numbers for an int64 tensor, got {_first(source, bad)!r}"
+                " (round it yourself, or use dtype='float32')"
+            )
+    elif kind == "u" and dtype == "int64" and source.size and int(source.max()) > _INT64_MAX:
+        raise ValueError(f"{where} has {int(source.max())}, outside int64")
+    with numpy.errstate(over="ignore"):
+        values: np.ndarray[Any, Any] = source.astype(target)
+    if dtype == "float32" and kind == "f" and numpy.isinf(values).any():
+        overflow = numpy.isinf(values) & numpy.isfinite(source)
+        if overflow.any():
+            raise ValueError(
+                f"{where} has {_first(source, overflow)!r}, outside float32 (it would become inf)"
+            )
+    return values
+
+
+def _first(source: np.ndarray[Any, Any], mask: np.ndarray[Any, Any]) -> Any:
+    """The first value of ``source`` where ``mask`` is set, as a Python number."""
+    return source.reshape(-1)[int(mask.reshape(-1).argmax())].item()
+
+
+def _not_numbers(source: np.ndarray[Any, Any], dtype: str) -> str:
+    """Why an array of non-numeric dtype (object, str, ...) cannot be a ``dtype`` tensor."""
+    if source.dtype.kind == "O" and dtype == "int64":
+        for value in source.reshape(-1).tolist():
+            if isinstance(value, int) and not _INT64_MIN <= value <= _INT64_MAX:
+                return f"has {value}, outside int64"
+    return f"must be {dtype} numbers (a flat or rectangular list or array)"
+
+
+def _preview(data: Any) -> str:
+    text = repr(data)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+@dataclasses.dataclass(frozen=True, eq=False, init=False)
 class TensorData:
     """A tensor on the wire: ``dtype`` ("int64" or "float32"), ``shape`` and values.
 
     Dense tensors hold ``prod(shape)`` values. Sparse tensors are 2-D CSR: ``data`` holds the
     stored values, ``sparse_crow_indices`` (rows + 1 entries) and ``sparse_col_indices`` (one per
-    value) locate them; absent cells read as ``pad_value`` when densified.
+    value) locate them; absent cells read as ``pad_value`` when densified. Values are converted
+    to ``dtype`` without loss or rejected (``[105.5]`` is not an int64 tensor). ``shape`` stays
+    ``None`` when not given for 1-D data (the server reads it as 1-D), and is taken from the
+    data when it has more dimensions. A frozen dataclass, compared by identity (as tinker's).
 
     Example:
         >>> TensorData(data=[1, 2, 3], dtype="int64", shape=[3]).tolist()
         [1, 2, 3]
     """
 
-    __slots__ = ("_values", "dtype", "shape", "sparse_col_indices", "sparse_crow_indices")
-
     dtype: TensorDtype
-    shape: list[int] | None
-    sparse_crow_indices: list[int] | None
-    sparse_col_indices: list[int] | None
+    shape: list[int] | None = None
+    sparse_crow_indices: list[int] | None = None
+    sparse_col_indices: list[int] | None = None
+    # No default, as tinker's (init=False, so no generated __init__ cares).
+    _numpy: np.ndarray[Any, Any] = dataclasses.field(repr=False)  # type: ignore[misc]
 
     def __init__(
         self,
@@ -71,22 +167,10 @@ class TensorData:
             raise TypeError("TensorData requires dtype ('int64' or 'float32')")
         if dtype not in _DTYPES:
             raise ValueError(f"TensorData.dtype must be 'int64' or 'float32', got {dtype!r}")
-        np = _np()
-        if data is None:
-            data = []
-        if isinstance(data, (list, tuple)) and data and isinstance(data[0], (list, tuple)):
-            raise ValueError(
-                "TensorData.data must be flat (pass shape=...) or a numpy array; got nested lists"
-            )
-        try:
-            values = np.asarray(data, dtype=np.dtype(dtype))
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"TensorData.data cannot be read as {dtype}: {exc}") from None
+        values = as_values(data, dtype)
         crow = _index_list("sparse_crow_indices", sparse_crow_indices)
         col = _index_list("sparse_col_indices", sparse_col_indices)
-        shape_list = None if shape is None else [int(s) for s in shape]
-        if shape_list is not None and any(s < 0 for s in shape_list):
-            raise ValueError(f"TensorData.shape must be non-negative, got {shape_list}")
+        shape_list = _shape_list(shape)
         if (crow is None) != (col is None):
             raise ValueError("TensorData sparse tensors need both crow and col indices")
         if crow is not None and col is not None:
@@ -98,20 +182,17 @@ class TensorData:
                     f"sparse TensorData indices do not match: {len(crow)} crow indices for "
                     f"{shape_list[0]} rows, {len(col)} col indices for {values.size} values"
                 )
+        elif shape_list is None:
+            if values.ndim > 1:  # tinker would send these values flat, without their shape
+                shape_list = list(values.shape)
+        elif math.prod(shape_list) != values.size:
+            raise ValueError(
+                f"TensorData.shape {shape_list} needs {math.prod(shape_list)} values, "
+                f"got {values.size}"
+            )
         else:
-            if shape_list is None:
-                shape_list = list(values.shape) if values.ndim != 1 else [values.size]
-            elif math.prod(shape_list) != values.size:
-                raise ValueError(
-                    f"TensorData.shape {shape_list} needs {math.prod(shape_list)} values, "
-                    f"got {values.size}"
-                )
-            values = values.reshape(-1)
-        self.dtype = dtype
-        self.shape = shape_list
-        self.sparse_crow_indices = crow
-        self.sparse_col_indices = col
-        self._values = values
+            values = values.reshape(shape_list)
+        _set_fields(self, dtype, shape_list, crow, col, values)
 
     # -- construction ----------------------------------------------------------------------
     @classmethod
@@ -121,7 +202,7 @@ class TensorData:
         arr = np.asarray(array)
         exact = _EXACT.get(arr.dtype.str)
         if exact is not None:  # already float32/int64: no conversion, nothing to check
-            return cls._trusted(arr.reshape(-1), exact, list(arr.shape))
+            return cls._trusted(arr, exact, list(arr.shape))
         if arr.dtype.kind == "f":
             dtype: TensorDtype = "float32"
         elif arr.dtype.kind == "i":
@@ -157,7 +238,7 @@ class TensorData:
             return self
         np = _np()
         rows, cols = self.shape
-        dense = self._values.reshape(rows, cols)
+        dense = self._numpy.reshape(rows, cols)
         mask = dense != pad_value
         nnz = int(mask.sum())
         if (rows + 1) + 2 * nnz >= rows * cols:
@@ -165,6 +246,18 @@ class TensorData:
         crow = np.concatenate([[0], np.cumsum(mask.sum(axis=1))]).astype(np.int64)
         col = np.nonzero(mask)[1].astype(np.int64)
         return TensorData(dense[mask], self.dtype, [rows, cols], crow, col)
+
+    @classmethod
+    def _trusted(
+        cls, values: np.ndarray[Any, Any], dtype: TensorDtype, shape: list[int]
+    ) -> TensorData:
+        """A dense tensor from an array already of ``dtype`` whose size matches ``shape``.
+
+        Skips the checks of ``__init__``; for decoders that have validated the data.
+        """
+        tensor = object.__new__(cls)
+        _set_fields(tensor, dtype, shape, None, None, values.reshape(shape))
+        return tensor
 
     # -- access ----------------------------------------------------------------------------
     @property
@@ -175,52 +268,36 @@ class TensorData:
     @property
     def data(self) -> list[int] | list[float]:
         """The stored values as a flat Python list."""
-        values: list[int] | list[float] = self._values.tolist()
+        values: list[int] | list[float] = self.values_array().tolist()
         return values
 
     @property
     def nbytes(self) -> int:
         """Bytes this tensor takes on the wire: the stored values (+8 per sparse CSR index)."""
-        size = int(self._values.nbytes)
+        size = int(self._numpy.nbytes)
         if self.sparse_crow_indices is not None:
             size += 8 * (len(self.sparse_crow_indices) + len(self.sparse_col_indices or ()))
         return size
 
-    @classmethod
-    def _trusted(
-        cls, values: np.ndarray[Any, Any], dtype: TensorDtype, shape: list[int]
-    ) -> TensorData:
-        """A dense tensor from a flat array already of ``dtype`` whose size matches ``shape``.
-
-        Skips the checks of ``__init__``; for decoders that have validated the data.
-        """
-        tensor = object.__new__(cls)
-        object.__setattr__(tensor, "dtype", dtype)
-        object.__setattr__(tensor, "shape", shape)
-        object.__setattr__(tensor, "sparse_crow_indices", None)
-        object.__setattr__(tensor, "sparse_col_indices", None)
-        object.__setattr__(tensor, "_values", values)
-        return tensor
-
     def values_array(self) -> np.ndarray[Any, Any]:
         """The stored values as a 1-D numpy array (no copy; do not mutate)."""
-        values: np.ndarray[Any, Any] = self._values
+        values: np.ndarray[Any, Any] = self._numpy.reshape(-1)
         return values
 
     def to_numpy(self, pad_value: int = 0) -> np.ndarray[Any, Any]:
-        """The dense array (CSR tensors are densified with ``pad_value``)."""
+        """The dense array (CSR tensors are densified with ``pad_value``; no copy when dense)."""
         _check_pad(pad_value)
-        numpy = _np()
-        shape = self.shape if self.shape is not None else [self._values.size]
         if not self.is_sparse:
-            dense_view: np.ndarray[Any, Any] = self._values.reshape(shape)
+            dense_view: np.ndarray[Any, Any] = self._numpy
             return dense_view
+        assert self.shape is not None
         assert self.sparse_crow_indices is not None and self.sparse_col_indices is not None
-        rows, cols = shape
-        dense = numpy.full((rows, cols), pad_value, dtype=self._values.dtype)
+        numpy = _np()
+        rows, cols = self.shape
+        dense = numpy.full((rows, cols), pad_value, dtype=self._numpy.dtype)
         crow = numpy.asarray(self.sparse_crow_indices, dtype=numpy.int64)
         row_of = numpy.repeat(numpy.arange(rows), numpy.diff(crow))
-        dense[row_of, numpy.asarray(self.sparse_col_indices, dtype=numpy.int64)] = self._values
+        dense[row_of, numpy.asarray(self.sparse_col_indices, dtype=numpy.int64)] = self._numpy
         result: np.ndarray[Any, Any] = dense
         return result
 
@@ -235,33 +312,23 @@ class TensorData:
         values: list[Any] = self.to_numpy(pad_value).tolist()
         return values
 
-    def __len__(self) -> int:
-        return self.shape[0] if self.shape else 0
 
-    def __repr__(self) -> str:
-        kind = "sparse " if self.is_sparse else ""
-        preview = self._values[:8].tolist()
-        more = ", ..." if self._values.size > 8 else ""
-        return f"TensorData({kind}{self.dtype}, shape={self.shape}, data={preview}{more})"
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (
-            TensorData,
-            (
-                self._values,
-                self.dtype,
-                self.shape,
-                self.sparse_crow_indices,
-                self.sparse_col_indices,
-            ),
-        )
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if hasattr(self, "_values"):
-            raise AttributeError(f"TensorData is immutable; cannot set {name!r}")
-        object.__setattr__(self, name, value)
+def _set_fields(
+    tensor: TensorData,
+    dtype: TensorDtype,
+    shape: list[int] | None,
+    crow: list[int] | None,
+    col: list[int] | None,
+    values: np.ndarray[Any, Any],
+) -> None:
+    # A frozen dataclass: fields are set once, here, bypassing the frozen __setattr__.
+    object.__setattr__(tensor, "dtype", dtype)
+    object.__setattr__(tensor, "shape", shape)
+    object.__setattr__(tensor, "sparse_crow_indices", crow)
+    object.__setattr__(tensor, "sparse_col_indices", col)
+    object.__setattr__(tensor, "_numpy", values)
 
 
 def _check_pad(pad_value: object) -> None:
-    if not isinstance(pad_value, int) or isinstance(pad_value, bool):
+    if isinstance(pad_value, bool) or not hasattr(pad_value, "__index__"):
         raise TypeError(f"pad_value must be an int, got {pad_value!r}")

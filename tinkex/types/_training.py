@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -107,7 +108,7 @@ def _finite(lo: float | None = None, hi: float | None = None, *, hi_open: bool =
 
 
 def _loss_fn(inst: object, attr: Any, value: str) -> None:
-    if value not in LOSS_FNS:
+    if not isinstance(value, str) or value not in LOSS_FNS:
         raise ValueError(f"{type(inst).__name__}.loss_fn must be one of {LOSS_FNS}, got {value!r}")
 
 
@@ -117,7 +118,9 @@ def _loss_config(value: Mapping[str, float | str] | None) -> dict[str, float | s
     out: dict[str, float | str] = {}
     for key, v in value.items():
         if isinstance(v, bool) or not isinstance(v, (int, float, str)):
-            raise TypeError(f"loss_fn_config[{key!r}] must be a float or str, got {v!r}")
+            raise TypeError(
+                f"ForwardBackwardInput.loss_fn_config[{key!r}] must be a float or str, got {v!r}"
+            )
         out[str(key)] = v if isinstance(v, str) else float(v)
     return out
 
@@ -126,22 +129,45 @@ def _data(value: Any) -> list[Datum]:
     items = list(value)
     for i, datum in enumerate(items):
         if not isinstance(datum, Datum):
-            raise TypeError(f"data[{i}] must be a Datum, got {type(datum).__name__}")
+            raise TypeError(
+                f"ForwardBackwardInput.data[{i}] must be a Datum, got {type(datum).__name__}"
+            )
     return items
 
 
-@attrs.frozen
+def _check_model_id(cls_name: str, value: Any) -> None:
+    if not isinstance(value, str):
+        raise TypeError(f"{cls_name}.model_id must be a string, got {value!r:.60}")
+
+
+def _check_seq_id(cls_name: str, value: Any) -> None:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+        raise TypeError(f"{cls_name}.seq_id must be an int or None, got {value!r:.60}")
+
+
+@dataclasses.dataclass(frozen=True)
 class ForwardBackwardInput:
     """Data, loss function and loss configuration of one forward(/backward) pass."""
 
-    data: list[Datum] = attrs.field(converter=_data)
-    loss_fn: LossFnType = attrs.field(validator=_loss_fn)
-    loss_fn_config: dict[str, float | str] | None = attrs.field(
-        default=None, converter=_loss_config
-    )
+    data: list[Datum]
+    loss_fn: LossFnType
+    loss_fn_config: dict[str, float | str] | None = None
+
+    def __post_init__(self) -> None:
+        # Frozen: the checked copies replace the given values once, here.
+        object.__setattr__(self, "data", _data(self.data))
+        _loss_fn(self, "loss_fn", self.loss_fn)
+        object.__setattr__(self, "loss_fn_config", _loss_config(self.loss_fn_config))
 
 
-@attrs.frozen
+def _check_input(cls_name: str, field: str, value: Any) -> None:
+    if not isinstance(value, ForwardBackwardInput):
+        raise TypeError(
+            f"{cls_name}.{field} must be a ForwardBackwardInput, got {type(value).__name__}"
+        )
+
+
+@dataclasses.dataclass(frozen=True)
 class ForwardBackwardRequest:
     """Body of ``POST /api/v1/forward_backward``."""
 
@@ -149,8 +175,14 @@ class ForwardBackwardRequest:
     model_id: str
     seq_id: int | None = None
 
+    def __post_init__(self) -> None:
+        name = "ForwardBackwardRequest"
+        _check_input(name, "forward_backward_input", self.forward_backward_input)
+        _check_model_id(name, self.model_id)
+        _check_seq_id(name, self.seq_id)
 
-@attrs.frozen
+
+@dataclasses.dataclass(frozen=True)
 class ForwardRequest:
     """Body of a forward-only pass (legacy ``POST /api/v1/forward``)."""
 
@@ -158,17 +190,24 @@ class ForwardRequest:
     model_id: str
     seq_id: int | None = None
 
+    def __post_init__(self) -> None:
+        _check_input("ForwardRequest", "forward_input", self.forward_input)
+        _check_model_id("ForwardRequest", self.model_id)
+        _check_seq_id("ForwardRequest", self.seq_id)
 
-@attrs.frozen
+
+@dataclasses.dataclass(frozen=True)
 class ForwardBackwardOutput:
     """Per-datum loss outputs (e.g. ``logprobs``) and metrics keyed ``name:reduction``."""
 
     loss_fn_output_type: str
     loss_fn_outputs: list[dict[str, TensorData]]
-    metrics: dict[str, float] = attrs.field(factory=dict)
+    metrics: dict[str, float] = dataclasses.field(default_factory=dict)
     #: Client-side only (never sent): the structured result of ``forward_backward_custom``
     #: (``tinkex.regularizers.CustomLossOutput``: total, base, per-regularizer terms).
-    custom_loss_output: Any = attrs.field(default=None, eq=False, repr=False, kw_only=True)
+    custom_loss_output: Any = dataclasses.field(
+        default=None, compare=False, repr=False, kw_only=True
+    )
 
 
 # -- optimizers --------------------------------------------------------------------------
