@@ -11,10 +11,15 @@ per-datum logprobs of a forward pass, with the gradient the backward pass needs:
 
     output, grads = compute_custom_loss(
         data, logprobs_list, nll,
-        [RegularizerSpec(L1(), 0.01, "l1"), Entropy().spec(0.001)],
+        [RegularizerSpec(L1(), 0.01, "l1"), Entropy(mode="maximize").spec(0.001)],
         track_grad_norms=True,
     )
     output.loss_total, output.regularizers["l1"].grad_norm, output.to_metrics()
+
+Built-ins: :class:`L1`, :class:`L2`, :class:`ElasticNet` (on logprobs, probabilities or a
+:class:`Field`), :class:`Entropy`, :class:`KLDivergence`, :class:`Consistency`,
+:class:`Orthogonality`, :class:`GradientPenalty`. :func:`compute_grad_norm`,
+:func:`grad_norm_for_regularizer` and :func:`total_grad_norm` give gradient norms on their own.
 
 Importing this package is cheap; numpy is loaded when a regularizer or the pipeline is first
 used. torch is optional: torch functions run through autograd when it is installed.
@@ -34,17 +39,16 @@ from tinkex.regularizers._types import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    from tinkex.regularizers._builtins import (
-        L1,
-        L2,
-        Consistency,
-        ElasticNet,
-        Entropy,
-        GradientPenalty,
-        KLDivergence,
-        NumpyRegularizer,
-        Orthogonality,
+    from tinkex.regularizers._base import NumpyRegularizer
+    from tinkex.regularizers._divergences import Entropy, KLDivergence
+    from tinkex.regularizers._grad_norms import (
+        compute_grad_norm,
+        grad_norm_for_regularizer,
+        total_grad_norm,
     )
+    from tinkex.regularizers._gradient_penalty import GradientPenalty
+    from tinkex.regularizers._pairwise import Consistency, Orthogonality
+    from tinkex.regularizers._penalties import L1, L2, ElasticNet, Field
     from tinkex.regularizers._pipeline import (
         compute_custom_loss,
         numpy_loss,
@@ -61,6 +65,7 @@ __all__ = [
     "CustomLossOutput",
     "ElasticNet",
     "Entropy",
+    "Field",
     "GradientPenalty",
     "KLDivergence",
     "NumpyRegularizer",
@@ -69,31 +74,29 @@ __all__ = [
     "RegularizerOutput",
     "RegularizerSpec",
     "compute_custom_loss",
+    "compute_grad_norm",
+    "grad_norm_for_regularizer",
     "numpy_loss",
     "resolve_backend",
     "torch_available",
     "torch_gradient_penalty",
     "torch_loss",
+    "total_grad_norm",
 ]
 
 _LAZY: dict[str, str] = {
-    **dict.fromkeys(
-        (
-            "L1",
-            "L2",
-            "Consistency",
-            "ElasticNet",
-            "Entropy",
-            "GradientPenalty",
-            "KLDivergence",
-            "NumpyRegularizer",
-            "Orthogonality",
-        ),
-        "tinkex.regularizers._builtins",
-    ),
+    "NumpyRegularizer": "tinkex.regularizers._base",
+    **dict.fromkeys(("L1", "L2", "ElasticNet", "Field"), "tinkex.regularizers._penalties"),
+    **dict.fromkeys(("Entropy", "KLDivergence"), "tinkex.regularizers._divergences"),
+    **dict.fromkeys(("Consistency", "Orthogonality"), "tinkex.regularizers._pairwise"),
+    "GradientPenalty": "tinkex.regularizers._gradient_penalty",
     **dict.fromkeys(
         ("compute_custom_loss", "numpy_loss", "resolve_backend", "torch_loss"),
         "tinkex.regularizers._pipeline",
+    ),
+    **dict.fromkeys(
+        ("compute_grad_norm", "grad_norm_for_regularizer", "total_grad_norm"),
+        "tinkex.regularizers._grad_norms",
     ),
     **dict.fromkeys(("torch_available", "torch_gradient_penalty"), "tinkex.regularizers._torch"),
 }

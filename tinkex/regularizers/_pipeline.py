@@ -23,7 +23,7 @@ from typing import Any, overload
 import numpy as np
 
 from tinkex.regularizers._arrays import Array, as_float_array, flat_norm, normalize_numpy_result
-from tinkex.regularizers._builtins import GradientPenalty
+from tinkex.regularizers._gradient_penalty import GradientPenalty
 from tinkex.regularizers._torch import finish_torch, leaf_tensors, torch_available
 from tinkex.regularizers._types import (
     Backend,
@@ -139,6 +139,12 @@ def _name(fn: Any) -> str:
     return str(getattr(fn, "__name__", None) or type(fn).__name__)
 
 
+def default_backend() -> str:
+    """The backend of an unmarked base loss under ``"auto"``: torch when installed, else numpy
+    (so official-SDK torch losses work unchanged)."""
+    return "torch" if torch_available() else "numpy"
+
+
 def resolve_backend(fn: Any, requested: Backend, *, fallback: str) -> str:
     """The backend ``fn`` runs on: ``requested`` unless ``"auto"``, then its
     ``__tinkex_backend__`` marker, then ``fallback``."""
@@ -150,7 +156,7 @@ def resolve_backend(fn: Any, requested: Backend, *, fallback: str) -> str:
     return fallback
 
 
-class _Run:
+class Evaluation:
     """One function evaluation, possibly started asynchronously and finished later."""
 
     def __init__(self, fn: Any, backend: str, data: Sequence[Any], arrays: list[Array], who: str):
@@ -167,7 +173,7 @@ class _Run:
         return normalize_numpy_result(raw, self.arrays, who=self.who)
 
 
-def _await_all(awaitables: list[Any]) -> concurrent.futures.Future[list[Any]]:
+def await_all(awaitables: list[Any]) -> concurrent.futures.Future[list[Any]]:
     """Run coroutines/awaitables concurrently on a private event loop in a helper thread."""
 
     async def gather() -> list[Any]:
@@ -187,7 +193,7 @@ def _await_all(awaitables: list[Any]) -> concurrent.futures.Future[list[Any]]:
     return future
 
 
-def _read_only(array: Array) -> Array:
+def read_only(array: Array) -> Array:
     # Every function sees the same arrays; a read-only view stops one from corrupting the
     # others' inputs (and leaves the caller's array writable).
     view = array.view()
@@ -268,10 +274,8 @@ def compute_custom_loss(
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise ValueError(f"compute_custom_loss: duplicate regularizer names {duplicates}")
-    arrays = [_read_only(as_float_array(lp)) for lp in logprobs_list]
-    base_backend = resolve_backend(
-        base_loss_fn, backend, fallback="torch" if torch_available() else "numpy"
-    )
+    arrays = [read_only(as_float_array(lp)) for lp in logprobs_list]
+    base_backend = resolve_backend(base_loss_fn, backend, fallback=default_backend())
     meta: dict[str, Any] = {
         "regularizer_count": len(specs),
         "backend": base_backend,
@@ -322,7 +326,7 @@ def _compute(
     max_workers: int | None,
     timeout: float | None,
 ) -> tuple[CustomLossOutput, list[Array]]:
-    base_run = _Run(base_loss_fn, base_backend, data, arrays, "base_loss_fn")
+    base_run = Evaluation(base_loss_fn, base_backend, data, arrays, "base_loss_fn")
     base_loss, base_metrics, base_grads = base_run.finish(base_run.raw, require_grads=True)
 
     def reg_fn(spec: RegularizerSpec) -> Any:
@@ -337,10 +341,10 @@ def _compute(
             fn = fn.bind(base_loss_fn)
         return fn
 
-    def start(spec: RegularizerSpec) -> _Run:
+    def start(spec: RegularizerSpec) -> Evaluation:
         reg_backend = resolve_backend(spec.fn, spec.backend, fallback=base_backend)
         try:
-            return _Run(reg_fn(spec), reg_backend, data, arrays, f"regularizer {spec.name!r}")
+            return Evaluation(reg_fn(spec), reg_backend, data, arrays, f"regularizer {spec.name!r}")
         except RegularizerError:
             raise
         except Exception as exc:
@@ -348,7 +352,7 @@ def _compute(
                 spec.name, f"regularizer {spec.name!r} failed: {type(exc).__name__}: {exc}"
             ) from exc
 
-    def finish(spec: RegularizerSpec, run: _Run, raw: Any) -> tuple[NumpyLossResult, float]:
+    def finish(spec: RegularizerSpec, run: Evaluation, raw: Any) -> tuple[NumpyLossResult, float]:
         try:
             result = run.finish(raw, require_grads=False)
         except Exception as exc:
@@ -364,7 +368,7 @@ def _compute(
     async_runs = {spec.name: start(spec) for spec in async_specs}
     coroutine_names = [name for name, run in async_runs.items() if inspect.isawaitable(run.raw)]
     gathered = (
-        _await_all([async_runs[name].raw for name in coroutine_names]) if coroutine_names else None
+        await_all([async_runs[name].raw for name in coroutine_names]) if coroutine_names else None
     )
 
     # 2. Synchronous regularizers, on threads when asked.

@@ -20,6 +20,7 @@ from tinkex.regularizers import (
     CustomLossOutput,
     ElasticNet,
     Entropy,
+    Field,
     GradientPenalty,
     KLDivergence,
     Orthogonality,
@@ -47,6 +48,7 @@ def make_batch(
                 "weights": (rng.uniform(size=n) > 0.3).astype(np.float64),
                 "reference_logprobs": -rng.uniform(0.1, 3.0, size=n),
                 "original_logprobs": -rng.uniform(0.1, 3.0, size=n),
+                "advantages": np.linspace(-1.0, 2.0, n),
             }
         )
         for n in lengths
@@ -97,13 +99,13 @@ def assert_fd(
 
 ELEMENTWISE = [
     L1(),
-    L1(reduction="sum", target=-1.0),
+    L1(reduction="sum", center=-1.0),
     L2(),
     L2(reduction="sum", mask_field="weights"),
     ElasticNet(l1_ratio=0.3),
     ElasticNet(l1_ratio=0.7, mask_field="weights", reduction="sum"),
     Entropy(),
-    Entropy(mode="minimize", mask_field="weights"),
+    Entropy(mode="maximize", mask_field="weights"),
     KLDivergence(),
     KLDivergence(estimator="k1", reduction="sum"),
     KLDivergence(estimator="k2", mask_field="weights"),
@@ -117,7 +119,32 @@ ELEMENTWISE = [
 ]
 
 
-@pytest.mark.parametrize("reg", ELEMENTWISE, ids=repr)
+#: The options of the Elixir adapters: L1/L2/ElasticNet targets and centers, L2 clip, entropy
+#: temperature/normalize, KL direction/symmetric.
+OPTIONS = [
+    L1(target="probs"),
+    L1(target="probs", center=0.3, mask_field="weights", reduction="sum"),
+    L1(center="mean", mask_field="weights"),
+    L2(center="mean"),
+    L2(center="mean", mask_field="weights", reduction="sum"),
+    L2(clip=0.8),
+    L2(center=-1.0, clip=0.5, reduction="sum", mask_field="weights"),
+    L2(target="probs", center="mean", clip=0.2),
+    ElasticNet(target="probs", l1_ratio=0.4),
+    ElasticNet(center="mean", l1_ratio=0.6, mask_field="weights"),
+    L2(target=Field("advantages"), center="mean", mask_field="weights"),
+    Entropy(temperature=0.5),
+    Entropy(temperature=2.0, normalize=True, mask_field="weights"),
+    Entropy(mode="maximize", normalize=True, reduction="sum"),
+    KLDivergence(direction="reverse"),
+    KLDivergence(estimator="k1", direction="reverse", reduction="sum"),
+    KLDivergence(estimator="k2", direction="reverse"),
+    KLDivergence(symmetric=True),
+    KLDivergence(estimator="k1", symmetric=True, mask_field="weights"),
+]
+
+
+@pytest.mark.parametrize("reg", ELEMENTWISE + OPTIONS, ids=repr)
 def test_gradient_matches_finite_differences(reg: Any) -> None:
     data, xs = make_batch()
     assert_fd(reg, data, xs)
@@ -137,6 +164,203 @@ def test_kl_full_distribution_gradient() -> None:
     assert value == pytest.approx(exact)  # mean over 6 rows
     assert value > 0
     assert_fd(reg, [None, None], xs)
+
+
+def log_softmax(z: np.ndarray) -> np.ndarray:
+    return np.asarray(z - np.log(np.exp(z).sum(-1, keepdims=True)))
+
+
+@pytest.mark.parametrize(
+    ("direction", "symmetric"), [("forward", False), ("reverse", False), ("forward", True)]
+)
+def test_kl_full_distribution_directions(direction: str, symmetric: bool) -> None:
+    rng = np.random.default_rng(4)
+    xs = [log_softmax(rng.normal(size=(3, 5))), log_softmax(rng.normal(size=(2, 5)))]
+    refs = [log_softmax(rng.normal(size=x.shape)) for x in xs]
+    reg = KLDivergence(
+        estimator="full",
+        reference=refs,
+        direction=direction,  # type: ignore[arg-type]
+        symmetric=symmetric,
+        reduction="sum",
+    )
+    forward = sum(float((np.exp(x) * (x - r)).sum()) for x, r in zip(xs, refs, strict=True))
+    reverse = sum(float((np.exp(r) * (r - x)).sum()) for x, r in zip(xs, refs, strict=True))
+    expected = (
+        (forward + reverse) / 2
+        if symmetric
+        else {"forward": forward, "reverse": reverse}[direction]
+    )
+    assert value_of(reg([None, None], xs)) == pytest.approx(expected)
+    assert_fd(reg, [None, None], xs)
+
+
+def test_kl_matches_the_elixir_example_values() -> None:
+    # P = [0.4, 0.3, 0.2, 0.1] against a uniform Q, as in the NxPenalties documentation.
+    p = np.log(np.array([[0.4, 0.3, 0.2, 0.1]]))
+    q = np.log(np.full((1, 4), 0.25))
+    forward = float(np.sum(np.exp(p) * (p - q)))
+    reverse = float(np.sum(np.exp(q) * (q - p)))
+    assert forward == pytest.approx(0.1064, abs=1e-4)
+    assert reverse == pytest.approx(0.1218, abs=1e-4)
+    full = dict(estimator="full", reference=[q])
+    assert value_of(KLDivergence(**full)([None], [p])) == pytest.approx(forward)  # type: ignore[arg-type]
+    rev = KLDivergence(**full, direction="reverse")  # type: ignore[arg-type]
+    assert value_of(rev([None], [p])) == pytest.approx(reverse)
+    sym = KLDivergence(**full, symmetric=True, direction="reverse")  # type: ignore[arg-type]
+    assert value_of(sym([None], [p])) == pytest.approx((forward + reverse) / 2)
+
+
+def test_kl_full_ignores_zero_mass_entries() -> None:
+    x = np.array([[np.log(0.5), np.log(0.5), -np.inf]])  # no model mass on the last entry
+    r = np.log(np.array([[0.25, 0.25, 0.5]]))
+    value, grads = KLDivergence(estimator="full", reference=[r])([None], [x])
+    assert value == pytest.approx(np.log(2.0))
+    assert np.all(np.isfinite(grads[0])) and grads[0][0, 2] == 0.0
+
+
+@pytest.mark.parametrize("estimator", ["k1", "k3"])
+def test_sampled_kl_estimators_estimate_the_divergence_they_name(estimator: str) -> None:
+    # Draw tokens from the model M; the mean of the per-token estimator is KL in each direction.
+    rng = np.random.default_rng(7)
+    m = np.array([0.6, 0.2, 0.1, 0.07, 0.03])
+    r = np.full(5, 0.2)
+    tokens = rng.choice(len(m), size=400_000, p=m)
+    x, ref = np.log(m)[tokens], np.log(r)[tokens]
+    exact = {
+        "forward": float(np.sum(m * np.log(m / r))),
+        "reverse": float(np.sum(r * np.log(r / m))),
+    }
+    for direction in ("forward", "reverse"):
+        reg = KLDivergence(estimator=estimator, reference=[ref], direction=direction)  # type: ignore[arg-type]
+        assert value_of(reg([None], [x])) == pytest.approx(exact[direction], rel=0.02)
+    sym = KLDivergence(estimator=estimator, reference=[ref], symmetric=True)  # type: ignore[arg-type]
+    assert value_of(sym([None], [x])) == pytest.approx(sum(exact.values()) / 2, rel=0.02)
+    assert exact["reverse"] > 1.08 * exact["forward"]  # the directions really differ
+
+
+def test_kl_compute_reference_callback() -> None:
+    data, xs = make_batch(8)
+    calls: list[int] = []
+
+    def reference_of(batch: Sequence[Any]) -> list[np.ndarray]:
+        calls.append(len(batch))
+        return [d.loss_fn_inputs["original_logprobs"] for d in batch]
+
+    via_callback = KLDivergence(compute_reference=reference_of, direction="reverse")
+    explicit = KLDivergence(
+        reference=[d.loss_fn_inputs["original_logprobs"] for d in data], direction="reverse"
+    )
+    from_field = KLDivergence(reference_field="original_logprobs", direction="reverse")
+    assert value_of(via_callback(data, xs)) == pytest.approx(value_of(explicit(data, xs)))
+    assert value_of(via_callback(data, xs)) == pytest.approx(value_of(from_field(data, xs)))
+    assert calls == [3, 3]  # called on every evaluation, with the whole batch
+    assert_fd(via_callback, data, xs)
+    with pytest.raises(ValueError, match="compute_reference returned 1 arrays for 3 datums"):
+        KLDivergence(compute_reference=lambda batch: [np.zeros(5)])(data, xs)
+    with pytest.raises(ValueError, match="not both"):
+        KLDivergence(reference=[np.zeros(5)], compute_reference=reference_of)
+    with pytest.raises(TypeError, match="compute_reference must be callable"):
+        KLDivergence(compute_reference=42)  # type: ignore[arg-type]
+
+
+def test_penalty_targets_center_and_clip_values() -> None:
+    data = [FakeDatum({"weights": np.array([1.0, 1.0, 0.0])})]
+    xs = [np.array([-1.0, -2.0, -3.0])]
+    # The NxPenalties examples, on logprobs: sum((x - mean)**2) = 2; clip 1.5 caps the squares.
+    assert value_of(L2(center="mean", reduction="sum")(data, xs)) == pytest.approx(2.0)
+    assert value_of(L2(clip=1.5, reduction="sum")(data, xs)) == pytest.approx(1 + 2.25 + 2.25)
+    clipped = L2(center="mean", clip=0.5, reduction="sum")(data, xs)
+    assert value_of(clipped) == pytest.approx(0.25 + 0.0 + 0.25)
+    np.testing.assert_allclose(grads_of(clipped)[0], [0.0, 0.0, 0.0])  # both ends clipped, mean 0
+    # A masked center: the mean of the weighted elements only (-1.5 here).
+    masked = L2(center="mean", mask_field="weights", reduction="sum")
+    assert value_of(masked(data, xs)) == pytest.approx(0.25 + 0.25)
+    assert value_of(L2(center=-2.0)(data, xs)) == pytest.approx(2.0 / 3)
+    p = np.exp(xs[0])
+    assert value_of(L1(target="probs", reduction="sum")(data, xs)) == pytest.approx(p.sum())
+    np.testing.assert_allclose(grads_of(L1(target="probs", reduction="sum")(data, xs))[0], p)
+    en = ElasticNet(l1_ratio=0.25, target="probs", reduction="sum")
+    assert value_of(en(data, xs)) == pytest.approx(float((0.25 * p + 0.75 * p**2).sum()))
+
+
+def test_field_target_adds_to_the_loss_without_a_gradient() -> None:
+    data, xs = make_batch(9)
+    advantages = [np.linspace(-1.0, 2.0, x.size) for x in xs]
+    for datum, adv in zip(data, advantages, strict=True):
+        datum.loss_fn_inputs["advantages"] = adv
+    reg = L2(target=Field("advantages"), reduction="sum")
+    value, grads = reg(data, xs)
+    assert value == pytest.approx(sum(float((a**2).sum()) for a in advantages))
+    assert all(not g.any() for g in grads)
+    output, total = compute_custom_loss(data, xs, weighted_nll, [reg.spec(0.5)])
+    _, base = compute_custom_loss(data, xs, weighted_nll)
+    assert output.regularizers["l2"].contribution == pytest.approx(0.5 * value)
+    for a, b in zip(total, base, strict=True):
+        np.testing.assert_allclose(a, b)
+    with pytest.raises(ValueError, match=r"datum 0 has no loss_fn_inputs\['returns'\]"):
+        L1(target=Field("returns"))(data, xs)
+    data[0].loss_fn_inputs["advantages"] = np.zeros(2)
+    with pytest.raises(ValueError, match="target field 'advantages' for datum 0 has shape"):
+        reg(data, xs)
+
+
+def test_entropy_default_mode_temperature_and_normalize() -> None:
+    assert Entropy().mode == "minimize"  # as Elixir Tinkex: the plain value is H
+    uniform = np.log(np.full((1, 4), 0.25))
+    assert value_of(Entropy()([None], [uniform])) == pytest.approx(np.log(4))
+    assert value_of(Entropy(mode="maximize")([None], [uniform])) == pytest.approx(-np.log(4))
+    assert value_of(Entropy(normalize=True)([None], [uniform])) == pytest.approx(1.0)
+    probs = np.array([[0.7, 0.2, 0.1]])
+    for temperature in (0.5, 2.0):
+        scaled = probs ** (1 / temperature)
+        scaled /= scaled.sum()
+        expected = float(-(scaled * np.log(scaled)).sum())
+        reg = Entropy(temperature=temperature)
+        assert value_of(reg([None], [np.log(probs)])) == pytest.approx(expected)
+        assert_fd(reg, [None], [np.log(probs)])
+    sharp = value_of(Entropy(temperature=0.5)([None], [np.log(probs)]))
+    flat = value_of(Entropy(temperature=2.0)([None], [np.log(probs)]))
+    assert sharp < value_of(Entropy()([None], [np.log(probs)])) < flat
+
+
+def test_entropy_of_full_distributions_averages_rows_and_masks_rows() -> None:
+    rng = np.random.default_rng(10)
+    rows = log_softmax(rng.normal(size=(3, 6)))
+    per_row = -(np.exp(rows) * rows).sum(-1)
+    data = [FakeDatum({"weights": np.array([1.0, 0.0, 1.0])})]
+    assert value_of(Entropy()(data, [rows])) == pytest.approx(per_row.mean())
+    masked = Entropy(mask_field="weights")
+    assert value_of(masked(data, [rows])) == pytest.approx((per_row[0] + per_row[2]) / 2)
+    assert not grads_of(masked(data, [rows]))[0][1].any()
+    for reg in (masked, Entropy(temperature=0.7, normalize=True, mask_field="weights")):
+        assert_fd(reg, data, [rows])
+    with_inf = np.array([[np.log(0.5), np.log(0.5), -np.inf]])
+    value, grads = Entropy()([None], [with_inf])
+    assert value == pytest.approx(np.log(2)) and np.all(np.isfinite(grads[0]))
+
+
+def test_new_options_validate() -> None:
+    with pytest.raises(
+        ValueError, match=r"target .* got -1.0; to measure around -1.0, pass center"
+    ):
+        L1(target=-1.0)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"L2\.target must be"):
+        L2(target="weights")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"center must be a finite number or 'mean'"):
+        L2(center="median")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"L2\.clip must be a finite number > 0"):
+        L2(clip=0.0)
+    with pytest.raises(ValueError, match=r"Field\.name"):
+        Field("")
+    with pytest.raises(ValueError, match=r"Entropy\.temperature must be a finite number > 0"):
+        Entropy(temperature=0)
+    with pytest.raises(ValueError, match=r"Entropy\.mode must be one of"):
+        Entropy(mode="explore")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"KLDivergence\.direction must be one of"):
+        KLDivergence(direction="backward")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="normalize divides by log"):
+        Entropy(normalize=True)([None], [np.array([[-0.1]])])
 
 
 def test_gradient_penalty_gradient_matches_finite_differences() -> None:
@@ -533,6 +757,75 @@ def test_import_is_cheap() -> None:
     assert out.stdout.strip() == "False"
 
 
+# -- standalone gradient norms ---------------------------------------------------------------
+
+
+def test_compute_grad_norm_of_numpy_functions() -> None:
+    from tinkex.regularizers import compute_grad_norm
+
+    xs = [np.array([-0.5, -1.2, -0.8, -2.1, -0.3]), np.array([-1.5, -0.9, -1.8, -0.6, -1.1])]
+
+    @numpy_loss
+    def total(data: Any, arrays: list[np.ndarray]) -> tuple[float, list[np.ndarray]]:
+        return float(sum(a.sum() for a in arrays)), [np.ones_like(a) for a in arrays]
+
+    @numpy_loss
+    def squares(data: Any, arrays: list[np.ndarray]) -> tuple[float, list[np.ndarray]]:
+        return float(sum((a**2).sum() for a in arrays)), [2 * a for a in arrays]
+
+    assert compute_grad_norm(total, [None, None], xs) == pytest.approx(np.sqrt(10))  # sqrt(n)
+    expected = float(np.sqrt(sum(((2 * a) ** 2).sum() for a in xs)))
+    assert compute_grad_norm(squares, [None, None], xs) == pytest.approx(expected)
+    data, batch = make_batch()
+    assert compute_grad_norm(L1(reduction="sum"), data, batch) == pytest.approx(
+        np.sqrt(sum(x.size for x in batch))
+    )
+    with pytest.raises(ValueError, match="2 datums but 3 logprobs"):
+        compute_grad_norm(total, [None, None], batch)
+
+
+def test_grad_norm_helpers_match_the_pipeline() -> None:
+    from tinkex.regularizers import grad_norm_for_regularizer, total_grad_norm
+
+    data, xs = make_batch(11)
+    specs = [
+        L2(center="mean", clip=1.0).spec(0.3),
+        Entropy(temperature=0.5).spec(0.2),
+        KLDivergence(symmetric=True).spec(0.1),
+    ]
+    output, _ = compute_custom_loss(data, xs, weighted_nll, specs, track_grad_norms=True)
+    for spec in specs:
+        norm = grad_norm_for_regularizer(spec, data, xs)
+        assert norm == pytest.approx(output.regularizers[spec.name].grad_norm)
+        assert norm > 0
+    assert total_grad_norm(weighted_nll, specs, data, xs) == pytest.approx(output.total_grad_norm)
+
+    async def async_l2(data: Any, arrays: list[np.ndarray]) -> tuple[float, list[np.ndarray]]:
+        return L2()(data, arrays)
+
+    pool = concurrent.futures.ThreadPoolExecutor(1)
+    try:
+        # Unmarked functions: backend="auto" would pick torch whenever it is installed.
+        coroutine = RegularizerSpec(async_l2, 1.0, "l2a", async_=True, backend="numpy")
+        future = RegularizerSpec(
+            lambda d, a: pool.submit(L2(), d, a), 1.0, "l2f", async_=True, backend="numpy"
+        )
+        sync_norm = grad_norm_for_regularizer(L2().spec(1.0), data, xs)
+        assert grad_norm_for_regularizer(coroutine, data, xs, timeout=5) == pytest.approx(sync_norm)
+        assert grad_norm_for_regularizer(future, data, xs, timeout=5) == pytest.approx(sync_norm)
+    finally:
+        pool.shutdown()
+
+    def broken(data: Any, arrays: list[np.ndarray]) -> tuple[float, list[np.ndarray]]:
+        raise ZeroDivisionError("oops")
+
+    with pytest.raises(RegularizerError, match="'bad' failed: ZeroDivisionError") as info:
+        grad_norm_for_regularizer(RegularizerSpec(broken, 1.0, "bad", backend="numpy"), data, xs)
+    assert isinstance(info.value.__cause__, ZeroDivisionError)
+    with pytest.raises(RegularizerError, match="no loss_fn"):
+        grad_norm_for_regularizer(GradientPenalty().spec(1.0), data, xs)
+
+
 # -- torch (skipped when torch is absent) ---------------------------------------------------
 
 
@@ -610,3 +903,150 @@ def test_gradient_penalty_random_alpha_is_seeded() -> None:
     a, b = first(data, xs), second(data, xs)
     assert a[0] == b[0] and a[1] == b[1]
     assert first(data, xs)[0] != a[0]  # a fresh alpha per call
+
+
+# -- torch autograd cross-checks of the analytic gradients (skipped when torch is absent) ----
+
+
+def _torch_formula(reg: Any, data: list[FakeDatum], lps: list[Any]) -> Any:
+    """The value of ``reg`` written directly in torch, for autograd to differentiate."""
+    torch = pytest.importorskip("torch")
+
+    def weights(shape: tuple[int, ...], datum: FakeDatum) -> Any:
+        if reg.mask_field is None:
+            return torch.ones(shape, dtype=torch.float64)
+        return torch.tensor(datum.loss_fn_inputs[reg.mask_field], dtype=torch.float64)
+
+    def unit_shape(lp: Any) -> tuple[int, ...]:
+        rows = isinstance(reg, Entropy) and lp.ndim > 1  # one entropy per row
+        return tuple(lp.shape[:-1] if rows else lp.shape)
+
+    ws = [weights(unit_shape(lp), d) for lp, d in zip(lps, data, strict=True)]
+    count = sum(w.sum() for w in ws)
+    if isinstance(reg, L1 | L2 | ElasticNet):
+        if isinstance(reg.target, Field):
+            ts = [torch.tensor(d.loss_fn_inputs[reg.target.name]) for d in data]
+        else:
+            ts = [lp.exp() if reg.target == "probs" else lp for lp in lps]
+        center = (
+            sum((w * t).sum() for w, t in zip(ws, ts, strict=True)) / count
+            if reg.center == "mean"
+            else reg.center
+        )
+        ds = [t - center for t in ts]
+        if isinstance(reg, L1):
+            phis = [d.abs() for d in ds]
+        elif isinstance(reg, L2):
+            phis = [(d if reg.clip is None else d.clamp(-reg.clip, reg.clip)) ** 2 for d in ds]
+        else:
+            phis = [reg.l1_ratio * d.abs() + (1 - reg.l1_ratio) * d**2 for d in ds]
+    elif isinstance(reg, Entropy):
+        phis = []
+        for lp in lps:
+            q = lp if reg.temperature == 1.0 else torch.log_softmax(lp / reg.temperature, -1)
+            h = -(q.exp() * q)
+            h = h if lp.ndim == 1 else h.sum(-1)
+            if reg.normalize:
+                h = h / np.log(lp.shape[-1])
+            phis.append(h if reg.mode == "minimize" else -h)
+    elif isinstance(reg, KLDivergence):
+        refs = [torch.tensor(d.loss_fn_inputs[reg.reference_field]) for d in data]
+
+        def directed(x: Any, r: Any, direction: str) -> Any:
+            log_rho = r - x
+            rho = log_rho.exp()
+            if reg.estimator == "k2":
+                return 0.5 * log_rho**2
+            if reg.estimator == "k1":
+                return -log_rho if direction == "forward" else rho * log_rho
+            if direction == "forward":
+                return rho - 1 - log_rho
+            return rho * log_rho - (rho - 1)
+
+        def divergence(x: Any, r: Any) -> Any:
+            if reg.symmetric:
+                return 0.5 * (directed(x, r, "forward") + directed(x, r, "reverse"))
+            return directed(x, r, reg.direction)
+
+        phis = [divergence(x, r) for x, r in zip(lps, refs, strict=True)]
+    else:
+        raise AssertionError(f"no torch formula for {reg!r}")
+    total = sum((w * phi).sum() for w, phi in zip(ws, phis, strict=True))
+    return total / count if reg.reduction == "mean" else total
+
+
+_TORCH_CHECKED = [
+    r for r in ELEMENTWISE + OPTIONS if not isinstance(r, Consistency | Orthogonality)
+]
+
+
+@pytest.mark.parametrize("reg", _TORCH_CHECKED, ids=repr)
+def test_analytic_gradients_match_torch_autograd(reg: Any) -> None:
+    torch = pytest.importorskip("torch")
+    data, xs = make_batch(12)
+    value, grads = reg(data, xs)[0], grads_of(reg(data, xs))
+    tensors = [torch.tensor(x, requires_grad=True) for x in xs]
+    expected = _torch_formula(reg, data, tensors)
+    if expected.requires_grad:  # a Field target does not depend on the logprobs
+        expected.backward()
+    assert value == pytest.approx(expected.item(), rel=1e-10)
+    for g, t in zip(grads, tensors, strict=True):
+        autograd = np.zeros(tuple(t.shape)) if t.grad is None else t.grad.numpy()
+        np.testing.assert_allclose(g, autograd, rtol=1e-9, atol=1e-12)
+
+
+def test_entropy_of_full_distributions_matches_torch_autograd() -> None:
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(13)
+    rows = [log_softmax(rng.normal(size=(4, 7))), log_softmax(rng.normal(size=(2, 7)))]
+    data = [FakeDatum({"weights": np.array([1.0, 0.0, 1.0, 1.0])}), FakeDatum({"weights": [1, 1]})]
+    for reg in (
+        Entropy(temperature=0.6, normalize=True, mask_field="weights"),
+        Entropy(mode="maximize", temperature=1.7, reduction="sum"),
+    ):
+        tensors = [torch.tensor(x, requires_grad=True) for x in rows]
+        expected = _torch_formula(reg, data, tensors)
+        expected.backward()
+        value, grads = reg(data, rows)
+        assert value == pytest.approx(expected.item(), rel=1e-10)
+        for g, t in zip(grads, tensors, strict=True):
+            np.testing.assert_allclose(g, t.grad.numpy(), rtol=1e-9, atol=1e-12)
+
+
+def test_grad_norm_helpers_with_torch_functions() -> None:
+    torch = pytest.importorskip("torch")
+    from tinkex.regularizers import compute_grad_norm, grad_norm_for_regularizer, total_grad_norm
+
+    data, xs = make_batch(14)
+
+    def torch_squares(data: Any, logprobs: list[Any]) -> Any:
+        return sum((lp**2).sum() for lp in logprobs)
+
+    expected = float(np.sqrt(sum(((2 * x) ** 2).sum() for x in xs)))
+    assert compute_grad_norm(torch_squares, data, xs) == pytest.approx(expected)  # auto: torch
+    assert compute_grad_norm(torch_squares, data, xs, backend="torch") == pytest.approx(expected)
+    spec = RegularizerSpec(torch_squares, 0.5, "sq", backend="torch")
+    assert grad_norm_for_regularizer(spec, data, xs) == pytest.approx(expected)
+
+    def official_style(data: Any, logprobs: list[Any]) -> tuple[Any, dict[str, float]]:
+        w = [torch.tensor(d.loss_fn_inputs["weights"]) for d in data]
+        return sum(-(wi * lp).sum() for wi, lp in zip(w, logprobs, strict=True)), {}
+
+    specs = [spec, L2(center="mean", clip=1.0).spec(0.3), Entropy(temperature=0.5).spec(0.2)]
+    output, grads = compute_custom_loss(
+        data, xs, official_style, specs, track_grad_norms=True, backend="torch"
+    )
+    numpy_output, numpy_grads = compute_custom_loss(
+        data, xs, weighted_nll, [RegularizerSpec(_numpy_squares, 0.5, "sq"), *specs[1:]]
+    )
+    assert output.loss_total == pytest.approx(numpy_output.loss_total, rel=1e-9)
+    for a, b in zip(grads, numpy_grads, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+    assert total_grad_norm(official_style, specs, data, xs) == pytest.approx(
+        float(np.sqrt(sum((g**2).sum() for g in grads)))
+    )
+
+
+@numpy_loss
+def _numpy_squares(data: Any, arrays: list[np.ndarray]) -> tuple[float, list[np.ndarray]]:
+    return float(sum((a**2).sum() for a in arrays)), [2 * a for a in arrays]
