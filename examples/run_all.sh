@@ -17,6 +17,7 @@ examples=(
     forward_inference.py
     custom_loss.py
     regularizers.py
+    structured_regularizers.py
     sampling_basics.py
     concurrent_sampling.py
     async_usage.py

@@ -28,6 +28,13 @@ EXPECTED_OUTPUT = {
         "[telemetry] succeeded",
     ],
     "telemetry_metrics.py": ["reporter: session", "drained=True", "0 dropped"],
+    "structured_regularizers.py": [
+        "with 13 regularizers",
+        "kl_symmetric",
+        "same result: True",
+        "tinkex.regularizer.compute l1_sparsity",
+        "duplicate regularizer names ['l1']",
+    ],
 }
 
 
