@@ -10,7 +10,7 @@ import requests
 import zstandard
 
 from tinkex.local import LocalServer
-from tinkex.local._engine import TrainingModel
+from tinkex.local.engine import TrainingModel
 
 from .conftest import KEY, Api, datum, fwdbwd, optim
 

@@ -10,7 +10,7 @@ import zstandard
 
 from tinkex import types
 from tinkex.local import LocalServer
-from tinkex.local._codec import CodecError, parse_forward_backward, tensor_from_json
+from tinkex.local.codec import CodecError, parse_forward_backward, tensor_from_json
 from tinkex.types import _proto
 
 from .conftest import Api, datum, fwdbwd

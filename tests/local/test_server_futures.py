@@ -7,8 +7,8 @@ import sqlite3
 from pathlib import Path
 
 from tinkex.local import LocalServer
-from tinkex.local._engine import FutureTable
-from tinkex.local._store import FutureRow, Store
+from tinkex.local.engine import FutureTable
+from tinkex.local.storage import FutureRow, Store
 
 from .conftest import Api, datum, fwdbwd, optim
 

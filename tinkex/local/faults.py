@@ -128,73 +128,76 @@ def parse_faults(spec: str | FaultSpec | None) -> FaultSpec:
         if not token:
             continue
         if "=" in token:
-            name, _, value = token.partition("=")
-            name = name.strip()
-            if name in _PROBABILISTIC:
-                try:
-                    rate = float(value)
-                except ValueError:
-                    raise ValueError(
-                        f"fault spec token {token!r}: {value!r} is not a probability"
-                    ) from None
-                if not 0.0 <= rate <= 1.0:
-                    raise ValueError(
-                        f"fault spec token {token!r}: probability must be in [0, 1], got {rate}"
-                    )
-                result.rates[name] = rate
-            elif name in ("seed", "max_per_request", "corrupt_after"):
-                try:
-                    number = int(value)
-                except ValueError:
-                    raise ValueError(
-                        f"fault spec token {token!r}: {value!r} is not an integer"
-                    ) from None
-                if name == "max_per_request" and number < 0:
-                    raise ValueError(f"fault spec token {token!r}: must be >= 0")
-                if name == "corrupt_after" and number < 1:
-                    raise ValueError(f"fault spec token {token!r}: must be >= 1")
-                setattr(result, name, number)
-            elif name in ("latency", "slow_delay", "retry_after"):
-                setattr(result, name, _duration(token, value))
-            else:
-                known = ", ".join(
-                    (
-                        *_PROBABILISTIC,
-                        "seed",
-                        "latency",
-                        "slow_delay",
-                        "retry_after",
-                        "corrupt_after",
-                    )
-                )
-                raise ValueError(f"fault spec token {token!r}: unknown setting {name!r} ({known})")
-            continue
-        parts = token.split(":")
-        if len(parts) != 3:
-            raise ValueError(
-                f"fault spec token {token!r}: expected ENDPOINT:STATUS:COUNT "
-                "(e.g. asample:429:3) or NAME=VALUE (e.g. http_5xx=0.1)"
-            )
-        endpoint, action, count_text = (p.strip() for p in parts)
-        if not endpoint:
-            raise ValueError(f"fault spec token {token!r}: empty endpoint")
-        if action not in ("reset_before", "reset_after") and (
-            not action.isdigit() or not 400 <= int(action) <= 599
-        ):
-            raise ValueError(
-                f"fault spec token {token!r}: action {action!r} must be an HTTP status "
-                "400-599, reset_before or reset_after"
-            )
+            _apply_setting(result, token)
+        else:
+            result.rules.append(_parse_rule(token))
+    return result
+
+
+_INT_SETTINGS = ("seed", "max_per_request", "corrupt_after")
+_DURATION_SETTINGS = ("latency", "slow_delay", "retry_after")
+
+
+def _apply_setting(result: FaultSpec, token: str) -> None:
+    """``NAME=VALUE``: a probabilistic rule's rate or a setting."""
+    name, _, value = token.partition("=")
+    name = name.strip()
+    if name in _PROBABILISTIC:
         try:
-            count = int(count_text)
+            rate = float(value)
         except ValueError:
             raise ValueError(
-                f"fault spec token {token!r}: count {count_text!r} is not an integer"
+                f"fault spec token {token!r}: {value!r} is not a probability"
             ) from None
-        if count < 0:
-            raise ValueError(f"fault spec token {token!r}: count must be >= 0, got {count}")
-        result.rules.append(Rule(endpoint, action, count))
-    return result
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(
+                f"fault spec token {token!r}: probability must be in [0, 1], got {rate}"
+            )
+        result.rates[name] = rate
+    elif name in _INT_SETTINGS:
+        try:
+            number = int(value)
+        except ValueError:
+            raise ValueError(f"fault spec token {token!r}: {value!r} is not an integer") from None
+        if name == "max_per_request" and number < 0:
+            raise ValueError(f"fault spec token {token!r}: must be >= 0")
+        if name == "corrupt_after" and number < 1:
+            raise ValueError(f"fault spec token {token!r}: must be >= 1")
+        setattr(result, name, number)
+    elif name in _DURATION_SETTINGS:
+        setattr(result, name, _duration(token, value))
+    else:
+        known = ", ".join((*_PROBABILISTIC, "seed", *_DURATION_SETTINGS, "corrupt_after"))
+        raise ValueError(f"fault spec token {token!r}: unknown setting {name!r} ({known})")
+
+
+def _parse_rule(token: str) -> Rule:
+    """``ENDPOINT:ACTION:COUNT``."""
+    parts = token.split(":")
+    if len(parts) != 3:
+        raise ValueError(
+            f"fault spec token {token!r}: expected ENDPOINT:STATUS:COUNT "
+            "(e.g. asample:429:3) or NAME=VALUE (e.g. http_5xx=0.1)"
+        )
+    endpoint, action, count_text = (p.strip() for p in parts)
+    if not endpoint:
+        raise ValueError(f"fault spec token {token!r}: empty endpoint")
+    if action not in ("reset_before", "reset_after") and (
+        not action.isdigit() or not 400 <= int(action) <= 599
+    ):
+        raise ValueError(
+            f"fault spec token {token!r}: action {action!r} must be an HTTP status "
+            "400-599, reset_before or reset_after"
+        )
+    try:
+        count = int(count_text)
+    except ValueError:
+        raise ValueError(
+            f"fault spec token {token!r}: count {count_text!r} is not an integer"
+        ) from None
+    if count < 0:
+        raise ValueError(f"fault spec token {token!r}: count must be >= 0, got {count}")
+    return Rule(endpoint, action, count)
 
 
 class FaultInjector:

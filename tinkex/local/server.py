@@ -18,10 +18,10 @@ import threading
 from types import TracebackType
 from typing import Any
 
-from tinkex.local._app import App, AppOptions
-from tinkex.local._http import HTTPServer
-from tinkex.local._store import Store
+from tinkex.local.app import App, AppOptions, ServerState
 from tinkex.local.faults import FaultInjector, FaultSpec, parse_faults
+from tinkex.local.http import HTTPServer
+from tinkex.local.storage import Store
 
 #: The API key to use against a server started without ``api_key`` (the official SDK insists on
 #: the ``tml-`` prefix; any such key is accepted).
@@ -199,7 +199,7 @@ class LocalServer:
         app: App | None = None
         http: HTTPServer | None = None
         try:
-            app = App(loop, self.store, self._app_options, self._faults)
+            app = App(ServerState(loop, self.store, self._app_options, self._faults))
             http = HTTPServer(
                 app.handle,
                 self._host,

@@ -1,13 +1,11 @@
-"""Persistent state of the local server: an SQLite index plus checkpoint files on disk.
+"""The SQLite index of the local server (sessions, runs, samplers, checkpoints, futures).
 
 Layout of ``data_dir``::
 
     index.sqlite3                                   sessions, training runs, samplers, checkpoints,
                                                     future records (state only, never payloads)
     checkpoints/<run>/<kind>/<name>/                one directory per checkpoint
-        adapter_model.safetensors                   LoRA weights (PEFT-style adapter layout)
-        adapter_config.json                         PEFT adapter config + tinkex metadata
-        optimizer.safetensors                       AdamW state (``weights`` checkpoints only)
+        (files: see :mod:`tinkex.local.storage.checkpoints`)
     traces/<session>.json                           exported session traces
 
 Thread-safe: one connection guarded by a lock (the index is small; writes are rare).
@@ -24,15 +22,9 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-OWNER = "tml:user:local"
-KINDS: dict[str, str] = {
-    "weights": "training",
-    "sampler_weights": "sampler",
-    "external_weights": "external",
-}
+from tinkex.local.storage.paths import KINDS, OWNER, iso, tinker_path
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
@@ -92,43 +84,7 @@ CREATE INDEX IF NOT EXISTS futures_updated ON futures (updated_at);
 """
 
 
-def iso(ts: float | None) -> str | None:
-    """Seconds since the epoch -> ``2026-01-05T10:00:00.123456Z`` (None stays None)."""
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def tinker_path(run_id: str, kind: str, name: str) -> str:
-    """``tinker://<run>/<kind>/<name>``."""
-    return f"tinker://{run_id}/{kind}/{name}"
-
-
-class CheckpointPathError(ValueError):
-    """A tinker path that does not name a checkpoint (``tinker://RUN/KIND/NAME``)."""
-
-
-def parse_tinker_path(path: str, field: str = "path") -> tuple[str, str, str]:
-    """``tinker://RUN/KIND/NAME`` -> ``(run, kind, name)``.
-
-    Raises:
-        CheckpointPathError: malformed path; the message names ``field`` and the value.
-    """
-    if not isinstance(path, str) or not path.startswith("tinker://"):
-        raise CheckpointPathError(
-            f"{field} must be a tinker path tinker://RUN/KIND/NAME, got {path!r}"
-        )
-    parts = path[len("tinker://") :].split("/")
-    if len(parts) != 3 or not all(parts):
-        raise CheckpointPathError(
-            f"{field} must have the form tinker://RUN/KIND/NAME (3 parts), got {path!r}"
-        )
-    if parts[1] not in KINDS:
-        raise CheckpointPathError(
-            f"{field} has unknown checkpoint kind {parts[1]!r} in {path!r} "
-            f"(expected one of {', '.join(KINDS)})"
-        )
-    return parts[0], parts[1], parts[2]
+# --- rows --------------------------------------------------------------------------------------
 
 
 def _safe(segment: str) -> str:

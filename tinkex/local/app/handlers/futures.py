@@ -1,0 +1,103 @@
+"""Future endpoints: ``retrieve_future`` (long poll) and ``cancel_future``.
+
+``retrieve_future`` holds a pending request for up to ``long_poll_seconds``, then answers
+``try_again``. Results are protobuf when the ``Accept`` header asks for it (forward/backward and
+sample results), JSON otherwise; failures are ``{"error", "category"}``. A request id of an
+earlier run of this server (found in the index, not in memory) fails with a restart error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from tinkex import types
+from tinkex.local.app.parsing import CancelFutureBody, parse
+from tinkex.local.app.routing import Call, route
+from tinkex.local.codec import (
+    FwdBwdPayload,
+    SamplePayload,
+    encode_result,
+    result_size,
+    wants_protobuf,
+)
+from tinkex.local.http import HTTPError, Response, json_response
+
+__all__ = ["ROUTES"]
+
+#: Results smaller than this (in values) are encoded on the loop: a thread hop costs more.
+_ENCODE_INLINE_BELOW = 4096
+
+
+def _unknown_future(call: Call, request_id: str) -> Response:
+    """Answer for a request id not in memory: a request of an earlier server run fails."""
+    state = call.state
+    row = None if state.futures.owns(request_id) else state.store.get_future(request_id)
+    if row is None:
+        raise HTTPError(404, f"future {request_id!r} is unknown (never created or expired)")
+    headers = {"x-request-id": request_id}
+    if row.state == "failed" and row.error is not None:
+        return json_response(
+            {"error": row.error, "category": row.category or "server"}, headers=headers
+        )
+    return json_response(
+        {
+            "error": "the local server restarted before this request's result was "
+            "delivered; resubmit it",
+            "category": "server",
+        },
+        headers=headers,
+    )
+
+
+async def _encoded(call: Call, result: FwdBwdPayload | SamplePayload, request_id: str) -> Response:
+    headers = {"x-request-id": request_id}
+    protobuf = wants_protobuf(call.request.header("accept"))
+    try:
+        if result_size(result) <= _ENCODE_INLINE_BELOW:
+            payload, content_type = encode_result(result, protobuf)
+        else:
+            payload, content_type = await call.state.in_io(encode_result, result, protobuf)
+    except ImportError as exc:
+        return json_response(
+            {"error": f"cannot encode the result as protobuf: {exc}", "category": "server"},
+            headers=headers,
+        )
+    return Response(200, payload, content_type, headers)
+
+
+async def retrieve_future(call: Call) -> Response:
+    request_id = parse(call, types.FutureRetrieveRequest).request_id
+    if not request_id:
+        raise HTTPError(400, "field 'request_id' must be a non-empty string, got ''")
+    record = call.state.futures.get(request_id)
+    if record is None:
+        return _unknown_future(call, request_id)
+    headers = {"x-request-id": request_id}
+    if not record.finished:
+        try:
+            await asyncio.wait_for(record.done.wait(), timeout=call.state.options.long_poll_seconds)
+        except TimeoutError:
+            return json_response(
+                {"type": "try_again", "request_id": request_id, "queue_state": "active"},
+                headers=headers,
+            )
+    if record.error is not None:
+        message, category = record.error
+        return json_response({"error": message, "category": category}, headers=headers)
+    if isinstance(record.result, FwdBwdPayload | SamplePayload):
+        return await _encoded(call, record.result, request_id)
+    return json_response(record.result, headers=headers)
+
+
+async def cancel_future(call: Call) -> Response:
+    request_id = parse(call, CancelFutureBody).request_id
+    record = call.state.futures.get(request_id) if request_id else None
+    if record is not None and not record.finished:
+        record.cancelled = True
+    return json_response({})
+
+
+ROUTES = [
+    route("POST", "retrieve_future", "retrieve_future", retrieve_future),
+    route("POST", "cancel_future", "cancel_future", cancel_future),
+]

@@ -1,0 +1,285 @@
+"""Sampling endpoints: sampling sessions (create, join, get) and ``asample``.
+
+``asample`` answers at once with a future and the ids of the sequences it will return
+(``sample_sequence_ids``); the sample runs in the sampling pool. A resend of the same
+(sampling session, seq_id, body) gets the same future back.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future as ConcurrentFuture
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from tinkex import types
+from tinkex.local.app.parsing import body_digest, parse
+from tinkex.local.app.responses import future_response
+from tinkex.local.app.routing import Call, route
+from tinkex.local.app.state import ServerState
+from tinkex.local.codec import CodecError, TargetIds, prompt_tokens, stop_tokens, target_ids
+from tinkex.local.engine import FutureRecord, failure_of, run_guarded
+from tinkex.local.engine.jobs import SampleJob, Sampler, run_sample
+from tinkex.local.http import HTTPError, Response, json_response
+from tinkex.local.model import ModelArch, SampleSettings
+from tinkex.tokenizer.byte import EOS_ID, TOKENIZER_ID
+
+__all__ = ["DEFAULT_MAX_TOKENS", "MAX_PROMPT_ALT_TOKENS_K", "ROUTES"]
+
+DEFAULT_MAX_TOKENS = 64
+#: Upper bound of ``prompt_alt_tokens_k`` (draws per prompt position).
+MAX_PROMPT_ALT_TOKENS_K = 1024
+
+
+def _session_answer(sampler_id: str) -> Response:
+    return json_response(
+        {
+            "type": "create_sampling_session",
+            "sampling_session_id": sampler_id,
+            "tokenizer_id": TOKENIZER_ID,
+        }
+    )
+
+
+async def create_sampler(call: Call) -> Response:
+    state = call.state
+    body = parse(call, types.CreateSamplingSessionRequest)
+    state.active_session(body.session_id)
+    sampler_id = f"{body.session_id}:sample:{body.sampling_session_seq_id}"
+    existing = state.samplers.get(sampler_id)
+    if existing is not None:
+        if existing.model_path == body.model_path and body.base_model in (
+            None,
+            existing.base_model,
+        ):
+            return _session_answer(sampler_id)
+        raise HTTPError(
+            400,
+            f"sampling_session_seq_id {body.sampling_session_seq_id} of session "
+            f"{body.session_id} is already used by {sampler_id}",
+        )
+    sampler = state.make_sampler(sampler_id, body.session_id, body.base_model, body.model_path)
+    state.samplers[sampler_id] = sampler
+    state.store.add_sampler(
+        sampler_id,
+        session_id=body.session_id,
+        base_model=sampler.base_model,
+        model_path=body.model_path,
+    )
+    return _session_answer(sampler_id)
+
+
+async def join_sampler(call: Call) -> Response:
+    body = parse(call, types.JoinSamplingSessionRequest)
+    call.state.sampler(body.sampling_session_id)
+    call.state.join_counter += 1
+    return json_response(
+        {"type": "join_sampling_session", "client_counter": call.state.join_counter}
+    )
+
+
+async def get_sampler(call: Call) -> Response:
+    sampler_id = call.params["sampler_id"]
+    sampler = call.state.samplers.get(sampler_id)
+    if sampler is not None:
+        base_model, model_path = sampler.base_model, sampler.model_path
+    else:
+        row = call.state.store.get_sampler(sampler_id)
+        if row is None:
+            raise HTTPError(404, f"sampler {sampler_id!r} not found")
+        base_model, model_path = row["base_model"], row["model_path"]
+    return json_response(
+        {
+            "sampler_id": sampler_id,
+            "base_model": base_model,
+            "model_path": model_path,
+            "tokenizer_id": TOKENIZER_ID,
+        }
+    )
+
+
+# --- asample -----------------------------------------------------------------------------------
+
+
+def _request_sampler(state: ServerState, req: types.SampleRequest) -> Sampler:
+    if req.sampling_session_id is not None:
+        return state.sampler(req.sampling_session_id)
+    # legacy form without a sampling session: one cached sampler per model/path
+    key = f"direct|{req.base_model}|{req.model_path}"
+    cached = state.samplers.get(key)
+    if cached is None:
+        cached = state.make_sampler(key, None, req.base_model, req.model_path)
+        state.samplers[key] = cached
+    return cached
+
+
+def _checked_prompt(req: types.SampleRequest, sampler: Sampler) -> npt.NDArray[np.int64]:
+    try:
+        prompt = prompt_tokens(req.prompt)
+    except CodecError as exc:
+        raise HTTPError(400, str(exc)) from None
+    arch = sampler.arch
+    if prompt.size == 0:
+        raise HTTPError(400, "prompt must contain at least one token")
+    bad = prompt[(prompt < 0) | (prompt >= arch.vocab_size)]
+    if bad.size:
+        raise HTTPError(
+            400,
+            f"prompt has token id {int(bad[0])} outside the vocabulary [0, {arch.vocab_size}) "
+            f"of {sampler.base_model}",
+        )
+    if prompt.size > arch.max_seq_len:
+        raise HTTPError(
+            400,
+            f"prompt of {prompt.size} tokens exceeds the context length {arch.max_seq_len} "
+            f"of {sampler.base_model}",
+        )
+    return prompt
+
+
+def _settings(
+    state: ServerState, params: types.SamplingParams, prompt_size: int, sampler: Sampler
+) -> SampleSettings:
+    room = sampler.arch.max_seq_len - prompt_size
+    if params.max_tokens is None:
+        max_tokens = min(DEFAULT_MAX_TOKENS, room)
+    elif params.max_tokens > room:
+        raise HTTPError(
+            400,
+            f"prompt ({prompt_size} tokens) + sampling_params.max_tokens ({params.max_tokens}) "
+            f"exceeds the context length {sampler.arch.max_seq_len} of {sampler.base_model}",
+        )
+    else:
+        max_tokens = params.max_tokens
+    try:
+        ids, strings = stop_tokens(params.stop, "sampling_params.stop")
+    except CodecError as exc:
+        raise HTTPError(400, str(exc)) from None
+    stop_ids = (EOS_ID,) if ids is None else tuple(ids)
+    sequences = tuple(tuple(state.tokenizer.encode(s)) for s in strings)
+    return SampleSettings(
+        max_tokens=max_tokens,
+        temperature=params.temperature,
+        top_k=params.top_k,
+        top_p=params.top_p,
+        seed=params.seed,
+        stop_token_ids=stop_ids,
+        stop_sequences=sequences,
+    )
+
+
+def _at_most(name: str, value: int, limit: int) -> int:
+    if value > limit:
+        raise HTTPError(400, f"field {name!r} must be <= {limit}, got {value}")
+    return value
+
+
+def _targets(value: types.TensorData | None, prompt_size: int, arch: ModelArch) -> TargetIds | None:
+    where = "target_prompt_logprobs"
+    if value is None:
+        return None
+    try:
+        targets = target_ids(value, where)
+    except CodecError as exc:
+        raise HTTPError(400, str(exc)) from None
+    if targets.dense.shape[0] != prompt_size - 1:
+        raise HTTPError(
+            400,
+            f"{where} must have shape [len(prompt) - 1, K] = [{prompt_size - 1}, K], "
+            f"got {list(targets.dense.shape)}",
+        )
+    bad = targets.dense[(targets.dense < -1) | (targets.dense >= arch.vocab_size)]
+    if bad.size:
+        raise HTTPError(
+            400,
+            f"{where} has token id {int(bad[0])} outside the vocabulary "
+            f"[0, {arch.vocab_size}) (use -1 for no target)",
+        )
+    return targets
+
+
+def _sample_job(state: ServerState, req: types.SampleRequest, sampler: Sampler) -> SampleJob:
+    """The validated work of one asample request (sequence ids are assigned by the caller)."""
+    vocab = sampler.arch.vocab_size
+    _at_most("num_samples", req.num_samples, state.options.max_num_samples)
+    prompt = _checked_prompt(req, sampler)
+    settings = _settings(state, req.sampling_params, int(prompt.size), sampler)
+    last_n = req.prompt_logprobs_last_n
+    if last_n is not None and last_n > prompt.size - 1:
+        raise HTTPError(
+            400,
+            f"field 'prompt_logprobs_last_n' must be <= len(prompt) - 1 = {prompt.size - 1}, "
+            f"got {last_n}",
+        )
+    return SampleJob(
+        prompt=prompt,
+        num_samples=req.num_samples,
+        settings=settings,
+        prompt_logprobs=bool(req.prompt_logprobs),
+        topk_prompt_logprobs=_at_most("topk_prompt_logprobs", req.topk_prompt_logprobs, vocab),
+        prompt_logprobs_last_n=last_n,
+        sequence_ids=[],
+        topk_sample_logprobs=_at_most("topk_sample_logprobs", req.topk_sample_logprobs, vocab),
+        targets=_targets(req.target_prompt_logprobs, int(prompt.size), sampler.arch),
+        prompt_alt_tokens_k=_at_most(
+            "prompt_alt_tokens_k", req.prompt_alt_tokens_k, MAX_PROMPT_ALT_TOKENS_K
+        ),
+    )
+
+
+def _sample_done(state: ServerState, record: FutureRecord, future: ConcurrentFuture[Any]) -> None:
+    if future.cancelled():
+        state.futures.fail(record, "the server is shutting down", "server")
+        return
+    outcome = future.result()
+    if outcome is None:
+        state.futures.fail(record, "request was cancelled", "user")
+        return
+    failure = failure_of(outcome)
+    if failure is not None:
+        state.futures.fail(record, failure.message, failure.category)
+    else:
+        state.futures.complete(record, outcome)
+
+
+async def asample(call: Call) -> Response:
+    state = call.state
+    req = parse(call, types.SampleRequest)
+    sampler = _request_sampler(state, req)
+    dedupe_key = None
+    if req.sampling_session_id is not None and req.seq_id is not None:
+        dedupe_key = (req.sampling_session_id, req.seq_id)
+        previous = state.sample_dedupe.get(dedupe_key)
+        if previous is not None and previous[0] == body_digest(call.request.body):
+            return future_response(previous[1], sample_sequence_ids=previous[2])
+    job = _sample_job(state, req, sampler)
+    record = state.futures.new("Sample", sampler.sampler_id)
+    state.sample_counter += 1
+    job.sequence_ids = [f"sq-{state.sample_counter}-{i}" for i in range(job.num_samples)]
+    if dedupe_key is not None:
+        state.sample_dedupe[dedupe_key] = (
+            body_digest(call.request.body),
+            record.request_id,
+            job.sequence_ids,
+        )
+        while len(state.sample_dedupe) > 100_000:
+            state.sample_dedupe.popitem(last=False)
+    store = state.store
+
+    def run() -> Any:
+        if record.cancelled:
+            return None
+        return run_guarded(lambda: run_sample(sampler, store, job))
+
+    future = state.sample_pool.submit(run)
+    future.add_done_callback(lambda f: state.call_in_loop(_sample_done, state, record, f))
+    return future_response(record.request_id, sample_sequence_ids=job.sequence_ids)
+
+
+ROUTES = [
+    route("POST", "create_sampling_session", "create_sampling_session", create_sampler),
+    route("POST", "join_sampling_session", "join_sampling_session", join_sampler),
+    route("GET", "samplers/{sampler_id}", "get_sampler", get_sampler),
+    route("POST", "asample", "asample", asample),
+]

@@ -1,0 +1,350 @@
+"""The state of one running local server, shared by every handler (Starlette's ``app.state``).
+
+:class:`ServerState` owns the options, the store, the future table, the worker pools, the
+sequencer and the in-memory registries (loaded models, samplers, live sessions), plus the
+lookups handlers share (``model``, ``sampler``, ``active_session``, ...). It runs on the
+server's event loop; only the worker pools' jobs run elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import time
+import urllib.parse
+from collections import OrderedDict, deque
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from tinkex.local.engine import FutureTable, Sequencer, TrainingModel
+from tinkex.local.engine.jobs import Sampler
+from tinkex.local.faults import FaultInjector
+from tinkex.local.http import DEFAULT_MAX_BODY_BYTES, HTTPError
+from tinkex.local.model import resolve_arch
+from tinkex.local.storage import KINDS, CheckpointRow, Store, parse_tinker_path, tinker_path
+from tinkex.tokenizer.byte import ByteTokenizer
+
+__all__ = ["SUPPORTED_MODELS", "AppOptions", "ServerState"]
+
+logger = logging.getLogger("tinkex.local")
+T = TypeVar("T")
+
+#: Base model names listed by get_server_capabilities (all served by tinkex/tiny except null).
+SUPPORTED_MODELS: tuple[str, ...] = (
+    "tinkex/tiny",
+    "tinkex/null",
+    "Qwen/Qwen3-8B",
+    "Qwen/Qwen3-4B-Instruct-2507",
+    "Qwen/Qwen3-30B-A3B",
+    "meta-llama/Llama-3.2-1B",
+    "meta-llama/Llama-3.1-8B",
+)
+
+
+@dataclass
+class AppOptions:
+    """Tunables of the local server (``LocalServer(**options)``)."""
+
+    api_key: str | None = None
+    long_poll_seconds: float = 20.0
+    heartbeat_timeout: float = 300.0
+    gap_timeout: float = 300.0
+    strict_models: bool = False
+    train_workers: int = 2
+    sample_workers: int = 2
+    future_ttl: float = 3600.0
+    telemetry_max_events: int = 1000
+    max_num_samples: int = 1024
+    #: limit of request bodies, as sent and after decompression (larger ones get 413)
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+
+
+class ServerState:
+    """Everything one local server knows; see the module docstring."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        store: Store,
+        options: AppOptions,
+        faults: FaultInjector,
+    ) -> None:
+        self.loop = loop
+        self.store = store
+        self.options = options
+        self.faults = faults
+        self.base_url = ""
+        self.futures = FutureTable(
+            ttl_seconds=options.future_ttl, loop=loop, journal=store.save_futures
+        )
+        # future records of earlier runs are kept as long as finished ones are kept in memory
+        store.purge_futures(time.time() - options.future_ttl)
+        self.train_pool = ThreadPoolExecutor(
+            max_workers=max(1, options.train_workers), thread_name_prefix="tinkex-local-train"
+        )
+        self.sample_pool = ThreadPoolExecutor(
+            max_workers=max(1, options.sample_workers), thread_name_prefix="tinkex-local-sample"
+        )
+        self.io_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="tinkex-local-io")
+        self.sequencer = Sequencer(loop, self.train_pool, self.futures, options.gap_timeout)
+        self.models: dict[str, TrainingModel] = {}
+        self.samplers: dict[str, Sampler] = {}
+        #: live sessions: session id -> time of the last heartbeat (or other request)
+        self.session_seen: dict[str, float] = {}
+        self.run_touched: dict[str, float] = {}
+        #: (sampler id, seq_id) -> (body digest, request id, sequence ids) of recent samples
+        self.sample_dedupe: OrderedDict[tuple[str, int], tuple[str, str, list[str]]] = OrderedDict()
+        self.telemetry: deque[dict[str, Any]] = deque(maxlen=options.telemetry_max_events)
+        #: signed file URL token -> (directory, expiry time)
+        self.file_tokens: dict[str, tuple[str, float]] = {}
+        self.sample_counter = 0
+        self.join_counter = 0
+        self.tokenizer = ByteTokenizer()
+        self._maintenance: asyncio.Task[None] | None = None
+
+    # --- life cycle ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the maintenance task (heartbeat expiry, seq gaps, future eviction)."""
+        self._maintenance = self.loop.create_task(self._maintain())
+
+    async def stop(self) -> None:
+        """Stop the maintenance task and write the future records still unsaved."""
+        if self._maintenance is not None:
+            self._maintenance.cancel()
+            try:
+                await self._maintenance
+            except asyncio.CancelledError:
+                pass
+        self.futures.flush()
+
+    def shutdown_pools(self) -> None:
+        """Stop the worker pools (waits for running jobs; queued jobs are cancelled)."""
+        for pool in (self.train_pool, self.sample_pool, self.io_pool):
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    async def _maintain(self) -> None:
+        options = self.options
+        interval = max(0.05, min(1.0, options.heartbeat_timeout / 4, options.gap_timeout / 4))
+        last_purge = 0.0
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                now = time.time()
+                self._expire_sessions(now)
+                self.sequencer.check_gaps(self.models)
+                self.futures.evict(now)
+                for token, (_, expires) in list(self.file_tokens.items()):
+                    if expires < now:
+                        del self.file_tokens[token]
+                if now - last_purge > 60:
+                    last_purge = now
+                    await self.in_io(self.store.purge_expired)
+                    await self.in_io(self.store.purge_futures, now - options.future_ttl)
+            except Exception:  # keep maintaining whatever happens
+                logger.exception("local server maintenance failed")
+
+    def _expire_sessions(self, now: float) -> None:
+        timeout = self.options.heartbeat_timeout
+        for session_id, seen in list(self.session_seen.items()):
+            if now - seen <= timeout:
+                continue
+            del self.session_seen[session_id]
+            reason = f"no heartbeat for {timeout:g} s"
+            self.store.set_session_status(
+                session_id, {"type": "cancelled", "detail": f"session expired: {reason}"}
+            )
+            for model in self.models.values():
+                if model.session_id == session_id and not model.unloaded:
+                    self.sequencer.unload(model, f"session {session_id} expired ({reason})")
+
+    # --- threads ---------------------------------------------------------------------------------
+
+    async def in_io(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run blocking ``fn(*args)`` (disk, encoding) on the I/O pool."""
+        return await self.loop.run_in_executor(self.io_pool, fn, *args)
+
+    def call_in_loop(self, fn: Callable[..., None], *args: Any) -> None:
+        """Schedule ``fn(*args)`` on the event loop from a worker thread."""
+        try:
+            self.loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:  # the loop is closed: the server is gone
+            pass
+
+    # --- sessions --------------------------------------------------------------------------------
+
+    def touch_session(self, session_id: str | None) -> None:
+        """A request of ``session_id`` counts as a heartbeat."""
+        if session_id is not None and session_id in self.session_seen:
+            self.session_seen[session_id] = time.time()
+
+    def session_or_404(self, session_id: str) -> dict[str, Any]:
+        """The session row, or 404."""
+        session = self.store.get_session(session_id)
+        if session is None:
+            raise HTTPError(404, f"session {session_id!r} not found")
+        return session
+
+    def active_session(self, session_id: str) -> dict[str, Any]:
+        """The session row of an active session that a new model or sampler belongs to."""
+        session = self.store.get_session(session_id)
+        if session is None:
+            raise HTTPError(
+                400, f"session_id {session_id!r} is unknown (call create_session first)"
+            )
+        if session["status"].get("type") != "active":
+            raise HTTPError(
+                400, f"session {session_id} is not active ({session['status']['type']})"
+            )
+        self.touch_session(session_id)
+        return session
+
+    # --- models and samplers ---------------------------------------------------------------------
+
+    def check_base_model(self, base_model: str) -> None:
+        """With ``strict_models``, only :data:`SUPPORTED_MODELS` are served."""
+        if self.options.strict_models and base_model not in SUPPORTED_MODELS:
+            raise HTTPError(
+                400,
+                f"base_model {base_model!r} is not supported by this server (strict models); "
+                f"supported: {', '.join(SUPPORTED_MODELS)}",
+            )
+
+    def model(self, model_id: str) -> TrainingModel:
+        """The loaded training run ``model_id`` (400 naming why it is not available)."""
+        model = self.models.get(model_id)
+        if model is None:
+            if self.store.get_run(model_id) is not None:
+                raise HTTPError(
+                    400,
+                    f"model_id {model_id!r} is not loaded on this server (it was created before a "
+                    "restart or its session ended); create a training client from one of its "
+                    "checkpoints",
+                )
+            raise HTTPError(400, f"model_id {model_id!r} is unknown")
+        if model.unloaded:
+            raise HTTPError(400, f"model_id {model_id!r} is no longer loaded: {model.unloaded}")
+        self.touch_session(model.session_id)
+        return model
+
+    def mark_corrupted(self, run_id: str) -> bool:
+        """Mark training run ``run_id`` corrupted (thread-safe); False if it is unknown."""
+        model = self.models.get(run_id)
+        if model is not None:
+            model.corrupted = True
+        return self.store.set_run_corrupted(run_id)
+
+    def make_sampler(
+        self,
+        sampler_id: str,
+        session_id: str | None,
+        base_model: str | None,
+        model_path: str | None,
+    ) -> Sampler:
+        """A sampler of ``model_path`` (a checkpoint) or of ``base_model``."""
+        if model_path is not None:
+            row, run = self.checkpoint_run(model_path, "model_path")
+            if row.kind == "external_weights":
+                raise HTTPError(
+                    400, f"model_path {model_path} is an external export; use sampler_weights"
+                )
+            base = base_model or run["base_model"]
+        elif base_model is not None:
+            base = base_model
+        else:
+            raise HTTPError(400, "either 'base_model' or 'model_path' is required")
+        self.check_base_model(base)
+        return Sampler(sampler_id, session_id, base, resolve_arch(base), model_path)
+
+    def sampler(self, sampler_id: str) -> Sampler:
+        """The sampling session ``sampler_id`` (reloaded from the index after a restart)."""
+        sampler = self.samplers.get(sampler_id)
+        if sampler is not None:
+            self.touch_session(sampler.session_id)
+            return sampler
+        row = self.store.get_sampler(sampler_id)
+        if row is None:
+            raise HTTPError(400, f"sampling_session_id {sampler_id!r} is unknown")
+        if row["model_path"] is not None:
+            try:
+                sampler = self.make_sampler(
+                    sampler_id, row["session_id"], row["base_model"], row["model_path"]
+                )
+            except HTTPError:
+                sampler = None
+            if sampler is not None:
+                self.samplers[sampler_id] = sampler
+                return sampler
+        raise HTTPError(
+            400,
+            f"sampling_session_id {sampler_id!r} is no longer available on this server (it was an "
+            "unsaved weights snapshot of a previous server run); create a new sampling client",
+        )
+
+    # --- runs and checkpoints --------------------------------------------------------------------
+
+    def run_or_404(self, run_id: str) -> dict[str, Any]:
+        """The training run row, or 404."""
+        run = self.store.get_run(run_id)
+        if run is None:
+            raise HTTPError(404, f"training run {run_id!r} not found")
+        return run
+
+    def checkpoint_run(
+        self, path: str, field: str = "path"
+    ) -> tuple[CheckpointRow, dict[str, Any]]:
+        """The checkpoint at tinker ``path`` (named ``field`` in errors) and its run, or 404."""
+        run_id, kind, name = parse_tinker_path(path, field)
+        row = self.store.get_checkpoint(run_id, kind, name)
+        if row is None:
+            raise HTTPError(404, f"checkpoint {path} was not found")
+        run = self.store.get_run(run_id)
+        if run is None:
+            raise HTTPError(404, f"training run {run_id} of checkpoint {path} was not found")
+        return row, run
+
+    def checkpoint_or_404(self, params: Mapping[str, str]) -> CheckpointRow:
+        """The checkpoint named by the ``run_id``/``kind``/``name`` path parameters."""
+        kind = params["kind"]
+        if kind not in KINDS:
+            raise HTTPError(
+                400, f"checkpoint kind {kind!r} is unknown (expected one of {', '.join(KINDS)})"
+            )
+        row = self.store.get_checkpoint(params["run_id"], kind, params["name"])
+        if row is None:
+            raise HTTPError(
+                404, f"checkpoint {tinker_path(params['run_id'], kind, params['name'])} not found"
+            )
+        return row
+
+    def checkpoint_taken(self, model: TrainingModel, kind: str, name: str) -> bool:
+        """True when ``model`` already has checkpoint ``kind/name``."""
+        return self.store.get_checkpoint(model.model_id, kind, name) is not None
+
+    # --- files -----------------------------------------------------------------------------------
+
+    def file_token(self, directory: str, ttl: float = 3600.0) -> tuple[str, float]:
+        """A new unguessable token serving the files of ``directory``, and its expiry time."""
+        token = secrets.token_urlsafe(16)
+        expires = time.time() + ttl
+        self.file_tokens[token] = (directory, expires)
+        return token, expires
+
+    def file_url(self, token: str, rel: str) -> str:
+        """The signed URL of file ``rel`` behind ``token``."""
+        return f"{self.base_url}/files/{token}/{urllib.parse.quote(rel)}"
+
+    def file_path(self, token: str, rel: str) -> str:
+        """The file behind a signed URL (404 for an unknown/expired token or a missing file)."""
+        entry = self.file_tokens.get(token)
+        if entry is None or entry[1] < time.time():
+            raise HTTPError(404, "file URL is unknown or expired")
+        directory = os.path.realpath(entry[0])
+        target = os.path.realpath(os.path.join(directory, rel))
+        if not target.startswith(directory + os.sep) or not os.path.isfile(target):
+            raise HTTPError(404, f"no file {rel!r} at this URL")
+        return target

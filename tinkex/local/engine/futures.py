@@ -1,0 +1,164 @@
+"""Server-side futures: one record per submitted request, until its result is fetched or expires.
+
+Used from the event-loop thread only. Records' metadata (never payloads) is journaled to the
+SQLite index in batches, so a restarted server can tell "this request existed" from "unknown".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from tinkex.local.storage import FutureRow
+
+__all__ = ["FutureRecord", "FutureTable"]
+
+logger = logging.getLogger("tinkex.local")
+
+
+@dataclass
+class FutureRecord:
+    """One server-side future (a submitted request and, eventually, its outcome)."""
+
+    request_id: str
+    kind: str
+    created_at: float
+    done: asyncio.Event
+    result: Any = None
+    error: tuple[str, str] | None = None
+    completed_at: float | None = None
+    cancelled: bool = False
+    #: the model or sampler the request belongs to
+    owner_id: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        """True once completed or failed."""
+        return self.completed_at is not None
+
+    def row(self) -> FutureRow:
+        """The persisted metadata of this record (state only, no payload)."""
+        error: str | None = None
+        category: str | None = None
+        if self.error is not None:
+            state, (error, category) = "failed", self.error
+        else:
+            state = "complete" if self.finished else "pending"
+        return FutureRow(
+            request_id=self.request_id,
+            kind=self.kind,
+            owner_id=self.owner_id,
+            state=state,
+            created_at=self.created_at,
+            updated_at=self.completed_at or self.created_at,
+            error=error,
+            category=category,
+        )
+
+
+class FutureTable:
+    """Request id -> FutureRecord, with expiry of old completed records. Loop thread only.
+
+    With a ``journal`` (e.g. :meth:`Store.save_futures`), the metadata of new and finished
+    records is written in batches: the first change schedules one flush ``flush_delay`` seconds
+    later on ``loop``, which writes every record changed since, in one call.
+    """
+
+    def __init__(
+        self,
+        ttl_seconds: float = 3600.0,
+        max_records: int = 200_000,
+        *,
+        loop: asyncio.AbstractEventLoop | None = None,
+        journal: Callable[[list[FutureRow]], None] | None = None,
+        flush_delay: float = 0.05,
+    ) -> None:
+        self._records: OrderedDict[str, FutureRecord] = OrderedDict()
+        self._counter = itertools.count(1)
+        self._prefix = uuid.uuid4().hex[:6]
+        self._ttl = ttl_seconds
+        self._max = max_records
+        self._loop = loop
+        self._journal = journal
+        self._flush_delay = flush_delay
+        self._dirty: dict[str, FutureRecord] = {}
+        self._flush_handle: asyncio.TimerHandle | None = None
+
+    def new(self, kind: str, owner_id: str | None = None) -> FutureRecord:
+        """A new pending record with a fresh ``req-...`` id."""
+        request_id = f"req-{self._prefix}-{next(self._counter)}"
+        record = FutureRecord(request_id, kind, time.time(), asyncio.Event(), owner_id=owner_id)
+        self._records[request_id] = record
+        self._mark(record)
+        return record
+
+    def owns(self, request_id: str) -> bool:
+        """True if ``request_id`` was issued by this table (this server run)."""
+        return request_id.startswith(f"req-{self._prefix}-")
+
+    def get(self, request_id: str) -> FutureRecord | None:
+        """The record, or None when unknown or expired."""
+        return self._records.get(request_id)
+
+    def complete(self, record: FutureRecord, result: Any) -> None:
+        """Mark ``record`` completed with ``result``."""
+        if record.finished:
+            return
+        record.result = result
+        record.completed_at = time.time()
+        record.done.set()
+        self._mark(record)
+
+    def fail(self, record: FutureRecord, message: str, category: str) -> None:
+        """Mark ``record`` failed (category ``user`` or ``server``)."""
+        if record.finished:
+            return
+        record.error = (message, category)
+        record.completed_at = time.time()
+        record.done.set()
+        self._mark(record)
+
+    def _mark(self, record: FutureRecord) -> None:
+        if self._journal is None:
+            return
+        self._dirty[record.request_id] = record
+        if self._flush_handle is None and self._loop is not None:
+            self._flush_handle = self._loop.call_later(self._flush_delay, self.flush)
+
+    def flush(self) -> None:
+        """Write the records changed since the last flush to the journal."""
+        self._flush_handle = None
+        if not self._dirty or self._journal is None:
+            return
+        rows = [record.row() for record in self._dirty.values()]
+        self._dirty.clear()
+        try:
+            self._journal(rows)
+        except Exception:  # metadata only: a failed write must not break request handling
+            logger.exception("local server could not persist %d future records", len(rows))
+
+    def pending_count(self) -> int:
+        """How many records are not finished."""
+        return sum(1 for r in self._records.values() if not r.finished)
+
+    def evict(self, now: float) -> None:
+        """Drop finished records older than the TTL, and the oldest beyond the size cap."""
+        stale = [
+            rid
+            for rid, r in self._records.items()
+            if r.completed_at is not None and now - r.completed_at > self._ttl
+        ]
+        for rid in stale:
+            del self._records[rid]
+        while len(self._records) > self._max:
+            rid, record = next(iter(self._records.items()))
+            if not record.finished:
+                break
+            del self._records[rid]
