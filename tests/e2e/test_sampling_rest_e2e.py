@@ -181,3 +181,12 @@ def test_closed_service_session_is_finished(tinker_server: Any) -> None:
     with tinkex.RestClient(base_url=tinker_server.base_url, api_key=tinker_server.api_key) as rest:
         session = rest.get_session(session_id).result(timeout=30)
     assert training.model_id in session.training_run_ids
+
+
+def test_back_compat_sampling_future_pickles_as_its_client(service: tinkex.ServiceClient) -> None:
+    """As with tinker, the future create_sampling_client returns pickles as the client."""
+    future = service.create_sampling_client(base_model=BASE_MODEL)
+    clone = pickle.loads(pickle.dumps(future))
+    assert type(clone) is tinkex.SamplingClient
+    params = types.SamplingParams(max_tokens=2, seed=1, temperature=0.0)
+    assert len(clone.sample(PROMPT, 1, params).result(timeout=30).sequences[0].tokens) == 2

@@ -99,3 +99,9 @@ class BackcompatSamplingClientFuture(_ClientFuture, SamplingClient):  # type: ig
 
     def __init__(self) -> None:
         APIFuture.__init__(self)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickles as the client it resolves to (waiting for it), as tinker's does: workers of a
+        # process pool receive a SamplingClient.
+        client: SamplingClient = APIFuture.result(self)
+        return client.__reduce__()
