@@ -15,7 +15,7 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-$(STAMP): $(PY) setup.cfg pyproject.toml
+$(STAMP): $(PY) setup.cfg setup.py pyproject.toml tinkex/_alias/tinkex-as-tinker.pth
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 

@@ -75,21 +75,16 @@ def install_as_tinker() -> None:
         tinkex.install_as_tinker()
         import tinker_cookbook.recipes.sl_basic    # its ``import tinker`` gets tinkex
     """
-    from tinkex._alias._finder import TinkerAliasFinder
-
-    with _lock:
-        if is_installed():
-            return
-        _refuse_if_official_imported()
-        _warn_if_other_release()
-        sys.meta_path.insert(0, TinkerAliasFinder())
+    _install(check_release=True)
 
 
 def install_from_environment() -> None:
     """Install the alias when ``TINKEX_AS_TINKER`` is ``1``/``true``/``yes``/``on``.
 
     Called at interpreter start-up by the ``tinkex-as-tinker.pth`` hook installed with
-    tinkex. A problem is reported on stderr, never raised: start-up must not fail.
+    tinkex. A problem is reported on stderr, never raised: start-up must not fail. It does
+    not compare the official release (the process that set the variable did, and each worker
+    would repeat the warning and pay for ``importlib.metadata``).
     """
     value = os.environ.get(ENV_VAR, "").strip().lower()
     if value in _OFF:
@@ -102,9 +97,21 @@ def install_from_environment() -> None:
         )
         return
     try:
-        install_as_tinker()
-    except (ImportError, Warning) as exc:
+        _install(check_release=False)
+    except ImportError as exc:
         print(f"tinkex: {ENV_VAR}=1 ignored: {exc}", file=sys.stderr)
+
+
+def _install(*, check_release: bool) -> None:
+    from tinkex._alias._finder import TinkerAliasFinder
+
+    with _lock:
+        if is_installed():
+            return
+        _refuse_if_official_imported()
+        if check_release:
+            _warn_if_other_release()
+        sys.meta_path.insert(0, TinkerAliasFinder())
 
 
 def _refuse_if_official_imported() -> None:
@@ -145,5 +152,5 @@ def _warn_if_other_release() -> None:
         f"provide (they fail with a clear ImportError/AttributeError). Install "
         f"tinker=={TINKER_SDK_VERSION} alongside tinkex to match.",
         UserWarning,
-        stacklevel=3,
+        stacklevel=4,
     )

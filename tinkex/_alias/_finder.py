@@ -10,12 +10,14 @@ and nothing is imported before it is used. Any other ``tinker.*`` path fails wit
 from __future__ import annotations
 
 import importlib
-import importlib.abc
 import importlib.machinery
 import sys
 import types
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    import importlib.abc
 
 from tinkex._alias._table import TINKER_MODULES, AliasModule
 
@@ -45,8 +47,13 @@ def _resolve(source: str, name: str) -> Any:
     return getattr(importlib.import_module(module_name), attribute or name)
 
 
-class TinkerAliasFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Finds and loads ``tinker`` and its submodules as views of tinkex (see module docstring)."""
+class TinkerAliasFinder:
+    """Finds and loads ``tinker`` and its submodules as views of tinkex (see module docstring).
+
+    A meta-path finder and loader by protocol (``find_spec``, ``create_module``,
+    ``exec_module``); it does not derive from ``importlib.abc``, whose import the start-up
+    hook would pay for.
+    """
 
     def find_spec(
         self,
@@ -72,7 +79,10 @@ class TinkerAliasFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
                 name=fullname,
             )
         spec = importlib.machinery.ModuleSpec(
-            fullname, self, origin=ALIAS_ORIGIN, is_package=entry.package
+            fullname,
+            cast("importlib.abc.Loader", self),
+            origin=ALIAS_ORIGIN,
+            is_package=entry.package,
         )
         return spec
 

@@ -7,21 +7,22 @@ so ``tinker.types.datum.TensorData`` works as it does with the official package.
 are not here (the official SDK's internals, its protobuf classes, its CLI) do not import; the
 parity test ``tests/dropin/test_module_parity.py`` lists each with its reason.
 
-This module is data only: importing it imports nothing of tinkex.
+This module is data only (a NamedTuple, not a dataclass: the start-up hook imports it, and
+``dataclasses`` would cost more than the rest of the hook).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import NamedTuple
 
 from tinkex._version import TINKER_SDK_VERSION
 
 __all__ = ["AliasModule", "TINKER_MODULES"]
 
 
-@dataclass(frozen=True)
-class AliasModule:
+class AliasModule(NamedTuple):
     """What one ``tinker.*`` alias module offers.
 
     Attributes:
@@ -33,10 +34,10 @@ class AliasModule:
         constants: attributes with a fixed value (``tinker.__version__``).
     """
 
-    exports: Mapping[str, str] = field(default_factory=dict)
+    exports: Mapping[str, str] = MappingProxyType({})
     forward: str | None = None
     package: bool = False
-    constants: Mapping[str, object] = field(default_factory=dict)
+    constants: Mapping[str, object] = MappingProxyType({})
 
 
 def _names(source: str, *names: str) -> dict[str, str]:
