@@ -19,14 +19,7 @@ from _server import BASE_MODEL, server
 
 import tinkex as tinker
 from tinkex import telemetry, types
-from tinkex.recovery import (
-    RECOVERY_STARTED,
-    RECOVERY_SUCCEEDED,
-    RUN_CORRUPTED,
-    RecoveryMonitor,
-    RecoveryPolicy,
-    RecoveryResult,
-)
+from tinkex.recovery import EVENTS, RecoveryMonitor, RecoveryPolicy, RecoveryResult
 
 CORRUPT_AFTER = 3  # the local server's fault: corrupted after the 3rd optimizer step of a run
 TOTAL_STEPS = 6
@@ -75,8 +68,7 @@ def main() -> None:
 
     # The monitor logs to "tinkex.recovery"; show those lines in order with the rest.
     logging.basicConfig(level=logging.WARNING, stream=sys.stdout, format="  [log] %(message)s")
-    events = [RUN_CORRUPTED, RECOVERY_STARTED, RECOVERY_SUCCEEDED]
-    telemetry.attach("example.recovery", events, show)
+    telemetry.attach("example.recovery", list(EVENTS), show)
     handover = Handover()
     policy = RecoveryPolicy(enabled=True, checkpoint_strategy="latest", poll_interval=0.1)
     try:

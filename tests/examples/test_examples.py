@@ -25,7 +25,10 @@ EXPECTED_OUTPUT = {
         "recovered from tinker://",
         "(redone: same loss as before the corruption)",
         "with 2 recovery(ies)",
-        "[telemetry] succeeded",
+        "[telemetry] detected",
+        "[telemetry] checkpoint_selected",
+        "[telemetry] client_created",
+        "[telemetry] completed",
     ],
     "telemetry_metrics.py": ["reporter: session", "drained=True", "0 dropped"],
     "structured_regularizers.py": [

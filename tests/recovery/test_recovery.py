@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import pytest
 
 import tinkex
-from tinkex import types
+from tinkex import recovery, telemetry, types
 from tinkex.local import LocalServer
 from tinkex.recovery import RecoveryError, RecoveryExecutor, RecoveryMonitor, RecoveryPolicy
 from tinkex.resilience import BackoffPolicy
+
+Event = tuple[str, Mapping[str, float], Mapping[str, Any]]
 
 pytestmark = pytest.mark.e2e
 
@@ -33,13 +36,30 @@ def service(server: LocalServer) -> Iterator[tinkex.ServiceClient]:
         yield svc
 
 
+@pytest.fixture
+def events() -> Iterator[list[Event]]:
+    """Every recovery telemetry event, in order, as (short name, measurements, metadata)."""
+    seen: list[Event] = []
+    telemetry.attach(
+        "test-recovery-events",
+        list(recovery.EVENTS),
+        lambda e, m, md: seen.append((e.rsplit(".", 1)[1], dict(m), dict(md))),
+    )
+    yield seen
+    telemetry.detach("test-recovery-events")
+
+
+def _names(events: list[Event]) -> list[str]:
+    return [name for name, _, _ in events]
+
+
 def _step(client: tinkex.TrainingClient) -> None:
     client.forward_backward([DATUM], "cross_entropy").result(timeout=30)
     client.optim_step(types.AdamParams(learning_rate=1e-2)).result(timeout=30)
 
 
 def test_monitor_recovers_a_corrupted_run_from_its_latest_checkpoint(
-    server: LocalServer, service: tinkex.ServiceClient
+    server: LocalServer, service: tinkex.ServiceClient, events: list[Event]
 ) -> None:
     training = service.create_lora_training_client("tinkex/tiny", rank=4).result(timeout=30)
     _step(training)
@@ -68,6 +88,24 @@ def test_monitor_recovers_a_corrupted_run_from_its_latest_checkpoint(
     # The restored client trains (the new run has had no optimizer step yet).
     out = new_client.forward_backward([DATUM], "cross_entropy").result(timeout=30)
     assert out.metrics["loss:sum"] > 0
+
+    assert _names(events) == [
+        "detected",
+        "started",
+        "checkpoint_selected",
+        "client_created",
+        "completed",
+    ]
+    by_name = {name: (m, md) for name, m, md in events}
+    assert by_name["detected"][1] == {"run_id": training.model_id, "last_checkpoint": early}
+    for name in ("started", "checkpoint_selected", "client_created", "completed"):
+        measurements, metadata = by_name[name]
+        assert measurements == {"attempt": 1}
+        assert metadata["run_id"] == training.model_id and metadata["strategy"] == "latest"
+    assert by_name["checkpoint_selected"][1]["checkpoint"] == early
+    for name in ("client_created", "completed"):
+        assert by_name[name][1]["checkpoint"] == early
+        assert by_name[name][1]["new_run_id"] == new_client.model_id
 
 
 def test_best_strategy_uses_checkpoint_metadata(
@@ -98,7 +136,7 @@ def test_best_strategy_uses_checkpoint_metadata(
 
 
 def test_failure_callback_when_no_checkpoint_and_when_attempts_run_out(
-    server: LocalServer, service: tinkex.ServiceClient
+    server: LocalServer, service: tinkex.ServiceClient, events: list[Event]
 ) -> None:
     training = service.create_lora_training_client("tinkex/tiny", rank=4).result(timeout=30)
     rest = service.create_rest_client_internal()
@@ -116,6 +154,13 @@ def test_failure_callback_when_no_checkpoint_and_when_attempts_run_out(
     finally:
         executor.close()
     assert failures and failures[0][0] == training.model_id
+    # No checkpoint can ever fit: one attempt, no retry.
+    assert _names(events) == ["started", "failed", "exhausted"]
+    (_, _, failed), (_, exhausted_m, exhausted) = events[1], events[2]
+    assert failed["will_retry"] is False and failed["error_type"] == "RecoveryError"
+    assert "no training checkpoint" in failed["error"]
+    assert exhausted_m == {"attempt": 1} and exhausted["error_type"] == "RecoveryError"
+    events.clear()
 
     missing = f"tinker://{training.model_id}/weights/never-saved"
     sleeps: list[float] = []
@@ -137,6 +182,91 @@ def test_failure_callback_when_no_checkpoint_and_when_attempts_run_out(
     finally:
         executor.close()
     assert sleeps == [0.01, 0.01]
+    attempt = ["started", "checkpoint_selected", "failed"]
+    assert _names(events) == attempt * 3 + ["exhausted"]
+    failed_events = [(m, md) for name, m, md in events if name == "failed"]
+    assert [m["attempt"] for m, _ in failed_events] == [1, 2, 3]
+    assert [md["will_retry"] for _, md in failed_events] == [True, True, False]
+    assert all(md["checkpoint"] == missing for name, _, md in events if name.startswith("check"))
+    assert events[-1][1] == {"attempt": 3} and events[-1][2]["strategy"] == "specific"
+
+
+def test_a_transient_checkpoint_lookup_failure_is_retried(
+    server: LocalServer, service: tinkex.ServiceClient, events: list[Event]
+) -> None:
+    training = service.create_lora_training_client("tinkex/tiny", rank=4).result(timeout=30)
+    saved = training.save_state("only").result(timeout=30).path
+    rest = service.create_rest_client_internal()
+    run = rest.get_training_run(training.model_id).result(timeout=10)
+
+    class FlakyListing:
+        """The real RestClient, except that the first checkpoint listing fails."""
+
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def list_checkpoints(self, run_id: str) -> Any:
+            self.calls += 1
+            if self.calls == 1:
+                raise ConnectionError("checkpoint listing: connection reset")
+            return rest.list_checkpoints(run_id)
+
+    flaky = FlakyListing()
+    executor = RecoveryExecutor(
+        service,
+        RecoveryPolicy(
+            enabled=True,
+            backoff=BackoffPolicy(max_attempts=None, base_delay=0.01, max_delay=0.01, jitter=0),
+        ),
+        flaky,  # type: ignore[arg-type]
+    )
+    try:
+        result = executor.recover(run)
+    finally:
+        executor.close()
+    assert result.checkpoint_path == saved and result.attempts == 2 and flaky.calls == 2
+    assert _names(events) == [
+        "started",
+        "failed",
+        "started",
+        "checkpoint_selected",
+        "client_created",
+        "completed",
+    ]
+    failed = events[1][2]
+    assert failed["will_retry"] is True and failed["error_type"] == "ConnectionError"
+
+
+def test_monitor_reports_poll_errors_and_keeps_watching(
+    server: LocalServer, service: tinkex.ServiceClient, events: list[Event]
+) -> None:
+    monitor = RecoveryMonitor(service, RecoveryPolicy(enabled=False))
+    try:
+        monitor.watch("no-such-run")
+        assert monitor.check_now() == []
+        assert monitor.check_now() == []
+    finally:
+        monitor.close()
+    assert _names(events) == ["poll_error", "poll_error"]
+    _, measurements, metadata = events[0]
+    assert measurements == {}
+    assert metadata["run_id"] == "no-such-run" and metadata["error_type"] == "NotFoundError"
+    assert metadata["error"]
+
+
+def test_monitor_closes_the_rest_client_it_created(
+    server: LocalServer, service: tinkex.ServiceClient
+) -> None:
+    monitor = RecoveryMonitor(service, RecoveryPolicy(enabled=False))
+    own_rest = monitor._rest
+    monitor.close()
+    assert own_rest.holder.closed  # its threads and telemetry reporter are stopped
+    given = service.create_rest_client_internal()
+    try:
+        RecoveryMonitor(service, RecoveryPolicy(enabled=False), rest=given).close()
+        assert not given.holder.closed  # a RestClient passed in stays the caller's
+    finally:
+        given.close()
 
 
 def test_disabled_policy_never_polls(server: LocalServer, service: tinkex.ServiceClient) -> None:

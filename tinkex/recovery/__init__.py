@@ -11,14 +11,23 @@ retries, and calls your ``on_recovery`` / ``on_failure`` callbacks::
         monitor.watch(training_client.model_id)
         ...  # train, saving checkpoints with save_state()
 
-Nothing happens unless ``policy.enabled`` is True.
+Nothing happens unless ``policy.enabled`` is True. Each step emits a telemetry event
+(``tinkex.recovery.detected``, ``started``, ``checkpoint_selected``, ``client_created``,
+``completed``, ``failed``, ``exhausted``, ``poll_error``; see :data:`EVENTS`).
 """
 
-from tinkex.recovery._monitor import (
+from tinkex.recovery._events import (
+    EVENTS,
+    RECOVERY_CHECKPOINT_SELECTED,
+    RECOVERY_CLIENT_CREATED,
+    RECOVERY_COMPLETED,
+    RECOVERY_DETECTED,
+    RECOVERY_EXHAUSTED,
     RECOVERY_FAILED,
+    RECOVERY_POLL_ERROR,
     RECOVERY_STARTED,
-    RECOVERY_SUCCEEDED,
-    RUN_CORRUPTED,
+)
+from tinkex.recovery._monitor import (
     RecoveryError,
     RecoveryExecutor,
     RecoveryMonitor,
@@ -27,10 +36,15 @@ from tinkex.recovery._monitor import (
 )
 
 __all__ = [
+    "EVENTS",
+    "RECOVERY_CHECKPOINT_SELECTED",
+    "RECOVERY_CLIENT_CREATED",
+    "RECOVERY_COMPLETED",
+    "RECOVERY_DETECTED",
+    "RECOVERY_EXHAUSTED",
     "RECOVERY_FAILED",
+    "RECOVERY_POLL_ERROR",
     "RECOVERY_STARTED",
-    "RECOVERY_SUCCEEDED",
-    "RUN_CORRUPTED",
     "RecoveryError",
     "RecoveryExecutor",
     "RecoveryMonitor",

@@ -12,6 +12,24 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 
 from tinkex._exceptions import TinkerError
+from tinkex.recovery._events import (
+    RECOVERY_CHECKPOINT_SELECTED,
+    RECOVERY_CLIENT_CREATED,
+    RECOVERY_COMPLETED,
+    RECOVERY_DETECTED,
+    RECOVERY_EXHAUSTED,
+    RECOVERY_FAILED,
+    RECOVERY_POLL_ERROR,
+    RECOVERY_STARTED,
+    AttemptMetadata,
+    CheckpointMetadata,
+    ClientMetadata,
+    DetectedMetadata,
+    ExhaustedMetadata,
+    FailedMetadata,
+    PollErrorMetadata,
+    attempt_measurements,
+)
 from tinkex.resilience import BackoffPolicy
 from tinkex.telemetry import emit
 
@@ -22,10 +40,6 @@ if TYPE_CHECKING:
     from tinkex.types import Checkpoint, TrainingRun
 
 __all__ = [
-    "RECOVERY_FAILED",
-    "RECOVERY_STARTED",
-    "RECOVERY_SUCCEEDED",
-    "RUN_CORRUPTED",
     "RecoveryError",
     "RecoveryExecutor",
     "RecoveryMonitor",
@@ -34,11 +48,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("tinkex.recovery")
-
-RUN_CORRUPTED = "tinkex.recovery.run_corrupted"
-RECOVERY_STARTED = "tinkex.recovery.started"
-RECOVERY_SUCCEEDED = "tinkex.recovery.succeeded"
-RECOVERY_FAILED = "tinkex.recovery.failed"
 
 CheckpointStrategy = Literal["latest", "best", "specific"]
 
@@ -183,46 +192,89 @@ class RecoveryExecutor:
     def recover(self, run: TrainingRun) -> RecoveryResult:
         """Recover ``run`` now (blocking); callbacks are called either way.
 
+        Each attempt chooses the checkpoint and creates the replacement client; a failed
+        attempt is retried after ``policy.backoff.delay(n)``, except when no checkpoint can
+        fit (a :class:`RecoveryError` from :meth:`choose_checkpoint`), which no retry fixes.
+
         Raises:
-            RecoveryError: after ``max_attempts`` failed attempts.
+            RecoveryError: no usable checkpoint, or ``max_attempts`` failed attempts.
         """
         run_id = run.training_run_id
         policy = self._policy
-        last: BaseException | None = None
-        try:
-            path = self.choose_checkpoint(run)
-        except Exception as exc:
-            return self._fail(run_id, exc, 0)
+        strategy = policy.checkpoint_strategy
+        last: BaseException = RecoveryError("recovery stopped before its first attempt")
+        attempts = 0
         for attempt in range(1, policy.max_attempts + 1):
-            emit(RECOVERY_STARTED, {"attempt": attempt}, {"run_id": run_id, "checkpoint": path})
+            attempts = attempt
+            measurements = attempt_measurements(attempt)
+            started: AttemptMetadata = {"run_id": run_id, "strategy": strategy}
+            emit(RECOVERY_STARTED, measurements, started)
             try:
-                if policy.restore_optimizer:
-                    future = self._service.create_training_client_from_state_with_optimizer(path)
-                else:
-                    future = self._service.create_training_client_from_state(path)
-                client: TrainingClient = future.result()
+                result = self._attempt(run, attempt)
             except Exception as exc:
                 last = exc
-                logger.warning(
-                    "recovery of %s from %s failed (attempt %d): %s", run_id, path, attempt, exc
-                )
-                if attempt < policy.max_attempts and self._sleep(policy.backoff.delay(attempt - 1)):
-                    break  # stopped
+                will_retry = attempt < policy.max_attempts and not isinstance(exc, RecoveryError)
+                failed: FailedMetadata = {
+                    "run_id": run_id,
+                    "strategy": strategy,
+                    "error": str(exc),
+                    "error_type": type(exc).__name__,
+                    "will_retry": will_retry,
+                }
+                emit(RECOVERY_FAILED, measurements, failed)
+                logger.warning("recovery of %s failed (attempt %d): %s", run_id, attempt, exc)
+                if not will_retry or self._sleep(policy.backoff.delay(attempt - 1)):
+                    break  # permanent, out of attempts, or stopped
                 continue
-            result = RecoveryResult(run_id, path, client, attempt)
-            emit(
-                RECOVERY_SUCCEEDED,
-                {"attempts": attempt},
-                {"run_id": run_id, "checkpoint": path, "new_run_id": client.model_id},
+            completed: ClientMetadata = {
+                "run_id": run_id,
+                "strategy": strategy,
+                "checkpoint": result.checkpoint_path,
+                "new_run_id": result.training_client.model_id,
+            }
+            emit(RECOVERY_COMPLETED, measurements, completed)
+            logger.info(
+                "recovered run %s from %s as %s",
+                run_id,
+                result.checkpoint_path,
+                result.training_client.model_id,
             )
-            logger.info("recovered run %s from %s as %s", run_id, path, client.model_id)
             if self._on_recovery is not None:
                 self._on_recovery(result)
             return result
-        return self._fail(run_id, last or RecoveryError("recovery stopped"), policy.max_attempts)
+        return self._give_up(run_id, last, attempts)
 
-    def _fail(self, run_id: str, exc: BaseException, attempts: int) -> RecoveryResult:
-        emit(RECOVERY_FAILED, {"attempts": attempts}, {"run_id": run_id, "error": str(exc)})
+    def _attempt(self, run: TrainingRun, attempt: int) -> RecoveryResult:
+        """One attempt: choose the checkpoint, restore it into a new training client."""
+        run_id = run.training_run_id
+        strategy = self._policy.checkpoint_strategy
+        measurements = attempt_measurements(attempt)
+        path = self.choose_checkpoint(run)
+        selected: CheckpointMetadata = {"run_id": run_id, "strategy": strategy, "checkpoint": path}
+        emit(RECOVERY_CHECKPOINT_SELECTED, measurements, selected)
+        if self._policy.restore_optimizer:
+            future = self._service.create_training_client_from_state_with_optimizer(path)
+        else:
+            future = self._service.create_training_client_from_state(path)
+        client: TrainingClient = future.result()
+        created: ClientMetadata = {
+            "run_id": run_id,
+            "strategy": strategy,
+            "checkpoint": path,
+            "new_run_id": client.model_id,
+        }
+        emit(RECOVERY_CLIENT_CREATED, measurements, created)
+        return RecoveryResult(run_id, path, client, attempt)
+
+    def _give_up(self, run_id: str, exc: BaseException, attempts: int) -> RecoveryResult:
+        exhausted: ExhaustedMetadata = {
+            "run_id": run_id,
+            "strategy": self._policy.checkpoint_strategy,
+            "error": str(exc),
+            "error_type": type(exc).__name__,
+        }
+        measurements = attempt_measurements(attempts)
+        emit(RECOVERY_EXHAUSTED, measurements, exhausted)
         if self._on_failure is not None:
             self._on_failure(run_id, exc)
         if isinstance(exc, RecoveryError):
@@ -243,7 +295,8 @@ class RecoveryMonitor:
     Args:
         service: the ServiceClient that creates the replacement training clients.
         policy: the recovery policy (nothing happens unless ``policy.enabled``).
-        rest: RestClient used to poll runs (default: one with the service's settings).
+        rest: RestClient used to poll runs (default: one with the service's settings, closed
+            by :meth:`close`).
         on_recovery, on_failure: callbacks, called on a recovery worker thread.
     """
 
@@ -257,6 +310,8 @@ class RecoveryMonitor:
         on_failure: Callable[[str, BaseException], None] | None = None,
     ) -> None:
         self.policy = policy
+        # A RestClient made here is ours to close; one passed in stays the caller's.
+        self._owns_rest = rest is None
         self._rest = rest if rest is not None else service.create_rest_client_internal()
         self.executor = RecoveryExecutor(
             service, policy, self._rest, on_recovery=on_recovery, on_failure=on_failure
@@ -291,11 +346,19 @@ class RecoveryMonitor:
             try:
                 run = self._rest.get_training_run(run_id).result()
             except Exception as exc:
+                poll_error: PollErrorMetadata = {
+                    "run_id": run_id,
+                    "error": str(exc),
+                    "error_type": type(exc).__name__,
+                }
+                emit(RECOVERY_POLL_ERROR, None, poll_error)
                 logger.debug("recovery monitor could not poll %s: %s", run_id, exc)
                 continue
             if not run.corrupted:
                 continue
-            emit(RUN_CORRUPTED, None, {"run_id": run_id})
+            last = run.last_checkpoint.tinker_path if run.last_checkpoint is not None else None
+            detected: DetectedMetadata = {"run_id": run_id, "last_checkpoint": last}
+            emit(RECOVERY_DETECTED, None, detected)
             logger.warning("training run %s is corrupted; recovering", run_id)
             future = self.executor.submit(run)
             with self._lock:
@@ -310,11 +373,14 @@ class RecoveryMonitor:
             self.check_now()
 
     def close(self) -> None:
-        """Stop the monitor thread and the executor (waits for running recoveries)."""
+        """Stop the monitor thread and the executor (waits for running recoveries), and
+        close the RestClient the monitor made (not one passed as ``rest``)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=self.policy.poll_interval + 5)
         self.executor.close()
+        if self._owns_rest:
+            self._rest.close()
 
     def __enter__(self) -> RecoveryMonitor:
         return self
