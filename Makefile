@@ -46,6 +46,7 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(PY) -m mypy
+	$(PY) -m mypy benchmarks/*.py
 
 check: lint typecheck test
 
@@ -59,7 +60,7 @@ examples: $(STAMP)
 	PYTHON=$(PY) examples/run_all.sh
 
 bench: $(STAMP)
-	$(PY) benchmarks/compare_sdks.py
+	$(PY) benchmarks/compare_sdks.py $(BENCH_ARGS)
 	$(PY) benchmarks/local_model.py
 
 clean:

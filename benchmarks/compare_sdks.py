@@ -1,229 +1,308 @@
-"""Side-by-side benchmark: tinkex vs the official ``tinker`` 0.38 SDK on one local server.
+"""Side by side: tinkex, the official ``tinker`` 0.38 SDK and a raw urllib3 floor client.
 
-Both SDKs run the very same workload code (only the import differs) in fresh subprocesses,
-against one ``tinkex serve`` process that uses the near-zero-compute ``tinkex/null`` model,
-so the figures measure client overhead, not model compute. Three measurements:
+Every client runs in its own fresh interpreter against ``tinkex serve`` on 127.0.0.1 (model
+``tinkex/null``, so the figures are client overhead, not model compute), and is measured from
+outside: client CPU (user + sys, all threads; the server's CPU is not in it), wall time, peak
+RSS, peak thread count. Workloads (``_workloads.py``):
 
-* import time: ``import <sdk>; from <sdk> import types`` in a fresh interpreter (median of N);
-* sampling fan-out: N concurrent ``sample()`` calls, waited with ``concurrent.futures.wait``;
-* forward_backward: one large batch (256 x 512 tokens), from the call to the resolved result:
-  the median of 5 calls after a first one (the steady state of a training loop), and that
-  first large call alone (``forward_backward_first_call``).
+* ``sample_burst``: 1000 concurrent ``sample()`` calls, no added latency;
+* ``sample_latency_low`` / ``sample_latency_high``: 3000 concurrent ``sample()`` calls with the
+  server adding 100 ms / 1 s to every request (the local server's ``latency=`` fault);
+* ``fwdbwd``: 3 x ``forward_backward`` of 128 x 1024 tokens;
+* ``cold``: fresh interpreter, import + first ``sample()``.
+
+Rounds alternate the clients (tinkex, tinker, floor, tinkex, ...) so drift on the machine hits
+all alike; the figures are medians over the rounds. The report (every round, medians, ratios
+tinkex/floor and tinker/tinkex, goals met or the distance) is written as JSON under
+``benchmarks/results/`` and printed as a markdown table.
 
 Usage::
 
-    python benchmarks/compare_sdks.py                # defaults used for the notes
-    python benchmarks/compare_sdks.py --samples 1000 --rounds 3 --json out.json
-
-Targets (from the project brief): sampling >= 1.5x, fwd/bwd >= 1.4x, import >= 3x.
+    python benchmarks/compare_sdks.py                  # 3 rounds at the goals' sizes
+    python benchmarks/compare_sdks.py --quick          # smaller workloads, 1 round
+    python benchmarks/compare_sdks.py --sdks tinkex,floor --workloads sample_burst --rounds 5
+    python benchmarks/compare_sdks.py --profile        # + one tinkex sample_burst under py-spy
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import datetime
 import json
 import os
-import statistics
+import platform
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-API_KEY = "tml-local"
-NULL_MODEL = "tinkex/null"
-TARGETS = {
-    "sampling_fanout": 1.5,
-    "forward_backward": 1.4,
-    "forward_backward_first_call": 1.4,
-    "import": 3.0,
+import _harness
+import _profile
+import _report
+from _workloads import QUICK_SIZES, SDKS, WORKLOAD_NAMES, Sizes, Workload, workloads
+
+RESULTS_DIR = _harness.BENCHMARKS_DIR / "results"
+_SIZE_FLAGS = {
+    "samples": int,
+    "latency_samples": int,
+    "low_latency": float,
+    "high_latency": float,
+    "fwdbwd_batch": int,
+    "fwdbwd_tokens": int,
+    "fwdbwd_steps": int,
+    "floor_threads": int,
 }
-#: Timed forward_backward calls per run (after one warm-up call); the median is kept.
-FWDBWD_REPEATS = 5
 
-# The workload both SDKs run. ``SDK`` is substituted with "tinker" or "tinkex".
-WORKLOAD = r"""
-import concurrent.futures, json, sys, time
-import SDK as tinker
-from SDK import types
 
-mode, n = sys.argv[1], int(sys.argv[2])
-service = tinker.ServiceClient()
-result = {}
-if mode == "sample":
-    sampler = service.create_sampling_client(base_model="NULL_MODEL")
-    if hasattr(sampler, "result"):
-        sampler = sampler.result()
-    prompt = types.ModelInput.from_ints(list(range(1, 33)))
-    params = types.SamplingParams(max_tokens=8, temperature=1.0, seed=1)
-    # Warm-up: connections, config, first request.
-    sampler.sample(prompt=prompt, num_samples=1, sampling_params=params).result()
-    start = time.perf_counter()
-    futures = [
-        sampler.sample(prompt=prompt, num_samples=1, sampling_params=params) for _ in range(n)
-    ]
-    done, not_done = concurrent.futures.wait(futures, timeout=600)
-    elapsed = time.perf_counter() - start
-    failures = sum(1 for f in done if f.exception() is not None) + len(not_done)
-    result = {"seconds": elapsed, "count": n, "failures": failures}
-elif mode == "fwdbwd":
-    training = service.create_lora_training_client(base_model="NULL_MODEL", rank=8)
-    if hasattr(training, "result"):
-        training = training.result()
-    tokens = 512
-    def datum(i):
-        return types.Datum(
-            model_input=types.ModelInput.from_ints([(i + j) % 250 for j in range(tokens)]),
-            loss_fn_inputs={
-                "target_tokens": [(i + j + 1) % 250 for j in range(tokens)],
-                "weights": [1.0] * tokens,
-            },
+def _names(text: str, known: tuple[str, ...], flag: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"{flag} {text!r}: choose from {', '.join(known)} (comma-separated)"
         )
-    training.forward_backward([datum(0)], "cross_entropy").result()  # session, connections
-    batch = [datum(i) for i in range(n)]
-    # The first large call (what a short script sees), then the median of several calls:
-    # the steady state of a training loop.
-    start = time.perf_counter()
-    training.forward_backward(batch, "cross_entropy").result()
-    first = time.perf_counter() - start
-    times = []
-    for _ in range(FWDBWD_REPEATS):
-        start = time.perf_counter()
-        out = training.forward_backward(batch, "cross_entropy").result()
-        times.append(time.perf_counter() - start)
-        assert len(out.loss_fn_outputs) == n
-    times.sort()
-    result = {"seconds": times[len(times) // 2], "first_seconds": first, "count": n,
-              "tokens": n * tokens, "all_seconds": times}
-service_close = getattr(service, "close", None)
-if service_close is not None:
+    return names
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line (see the module docstring)."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, help="alternating rounds (default 3; --quick: 1)")
+    parser.add_argument("--quick", action="store_true", help="smaller workloads, one round")
+    parser.add_argument(
+        "--sdks",
+        type=lambda t: _names(t, SDKS, "--sdks"),
+        default=list(SDKS),
+        help=f"clients to run, in round order (default {','.join(SDKS)})",
+    )
+    parser.add_argument(
+        "--workloads",
+        type=lambda t: _names(t, WORKLOAD_NAMES, "--workloads"),
+        default=list(WORKLOAD_NAMES),
+        help=f"workloads to run (default all: {','.join(WORKLOAD_NAMES)})",
+    )
+    for name, kind in _SIZE_FLAGS.items():
+        default = getattr(Sizes(), name)
+        parser.add_argument(
+            "--" + name.replace("_", "-"),
+            type=kind,
+            help=f"workload size (default {default}; --quick: {getattr(QUICK_SIZES, name)})",
+        )
+    parser.add_argument(
+        "--out-dir", type=Path, default=RESULTS_DIR, help="where the JSON/markdown go"
+    )
+    parser.add_argument("--json", type=Path, help="also write the JSON report to this file")
+    parser.add_argument(
+        "--save-reference",
+        action="store_true",
+        help="also write the report as results/reference.{json,md} (the committed run the "
+        "README's table comes from)",
+    )
+    parser.add_argument(
+        "--profile",
+        nargs="?",
+        const="sample_burst",
+        choices=WORKLOAD_NAMES,
+        help="after the rounds, run one more client of this workload (default sample_burst) "
+        "under py-spy and print where its CPU goes",
+    )
+    parser.add_argument("--profile-sdk", choices=SDKS, default="tinkex")
+    parser.add_argument(
+        "--client-timeout", type=float, default=600.0, help="seconds one client may run"
+    )
+    args = parser.parse_args(argv)
+    if args.rounds is not None and args.rounds < 1:
+        parser.error(f"--rounds must be >= 1, got {args.rounds}")
+    return args
+
+
+def resolve_sizes(args: argparse.Namespace) -> Sizes:
+    """Default (or --quick) sizes with the explicit size flags applied."""
+    base = QUICK_SIZES if args.quick else Sizes()
+    overrides = {n: getattr(args, n) for n in _SIZE_FLAGS if getattr(args, n) is not None}
+    return dataclasses.replace(base, **overrides)
+
+
+def _git_commit() -> str:
     try:
-        closed = service_close("success")
-        if hasattr(closed, "result"):
-            closed.result(timeout=30)
-    except Exception:
-        pass
-print("RESULT " + json.dumps(result), flush=True)
-"""
-
-
-def start_server() -> tuple[subprocess.Popen[str], str]:
-    """Start ``tinkex serve`` on a free loopback port; return the process and its base URL."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tinkex.cli.main", "serve", "--host", "127.0.0.1", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert process.stdout is not None
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        if "listening on" in line:
-            return process, line.strip().rsplit(" ", 1)[-1]
-    process.kill()
-    raise RuntimeError("tinkex serve did not report its address within 60 s")
-
-
-def run_workload(sdk: str, mode: str, n: int, base_url: str) -> dict[str, Any]:
-    """Run the workload for one SDK in a fresh interpreter; return its RESULT record."""
-    code = (
-        WORKLOAD.replace("SDK", sdk)
-        .replace("NULL_MODEL", NULL_MODEL)
-        .replace("FWDBWD_REPEATS", str(FWDBWD_REPEATS))
-    )
-    env = dict(os.environ, TINKER_BASE_URL=base_url, TINKER_API_KEY=API_KEY, TINKER_TELEMETRY="0")
-    completed = subprocess.run(
-        [sys.executable, "-c", code, mode, str(n)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    for line in completed.stdout.splitlines():
-        if line.startswith("RESULT "):
-            record: dict[str, Any] = json.loads(line[len("RESULT ") :])
-            return record
-    raise RuntimeError(
-        f"{sdk} {mode} workload failed (exit {completed.returncode}):\n{completed.stderr[-3000:]}"
-    )
-
-
-def import_seconds(sdk: str, repeats: int) -> float:
-    """Median wall time of ``import sdk; from sdk import types`` in fresh interpreters."""
-    code = (
-        "import time; t = time.perf_counter(); "
-        f"import {sdk}; from {sdk} import types; "
-        "print(time.perf_counter() - t)"
-    )
-    samples = []
-    for _ in range(repeats):
         out = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+            ["git", "describe", "--always", "--dirty"],
+            cwd=_harness.BENCHMARKS_DIR,
+            capture_output=True,
+            text=True,
+            timeout=10,
         )
-        samples.append(float(out.stdout.strip()))
-    return statistics.median(samples)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return out.stdout.strip()
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for package in ("tinkex", "tinker", "urllib3"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            found[package] = ""
+    return found
+
+
+def _client_argv(sdk: str, workload: Workload, timeout: float) -> list[str]:
+    return [sdk, workload.client_workload, *workload.client_args, "--timeout", str(timeout)]
+
+
+def measure(
+    workload: Workload, sdk: str, server: _harness.Server, timeout: float, wrap: list[str] | None
+) -> tuple[_harness.ClientRun, dict[str, float]]:
+    """One client run of ``workload`` with ``sdk``; returns the run and its figures.
+
+    Raises:
+        ClientError: the client failed, or some of its requests did.
+    """
+    server_cpu = server.cpu_seconds()
+    run = _harness.run_client(
+        _client_argv(sdk, workload, timeout),
+        _harness.client_env(server.base_url),
+        timeout=timeout + 120,
+        wrap=wrap,
+    )
+    if run.record.get("failures"):
+        raise _harness.ClientError(
+            f"{sdk} {workload.name}: {run.record['failures']} of {run.record['count']} "
+            f"requests failed; first: {run.record.get('first_error')}"
+        )
+    return run, _report.run_figures(run, server.cpu_seconds() - server_cpu)
+
+
+def _progress(label: str, figures: dict[str, float]) -> None:
+    print(
+        f"{label}: CPU {figures['cpu_s']:.3f} s, wall {figures['wall_s']:.3f} s, "
+        f"RSS {figures['peak_rss_mb']:.0f} MB, threads {figures['peak_threads']:.0f}, "
+        f"server CPU {figures['server_cpu_s']:.2f} s",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _start_servers(latencies: set[float]) -> dict[float, _harness.Server]:
+    with ThreadPoolExecutor(max_workers=len(latencies)) as pool:
+        started = {lat: pool.submit(_harness.Server, lat) for lat in sorted(latencies)}
+    servers = {}
+    errors = []
+    for latency, future in started.items():
+        try:
+            servers[latency] = future.result()
+        except Exception as exc:
+            errors.append(exc)
+    if errors:
+        for server in servers.values():
+            server.close()
+        raise errors[0]
+    return servers
+
+
+def run_rounds(
+    selected: list[Workload],
+    sdks: list[str],
+    rounds: int,
+    servers: dict[float, _harness.Server],
+    timeout: float,
+) -> dict[str, dict[str, list[dict[str, float]]]]:
+    """All rounds: for each round, each workload, each client in order."""
+    runs: dict[str, dict[str, list[dict[str, float]]]] = {}
+    for round_index in range(rounds):
+        for workload in selected:
+            for sdk in sdks:
+                _, figures = measure(workload, sdk, servers[workload.latency], timeout, None)
+                runs.setdefault(workload.name, {}).setdefault(sdk, []).append(figures)
+                _progress(f"round {round_index + 1}/{rounds} {workload.name} {sdk}", figures)
+    return runs
+
+
+def profile(
+    workload: Workload, sdk: str, server: _harness.Server, timeout: float, out_dir: Path, stamp: str
+) -> str:
+    """One extra run under py-spy; writes the collapsed stacks and returns the summary text."""
+    stacks = out_dir / f"profile-{stamp}-{workload.name}-{sdk}.txt"
+    measure(workload, sdk, server, timeout, _profile.py_spy_command(stacks))
+    summary = _profile.summarize(stacks.read_text()).text()
+    summary_path = out_dir / f"profile-{stamp}-{workload.name}-{sdk}-summary.txt"
+    summary_path.write_text(summary + "\n")
+    print(f"profiled {workload.name} {sdk}: {stacks}, {summary_path}", file=sys.stderr)
+    return f"Profile of one {sdk} {workload.name} run (py-spy, {_profile.RATE} Hz):\n{summary}"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--samples", type=int, default=1000, help="concurrent sample() calls")
-    parser.add_argument("--batch", type=int, default=256, help="datums in the fwd/bwd batch")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds per SDK (best is kept)")
-    parser.add_argument("--import-repeats", type=int, default=7)
-    parser.add_argument("--json", type=Path, help="also write the figures to this file")
-    args = parser.parse_args(argv)
-
-    figures: dict[str, dict[str, float]] = {}
-    for sdk in ("tinker", "tinkex"):
-        figures.setdefault("import", {})[sdk] = import_seconds(sdk, args.import_repeats)
-
-    server, base_url = start_server()
-    try:
-        for mode, key, n in (
-            ("sample", "sampling_fanout", args.samples),
-            ("fwdbwd", "forward_backward", args.batch),
-        ):
-            # Alternate the SDKs round by round so drift on the machine hits both alike.
-            best: dict[str, float] = {}
-            best_first: dict[str, float] = {}
-            for _ in range(args.rounds):
-                for sdk in ("tinker", "tinkex"):
-                    record = run_workload(sdk, mode, n, base_url)
-                    if record.get("failures"):
-                        raise RuntimeError(f"{sdk} {mode}: {record['failures']} requests failed")
-                    best[sdk] = min(best.get(sdk, float("inf")), record["seconds"])
-                    if "first_seconds" in record:
-                        first = record["first_seconds"]
-                        best_first[sdk] = min(best_first.get(sdk, float("inf")), first)
-            figures[key] = best
-            if best_first:
-                figures[key + "_first_call"] = best_first
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-
-    print(f"{'measure':<18} {'tinker':>10} {'tinkex':>10} {'speed-up':>9} {'target':>7}")
-    report: dict[str, Any] = {}
-    for key, values in figures.items():
-        speedup = values["tinker"] / values["tinkex"]
-        report[key] = {**values, "speedup": speedup, "target": TARGETS[key]}
-        unit = "s"
-        print(
-            f"{key:<18} {values['tinker']:>9.3f}{unit} {values['tinkex']:>9.3f}{unit} "
-            f"{speedup:>8.2f}x {TARGETS[key]:>6.1f}x"
-        )
-    samples_rate = {
-        sdk: args.samples / figures["sampling_fanout"][sdk] for sdk in ("tinker", "tinkex")
+    """Run the comparison; prints the markdown table, writes the JSON report."""
+    args = parse_args(argv)
+    sizes = resolve_sizes(args)
+    rounds = args.rounds or (1 if args.quick else 3)
+    selected = [w for w in workloads(sizes) if w.name in args.workloads]
+    if args.profile:
+        _profile.find_py_spy()  # fail before the rounds, not after
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    started = datetime.datetime.now(datetime.UTC)
+    stamp = started.strftime("%Y%m%dT%H%M%SZ")
+    meta: dict[str, Any] = {
+        "started": started.strftime("%Y-%m-%d %H:%M UTC"),
+        "host": platform.node(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "versions": _versions(),
+        "commit": _git_commit(),
+        "command": ["compare_sdks.py", *(sys.argv[1:] if argv is None else argv)],
+        "rounds": rounds,
+        "sdks": args.sdks,
+        "sizes": sizes.as_dict(),
+        "default_sizes": sizes == Sizes(),
+        "load_start": os.getloadavg()[0],
     }
-    print(
-        f"sampling throughput: tinker {samples_rate['tinker']:.0f}/s, "
-        f"tinkex {samples_rate['tinkex']:.0f}/s ({args.samples} concurrent requests)"
-    )
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2))
+    profiled = next((w for w in workloads(sizes) if w.name == args.profile), None)
+    latencies = {w.latency for w in [*selected, *([profiled] if profiled else [])]}
+    servers = _start_servers(latencies)
+    profile_text = ""
+    try:
+        begin = time.perf_counter()
+        runs = run_rounds(selected, args.sdks, rounds, servers, args.client_timeout)
+        meta["seconds"] = time.perf_counter() - begin
+        meta["load_end"] = os.getloadavg()[0]
+        if profiled is not None:
+            profile_text = profile(
+                profiled,
+                args.profile_sdk,
+                servers[profiled.latency],
+                args.client_timeout,
+                args.out_dir,
+                stamp,
+            )
+    except _harness.ClientError as exc:
+        print(f"benchmark failed, no report written: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        for server in servers.values():
+            server.close()
+    report = _report.build_report(selected, runs, default_sizes=sizes == Sizes(), meta=meta)
+    table = _report.markdown(report, selected)
+    text = json.dumps(report, indent=2) + "\n"
+    written = [args.out_dir / f"run-{stamp}.json", args.out_dir / "latest.json"]
+    written += [args.json] if args.json else []
+    tables = [args.out_dir / "latest.md"]
+    if args.save_reference:
+        written.append(args.out_dir / "reference.json")
+        tables.append(args.out_dir / "reference.md")
+    for path in written:
+        path.write_text(text)
+    for path in tables:
+        path.write_text(table)
+    print(table)
+    if profile_text:
+        print(profile_text)
+    print(f"report: {args.out_dir / f'run-{stamp}.json'}", file=sys.stderr)
     return 0
 
 

@@ -1,0 +1,179 @@
+"""What the SDK comparison measures: the workloads, their sizes, and the goals they are held to.
+
+Goals come from issue 13 (client cost near the floor, no thread per in-flight sample, cold path)
+and from the project brief (sampling fan-out, forward_backward and import speed-ups). Each goal
+compares tinkex with the floor or with the official SDK, or holds a tinkex figure to an absolute
+bound; absolute bounds only mean something at the default sizes, so they are judged only there.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+SDKS = ("tinkex", "tinker", "floor")
+SDK_TITLES = {"tinkex": "tinkex", "tinker": "tinker 0.38", "floor": "floor"}
+#: Figures every run has, in table order, with their table titles.
+FIGURES = {
+    "cpu_s": "client CPU",
+    "wall_s": "wall",
+    "peak_rss_mb": "peak RSS",
+    "peak_threads": "peak threads",
+}
+#: Extra figures some workloads have (shown in the table for those workloads).
+EXTRA_FIGURES = {"import_s": "of which import"}
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Workload sizes; the defaults are the ones the goals are stated for."""
+
+    samples: int = 1000
+    latency_samples: int = 3000
+    low_latency: float = 0.1
+    high_latency: float = 1.0
+    fwdbwd_batch: int = 128
+    fwdbwd_tokens: int = 1024
+    fwdbwd_steps: int = 3
+    #: Floor worker threads for the sample workloads; 0: one per sample.
+    floor_threads: int = 0
+
+    def as_dict(self) -> dict[str, float]:
+        """The sizes as a JSON-able dict."""
+        return asdict(self)
+
+
+QUICK_SIZES = Sizes(samples=200, latency_samples=600, fwdbwd_batch=32)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One measured workload: a client workload of ``_client.py`` against a server latency."""
+
+    name: str
+    label: str
+    client_workload: str
+    latency: float
+    client_args: tuple[str, ...]
+    extra_figures: tuple[str, ...] = ()
+
+
+def _seconds_label(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:g} s"
+
+
+def workloads(sizes: Sizes) -> list[Workload]:
+    """The workloads at ``sizes``, in run order."""
+    floor = ("--floor-threads", str(sizes.floor_threads))
+    fwdbwd: tuple[str, ...] = ("--batch", str(sizes.fwdbwd_batch))
+    fwdbwd += ("--tokens", str(sizes.fwdbwd_tokens), "--steps", str(sizes.fwdbwd_steps))
+    return [
+        Workload(
+            "sample_burst",
+            f"{sizes.samples} concurrent `sample()`, no added latency",
+            "sample",
+            0.0,
+            ("--samples", str(sizes.samples), *floor),
+        ),
+        Workload(
+            "sample_latency_low",
+            f"{sizes.latency_samples} concurrent `sample()`, server adds "
+            f"{_seconds_label(sizes.low_latency)} per request",
+            "sample",
+            sizes.low_latency,
+            ("--samples", str(sizes.latency_samples), *floor),
+        ),
+        Workload(
+            "sample_latency_high",
+            f"{sizes.latency_samples} concurrent `sample()`, server adds "
+            f"{_seconds_label(sizes.high_latency)} per request",
+            "sample",
+            sizes.high_latency,
+            ("--samples", str(sizes.latency_samples), *floor),
+        ),
+        Workload(
+            "fwdbwd",
+            f"{sizes.fwdbwd_steps} x `forward_backward` of {sizes.fwdbwd_batch} x "
+            f"{sizes.fwdbwd_tokens} tokens",
+            "fwdbwd",
+            0.0,
+            fwdbwd,
+        ),
+        Workload(
+            "cold",
+            "cold path: fresh interpreter, import + first `sample()`",
+            "cold",
+            0.0,
+            (),
+            extra_figures=("import_s",),
+        ),
+    ]
+
+
+WORKLOAD_NAMES = tuple(w.name for w in workloads(Sizes()))
+
+_OPERATORS: dict[str, Callable[[float, float], bool]] = {
+    "<=": operator.le,
+    ">=": operator.ge,
+    ">": operator.gt,
+}
+_SYMBOLS = {"<=": "≤", ">=": "≥", ">": ">"}
+
+
+@dataclass(frozen=True)
+class Goal:
+    """A target for one figure of one workload.
+
+    ``measure`` is ``"tinkex/floor"`` or ``"tinker/tinkex"`` (ratios of medians) or ``"tinkex"``
+    (the absolute median, judged at the default sizes only).
+    """
+
+    workload: str
+    figure: str
+    measure: str
+    op: str
+    target: float
+    source: str
+    unit: str = "x"
+    note: str = field(default="")
+
+    @property
+    def text(self) -> str:
+        """The goal as the table shows it, e.g. ``tinkex/floor ≤ 1.3x``."""
+        target = (
+            f"{self.target:g}{self.unit}" if self.unit == "x" else f"{self.target:g} {self.unit}"
+        )
+        return f"{self.measure} {_SYMBOLS[self.op]} {target}"
+
+    def met(self, value: float) -> bool:
+        """Whether ``value`` (of :attr:`measure`) meets the goal."""
+        return _OPERATORS[self.op](value, self.target)
+
+    def tinkex_cut(self, value: float) -> float:
+        """By what fraction tinkex's figure must shrink to meet the goal (0 when met)."""
+        if self.met(value):
+            return 0.0
+        if self.measure == "tinker/tinkex":  # tinkex must shrink to tinker / target
+            return 1.0 - value / self.target
+        return 1.0 - self.target / value  # tinkex/floor or tinkex: shrink to target
+
+
+GOALS = (
+    Goal("sample_burst", "cpu_s", "tinkex/floor", "<=", 1.3, "issue 13"),
+    Goal("sample_burst", "wall_s", "tinker/tinkex", ">=", 1.5, "brief"),
+    Goal("sample_latency_high", "wall_s", "tinkex", "<=", 3.0, "issue 13", unit="s"),
+    Goal(
+        "sample_latency_high",
+        "peak_rss_mb",
+        "tinker/tinkex",
+        ">=",
+        2.0,
+        "issue 13",
+        note="tinkex ≤ 0.5x tinker",
+    ),
+    Goal("fwdbwd", "cpu_s", "tinker/tinkex", ">=", 2.0, "issue 13", note="tinkex ≤ 0.5x tinker"),
+    Goal("fwdbwd", "wall_s", "tinker/tinkex", ">=", 1.4, "issue 13, brief"),
+    Goal("cold", "wall_s", "tinker/tinkex", ">", 1.0, "issue 13", note="cheaper than tinker"),
+    Goal("cold", "import_s", "tinker/tinkex", ">=", 3.0, "brief"),
+)

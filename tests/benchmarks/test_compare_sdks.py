@@ -1,0 +1,175 @@
+"""The benchmark harness (benchmarks/compare_sdks.py) works and produces every figure.
+
+The smoke test runs the real harness in its smallest form (a few samples, one round, all three
+clients against real local servers) and checks that every figure, ratio and goal verdict is
+there. Speed is never asserted here: speed targets live in the benchmarks.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+if str(BENCHMARKS) not in sys.path:
+    sys.path.insert(0, str(BENCHMARKS))
+
+
+def _module(name: str) -> ModuleType:
+    return importlib.import_module(name)
+
+
+@pytest.mark.slow
+def test_smallest_run_produces_every_figure(tmp_path: Path) -> None:
+    workloads_module = _module("_workloads")
+    command = [
+        sys.executable,
+        str(BENCHMARKS / "compare_sdks.py"),
+        "--rounds", "1",
+        "--samples", "3",
+        "--latency-samples", "3",
+        "--low-latency", "0.01",
+        "--high-latency", "0.02",
+        "--fwdbwd-batch", "2",
+        "--fwdbwd-tokens", "8",
+        "--fwdbwd-steps", "1",
+        "--client-timeout", "60",
+        "--out-dir", str(tmp_path),
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    report = json.loads((tmp_path / "latest.json").read_text())
+    assert report["meta"]["rounds"] == 1
+    assert report["meta"]["default_sizes"] is False
+    assert set(report["workloads"]) == set(workloads_module.WORKLOAD_NAMES)
+    for name, entry in report["workloads"].items():
+        assert set(entry["medians"]) == {"tinkex", "tinker", "floor"}, name
+        for sdk, figures in entry["medians"].items():
+            assert len(entry["rounds"][sdk]) == 1
+            for figure in ("cpu_s", "wall_s", "peak_rss_mb", "peak_threads"):
+                assert figures[figure] > 0, (name, sdk, figure)
+            assert figures["cpu_s"] == pytest.approx(figures["cpu_user_s"] + figures["cpu_sys_s"])
+            assert figures["server_cpu_s"] >= 0
+            if name == "cold":
+                assert 0 < figures["import_s"] < figures["wall_s"], sdk
+        for ratio, (top, bottom) in {
+            "tinkex/floor": ("tinkex", "floor"),
+            "tinker/tinkex": ("tinker", "tinkex"),
+        }.items():
+            for figure in ("cpu_s", "wall_s", "peak_rss_mb", "peak_threads"):
+                expected = entry["medians"][top][figure] / entry["medians"][bottom][figure]
+                assert entry["ratios"][ratio][figure] == pytest.approx(expected)
+    verdicts = report["goals"]
+    assert len(verdicts) == len(workloads_module.GOALS)
+    for verdict in verdicts:
+        assert verdict["value"] is not None, verdict
+        if verdict["goal"].startswith("tinkex "):  # absolute: judged at default sizes only
+            assert verdict["met"] is None and verdict["not_judged"]
+        else:
+            assert isinstance(verdict["met"], bool), verdict
+            assert verdict["tinkex_cut"] == 0 if verdict["met"] else verdict["tinkex_cut"] > 0
+
+    table = (tmp_path / "latest.md").read_text()
+    assert table in done.stdout
+    assert (
+        "| workload | figure | tinkex | tinker 0.38 | floor | tinkex/floor | tinker/tinkex |"
+        in table
+    )
+    for name, entry in report["workloads"].items():
+        assert entry["label"] in table, name
+    assert list(tmp_path.glob("run-*.json"))
+
+
+def test_goal_distance_is_how_much_tinkex_must_shrink() -> None:
+    goal_class = _module("_workloads").Goal
+    floor_goal = goal_class("sample_burst", "cpu_s", "tinkex/floor", "<=", 1.3, "issue 13")
+    assert floor_goal.met(1.2) and floor_goal.tinkex_cut(1.2) == 0
+    assert not floor_goal.met(1.65)
+    assert floor_goal.tinkex_cut(1.65) == pytest.approx(1 - 1.3 / 1.65)
+    speedup = goal_class("fwdbwd", "wall_s", "tinker/tinkex", ">=", 1.4, "brief")
+    assert speedup.tinkex_cut(1.0) == pytest.approx(1 - 1.0 / 1.4)
+    absolute = goal_class("sample_latency_high", "wall_s", "tinkex", "<=", 3.0, "issue 13", "s")
+    assert absolute.text == "tinkex ≤ 3 s"
+    assert absolute.tinkex_cut(9.9) == pytest.approx(1 - 3.0 / 9.9)
+
+
+def test_absolute_goal_is_not_judged_at_other_sizes() -> None:
+    report = _module("_report")
+    goal = _module("_workloads").Goal("w", "wall_s", "tinkex", "<=", 3.0, "issue 13", "s")
+    workload = {"medians": {"tinkex": {"wall_s": 9.9}}, "ratios": {}}
+    assert report.judge(goal, workload, default_sizes=True)["met"] is False
+    verdict = report.judge(goal, workload, default_sizes=False)
+    assert verdict["met"] is None and verdict["value"] == 9.9 and verdict["not_judged"]
+    assert report.judge(goal, None, default_sizes=True)["not_judged"] == "workload not run"
+
+
+def test_profile_summary_adds_up_stacks_and_names_tinkex_callers() -> None:
+    profile = _module("_profile")
+    site = "/venv/lib/python3.11/site-packages"
+    collapsed = "\n".join(
+        [
+            "work (/repo/tinkex/_futures.py:10);request (/repo/tinkex/_transport/transport.py:5);"
+            f"send ({site}/requests/sessions.py:7);isdir (<frozen genericpath>:1) 6",
+            "work (/repo/tinkex/_futures.py:11);"
+            "iterencode (/usr/lib/python3.11/json/encoder.py:3) 4",
+            "<module> (/repo/benchmarks/_client.py:1);"
+            "_find_and_load (<frozen importlib._bootstrap>:1) 50",
+        ]
+    )
+    summary = profile.summarize(collapsed)
+    assert summary.total == 10  # the import stack is left out
+    assert summary.self_by_function["isdir (<frozen genericpath>)"] == 6
+    assert summary.self_by_file["json/encoder.py"] == 4
+    assert summary.inclusive_by_function["work (tinkex/_futures.py)"] == 10
+    assert summary.inclusive_by_package["requests"] == 6
+    assert summary.self_by_package["json"] == 4
+    caller = summary.via["isdir (<frozen genericpath>)"].most_common(1)[0][0]
+    assert caller == "request (tinkex/_transport/transport.py)"
+    assert "60.0%  isdir" in summary.text()
+
+
+def test_floor_forward_backward_body_decodes_as_the_same_batch() -> None:
+    floor = _module("_client_floor")
+    from tinkex.types._proto import decode_forward_backward_request
+
+    tokens = np.array([5, 6, 7], dtype=np.int32)
+    targets = np.array([6, 7, 8], dtype=np.int64)
+    weights = np.array([1.0, 0.5, 0.0], dtype=np.float32)
+    body = floor._fwdbwd_body("s:train:0", 4, [(tokens, targets, weights)] * 2)
+    request = decode_forward_backward_request(body)
+    assert request.model_id == "s:train:0" and request.seq_id == 4
+    assert request.forward_backward_input.loss_fn == "cross_entropy"
+    data = request.forward_backward_input.data
+    assert len(data) == 2
+    assert data[1].model_input.to_ints() == [5, 6, 7]
+    assert data[1].loss_fn_inputs["target_tokens"].to_numpy().tolist() == [6, 7, 8]
+    assert data[1].loss_fn_inputs["weights"].to_numpy().tolist() == [1.0, 0.5, 0.0]
+
+
+def test_floor_reads_what_the_server_codec_writes() -> None:
+    floor = _module("_client_floor")
+    from tinkex import types
+    from tinkex.types._proto import encode_forward_backward_output, encode_sample_response
+
+    logprobs = [np.array([-1.0, -2.0], dtype=np.float32), np.array([-3.0], dtype=np.float32)]
+    output = types.ForwardBackwardOutput(
+        loss_fn_output_type="ArrayRecord",
+        loss_fn_outputs=[{"logprobs": types.TensorData.from_numpy(a)} for a in logprobs],
+        metrics={"loss:sum": 6.0},
+    )
+    views = floor._logprob_views(encode_forward_backward_output(output))
+    assert [v.tolist() for v in views] == [[-1.0, -2.0], [-3.0]]
+
+    sequence = types.SampledSequence(
+        stop_reason="length", tokens_np=np.array([9, 300, 2], dtype=np.int32)
+    )
+    payload = encode_sample_response(types.SampleResponse(sequences=[sequence]))
+    assert floor._sample_tokens(payload) == [9, 300, 2]
