@@ -15,7 +15,7 @@ from _server import BASE_MODEL, server
 
 import tinkex as tinker
 from tinkex import telemetry, types
-from tinkex.resilience import BackoffPolicy, CircuitBreaker, CircuitOpenError, with_retry
+from tinkex.resilience import CircuitBreaker, CircuitOpenError, default_retry_policy, with_retry
 
 # 20% of requests get a 5xx, 10% a 429 with Retry-After; deterministic thanks to the seed.
 FAULTS = "http_5xx=0.2,http_429=0.1,seed=11"
@@ -53,7 +53,8 @@ def own_retries() -> None:
             raise ConnectionError("transient")
         return "ok"
 
-    result = with_retry(flaky, BackoffPolicy(max_attempts=5, base_delay=0.01), name="flaky")
+    policy = default_retry_policy(max_retries=4, backoff_initial=0.01)
+    result = with_retry(flaky, policy, name="flaky")
     print(f"with_retry: {result} after {calls['n']} attempts")
 
     breaker = CircuitBreaker("always-failing", failure_threshold=3, reset_timeout=60)

@@ -11,7 +11,7 @@ Environment variables read (all optional):
 ``TINKER_BASE_URL``           server URL (empty means unset)
 ``TINKER_PROJECT_ID``         default project of sessions
 ``TINKER_TAGS``               comma-separated session tags
-``TINKER_TELEMETRY``          ``1/true/yes/on`` enables server telemetry (default on)
+``TINKER_TELEMETRY``          ``1/true/yes/on`` (or unset) enables server telemetry
 ``TINKER_LOG``                ``debug`` / ``info`` / ``warning`` / ``error``
 ``TINKER_CREDENTIAL_CMD``     shell command that prints a credential
 ``CLOUDFLARE_ACCESS_CLIENT_ID`` / ``CLOUDFLARE_ACCESS_CLIENT_SECRET``  Cloudflare Access
@@ -37,13 +37,26 @@ from tinkex._exceptions import TinkerError
 
 __all__ = [
     "DEFAULT_BASE_URL",
+    "DEFAULT_CONNECT_TIMEOUT",
+    "DEFAULT_MAX_CONNECTIONS",
+    "DEFAULT_MAX_RETRIES",
+    "DEFAULT_TIMEOUT",
     "ClientSettings",
     "configure_logging",
     "default_credentials_path",
     "run_credential_cmd",
+    "telemetry_enabled_from_env",
 ]
 
 DEFAULT_BASE_URL = "https://tinker.thinkingmachines.dev/services/tinker-prod"
+#: HTTP connection-pool size.
+DEFAULT_MAX_CONNECTIONS = 1000
+#: Read timeout of a request, in seconds.
+DEFAULT_TIMEOUT = 60.0
+#: TCP/TLS connect timeout, in seconds.
+DEFAULT_CONNECT_TIMEOUT = 5.0
+#: HTTP-layer retries of a request (docs/protocol.md, "Retries", layer 1).
+DEFAULT_MAX_RETRIES = 10
 
 #: Prefixes a credential must start with: a static API key, or a JWT.
 _KEY_PREFIXES = ("tml-", "eyJ")
@@ -61,6 +74,16 @@ _MISSING_KEY_HELP = (
     "environment variable, set TINKER_CREDENTIAL_CMD to a command that prints a credential, "
     "or store a key in ~/.tinker/credentials.json (`tinker auth login`)."
 )
+
+
+def telemetry_enabled_from_env(environ: Mapping[str, str] | None = None) -> bool:
+    """``TINKER_TELEMETRY``: on unless set to something other than ``1/true/yes/on``.
+
+    Unset means on; any other value (``0``, ``off``, ``""`` ...) turns telemetry off, as in the
+    official SDK.
+    """
+    env = os.environ if environ is None else environ
+    return env.get("TINKER_TELEMETRY", "1").strip().lower() in _TRUTHY
 
 
 def default_credentials_path() -> Path:
@@ -97,7 +120,7 @@ class ClientSettings:
         max_connections: HTTP connection-pool size.
         timeout: default read timeout of a request, in seconds.
         connect_timeout: TCP/TLS connect timeout, in seconds.
-        max_retries: HTTP-layer retries of a request (wire protocol §13 layer 1).
+        max_retries: HTTP-layer retries of a request (docs/protocol.md, "Retries", layer 1).
         send_protobuf: send forward/backward bodies as protobuf (the default, as the official
             SDK does; the hosted service is only known to accept protobuf there) or JSON.
         compress_fwdbwd: zstd-compress protobuf forward/backward bodies.
@@ -117,10 +140,10 @@ class ClientSettings:
     default_headers: dict[str, str] = attrs.field(
         factory=dict, converter=_frozen_headers, hash=False
     )
-    max_connections: int = 1000
-    timeout: float = 60.0
-    connect_timeout: float = 5.0
-    max_retries: int = 10
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    timeout: float = DEFAULT_TIMEOUT
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    max_retries: int = DEFAULT_MAX_RETRIES
     send_protobuf: bool = True
     compress_fwdbwd: bool = False
     credential_cmd: str | None = attrs.field(default=None, repr=False)
@@ -195,7 +218,7 @@ class ClientSettings:
         unique_tags = tuple(dict.fromkeys(tag for tag in tags if tag))
 
         if telemetry_enabled is None:
-            telemetry_enabled = env.get("TINKER_TELEMETRY", "1").strip().lower() in _TRUTHY
+            telemetry_enabled = telemetry_enabled_from_env(env)
 
         if send_protobuf is None:
             wire = env.get("TINKEX_WIRE_FORMAT", "").strip().lower()
@@ -217,10 +240,12 @@ class ClientSettings:
             tags=unique_tags,
             telemetry_enabled=telemetry_enabled,
             default_headers=_frozen_headers(default_headers),
-            max_connections=1000 if max_connections is None else max_connections,
-            timeout=60.0 if timeout is None else float(timeout),
-            connect_timeout=5.0 if connect_timeout is None else float(connect_timeout),
-            max_retries=10 if max_retries is None else max_retries,
+            max_connections=DEFAULT_MAX_CONNECTIONS if max_connections is None else max_connections,
+            timeout=DEFAULT_TIMEOUT if timeout is None else float(timeout),
+            connect_timeout=(
+                DEFAULT_CONNECT_TIMEOUT if connect_timeout is None else float(connect_timeout)
+            ),
+            max_retries=DEFAULT_MAX_RETRIES if max_retries is None else max_retries,
             send_protobuf=send_protobuf,
             compress_fwdbwd=bool(compress_fwdbwd),
             credential_cmd=credential_cmd,

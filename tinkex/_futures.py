@@ -320,8 +320,6 @@ QUEUE_STATE_EVENT = FUTURE_QUEUE_STATE
 COMPLETE_EVENT = FUTURE_COMPLETE
 
 _MAX_BAD_REQUEST_RETRIES = 3
-_BILLING_PAUSE = 5.0
-_MAX_BACKOFF = 30.0
 # Granularity at which a real sleep notices that its future was cancelled.
 _CANCEL_CHECK_INTERVAL = 0.25
 
@@ -461,8 +459,9 @@ def poll_future(
         ValueError: a fatal HTTP status, too many 400s, or an undecodable payload.
         concurrent.futures.CancelledError: ``stop`` was set or the future was cancelled.
     """
-    from tinkex._transport.retry import NO_RETRY
+    from tinkex._transport.retry import NO_RETRY, RetryState, poll_retry_policy
 
+    policy = poll_retry_policy(float(billing_max_pause))
     poll = _Poll(request_id, request_type, stop, sleep, on_queue_state)
     if accept is None:
         accept = (
@@ -471,9 +470,8 @@ def poll_future(
     started = clock()
     iteration = -1
     allow_metadata_only = True
-    backoff_exponent = 0
+    backoff = RetryState()
     bad_requests = 0
-    billing_since: float | None = None
     reserved = 0
     outcome = "error"
     try:
@@ -498,20 +496,14 @@ def poll_future(
                 )
             except APIStatusError as exc:
                 status = exc.status_code
-                if status == 402:
-                    now = clock()
-                    if billing_since is None:
-                        billing_since = now
-                    if now - billing_since < billing_max_pause:
-                        poll.wait(_BILLING_PAUSE)
-                        continue
-                    raise _fatal(request_id, request_type, exc) from exc
-                billing_since = None
-                if status == 429:
-                    poll.wait(min(2.0**backoff_exponent, _MAX_BACKOFF))
-                    backoff_exponent += 1
+                if status in (402, 429):
+                    decision = policy.decide(exc, backoff, clock())
+                    if not decision.retry:
+                        raise _fatal(request_id, request_type, exc) from exc
+                    poll.wait(decision.delay)
+                    backoff = decision.state
                     continue
-                backoff_exponent = 0
+                backoff = RetryState()
                 if status == 408:
                     bad_requests = 0
                     poll.queue_state_from(exc.body)
@@ -533,13 +525,13 @@ def poll_future(
                         "the request must be resubmitted"
                     ) from exc
                 raise _fatal(request_id, request_type, exc) from exc
-            except APIConnectionError:
-                poll.wait(min(2.0**backoff_exponent, _MAX_BACKOFF))
-                backoff_exponent += 1
+            except APIConnectionError as exc:
+                decision = policy.decide(exc, backoff, clock())
+                poll.wait(decision.delay)
+                backoff = decision.state
                 continue
 
-            backoff_exponent = 0
-            billing_since = None
+            backoff = RetryState()
             if not response.is_protobuf:
                 body = response.json()
                 if isinstance(body, dict):

@@ -11,10 +11,10 @@ import time
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from tinkex._exceptions import APIConnectionError, APIStatusError
+from tinkex._exceptions import APIConnectionError
 from tinkex._futures import APIFuture
 from tinkex._transport import NO_RETRY, Response, estimate_sample_bytes
-from tinkex._transport.retry import RETRYABLE_STATUSES
+from tinkex._transport.retry import BILLING_PAUSE, RetryPolicy, sample_submission_policy
 from tinkex.lib.retry_handler import RetryConfig
 from tinkex.types import _sampling as smp
 from tinkex.types._converter import from_wire, to_wire
@@ -32,7 +32,9 @@ __all__ = ["SamplingClient"]
 logger = logging.getLogger("tinkex")
 _CLONE_STRIDE = 1_000_000_000
 _QUEUE_LOG_INTERVAL = 60.0
-_BILLING_PAUSE = 5.0
+#: The 402 pause of asample resends (the policy's; a module name so tests can shorten it).
+_BILLING_PAUSE = BILLING_PAUSE
+_ASAMPLE = "POST /api/v1/asample"
 
 
 def _deprecated_async(name: str) -> None:
@@ -229,31 +231,27 @@ class SamplingClient:
     def _sample_with_retries(
         self, body: dict[str, Any], nbytes: int, alt_k: int, last_n: int | None
     ) -> smp.SampleResponse:
-        config = self.retry_config
         server = self.holder.client_config()
-        retries = config.enable_retry_logic and not server.sample_no_retries
-        stuck_detection = config.enable_stuck_detection and server.sample_enable_stuck_detection
-        attempt = 0
-        started = time.monotonic()
+        policy = RetryPolicy.from_retry_config(
+            self.retry_config,
+            enabled=not server.sample_no_retries,
+            stuck_detection=server.sample_enable_stuck_detection,
+        )
+
+        def no_progress(exc: BaseException) -> BaseException:
+            return APIConnectionError(
+                message=f"No progress made in {self.retry_config.progress_timeout}s sampling "
+                f"from {self.sampling_session_id}; last error: {exc}"
+            )
+
         with self._slots:
-            while True:
-                try:
-                    result = self._sample_once(body, nbytes)
-                    break
-                except Exception as exc:
-                    if not retries or not self._retryable(exc):
-                        raise
-                    if stuck_detection and time.monotonic() - started > config.progress_timeout:
-                        raise APIConnectionError(
-                            message=f"No progress made in {config.progress_timeout}s sampling "
-                            f"from {self.sampling_session_id}; last error: {exc}"
-                        ) from exc
-                    delay = min(config.retry_delay_base * 2**attempt, config.retry_delay_max)
-                    delay *= 1 + random.uniform(-config.jitter_factor, config.jitter_factor)
-                    attempt += 1
-                    logger.debug("retrying sample after %s (attempt %d)", exc, attempt)
-                    if self.holder.stop_event.wait(max(delay, 0.0)):
-                        raise
+            result = policy.run(
+                lambda: self._sample_once(body, nbytes),
+                describe=_ASAMPLE,
+                stop_event=self.holder.stop_event,
+                # Retries are unlimited when on, so a spent budget is the progress timeout.
+                give_up=no_progress if policy.max_retries is None else None,
+            )
         if alt_k > 0 and result.prompt_alt_tokens is None:
             raise RuntimeError("the server ignored prompt_alt_tokens_k (no prompt_alt_tokens)")
         if last_n is not None and result.prompt_logprobs_np is not None:
@@ -264,48 +262,28 @@ class SamplingClient:
                 raise RuntimeError("the server ignored prompt_logprobs_last_n")
         return result
 
-    def _retryable(self, exc: Exception) -> bool:
-        if isinstance(exc, APIStatusError):
-            return exc.status_code in RETRYABLE_STATUSES or exc.status_code >= 500
-        return isinstance(exc, self.retry_config.retryable_exceptions)
-
     def _sample_once(self, body: dict[str, Any], nbytes: int) -> smp.SampleResponse:
+        """One submission (a fresh ``seq_id``, resent on 429/402) and the poll of its result."""
         holder = self.holder
         body = {**body, "seq_id": self._next_seq_id()}
         started = time.monotonic()
-        billing_since: float | None = None
+        allowance = holder.client_config().billing_exception_max_pause_duration_sec
+        resend = sample_submission_policy(float(allowance), billing_pause=_BILLING_PAUSE)
         with holder.sample_bytes().hold(nbytes):
-            while True:
-                try:
-                    response = holder.transport.request(
-                        "POST",
-                        "/api/v1/asample",
-                        json=body,
-                        headers={
-                            "X-Tinker-Sampling-Backpressure": "1",
-                            "x-sdk-method": "SamplingClient.sample",
-                        },
-                        retry=NO_RETRY,
-                        stop=holder.stop_event,
-                    )
-                    break
-                except APIStatusError as exc:
-                    if exc.status_code == 402:
-                        # Billing: pause (same seq_id) for up to the server's allowance.
-                        now = time.monotonic()
-                        billing_since = now if billing_since is None else billing_since
-                        allowance = holder.client_config().billing_exception_max_pause_duration_sec
-                        if now - billing_since >= allowance or holder.stop_event.wait(
-                            _BILLING_PAUSE
-                        ):
-                            raise
-                        continue
-                    # Back-pressure: the transport's rate limiter now holds this key; resend
-                    # the same seq_id after the window.
-                    if exc.status_code != 429:
-                        raise
-                    if holder.stop_event.wait(0.0):
-                        raise
+            response = resend.call(
+                holder.transport.request,
+                "POST",
+                "/api/v1/asample",
+                json=body,
+                headers={
+                    "X-Tinker-Sampling-Backpressure": "1",
+                    "x-sdk-method": "SamplingClient.sample",
+                },
+                retry=NO_RETRY,
+                stop=holder.stop_event,
+                stop_event=holder.stop_event,
+                describe=_ASAMPLE,
+            )
         handle = from_wire(response.json(), UntypedAPIFuture, request="POST /api/v1/asample")
         ids = handle.sample_sequence_ids
         result = holder.poll(

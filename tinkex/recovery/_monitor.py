@@ -30,7 +30,7 @@ from tinkex.recovery._events import (
     PollErrorMetadata,
     attempt_measurements,
 )
-from tinkex.resilience import BackoffPolicy
+from tinkex.resilience import RetryPolicy, default_retry_policy
 from tinkex.telemetry import emit
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ class RecoveryPolicy:
     Attributes:
         enabled: recovery runs only when True (opt-in).
         max_attempts: restore attempts per corrupted run.
-        backoff: waits between attempts (``BackoffPolicy.delay``).
+        backoff: waits between attempts (``RetryPolicy.retry_delay``).
         checkpoint_strategy: ``"latest"`` training checkpoint, ``"best"`` by
             ``best_metric`` in the checkpoint's ``user_metadata``, or ``"specific"``.
         checkpoint_path: the ``tinker://.../weights/...`` path for ``"specific"``.
@@ -84,8 +84,10 @@ class RecoveryPolicy:
 
     enabled: bool = False
     max_attempts: int = attrs.field(default=3)
-    backoff: BackoffPolicy = attrs.field(
-        factory=lambda: BackoffPolicy(max_attempts=None, base_delay=1.0, max_delay=30.0)
+    backoff: RetryPolicy = attrs.field(
+        factory=lambda: default_retry_policy(
+            name="recovery", max_retries=None, backoff_initial=1.0, backoff_max=30.0
+        )
     )
     checkpoint_strategy: CheckpointStrategy = attrs.field(
         default="latest", validator=attrs.validators.in_(("latest", "best", "specific"))
@@ -193,8 +195,9 @@ class RecoveryExecutor:
         """Recover ``run`` now (blocking); callbacks are called either way.
 
         Each attempt chooses the checkpoint and creates the replacement client; a failed
-        attempt is retried after ``policy.backoff.delay(n)``, except when no checkpoint can
-        fit (a :class:`RecoveryError` from :meth:`choose_checkpoint`), which no retry fixes.
+        attempt is retried after ``policy.backoff.retry_delay(error, n)``, except when no
+        checkpoint can fit (a :class:`RecoveryError` from :meth:`choose_checkpoint`), which no
+        retry fixes.
 
         Raises:
             RecoveryError: no usable checkpoint, or ``max_attempts`` failed attempts.
@@ -223,7 +226,7 @@ class RecoveryExecutor:
                 }
                 emit(RECOVERY_FAILED, measurements, failed)
                 logger.warning("recovery of %s failed (attempt %d): %s", run_id, attempt, exc)
-                if not will_retry or self._sleep(policy.backoff.delay(attempt - 1)):
+                if not will_retry or self._sleep(policy.backoff.retry_delay(exc, attempt - 1)):
                     break  # permanent, out of attempts, or stopped
                 continue
             completed: ClientMetadata = {

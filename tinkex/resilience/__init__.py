@@ -1,11 +1,13 @@
 """Resilience helpers usable around any call: circuit breakers and retries with telemetry.
 
->>> from tinkex.resilience import CircuitBreaker, BackoffPolicy, with_retry
+>>> from tinkex.resilience import CircuitBreaker, default_retry_policy, with_retry
 >>> breaker = CircuitBreaker("POST /api/v1/asample", failure_threshold=3, reset_timeout=10)
->>> with_retry(lambda: breaker.call(lambda: "ok"), BackoffPolicy(max_attempts=3))
+>>> with_retry(lambda: "ok", default_retry_policy(max_retries=2), breaker=breaker)
 'ok'
 
-The user-facing sampling ``RetryConfig`` lives in :mod:`tinkex.lib.retry_handler`;
+:class:`RetryPolicy` is the SDK's one retry policy type (the HTTP layer, the client holder,
+the sampling retries and the poller use it too); ``BackoffPolicy`` is its deprecated former
+spelling. The user-facing sampling ``RetryConfig`` lives in :mod:`tinkex.lib.retry_handler`;
 :func:`with_retry` accepts it as its ``config`` too.
 """
 
@@ -20,6 +22,8 @@ from tinkex.resilience._retry import (
     DEFAULT_RETRY_ON,
     DEFAULT_RETRY_STATUSES,
     BackoffPolicy,
+    RetryPolicy,
+    default_retry_policy,
     with_retry,
 )
 
@@ -31,6 +35,8 @@ __all__ = [
     "CircuitBreakerRegistry",
     "CircuitOpenError",
     "CircuitState",
+    "RetryPolicy",
     "default_is_failure",
+    "default_retry_policy",
     "with_retry",
 ]

@@ -1,4 +1,8 @@
-"""``with_retry``: retry any call with exponential backoff and jitter, reporting each retry."""
+"""``with_retry``: retry any call under a :class:`~tinkex._transport.retry.RetryPolicy`.
+
+The policy type is the SDK's one (``tinkex._transport.retry.RetryPolicy``, re-exported here);
+:class:`BackoffPolicy` is its deprecated former spelling, kept so existing code keeps working.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +13,22 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
-from tinkex._exceptions import APIConnectionError, APIStatusError, RetryableException
-from tinkex.telemetry import HTTP_RETRY, emit, has_handlers
+from tinkex._deprecation import warn_deprecated
+from tinkex._exceptions import APIConnectionError, RetryableException
+from tinkex._transport.retry import RETRYABLE_STATUSES, RetryPolicy
+from tinkex.telemetry import HTTP_RETRY
 
 if TYPE_CHECKING:
-    import tenacity
-
     from tinkex.resilience._breaker import CircuitBreaker
+
+__all__ = [
+    "DEFAULT_RETRY_ON",
+    "DEFAULT_RETRY_STATUSES",
+    "BackoffPolicy",
+    "RetryPolicy",
+    "default_retry_policy",
+    "with_retry",
+]
 
 T = TypeVar("T")
 
@@ -27,113 +40,159 @@ DEFAULT_RETRY_ON: tuple[type[BaseException], ...] = (
     TimeoutError,
 )
 #: HTTP statuses retried by default (plus every status >= 500).
-DEFAULT_RETRY_STATUSES: frozenset[int] = frozenset({408, 409, 429})
+DEFAULT_RETRY_STATUSES: frozenset[int] = RETRYABLE_STATUSES
 
 
-def _positive(name: str) -> Callable[[Any, Any, Any], None]:
-    def check(instance: Any, attribute: Any, value: Any) -> None:
-        if value is not None and value < 0:
-            raise ValueError(f"BackoffPolicy.{name} must be >= 0, got {value}")
+def default_retry_policy(
+    *,
+    max_retries: int | None = 3,
+    retry_on: tuple[type[BaseException], ...] = DEFAULT_RETRY_ON,
+    **fields: Any,
+) -> RetryPolicy:
+    """The policy :func:`with_retry` uses when given none.
 
-    return check
+    Four attempts; ``DEFAULT_RETRY_ON`` exceptions and 408/409/429/5xx are retried after
+    ``min(0.5 * 2**n, 10) * U(0.75, 1.25)`` s. ``fields`` override any other
+    :class:`RetryPolicy` field.
+    """
+    values: dict[str, Any] = {
+        "name": "with_retry",
+        "max_retries": max_retries,
+        "retry_connection_errors": False,  # decided by retry_on, like every other type
+        "retry_exceptions": retry_on,
+        "backoff_initial": 0.5,
+        "backoff_max": 10.0,
+        "jitter": 0.25,
+        "symmetric_jitter": True,
+    }
+    values.update(fields)
+    return RetryPolicy(**values)
 
 
-@attrs.frozen
-class BackoffPolicy:
-    """How :func:`with_retry` retries: which errors, how often, how long to wait.
+class BackoffPolicy(RetryPolicy):
+    """DEPRECATED: a :class:`RetryPolicy` built from the former ``BackoffPolicy`` fields.
 
-    The wait before retry ``n`` (0-based) is ``min(base_delay * multiplier**n, max_delay)``
-    scaled by a uniform factor in ``[1 - jitter, 1 + jitter]``.
+    ``BackoffPolicy(max_attempts, base_delay, max_delay, multiplier, jitter, timeout,
+    retry_on, retry_statuses, retry_if)`` is ``default_retry_policy(...)`` with
+    ``max_retries = max_attempts - 1``, ``backoff_initial = base_delay``, ``backoff_max =
+    max_delay``, ``backoff_multiplier = multiplier``, ``max_elapsed = timeout``; the old
+    attribute names and :meth:`delay` still read as before.
 
-    Attributes:
-        max_attempts: total attempts including the first (``None``: unlimited).
-        base_delay, max_delay, multiplier, jitter: the backoff curve (seconds).
-        timeout: give up once this many seconds have passed since the first attempt.
-        retry_on: exception types that are retried.
-        retry_statuses: HTTP statuses (of ``APIStatusError``) that are retried; 5xx always are.
-        retry_if: optional extra predicate; an exception is retried when it returns ``True``.
+    Raises:
+        ValueError: ``max_attempts`` < 1, ``jitter`` outside [0, 1], a negative delay.
     """
 
-    max_attempts: int | None = attrs.field(default=4)
-    base_delay: float = attrs.field(default=0.5, validator=_positive("base_delay"))
-    max_delay: float = attrs.field(default=10.0, validator=_positive("max_delay"))
-    multiplier: float = attrs.field(default=2.0, validator=_positive("multiplier"))
-    jitter: float = attrs.field(default=0.25)
-    timeout: float | None = attrs.field(default=None, validator=_positive("timeout"))
-    retry_on: tuple[type[BaseException], ...] = attrs.field(
-        default=DEFAULT_RETRY_ON, converter=tuple
-    )
-    retry_statuses: frozenset[int] = attrs.field(
-        default=DEFAULT_RETRY_STATUSES, converter=frozenset
-    )
-    retry_if: Callable[[BaseException], bool] | None = None
+    def __init__(
+        self,
+        max_attempts: int | None = 4,
+        base_delay: float = 0.5,
+        max_delay: float = 10.0,
+        multiplier: float = 2.0,
+        jitter: float = 0.25,
+        timeout: float | None = None,
+        retry_on: tuple[type[BaseException], ...] = DEFAULT_RETRY_ON,
+        retry_statuses: frozenset[int] = DEFAULT_RETRY_STATUSES,
+        retry_if: Callable[[BaseException], bool] | None = None,
+    ) -> None:
+        warn_deprecated(
+            "BackoffPolicy", "use tinkex.resilience.RetryPolicy", category=DeprecationWarning
+        )
+        if max_attempts is not None and max_attempts < 1:
+            raise ValueError(f"BackoffPolicy.max_attempts must be >= 1 or None, got {max_attempts}")
+        template = default_retry_policy(
+            max_retries=None if max_attempts is None else max_attempts - 1,
+            retry_on=tuple(retry_on),
+            retry_statuses=frozenset(retry_statuses),
+            retry_if=retry_if,
+            backoff_initial=base_delay,
+            backoff_max=max_delay,
+            backoff_multiplier=multiplier,
+            jitter=jitter,
+            max_elapsed=timeout,
+        )
+        super().__init__(**attrs.asdict(template, recurse=False))
 
-    @max_attempts.validator
-    def _check_attempts(self, attribute: Any, value: int | None) -> None:
-        if value is not None and value < 1:
-            raise ValueError(f"BackoffPolicy.max_attempts must be >= 1 or None, got {value}")
+    @property
+    def max_attempts(self) -> int | None:
+        """Total attempts including the first (``None``: unlimited)."""
+        return None if self.max_retries is None else self.max_retries + 1
 
-    @jitter.validator
-    def _check_jitter(self, attribute: Any, value: float) -> None:
-        if not 0 <= value <= 1:
-            raise ValueError(f"BackoffPolicy.jitter must be in [0, 1], got {value}")
+    @property
+    def base_delay(self) -> float:
+        """Former name of ``backoff_initial``."""
+        return self.backoff_initial
+
+    @property
+    def max_delay(self) -> float:
+        """Former name of ``backoff_max``."""
+        return self.backoff_max
+
+    @property
+    def multiplier(self) -> float:
+        """Former name of ``backoff_multiplier``."""
+        return self.backoff_multiplier
+
+    @property
+    def timeout(self) -> float | None:
+        """Former name of ``max_elapsed``."""
+        return self.max_elapsed
+
+    @property
+    def retry_on(self) -> tuple[type[BaseException], ...]:
+        """Former name of ``retry_exceptions``."""
+        return self.retry_exceptions
 
     def should_retry(self, exc: BaseException) -> bool:
-        """Whether ``exc`` is worth another attempt under this policy."""
-        from tinkex.resilience._breaker import CircuitOpenError
-
-        if isinstance(exc, CircuitOpenError):
-            return False
-        if isinstance(exc, APIStatusError):
-            if exc.status_code >= 500 or exc.status_code in self.retry_statuses:
-                return True
-        elif isinstance(exc, self.retry_on):
-            return True
-        return self.retry_if is not None and self.retry_if(exc)
+        """Former name of ``is_retryable`` (an open circuit is never retried)."""
+        return _for_with_retry(self).is_retryable(exc)
 
     def delay(self, retry_index: int, rng: random.Random | None = None) -> float:
-        """Seconds to wait before retry number ``retry_index`` (0 = the first retry)."""
-        base = min(self.base_delay * self.multiplier**retry_index, self.max_delay)
-        if self.jitter == 0:
-            return base
-        factor = (rng or random).uniform(1 - self.jitter, 1 + self.jitter)
-        return max(0.0, base * factor)
+        """Former name of ``retry_delay`` (no server-requested delay)."""
+        return self.retry_delay(None, retry_index, rng)
 
     @classmethod
-    def from_retry_config(cls, config: Any) -> BackoffPolicy:
-        """Translate a sampling ``RetryConfig`` (``tinkex.lib.retry_handler``) into a policy.
-
-        Reads ``retry_delay_base``, ``retry_delay_max``, ``jitter_factor``,
-        ``retryable_exceptions``, ``progress_timeout`` and ``enable_retry_logic``; attempts are
-        unlimited within ``progress_timeout``, as for sampling.
-        """
-        enabled = bool(getattr(config, "enable_retry_logic", True))
-        retry_on = tuple(getattr(config, "retryable_exceptions", DEFAULT_RETRY_ON))
+    def from_retry_config(
+        cls, config: Any, *, enabled: bool = True, stuck_detection: bool = True
+    ) -> BackoffPolicy:
+        """A policy from a sampling ``RetryConfig`` (see ``RetryPolicy.from_retry_config``)."""
+        policy = RetryPolicy.from_retry_config(
+            config, enabled=enabled, stuck_detection=stuck_detection
+        )
         return cls(
-            max_attempts=None if enabled else 1,
-            base_delay=float(getattr(config, "retry_delay_base", 0.5)),
-            max_delay=float(getattr(config, "retry_delay_max", 10.0)),
-            jitter=float(getattr(config, "jitter_factor", 0.25)),
-            timeout=getattr(config, "progress_timeout", None),
-            retry_on=retry_on,
+            max_attempts=None if policy.max_retries is None else policy.max_retries + 1,
+            base_delay=policy.backoff_initial,
+            max_delay=policy.backoff_max,
+            jitter=policy.jitter,
+            timeout=policy.max_elapsed,
+            retry_on=policy.retry_exceptions,
         )
 
 
-def _coerce(config: BackoffPolicy | Any | None) -> BackoffPolicy:
+def _as_policy(config: RetryPolicy | Any | None) -> RetryPolicy:
     if config is None:
-        return BackoffPolicy()
-    if isinstance(config, BackoffPolicy):
+        return default_retry_policy()
+    if isinstance(config, RetryPolicy):
         return config
     if hasattr(config, "retry_delay_base"):
-        return BackoffPolicy.from_retry_config(config)
+        return RetryPolicy.from_retry_config(config)
     raise TypeError(
-        f"with_retry config must be a BackoffPolicy or a RetryConfig, got {type(config).__name__}"
+        "with_retry config must be a RetryPolicy (or the deprecated BackoffPolicy) or a "
+        f"RetryConfig, got {type(config).__name__}"
     )
+
+
+def _for_with_retry(policy: RetryPolicy) -> RetryPolicy:
+    """``policy`` as a plain RetryPolicy that never retries an open circuit breaker."""
+    from tinkex.resilience._breaker import CircuitOpenError
+
+    fields = attrs.asdict(policy, recurse=False)
+    fields["never_retry"] = (*policy.never_retry, CircuitOpenError)
+    return RetryPolicy(**fields)
 
 
 def with_retry(
     fn: Callable[[], T],
-    config: BackoffPolicy | Any | None = None,
+    config: RetryPolicy | Any | None = None,
     *,
     name: str = "call",
     breaker: CircuitBreaker | None = None,
@@ -143,59 +202,30 @@ def with_retry(
 ) -> T:
     """Call ``fn()`` and retry it under ``config``; return its first successful result.
 
-    ``config`` is a :class:`BackoffPolicy`, a ``RetryConfig`` (translated by
-    :meth:`BackoffPolicy.from_retry_config`) or ``None`` for the default policy. Before each
-    retry the telemetry event ``event`` (default ``tinkex.http.retry``) is emitted with
-    measurements ``attempt``/``delay`` and metadata ``name`` (also as ``request``, like the
-    transport's retries, so ``name="POST /api/v1/x"`` is attributed to that endpoint by
-    :mod:`tinkex.metrics`), ``retry_count``, ``error_type`` and ``error``. With ``breaker``,
-    every attempt goes through it and an open circuit stops the retries at once. Built on
-    tenacity; ``sleep`` and ``rng`` are injectable for tests.
+    ``config`` is a :class:`RetryPolicy` (see :func:`default_retry_policy`, used for
+    ``None``) or a sampling ``RetryConfig`` (translated by ``RetryPolicy.from_retry_config``).
+    Before each retry the telemetry event ``event`` (default ``tinkex.http.retry``, schema
+    ``tinkex.telemetry.RetryMetadata``) is emitted: ``request`` is ``name`` (so
+    ``name="POST /api/v1/x"`` is attributed to that endpoint by :mod:`tinkex.metrics`),
+    plus ``name``, ``retry_count`` and ``error_type`` for older handlers. With ``breaker``,
+    every attempt goes through it and an open circuit stops the retries at once.
+    ``sleep`` and ``rng`` are injectable for tests.
 
-    >>> with_retry(lambda: 42, BackoffPolicy(max_attempts=2))
+    >>> with_retry(lambda: 42, default_retry_policy(max_retries=1))
     42
 
     Raises:
         The last exception when attempts or time run out, or the first non-retryable one.
     """
-    import tenacity
+    policy = _for_with_retry(_as_policy(config))
+    attempt: Callable[[], T] = fn
+    if breaker is not None:
+        guard = breaker
+        attempt = lambda: guard.call(fn)  # noqa: E731
 
-    policy = _coerce(config)
-    stop: tenacity.stop.stop_base = tenacity.stop_never
-    if policy.max_attempts is not None:
-        stop = tenacity.stop_after_attempt(policy.max_attempts)
-    if policy.timeout is not None:
-        stop = stop | tenacity.stop_after_delay(policy.timeout)
+    def legacy_keys(exc: BaseException, attempt_number: int) -> dict[str, Any]:
+        return {"name": name, "retry_count": attempt_number, "error_type": type(exc).__name__}
 
-    def wait(state: tenacity.RetryCallState) -> float:
-        return policy.delay(state.attempt_number - 1, rng)
-
-    def before_sleep(state: tenacity.RetryCallState) -> None:
-        if not has_handlers(event):
-            return
-        exc = state.outcome.exception() if state.outcome is not None else None
-        delay = state.next_action.sleep if state.next_action is not None else 0.0
-        emit(
-            event,
-            {"attempt": float(state.attempt_number), "delay": float(delay)},
-            {
-                "name": name,
-                "request": name,
-                "retry_count": state.attempt_number,
-                "error_type": type(exc).__name__ if exc is not None else None,
-                "error": str(exc) if exc is not None else None,
-            },
-        )
-
-    retrying = tenacity.Retrying(
-        stop=stop,
-        wait=wait,
-        retry=tenacity.retry_if_exception(policy.should_retry),
-        before_sleep=before_sleep,
-        sleep=sleep,
-        reraise=True,
+    return policy.run(
+        attempt, describe=name, sleep=sleep, rng=rng, event=event, event_extra=legacy_keys
     )
-    if breaker is None:
-        return retrying(fn)
-    guarded = breaker
-    return retrying(lambda: guarded.call(fn))

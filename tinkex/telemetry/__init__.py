@@ -36,7 +36,8 @@ from tinkex.telemetry._events import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    from tinkex.telemetry._reporter import Reporter, telemetry_enabled_from_env
+    from tinkex._config import telemetry_enabled_from_env
+    from tinkex.telemetry._reporter import Reporter
     from tinkex.telemetry._scrub import scrub, scrub_text
 
 __all__ = [
@@ -65,7 +66,7 @@ __all__ = [
 
 _LAZY = {
     "Reporter": "tinkex.telemetry._reporter",
-    "telemetry_enabled_from_env": "tinkex.telemetry._reporter",
+    "telemetry_enabled_from_env": "tinkex._config",
     "scrub": "tinkex.telemetry._scrub",
     "scrub_text": "tinkex.telemetry._scrub",
 }

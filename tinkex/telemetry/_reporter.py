@@ -17,7 +17,6 @@ import contextlib
 import datetime as _dt
 import logging
 import math
-import os
 import platform
 import threading
 import time
@@ -28,6 +27,9 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Literal
 
+from tinkex._config import telemetry_enabled_from_env
+from tinkex._transport.retry import RetryPolicy
+from tinkex._version import TINKER_SDK_VERSION
 from tinkex.telemetry._events import attach, detach
 from tinkex.telemetry._scrub import scrub
 
@@ -38,14 +40,11 @@ SEVERITIES: frozenset[str] = frozenset({"DEBUG", "INFO", "WARNING", "ERROR", "CR
 
 #: One id per interpreter process, sent with every batch as ``process_uuid``.
 PROCESS_UUID = str(uuid.uuid4())
-DEFAULT_SDK_VERSION = "0.38.0"
-_FALSE_VALUES = frozenset({"0", "false", "no", "off"})
+DEFAULT_SDK_VERSION = TINKER_SDK_VERSION
 
 
-def telemetry_enabled_from_env(environ: Mapping[str, str] | None = None) -> bool:
-    """``False`` when the kill switch ``TINKER_TELEMETRY`` is ``0``/``false``/``no``/``off``."""
-    env = os.environ if environ is None else environ
-    return env.get("TINKER_TELEMETRY", "1").strip().lower() not in _FALSE_VALUES
+def _any_error(exc: BaseException) -> bool:
+    return True
 
 
 def _timestamp() -> str:
@@ -139,8 +138,16 @@ class Reporter:
         self._max_batch = max_batch
         self._max_queue = max_queue
         self._max_retries = max_retries
-        self._retry_base_delay = retry_base_delay
-        self._retry_max_delay = retry_max_delay
+        # Any failure of ``send`` is retried (it is ours to judge, not the server's), without
+        # telemetry events about telemetry.
+        self._send_policy = RetryPolicy(
+            name="telemetry",
+            max_retries=max_retries,
+            retry_if=_any_error,
+            backoff_initial=retry_base_delay,
+            backoff_max=retry_max_delay,
+            jitter=0.0,
+        )
         self._clock = clock
         self._sleep = sleep
         self._started_at = clock()
@@ -473,27 +480,25 @@ class Reporter:
 
     def _deliver(self, batch: list[dict[str, Any]]) -> None:
         payload = self._payload(batch)
-        for attempt in range(self._max_retries + 1):
-            try:
-                self._send(payload)
-            except Exception as exc:
-                if attempt >= self._max_retries:
-                    with self._cond:
-                        self.dropped += len(batch)
-                    logger.warning(
-                        "dropping %d telemetry events after %d failed attempts: %s",
-                        len(batch),
-                        attempt + 1,
-                        exc,
-                    )
-                    return
-                delay = min(self._retry_base_delay * 2**attempt, self._retry_max_delay)
-                logger.debug("telemetry send failed (%s); retrying in %.2f s", exc, delay)
-                self._sleep(delay)
-            else:
-                with self._cond:
-                    self.sent_batches += 1
-                return
+        try:
+            self._send_policy.run(
+                lambda: self._send(payload),
+                describe="telemetry batch",
+                sleep=self._sleep,
+                event=None,
+            )
+        except Exception as exc:
+            with self._cond:
+                self.dropped += len(batch)
+            logger.warning(
+                "dropping %d telemetry events after %d failed attempts: %s",
+                len(batch),
+                self._max_retries + 1,
+                exc,
+            )
+            return
+        with self._cond:
+            self.sent_batches += 1
 
     def _at_exit(self) -> None:
         self.close(timeout=2.0)

@@ -216,3 +216,37 @@ def test_402_beyond_the_billing_allowance_fails(
     fake.reply("POST", "/api/v1/asample", *([(402, {"detail": "top up"})] * 50))
     with pytest.raises(tinkex.BillingError):
         sampler.sample(PROMPT, 1, types.SamplingParams(max_tokens=1)).result(timeout=10)
+
+
+def test_stuck_detection_fails_with_no_progress(
+    fake: FakeTinker, service: tinkex.ServiceClient
+) -> None:
+    sampler = service.create_sampling_client(
+        base_model="tiny-base", retry_config=RetryConfig(progress_timeout=0.05)
+    ).result(timeout=10)
+    fake.reply("POST", "/api/v1/asample", (503, {"detail": "busy"}))
+    with pytest.raises(tinkex.APIConnectionError, match=r"No progress made in 0.05s") as info:
+        sampler.sample(PROMPT, 1, types.SamplingParams(max_tokens=1)).result(timeout=10)
+    assert isinstance(info.value.__cause__, tinkex.InternalServerError)
+    assert len(fake.requests_to("/api/v1/asample")) >= 2
+
+
+def test_retry_logic_can_be_switched_off(fake: FakeTinker, service: tinkex.ServiceClient) -> None:
+    sampler = service.create_sampling_client(
+        base_model="tiny-base", retry_config=RetryConfig(enable_retry_logic=False)
+    ).result(timeout=10)
+    fake.reply("POST", "/api/v1/asample", (503, {"detail": "busy"}))
+    with pytest.raises(tinkex.InternalServerError):
+        sampler.sample(PROMPT, 1, types.SamplingParams(max_tokens=1)).result(timeout=10)
+    assert len(fake.requests_to("/api/v1/asample")) == 1
+
+
+def test_server_can_switch_sampling_retries_off(
+    fake: FakeTinker, service: tinkex.ServiceClient
+) -> None:
+    fake.config["sample_no_retries"] = True
+    sampler = service.create_sampling_client(base_model="tiny-base").result(timeout=10)
+    fake.reply("POST", "/api/v1/asample", (503, {"detail": "busy"}))
+    with pytest.raises(tinkex.InternalServerError):
+        sampler.sample(PROMPT, 1, types.SamplingParams(max_tokens=1)).result(timeout=10)
+    assert len(fake.requests_to("/api/v1/asample")) == 1

@@ -330,3 +330,46 @@ def test_with_retry_accepts_a_retry_config_like_object() -> None:
     assert sleeps == [0.1, 0.2]
     with pytest.raises(TypeError, match="BackoffPolicy"):
         with_retry(lambda: 1, object())
+
+
+def test_backoff_policy_is_a_deprecated_retry_policy() -> None:
+    from tinkex.resilience import RetryPolicy, default_retry_policy
+
+    with pytest.warns(DeprecationWarning, match="BackoffPolicy is deprecated"):
+        old = BackoffPolicy(max_attempts=3, base_delay=0.2, max_delay=1.0, timeout=9.0)
+    assert isinstance(old, RetryPolicy)
+    assert (old.max_retries, old.backoff_initial, old.backoff_max, old.max_elapsed) == (
+        2,
+        0.2,
+        1.0,
+        9.0,
+    )
+    assert (old.max_attempts, old.base_delay, old.max_delay, old.timeout) == (3, 0.2, 1.0, 9.0)
+    assert repr(old).startswith("BackoffPolicy(name='with_retry', max_retries=2")
+    # the same rules as the policy with_retry uses by default
+    assert default_retry_policy().is_retryable(ConnectionError("x"))
+    assert default_retry_policy().max_retries == 3
+
+
+def test_with_retry_takes_a_retry_policy_and_never_retries_an_open_circuit() -> None:
+    from tinkex.resilience import RetryPolicy
+
+    policy = RetryPolicy(name="mine", max_retries=5, retry_if=lambda exc: True, jitter=0)
+    calls: list[int] = []
+
+    def rejected() -> None:
+        calls.append(1)
+        raise CircuitOpenError("ep", 1.0, 3)
+
+    with pytest.raises(CircuitOpenError):
+        with_retry(rejected, policy, sleep=lambda s: None)
+    assert calls == [1]
+    outcomes: list[Exception | str] = [KeyError("x"), "ok"]
+
+    def flaky() -> str:
+        item = outcomes.pop(0)
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+    assert with_retry(flaky, policy, sleep=lambda s: None) == "ok"
