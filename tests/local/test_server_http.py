@@ -120,6 +120,38 @@ def test_body_size_limit_is_413() -> None:
         assert "1000" in response.json()["detail"]
 
 
+def _send_all_then_read_to_eof(port: int, request: bytes) -> bytes:
+    """Send ``request`` in one go (as a slow client would, after the server answered), then read
+    until the server closes; a reset (instead of a clean end) raises ConnectionResetError."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+        return answer
+
+
+def test_early_413_is_readable_and_the_connection_ends_cleanly() -> None:
+    """An answer sent before the body was read (413) must not be destroyed by a reset: the
+    server ends the connection with ``Connection: close`` and a half-close, and discards what the
+    client still sends (issue 10.9: seen as ConnectionResetError on a loaded machine)."""
+    head = b"POST /api/v1/telemetry HTTP/1.1\r\nHost: x\r\nX-API-Key: tml-local\r\n"
+    chunk = b"3e8\r\n" + b"x" * 1000 + b"\r\n"
+    requests_over_the_limit = {
+        "chunked": head + b"Transfer-Encoding: chunked\r\n\r\n" + chunk * 300 + b"0\r\n\r\n",
+        "content-length": head + b"Content-Length: 300000\r\n\r\n" + b"x" * 300_000,
+    }
+    with LocalServer(max_body_bytes=1000) as server:
+        for framing, request in requests_over_the_limit.items():
+            answer = _send_all_then_read_to_eof(server.port, request)
+            status, _, rest = answer.partition(b"\r\n")
+            assert status == b"HTTP/1.1 413 Request Entity Too Large", (framing, answer[:200])
+            headers, _, body = rest.partition(b"\r\n\r\n")
+            assert b"Connection: close" in headers.split(b"\r\n"), (framing, headers)
+            assert b"1000 bytes" in body, (framing, body)
+        assert requests.get(server.base_url + "/api/v1/healthz", timeout=30).status_code == 200
+
+
 def test_many_concurrent_connections(server: LocalServer) -> None:
     url = server.base_url + "/api/v1/healthz"
 

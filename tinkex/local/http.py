@@ -3,6 +3,12 @@
 Supports keep-alive, ``Content-Length`` and chunked request bodies, a body size limit (413) and
 aborting a connection on purpose (fault injection). Responses always carry ``Content-Length``.
 The application is one coroutine ``handler(request) -> Response``.
+
+An answer sent before the request was read in full (413, 431, a malformed body) ends the
+connection with a *lingering close*, as real servers do: ``Connection: close``, a half-close
+(FIN after the answer), then what the client still sends is read and discarded until it closes,
+for at most :data:`LINGER_SECONDS`. Closing a socket with unread data would reset the
+connection, and the reset can destroy the answer before the client reads it.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ logger = logging.getLogger("tinkex.local.http")
 
 MAX_HEADER_BYTES = 64 * 1024
 DEFAULT_MAX_BODY_BYTES = 512 * 1024 * 1024
+#: How long a connection answered early keeps discarding what the client still sends.
+LINGER_SECONDS = 5.0
 
 
 @dataclass
@@ -172,13 +180,15 @@ class HTTPServer:
             except asyncio.IncompleteReadError:
                 return  # client closed the connection between requests
             except asyncio.LimitOverrunError:
-                await self._write(writer, error_response(431, "request headers are too large"))
+                await self._answer_early(
+                    reader, writer, error_response(431, "request headers are too large")
+                )
                 return
             try:
                 request, keep_alive = self._parse_head(head)
                 request.body = await self._read_body(reader, request)
             except _BadRequest as exc:
-                await self._write(writer, error_response(exc.status, exc.detail), close=True)
+                await self._answer_early(reader, writer, error_response(exc.status, exc.detail))
                 return
             try:
                 response = await self._handler(request)
@@ -197,6 +207,22 @@ class HTTPServer:
                 writer, response, close=not keep_alive, head_only=request.method == "HEAD"
             )
             if not keep_alive:
+                return
+
+    async def _answer_early(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, response: Response
+    ) -> None:
+        """Answer a request whose body was not read, then close lingeringly (module docstring)."""
+        await self._write(writer, response, close=True)
+        if writer.can_write_eof():
+            writer.write_eof()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + LINGER_SECONDS
+        while (remaining := deadline - loop.time()) > 0:
+            try:
+                if not await asyncio.wait_for(reader.read(64 * 1024), remaining):
+                    return  # the client closed its side: nothing is left unread
+            except TimeoutError:
                 return
 
     def _parse_head(self, head: bytes) -> tuple[Request, bool]:
