@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import attrs
 
 from tinkex._exceptions import APIConnectionError, APIStatusError, BillingError
-from tinkex.telemetry import HTTP_RETRY, emit, has_handlers
+from tinkex.telemetry import HTTP_RETRY, RetryMetadata, emit, has_handlers
 
 if TYPE_CHECKING:
     from tenacity.retry import retry_base
@@ -414,7 +414,7 @@ class RetryPolicy:
         if event is not None and has_handlers(event):
             method, _, path = (describe or "").partition(" ")
             is_request = path.startswith("/")
-            metadata: dict[str, Any] = {
+            metadata: RetryMetadata = {
                 "policy": self.name,
                 "request": describe,
                 "method": method if is_request else None,

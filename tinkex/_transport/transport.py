@@ -36,6 +36,9 @@ from tinkex.telemetry import (
     HTTP_REQUEST_EXCEPTION,
     HTTP_REQUEST_START,
     HTTP_REQUEST_STOP,
+    HttpRequestExceptionMetadata,
+    HttpRequestMetadata,
+    HttpRequestStopMetadata,
     emit,
     has_handlers,
 )
@@ -405,8 +408,10 @@ class Transport:
     ) -> Response:
         observed = has_handlers(START_EVENT) or has_handlers(STOP_EVENT)
         started = time.perf_counter()
+        path = label.partition(" ")[2]
         if observed:
-            emit(START_EVENT, {}, self._event_meta(method, label, retry_count))
+            meta: HttpRequestMetadata = {"method": method, "path": path, "retry_count": retry_count}
+            emit(START_EVENT, {}, meta)
         try:
             raw = self._session.send(
                 self._prepare(method, url, headers, body, params),
@@ -414,12 +419,12 @@ class Transport:
                 **self._send_kwargs,
             )
         except self._timeout_exc as exc:
-            self._emit_exception(method, label, retry_count, started, exc)
+            self._emit_exception(method, path, retry_count, started, exc)
             raise APITimeoutError(
                 label, message=f"Request timed out after {timeouts[1]:g} s: {label}"
             ) from exc
         except self._request_exc as exc:
-            self._emit_exception(method, label, retry_count, started, exc)
+            self._emit_exception(method, path, retry_count, started, exc)
             raise APIConnectionError(
                 message=f"Connection error on {label}: {type(exc).__name__}: {exc}",
                 request=label,
@@ -430,10 +435,14 @@ class Transport:
         if status == 429:
             self._limiter.back_off(parse_retry_after(raw.headers) or DEFAULT_RATE_LIMIT_BACKOFF)
         if observed:
-            meta = self._event_meta(method, label, retry_count)
-            meta["status"] = status
-            meta["request_id"] = response.request_id
-            emit(STOP_EVENT, {"duration": elapsed}, meta)
+            stop: HttpRequestStopMetadata = {
+                "method": method,
+                "path": path,
+                "retry_count": retry_count,
+                "status": status,
+                "request_id": response.request_id,
+            }
+            emit(STOP_EVENT, {"duration": elapsed}, stop)
         if 200 <= status < 300:
             return response
         raise make_status_error(
@@ -475,17 +484,14 @@ class Transport:
         return prepared
 
     @staticmethod
-    def _event_meta(method: str, label: str, retry_count: int) -> dict[str, Any]:
-        return {
-            "method": method,
-            "path": label.partition(" ")[2],
-            "retry_count": retry_count,
-        }
-
     def _emit_exception(
-        self, method: str, label: str, retry_count: int, started: float, exc: BaseException
+        method: str, path: str, retry_count: int, started: float, exc: BaseException
     ) -> None:
         if has_handlers(EXCEPTION_EVENT):
-            meta = self._event_meta(method, label, retry_count)
-            meta["error"] = type(exc).__name__
+            meta: HttpRequestExceptionMetadata = {
+                "method": method,
+                "path": path,
+                "retry_count": retry_count,
+                "error": type(exc).__name__,
+            }
             emit(EXCEPTION_EVENT, {"duration": time.perf_counter() - started}, meta)

@@ -7,8 +7,8 @@ import math
 import random
 import re
 import threading
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, cast
 
 from tinkex.telemetry import (
     CIRCUIT_BREAKER_STATE_CHANGE,
@@ -20,6 +20,12 @@ from tinkex.telemetry import (
     HTTP_REQUEST_STOP,
     HTTP_RETRY,
     REGULARIZER_COMPUTE,
+    CircuitBreakerMetadata,
+    HttpRequestExceptionMetadata,
+    HttpRequestStopMetadata,
+    QueueStateMetadata,
+    RegularizerMetadata,
+    RetryMetadata,
     attach,
     detach,
 )
@@ -140,11 +146,10 @@ class _Endpoint:
         self.latency = Histogram(max_samples)
 
 
-def _number(*sources: Mapping[str, Any], key: str) -> float | None:
-    for source in sources:
-        value = source.get(key)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
+def _number(measurements: Mapping[str, Any], key: str) -> float | None:
+    value = measurements.get(key)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
     return None
 
 
@@ -285,47 +290,88 @@ class MetricsRegistry:
     def handle_event(
         self, event: str, measurements: Mapping[str, float], metadata: Mapping[str, Any]
     ) -> None:
-        """The telemetry handler: turn one event into metric updates."""
-        duration = _number(measurements, metadata, key="duration")
+        """The telemetry handler: turn one event into metric updates.
+
+        Payloads are read by the keys of their schema (``tinkex.telemetry.EVENT_SCHEMAS``);
+        a key an emitter left out is simply not counted.
+        """
+        update = _UPDATES.get(event)
         with self._lock:
-            self._counters[f"events.{event}"] = self._counters.get(f"events.{event}", 0.0) + 1
-            if event == HTTP_REQUEST_START:
-                self._gauges["http.in_flight"] = self._gauges.get("http.in_flight", 0.0) + 1
-            elif event == HTTP_REQUEST_STOP:
-                self._request_done(metadata, duration, failed=False)
-            elif event == HTTP_REQUEST_EXCEPTION:
-                self._request_done(metadata, duration, failed=True)
-            elif event == HTTP_RETRY:
-                self._bump("http.retries")
-                endpoint = self._endpoint(metadata)
-                if endpoint is not None:
-                    endpoint.retries += 1
-            elif event == FUTURE_QUEUE_STATE:
-                state = metadata.get("queue_state") or metadata.get("state") or "unknown"
-                self._bump(f"future.queue_state.{state}")
-            elif event == FUTURE_COMPLETE:
-                self._bump("future.completed")
-                if duration is not None:
-                    self._histogram("future.duration").observe(duration)
-            elif event == CUSTOM_LOSS_COMPUTE:
-                self._bump("custom_loss.computed")
-                if duration is not None:
-                    self._histogram("custom_loss.duration").observe(duration)
-                loss = _number(measurements, key="loss_total")
-                if loss is not None:
-                    self._gauges["custom_loss.loss_total"] = loss
-            elif event == REGULARIZER_COMPUTE:
-                name = metadata.get("name", "unnamed")
-                if duration is not None:
-                    self._histogram(f"regularizer.{name}.duration").observe(duration)
-                value = _number(measurements, key="value")
-                if value is not None:
-                    self._gauges[f"regularizer.{name}.value"] = value
-            elif event == CIRCUIT_BREAKER_STATE_CHANGE:
-                name = metadata.get("name", "default")
-                state = metadata.get("to", "unknown")
-                self._bump(f"circuit_breaker.{state}")
-                self._gauges[f"circuit_breaker.{name}.open"] = 1.0 if state == "open" else 0.0
+            self._bump(f"events.{event}")
+            if update is not None:
+                update(self, measurements, metadata)
+
+    def _on_request_start(self, m: Mapping[str, float], md: Mapping[str, Any]) -> None:
+        self._gauges["http.in_flight"] = self._gauges.get("http.in_flight", 0.0) + 1
+
+    def _on_request_stop(self, m: Mapping[str, float], md: Mapping[str, Any]) -> None:
+        meta = cast(HttpRequestStopMetadata, md)
+        duration = _number(m, "duration")
+        self._request_ended(failed=False)
+        self._bump("http.request.duration_total", duration or 0.0)
+        if duration is not None:
+            self._histogram("http.request.duration").observe(duration)
+        endpoint = self._endpoint(meta.get("method"), meta.get("path"))
+        if endpoint is None:
+            return
+        endpoint.requests += 1
+        status = meta.get("status")
+        if status is not None:
+            endpoint.statuses[str(status)] = endpoint.statuses.get(str(status), 0) + 1
+            if isinstance(status, int) and status >= 400:
+                endpoint.errors += 1
+        if duration is not None:
+            endpoint.latency.observe(duration)
+
+    def _on_request_exception(self, m: Mapping[str, float], md: Mapping[str, Any]) -> None:
+        meta = cast(HttpRequestExceptionMetadata, md)
+        self._request_ended(failed=True)
+        endpoint = self._endpoint(meta.get("method"), meta.get("path"))
+        if endpoint is not None:
+            endpoint.errors += 1
+
+    def _on_retry(self, m: Mapping[str, float], md: Mapping[str, Any]) -> None:
+        meta = cast(RetryMetadata, md)
+        self._bump("http.retries")
+        endpoint = self._endpoint(meta.get("method"), meta.get("path"))
+        if endpoint is not None:
+            endpoint.retries += 1
+
+    def _on_queue_state(self, m: Mapping[str, float], md: Mapping[str, Any]) -> None:
+        meta = cast(QueueStateMetadata, md)
+        self._bump(f"future.queue_state.{meta.get('queue_state', 'unknown')}")
+
+    def _on_future_complete(self, m: Mapping[str, float], md: Mapping[str, Any]) -> None:
+        self._bump("future.completed")
+        duration = _number(m, "duration")
+        if duration is not None:
+            self._histogram("future.duration").observe(duration)
+
+    def _on_custom_loss(self, m: Mapping[str, float], md: Mapping[str, Any]) -> None:
+        self._bump("custom_loss.computed")
+        duration = _number(m, "duration")
+        if duration is not None:
+            self._histogram("custom_loss.duration").observe(duration)
+        loss = _number(m, "loss_total")
+        if loss is not None:
+            self._gauges["custom_loss.loss_total"] = loss
+
+    def _on_regularizer(self, m: Mapping[str, float], md: Mapping[str, Any]) -> None:
+        meta = cast(RegularizerMetadata, md)
+        name = meta.get("name", "unnamed")
+        duration = _number(m, "duration")
+        if duration is not None:
+            self._histogram(f"regularizer.{name}.duration").observe(duration)
+        value = _number(m, "value")
+        if value is not None:
+            self._gauges[f"regularizer.{name}.value"] = value
+
+    def _on_breaker(self, m: Mapping[str, float], md: Mapping[str, Any]) -> None:
+        meta = cast(CircuitBreakerMetadata, md)
+        name = meta.get("name", "default")
+        state = meta.get("to", "unknown")
+        self._bump(f"circuit_breaker.{state}")
+        self._gauges[f"circuit_breaker.{name}.open"] = 1.0 if state == "open" else 0.0
 
     # -- internals (lock held) ---------------------------------------------------------------
 
@@ -338,43 +384,32 @@ class MetricsRegistry:
             histogram = self._histograms[name] = Histogram(self.max_samples)
         return histogram
 
-    def _endpoint(self, metadata: Mapping[str, Any]) -> _Endpoint | None:
-        path = metadata.get("path")
-        method = str(metadata.get("method") or "").upper()
+    def _endpoint(self, method: str | None, path: str | None) -> _Endpoint | None:
         if not isinstance(path, str):
-            # Retry events describe the call as ``"request": "POST /api/v1/x"``.
-            request = metadata.get("request")
-            if not isinstance(request, str) or " /" not in request:
-                return None
-            verb, _, path = request.partition(" ")
-            method = verb.upper()
-        key = f"{method} {normalize_path(path)}".strip()
+            return None
+        key = f"{str(method or '').upper()} {normalize_path(path)}".strip()
         endpoint = self._endpoints.get(key)
         if endpoint is None:
             endpoint = self._endpoints[key] = _Endpoint(self.max_samples)
         return endpoint
 
-    def _request_done(
-        self, metadata: Mapping[str, Any], duration: float | None, *, failed: bool
-    ) -> None:
+    def _request_ended(self, *, failed: bool) -> None:
         in_flight = self._gauges.get("http.in_flight", 0.0)
         self._gauges["http.in_flight"] = max(0.0, in_flight - 1)
         self._bump("http.exceptions" if failed else "http.requests")
-        endpoint = self._endpoint(metadata)
-        status = metadata.get("status", metadata.get("status_code"))
-        if failed:
-            if endpoint is not None:
-                endpoint.errors += 1
-            return
-        self._bump("http.request.duration_total", duration or 0.0)
-        if duration is not None:
-            self._histogram("http.request.duration").observe(duration)
-        if endpoint is None:
-            return
-        endpoint.requests += 1
-        if status is not None:
-            endpoint.statuses[str(status)] = endpoint.statuses.get(str(status), 0) + 1
-            if isinstance(status, int) and status >= 400:
-                endpoint.errors += 1
-        if duration is not None:
-            endpoint.latency.observe(duration)
+
+
+_Update = Callable[[MetricsRegistry, Mapping[str, float], Mapping[str, Any]], None]
+
+#: Event name -> how the registry updates itself from it (called with the lock held).
+_UPDATES: dict[str, _Update] = {
+    HTTP_REQUEST_START: MetricsRegistry._on_request_start,
+    HTTP_REQUEST_STOP: MetricsRegistry._on_request_stop,
+    HTTP_REQUEST_EXCEPTION: MetricsRegistry._on_request_exception,
+    HTTP_RETRY: MetricsRegistry._on_retry,
+    FUTURE_QUEUE_STATE: MetricsRegistry._on_queue_state,
+    FUTURE_COMPLETE: MetricsRegistry._on_future_complete,
+    CUSTOM_LOSS_COMPUTE: MetricsRegistry._on_custom_loss,
+    REGULARIZER_COMPUTE: MetricsRegistry._on_regularizer,
+    CIRCUIT_BREAKER_STATE_CHANGE: MetricsRegistry._on_breaker,
+}

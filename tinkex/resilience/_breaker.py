@@ -10,7 +10,12 @@ from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
 
 from tinkex._exceptions import APIStatusError, TinkerError
-from tinkex.telemetry import CIRCUIT_BREAKER_STATE_CHANGE, emit, has_handlers
+from tinkex.telemetry import (
+    CIRCUIT_BREAKER_STATE_CHANGE,
+    CircuitBreakerMetadata,
+    emit,
+    has_handlers,
+)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -265,11 +270,8 @@ class CircuitBreaker:
         if change is None or not has_handlers(CIRCUIT_BREAKER_STATE_CHANGE):
             return
         old, new = change
-        emit(
-            CIRCUIT_BREAKER_STATE_CHANGE,
-            {"failures": float(self._failures)},
-            {"name": self.name, "from": old.value, "to": new.value},
-        )
+        meta: CircuitBreakerMetadata = {"name": self.name, "from": old.value, "to": new.value}
+        emit(CIRCUIT_BREAKER_STATE_CHANGE, {"failures": float(self._failures)}, meta)
 
 
 class CircuitBreakerRegistry:

@@ -2,8 +2,9 @@
 
 This package is importable cheaply from every layer (transport, futures, clients); it
 imports nothing beyond the standard library. ``emit`` is a no-op when no handler is attached
-to the event. :class:`Reporter` (batched delivery to ``POST /api/v1/telemetry``) is loaded on
-first access.
+to the event. Every event tinkex emits and the keys of its two payloads are listed in
+:data:`EVENT_SCHEMAS` (one pair of TypedDicts per event name). :class:`Reporter` (batched
+delivery to ``POST /api/v1/telemetry``) is loaded on first access.
 
 >>> from tinkex import telemetry
 >>> hid = telemetry.attach_logger(level="INFO")
@@ -16,8 +17,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from tinkex.telemetry._events import (
+    Handler,
+    attach,
+    attach_logger,
+    attached,
+    detach,
+    emit,
+    has_handlers,
+)
+from tinkex.telemetry._schema import (
     CIRCUIT_BREAKER_STATE_CHANGE,
     CUSTOM_LOSS_COMPUTE,
+    EVENT_SCHEMAS,
     EVENTS,
     FUTURE_COMPLETE,
     FUTURE_QUEUE_STATE,
@@ -26,13 +37,20 @@ from tinkex.telemetry._events import (
     HTTP_REQUEST_STOP,
     HTTP_RETRY,
     REGULARIZER_COMPUTE,
-    Handler,
-    attach,
-    attach_logger,
-    attached,
-    detach,
-    emit,
-    has_handlers,
+    CircuitBreakerMetadata,
+    CustomLossMeasurements,
+    CustomLossMetadata,
+    EventSchema,
+    FutureCompleteMeasurements,
+    FutureCompleteMetadata,
+    HttpRequestExceptionMetadata,
+    HttpRequestMetadata,
+    HttpRequestStopMetadata,
+    QueueStateMetadata,
+    RegularizerMeasurements,
+    RegularizerMetadata,
+    RetryMeasurements,
+    RetryMetadata,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -44,6 +62,7 @@ __all__ = [
     "CIRCUIT_BREAKER_STATE_CHANGE",
     "CUSTOM_LOSS_COMPUTE",
     "EVENTS",
+    "EVENT_SCHEMAS",
     "FUTURE_COMPLETE",
     "FUTURE_QUEUE_STATE",
     "HTTP_REQUEST_EXCEPTION",
@@ -51,8 +70,22 @@ __all__ = [
     "HTTP_REQUEST_STOP",
     "HTTP_RETRY",
     "REGULARIZER_COMPUTE",
+    "CircuitBreakerMetadata",
+    "CustomLossMeasurements",
+    "CustomLossMetadata",
+    "EventSchema",
+    "FutureCompleteMeasurements",
+    "FutureCompleteMetadata",
     "Handler",
+    "HttpRequestExceptionMetadata",
+    "HttpRequestMetadata",
+    "HttpRequestStopMetadata",
+    "QueueStateMetadata",
+    "RegularizerMeasurements",
+    "RegularizerMetadata",
     "Reporter",
+    "RetryMeasurements",
+    "RetryMetadata",
     "attach",
     "attach_logger",
     "attached",

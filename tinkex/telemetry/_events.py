@@ -1,7 +1,8 @@
-"""The event registry behind :mod:`tinkex.telemetry`.
+"""The event registry behind :mod:`tinkex.telemetry`: attach, detach, emit.
 
 Handlers are called synchronously on the emitting thread. A handler that raises is logged
-and skipped; it never breaks the request that emitted the event.
+and skipped; it never breaks the request that emitted the event. The names and payload keys of
+the events tinkex emits are in :mod:`tinkex.telemetry._schema`.
 """
 
 from __future__ import annotations
@@ -16,30 +17,6 @@ logger = logging.getLogger("tinkex.telemetry")
 
 #: ``handler(event, measurements, metadata)``
 Handler = Callable[[str, Mapping[str, float], Mapping[str, Any]], None]
-
-# Event names emitted by tinkex (docs/internals.md lists who emits which).
-HTTP_REQUEST_START = "tinkex.http.request.start"
-HTTP_REQUEST_STOP = "tinkex.http.request.stop"
-HTTP_REQUEST_EXCEPTION = "tinkex.http.request.exception"
-HTTP_RETRY = "tinkex.http.retry"
-FUTURE_QUEUE_STATE = "tinkex.future.queue_state"
-FUTURE_COMPLETE = "tinkex.future.complete"
-CUSTOM_LOSS_COMPUTE = "tinkex.custom_loss.compute"
-REGULARIZER_COMPUTE = "tinkex.regularizer.compute"
-CIRCUIT_BREAKER_STATE_CHANGE = "tinkex.circuit_breaker.state_change"
-
-#: Every event name above, for handlers that want "all tinkex events" without ``"*"``.
-EVENTS: tuple[str, ...] = (
-    HTTP_REQUEST_START,
-    HTTP_REQUEST_STOP,
-    HTTP_REQUEST_EXCEPTION,
-    HTTP_RETRY,
-    FUTURE_QUEUE_STATE,
-    FUTURE_COMPLETE,
-    CUSTOM_LOSS_COMPUTE,
-    REGULARIZER_COMPUTE,
-    CIRCUIT_BREAKER_STATE_CHANGE,
-)
 
 _lock = threading.Lock()
 # Handler registry: process-wide by design (telemetry is a process concern), guarded by _lock.
@@ -92,14 +69,18 @@ def has_handlers(event: str) -> bool:
 
 def emit(
     event: str,
-    measurements: Mapping[str, float] | None = None,
+    measurements: Mapping[str, Any] | None = None,
     metadata: Mapping[str, Any] | None = None,
 ) -> None:
-    """Deliver an event to its handlers; exceptions in handlers are logged, never raised."""
+    """Deliver an event to its handlers; exceptions in handlers are logged, never raised.
+
+    ``measurements`` maps names to numbers; both mappings follow the event's schema
+    (``EVENT_SCHEMAS``) for the events tinkex emits.
+    """
     registered = _handlers.get(event, ()) + _handlers.get("*", ())
     if not registered:
         return
-    values = measurements if measurements is not None else _EMPTY
+    values: Mapping[str, float] = measurements if measurements is not None else _EMPTY
     meta = metadata if metadata is not None else _EMPTY
     for handler_id, handler in registered:
         try:

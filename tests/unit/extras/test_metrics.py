@@ -73,11 +73,18 @@ def test_endpoint_latency_from_telemetry() -> None:
         telemetry.emit(
             telemetry.HTTP_RETRY, {"attempt": 1.0}, {"method": "POST", "path": "/api/v1/asample"}
         )
-        # the transport's retry policy describes the call as "request": "METHOD /path"
+        # a retry event as the retry loop emits it (schema: telemetry.RetryMetadata)
         telemetry.emit(
             telemetry.HTTP_RETRY,
-            {"attempt": 2.0},
-            {"policy": "http", "request": "POST /api/v1/asample"},
+            {"attempt": 2.0, "delay": 0.5},
+            {
+                "policy": "http",
+                "request": "POST /api/v1/asample",
+                "method": "POST",
+                "path": "/api/v1/asample",
+                "error": "RateLimitError",
+                "status": 429,
+            },
         )
         telemetry.emit(
             telemetry.HTTP_REQUEST_EXCEPTION,
