@@ -1,49 +1,29 @@
-"""Futures: :class:`APIFuture` and the blocking ``retrieve_future`` poller.
+"""Futures: :class:`APIFuture`, :func:`mirror` and the queue states of pending requests.
 
 :class:`APIFuture` *is* a :class:`concurrent.futures.Future`, so ``concurrent.futures.wait``,
 ``as_completed`` and ``asyncio.wrap_future`` work on it, and it is awaitable. Work runs on an
 executor thread (:meth:`APIFuture.run`); cancelling a future that has not finished marks it
 cancelled at once and tells the code running for it (:func:`current_future`) to stop.
 
-:func:`poll_future` is the loop that turns a server-side request id into a result (wire
-protocol §6.2). It runs on an executor thread and blocks; it ends when the result arrives, when
-it fails, when its future is cancelled, or when the owner's ``stop`` event is set.
+The loop that turns a server-side request id into a result is ``tinkex._poller.poll_future``.
 """
 
 from __future__ import annotations
 
 import enum
-import logging
 import threading
-import time
 from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import CancelledError, Executor, Future, InvalidStateError
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
-
-from tinkex._exceptions import (
-    APIConnectionError,
-    APIStatusError,
-    RequestFailedError,
-    RetryableException,
-    TinkerError,
-)
-from tinkex.telemetry import FUTURE_COMPLETE, FUTURE_QUEUE_STATE, emit, has_handlers
-
-if TYPE_CHECKING:
-    from tinkex._transport import BytesSemaphore, Response, Transport
+from typing import Any, Generic, TypeVar
 
 __all__ = [
-    "PROTO_REQUEST_TYPES",
     "APIFuture",
     "AwaitableConcurrentFuture",
     "QueueState",
     "QueueStateCallback",
     "current_future",
     "mirror",
-    "poll_future",
 ]
-
-logger = logging.getLogger("tinkex.futures")
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -288,7 +268,7 @@ class AwaitableConcurrentFuture(APIFuture[T]):
 
 
 # ---------------------------------------------------------------------------------------------
-# retrieve_future poller (wire protocol §6.2)
+# queue states of pending requests (reported by the retrieve_future poller, tinkex._poller)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -311,284 +291,3 @@ class QueueState(enum.StrEnum):
 
 #: ``on_queue_state(state, reason)`` — called from the poller thread.
 QueueStateCallback = Callable[[QueueState, "str | None"], None]
-
-#: Request types whose completed payload is protobuf (``Accept: application/x-protobuf``).
-PROTO_REQUEST_TYPES = frozenset({"Sample", "Forward", "ForwardBackward"})
-
-RETRIEVE_FUTURE_PATH = "/api/v1/retrieve_future"
-QUEUE_STATE_EVENT = FUTURE_QUEUE_STATE
-COMPLETE_EVENT = FUTURE_COMPLETE
-
-_MAX_BAD_REQUEST_RETRIES = 3
-# Granularity at which a real sleep notices that its future was cancelled.
-_CANCEL_CHECK_INTERVAL = 0.25
-
-
-class _Poll:
-    """State of one poll_future call (kept off the hot path of the module-level function)."""
-
-    def __init__(
-        self,
-        request_id: str,
-        request_type: str,
-        stop: threading.Event,
-        sleep: Callable[[float], None] | None,
-        on_queue_state: QueueStateCallback | None,
-    ) -> None:
-        self.request_id = request_id
-        self.request_type = request_type
-        self.stop = stop
-        self.sleep = sleep
-        self.on_queue_state = on_queue_state
-        self.future = current_future()
-
-    def stopped(self) -> bool:
-        return self.stop.is_set() or (self.future is not None and self.future.cancelled())
-
-    def check(self) -> None:
-        if self.stopped():
-            raise CancelledError(
-                f"polling of request {self.request_id} ({self.request_type}) was cancelled"
-            )
-
-    def wait(self, seconds: float) -> None:
-        """Sleep ``seconds``, waking early (with CancelledError) on stop or cancellation."""
-        if self.sleep is not None:
-            self.sleep(seconds)
-        elif self.future is None:
-            self.stop.wait(seconds)
-        else:
-            deadline = time.monotonic() + seconds
-            while not self.stopped():
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                self.stop.wait(min(remaining, _CANCEL_CHECK_INTERVAL))
-        self.check()
-
-    def queue_state(self, state: QueueState, reason: str | None) -> None:
-        if has_handlers(QUEUE_STATE_EVENT):
-            emit(
-                QUEUE_STATE_EVENT,
-                {},
-                {
-                    "request_id": self.request_id,
-                    "request_type": self.request_type,
-                    "queue_state": str(state),
-                    "reason": reason,
-                },
-            )
-        if self.on_queue_state is not None:
-            try:
-                self.on_queue_state(state, reason)
-            except Exception:
-                logger.exception("queue-state callback failed for request %s", self.request_id)
-
-    def queue_state_from(self, body: Any) -> None:
-        if not isinstance(body, dict):
-            return
-        raw = body.get("queue_state")
-        reason = body.get("queue_state_reason")
-        if raw or reason is not None:
-            self.queue_state(QueueState.parse(raw or "unknown"), reason)
-
-
-def poll_future(
-    transport: Transport,
-    request_id: str,
-    *,
-    request_type: str,
-    decode: Callable[[Response], T],
-    stop: threading.Event,
-    on_queue_state: QueueStateCallback | None = None,
-    timeout: float = 45.0,
-    create_roundtrip_time: float | None = None,
-    response_bytes: BytesSemaphore | None = None,
-    accept: str | None = None,
-    billing_max_pause: float = 3600.0,
-    sleep: Callable[[float], None] | None = None,
-    clock: Callable[[], float] = time.monotonic,
-) -> T:
-    """Poll ``POST /api/v1/retrieve_future`` until request ``request_id`` has a result.
-
-    Implements wire protocol §6.2:
-
-    ==========================================  =================================================
-    answer                                      action
-    ==========================================  =================================================
-    200 ``application/x-protobuf``              ``decode(response)``
-    200 ``{"type": "try_again", ...}``          re-poll at once; ``on_queue_state(state, reason)``
-    200 ``{"status": "complete_metadata"}``     reserve ``response_payload_size`` bytes on
-                                                ``response_bytes``, re-poll with
-                                                ``allow_metadata_only: false``
-    200 ``{"error", "category"}``               :class:`RequestFailedError`
-    200 other JSON                              ``decode(response)``
-    408 / 5xx                                   re-poll at once (408 body's queue state reported)
-    429                                         sleep ``min(2**n, 30)`` s, re-poll
-    400                                         re-poll up to 3 times, then ``ValueError``
-    402                                         sleep 5 s, re-poll, for up to ``billing_max_pause``
-    410                                         :class:`RetryableException`
-    other 4xx                                   ``ValueError`` naming the request id and status
-    connection error / timeout                  sleep ``min(2**n, 30)`` s, re-poll
-    ==========================================  =================================================
-
-    ``n`` counts consecutive connection errors and 429s; any other HTTP answer resets it.
-
-    Args:
-        transport: the transport to poll through (requests are sent with ``NO_RETRY``).
-        request_id: the server's id from the submission answer.
-        request_type: ``X-Tinker-Request-Type`` (``"Sample"``, ``"ForwardBackward"``, ...).
-        decode: turns the final 200 response (protobuf or JSON, see ``Response.is_protobuf``)
-            into the result. ``TinkerError``s it raises propagate; other errors become
-            ``ValueError`` naming the request.
-        stop: the owner's stop event; when set the poller raises ``CancelledError`` at its
-            next step (sleeps wake up at once).
-        on_queue_state: observer of queue-state changes; ``ACTIVE`` is reported on completion.
-        timeout: HTTP read timeout of each poll (the server long-polls for < 45 s).
-        create_roundtrip_time: seconds from submission start to the future's creation, sent
-            as ``X-Tinker-Create-Promise-Roundtrip-Time`` on the first poll.
-        response_bytes: budget for payloads announced by ``complete_metadata``.
-        accept: ``Accept`` header; default protobuf for ``PROTO_REQUEST_TYPES``, else JSON.
-        billing_max_pause: how long continuous 402 answers pause instead of failing.
-        sleep: how to sleep (tests); default sleeps wake up on ``stop``/cancellation.
-        clock: monotonic clock (tests).
-
-    Raises:
-        RequestFailedError: the request failed server-side.
-        RetryableException: the result is gone (HTTP 410); the request may be resubmitted.
-        ValueError: a fatal HTTP status, too many 400s, or an undecodable payload.
-        concurrent.futures.CancelledError: ``stop`` was set or the future was cancelled.
-    """
-    from tinkex._transport.retry import NO_RETRY, RetryState, poll_retry_policy
-
-    policy = poll_retry_policy(float(billing_max_pause))
-    poll = _Poll(request_id, request_type, stop, sleep, on_queue_state)
-    if accept is None:
-        accept = (
-            "application/x-protobuf" if request_type in PROTO_REQUEST_TYPES else "application/json"
-        )
-    started = clock()
-    iteration = -1
-    allow_metadata_only = True
-    backoff = RetryState()
-    bad_requests = 0
-    reserved = 0
-    outcome = "error"
-    try:
-        while True:
-            iteration += 1
-            poll.check()
-            headers = {
-                "X-Tinker-Request-Iteration": str(iteration),
-                "X-Tinker-Request-Type": request_type,
-            }
-            if iteration == 0 and create_roundtrip_time is not None:
-                headers["X-Tinker-Create-Promise-Roundtrip-Time"] = str(create_roundtrip_time)
-            try:
-                response = transport.request(
-                    "POST",
-                    RETRIEVE_FUTURE_PATH,
-                    json={"request_id": request_id, "allow_metadata_only": allow_metadata_only},
-                    headers=headers,
-                    timeout=timeout,
-                    retry=NO_RETRY,
-                    accept=accept,
-                )
-            except APIStatusError as exc:
-                status = exc.status_code
-                if status in (402, 429):
-                    decision = policy.decide(exc, backoff, clock())
-                    if not decision.retry:
-                        raise _fatal(request_id, request_type, exc) from exc
-                    poll.wait(decision.delay)
-                    backoff = decision.state
-                    continue
-                backoff = RetryState()
-                if status == 408:
-                    bad_requests = 0
-                    poll.queue_state_from(exc.body)
-                    continue
-                if 500 <= status < 600:
-                    continue
-                if status == 400:
-                    if bad_requests < _MAX_BAD_REQUEST_RETRIES:
-                        bad_requests += 1
-                        continue
-                    raise ValueError(
-                        f"Error retrieving result: {exc.message} (status 400) for request_id="
-                        f"{request_id!r} ({request_type}) — exceeded "
-                        f"{_MAX_BAD_REQUEST_RETRIES} retries"
-                    ) from exc
-                if status == 410:
-                    raise RetryableException(
-                        f"Result of request {request_id!r} ({request_type}) is gone (HTTP 410); "
-                        "the request must be resubmitted"
-                    ) from exc
-                raise _fatal(request_id, request_type, exc) from exc
-            except APIConnectionError as exc:
-                decision = policy.decide(exc, backoff, clock())
-                poll.wait(decision.delay)
-                backoff = decision.state
-                continue
-
-            backoff = RetryState()
-            if not response.is_protobuf:
-                body = response.json()
-                if isinstance(body, dict):
-                    if body.get("type") == "try_again":
-                        poll.queue_state_from(body)
-                        continue
-                    if body.get("status") == "complete_metadata":
-                        if not allow_metadata_only:
-                            raise ValueError(
-                                f"Server answered complete_metadata twice for request_id="
-                                f"{request_id!r} ({request_type})"
-                            )
-                        allow_metadata_only = False
-                        size = int(body.get("response_payload_size") or 0)
-                        if response_bytes is not None and size > 0:
-                            while not response_bytes.acquire(size, _CANCEL_CHECK_INTERVAL):
-                                poll.check()
-                            reserved = size
-                        continue
-                    if "error" in body:
-                        outcome = "failed"
-                        poll.queue_state(QueueState.ACTIVE, None)
-                        raise RequestFailedError(
-                            f"Request failed: {body['error']} for request_id={request_id!r} "
-                            f"({request_type})",
-                            request_id=request_id,
-                            category=body.get("category") or "unknown",
-                        )
-            try:
-                result = decode(response)
-            except TinkerError:
-                raise
-            except Exception as exc:
-                raise ValueError(
-                    f"Error retrieving result: could not decode the "
-                    f"{'protobuf' if response.is_protobuf else 'JSON'} payload for request_id="
-                    f"{request_id!r} ({request_type}): {exc}"
-                ) from exc
-            outcome = "ok"
-            poll.queue_state(QueueState.ACTIVE, None)
-            return result
-    except CancelledError:
-        outcome = "cancelled"
-        raise
-    finally:
-        if reserved and response_bytes is not None:
-            response_bytes.release(reserved)
-        if has_handlers(COMPLETE_EVENT):
-            emit(
-                COMPLETE_EVENT,
-                {"duration": clock() - started, "iterations": float(iteration + 1)},
-                {"request_id": request_id, "request_type": request_type, "outcome": outcome},
-            )
-
-
-def _fatal(request_id: str, request_type: str, exc: APIStatusError) -> ValueError:
-    return ValueError(
-        f"Error retrieving result: {exc.message} with status {exc.status_code} for request_id="
-        f"{request_id!r} ({request_type})"
-    )

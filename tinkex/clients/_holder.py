@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from tinkex._config import ClientSettings
 from tinkex._exceptions import APIStatusError, TinkerError
 from tinkex._executor import DaemonThreadPoolExecutor
-from tinkex._futures import APIFuture, poll_future
+from tinkex._futures import APIFuture
+from tinkex._poller import poll_future
 from tinkex._transport import (
     HTTP_DEFAULT,
     NO_RETRY,

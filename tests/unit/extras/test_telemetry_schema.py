@@ -15,7 +15,7 @@ import responses
 from tinkex import telemetry
 from tinkex._config import ClientSettings
 from tinkex._exceptions import APIConnectionError
-from tinkex._futures import poll_future
+from tinkex._poller import poll_future
 from tinkex._transport import NO_RETRY, RateLimiter, Transport
 from tinkex.regularizers import L2, compute_custom_loss
 from tinkex.resilience import CircuitBreaker, default_retry_policy, with_retry

@@ -21,7 +21,8 @@ from tinkex._exceptions import (
     RetryableException,
 )
 from tinkex._executor import DaemonThreadPoolExecutor
-from tinkex._futures import APIFuture, QueueState, poll_future
+from tinkex._futures import APIFuture, QueueState
+from tinkex._poller import poll_future
 from tinkex._transport import BytesSemaphore, RateLimiter, Response, Transport
 from tinkex.telemetry import attach, detach
 

@@ -1,0 +1,474 @@
+"""The ``retrieve_future`` poller: a decision table as a function, and the loop that runs it.
+
+A future-returning request answers with a request id; :func:`poll_future` asks
+``POST /api/v1/retrieve_future`` until that request has a result (docs/protocol.md, "Futures").
+What to do with each answer is :func:`next_action`, a pure function of the poller's
+:class:`PollState` and the answer — one branch per row of the table in :func:`poll_future`'s
+docstring — that returns one of three actions: :class:`Repoll`, :class:`Finish` or
+:class:`Fail`. The loop only performs them: it sends the polls, waits, reports queue states,
+reserves response bytes, decodes, and stops when its owner or its future says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import CancelledError
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import attrs
+
+from tinkex._exceptions import (
+    APIConnectionError,
+    APIStatusError,
+    RequestFailedError,
+    RetryableException,
+    TinkerError,
+)
+from tinkex._futures import QueueState, QueueStateCallback, current_future
+from tinkex._transport.retry import (
+    BILLING_MAX_PAUSE,
+    NO_RETRY,
+    RetryPolicy,
+    RetryState,
+    poll_retry_policy,
+)
+from tinkex.telemetry import (
+    FUTURE_COMPLETE,
+    FUTURE_QUEUE_STATE,
+    FutureCompleteMeasurements,
+    FutureCompleteMetadata,
+    QueueStateMetadata,
+    emit,
+    has_handlers,
+)
+
+if TYPE_CHECKING:
+    from tinkex._transport import BytesSemaphore, Response, Transport
+
+__all__ = [
+    "PROTO_REQUEST_TYPES",
+    "Fail",
+    "Finish",
+    "PollAction",
+    "PollState",
+    "QueueState",
+    "QueueStateCallback",
+    "Repoll",
+    "next_action",
+    "poll_future",
+]
+
+logger = logging.getLogger("tinkex.futures")
+
+T = TypeVar("T")
+
+RETRIEVE_FUTURE_PATH = "/api/v1/retrieve_future"
+#: Request types whose completed payload is protobuf (``Accept: application/x-protobuf``).
+PROTO_REQUEST_TYPES = frozenset({"Sample", "Forward", "ForwardBackward"})
+#: 400 answers tolerated (a proxy artefact) before polling fails.
+MAX_BAD_REQUESTS = 3
+# Granularity at which a real sleep notices that its future was cancelled.
+_CANCEL_CHECK_INTERVAL = 0.25
+
+
+#: A queue state to report, with its reason.
+QueueReport = tuple[QueueState, "str | None"]
+
+
+# ---- the decision table -----------------------------------------------------------------------
+
+
+@attrs.frozen
+class PollState:
+    """What the poller knows between two polls.
+
+    Attributes:
+        iteration: ``X-Tinker-Request-Iteration`` of the next poll (0 first).
+        allow_metadata_only: sent with the next poll; false after a ``complete_metadata``.
+        bad_requests: 400 answers so far (a 408 starts the count again).
+        backoff: the back-off policy's progress (429s and connection errors in a row, the
+            current run of 402s); any other answer resets it.
+    """
+
+    iteration: int = 0
+    allow_metadata_only: bool = True
+    bad_requests: int = 0
+    backoff: RetryState = attrs.field(factory=RetryState)
+
+
+@attrs.frozen
+class Repoll:
+    """Poll again with ``state``, after ``delay`` seconds (``None``: at once).
+
+    ``queue_state`` is reported first; ``reserve`` bytes are reserved on the response budget
+    before the next poll (the payload a ``complete_metadata`` answer announced).
+    """
+
+    state: PollState
+    delay: float | None = None
+    queue_state: QueueReport | None = None
+    reserve: int = 0
+
+
+@attrs.frozen
+class Finish:
+    """The answer holds the result: decode it (the request is ``ACTIVE`` again)."""
+
+    response: Response
+    queue_state: QueueReport | None = None
+
+
+@attrs.frozen
+class Fail:
+    """Polling ends with ``error`` (raised from ``cause``); ``outcome`` labels the telemetry."""
+
+    error: Exception
+    cause: BaseException | None = None
+    outcome: str = "error"
+    queue_state: QueueReport | None = None
+
+
+PollAction = Repoll | Finish | Fail
+
+
+def next_action(
+    state: PollState,
+    answer: Response | APIStatusError | APIConnectionError,
+    *,
+    now: float,
+    policy: RetryPolicy,
+    request_id: str,
+    request_type: str,
+) -> PollAction:
+    """What to do after ``answer`` to the poll sent with ``state``.
+
+    ``answer`` is the 2xx :class:`Response` or the exception the transport raised; ``policy``
+    (:func:`poll_retry_policy`) decides the back-off rows at time ``now``. Pure: no I/O.
+
+    One row per answer shape (docs/protocol.md, "Futures"):
+
+    ==========================================  =================================================
+    answer                                      action
+    ==========================================  =================================================
+    200 ``application/x-protobuf``              ``decode(response)``
+    200 ``{"type": "try_again", ...}``          re-poll at once; ``on_queue_state(state, reason)``
+    200 ``{"status": "complete_metadata"}``     reserve ``response_payload_size`` bytes on
+                                                ``response_bytes``, re-poll with
+                                                ``allow_metadata_only: false``
+    200 ``{"error", "category"}``               :class:`RequestFailedError`
+    200 other JSON                              ``decode(response)``
+    408 / 5xx                                   re-poll at once (408 body's queue state reported)
+    429                                         sleep ``min(2**n, 30)`` s, re-poll
+    400                                         re-poll up to 3 times, then ``ValueError``
+    402                                         sleep 5 s, re-poll, for up to ``billing_max_pause``
+    410                                         :class:`RetryableException`
+    other 4xx                                   ``ValueError`` naming the request id and status
+    connection error / timeout                  sleep ``min(2**n, 30)`` s, re-poll
+    ==========================================  =================================================
+
+    ``n`` counts consecutive connection errors and 429s; any other HTTP answer resets it.
+    """
+    label = f"request_id={request_id!r} ({request_type})"
+    after = attrs.evolve(state, iteration=state.iteration + 1)
+    if isinstance(answer, APIConnectionError):
+        return _back_off(after, answer, now, policy, label)
+    if isinstance(answer, APIStatusError):
+        return _status_row(after, answer, now, policy, label)
+    after = attrs.evolve(after, backoff=RetryState())
+    if answer.is_protobuf:
+        return Finish(answer)
+    body = answer.json()
+    if not isinstance(body, dict):
+        return Finish(answer)
+    if body.get("type") == "try_again":
+        return Repoll(after, queue_state=_queue_report(body))
+    if body.get("status") == "complete_metadata":
+        if not state.allow_metadata_only:
+            return Fail(ValueError(f"Server answered complete_metadata twice for {label}"))
+        size = int(body.get("response_payload_size") or 0)
+        return Repoll(attrs.evolve(after, allow_metadata_only=False), reserve=max(size, 0))
+    if "error" in body:
+        failed = RequestFailedError(
+            f"Request failed: {body['error']} for {label}",
+            request_id=request_id,
+            category=body.get("category") or "unknown",
+        )
+        return Fail(failed, outcome="failed", queue_state=(QueueState.ACTIVE, None))
+    return Finish(answer)
+
+
+def _status_row(
+    after: PollState, exc: APIStatusError, now: float, policy: RetryPolicy, label: str
+) -> PollAction:
+    status = exc.status_code
+    if status in (402, 429):
+        return _back_off(after, exc, now, policy, label)
+    after = attrs.evolve(after, backoff=RetryState())
+    if status == 408:
+        return Repoll(attrs.evolve(after, bad_requests=0), queue_state=_queue_report(exc.body))
+    if 500 <= status < 600:
+        return Repoll(after)
+    if status == 400:
+        if after.bad_requests < MAX_BAD_REQUESTS:
+            return Repoll(attrs.evolve(after, bad_requests=after.bad_requests + 1))
+        message = (
+            f"Error retrieving result: {exc.message} (status 400) for {label} — exceeded "
+            f"{MAX_BAD_REQUESTS} retries"
+        )
+        return Fail(ValueError(message), exc)
+    if status == 410:
+        gone = f"Result of {label} is gone (HTTP 410); the request must be resubmitted"
+        return Fail(RetryableException(gone), exc)
+    return Fail(_fatal(exc, label), exc)
+
+
+def _back_off(
+    after: PollState,
+    exc: APIStatusError | APIConnectionError,
+    now: float,
+    policy: RetryPolicy,
+    label: str,
+) -> PollAction:
+    decision = policy.decide(exc, after.backoff, now)
+    if not decision.retry:
+        if isinstance(exc, APIStatusError):
+            return Fail(_fatal(exc, label), exc)
+        return Fail(ValueError(f"Error retrieving result for {label}: {exc}"), exc)
+    return Repoll(attrs.evolve(after, backoff=decision.state), delay=decision.delay)
+
+
+def _fatal(exc: APIStatusError, label: str) -> ValueError:
+    return ValueError(
+        f"Error retrieving result: {exc.message} with status {exc.status_code} for {label}"
+    )
+
+
+def _queue_report(body: Any) -> QueueReport | None:
+    if not isinstance(body, dict):
+        return None
+    raw = body.get("queue_state")
+    reason = body.get("queue_state_reason")
+    if raw or reason is not None:
+        return QueueState.parse(raw or "unknown"), reason
+    return None
+
+
+# ---- the loop ---------------------------------------------------------------------------------
+
+
+def poll_future(
+    transport: Transport,
+    request_id: str,
+    *,
+    request_type: str,
+    decode: Callable[[Response], T],
+    stop: threading.Event,
+    on_queue_state: QueueStateCallback | None = None,
+    timeout: float = 45.0,
+    create_roundtrip_time: float | None = None,
+    response_bytes: BytesSemaphore | None = None,
+    accept: str | None = None,
+    billing_max_pause: float = BILLING_MAX_PAUSE,
+    sleep: Callable[[float], None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> T:
+    """Poll ``POST /api/v1/retrieve_future`` until request ``request_id`` has a result.
+
+    Each answer is handled by :func:`next_action`, whose docstring is the decision table
+    (docs/protocol.md, "Futures"); the sleeps and the 402 budget are
+    :func:`~tinkex._transport.retry.poll_retry_policy`'s.
+
+    Args:
+        transport: the transport to poll through (requests are sent with ``NO_RETRY``).
+        request_id: the server's id from the submission answer.
+        request_type: ``X-Tinker-Request-Type`` (``"Sample"``, ``"ForwardBackward"``, ...).
+        decode: turns the final 200 response (protobuf or JSON, see ``Response.is_protobuf``)
+            into the result. ``TinkerError``s it raises propagate; other errors become
+            ``ValueError`` naming the request.
+        stop: the owner's stop event; when set the poller raises ``CancelledError`` at its
+            next step (sleeps wake up at once).
+        on_queue_state: observer of queue-state changes; ``ACTIVE`` is reported on completion.
+        timeout: HTTP read timeout of each poll (the server long-polls for < 45 s).
+        create_roundtrip_time: seconds from submission start to the future's creation, sent
+            as ``X-Tinker-Create-Promise-Roundtrip-Time`` on the first poll.
+        response_bytes: budget for payloads announced by ``complete_metadata``.
+        accept: ``Accept`` header; default protobuf for ``PROTO_REQUEST_TYPES``, else JSON.
+        billing_max_pause: how long continuous 402 answers pause instead of failing.
+        sleep: how to sleep (tests); default sleeps wake up on ``stop``/cancellation.
+        clock: monotonic clock (tests).
+
+    Raises:
+        RequestFailedError: the request failed server-side.
+        RetryableException: the result is gone (HTTP 410); the request may be resubmitted.
+        ValueError: a fatal HTTP status, too many 400s, or an undecodable payload.
+        concurrent.futures.CancelledError: ``stop`` was set or the future was cancelled.
+    """
+    run = _PollRun(transport, request_id, request_type, stop, sleep, on_queue_state, response_bytes)
+    if accept is None:
+        accept = (
+            "application/x-protobuf" if request_type in PROTO_REQUEST_TYPES else "application/json"
+        )
+    policy = poll_retry_policy(float(billing_max_pause))
+    started = clock()
+    state = PollState()
+    outcome = "error"
+    try:
+        while True:
+            run.check()
+            answer = run.retrieve(state, timeout, accept, create_roundtrip_time)
+            action = next_action(
+                state,
+                answer,
+                now=clock(),
+                policy=policy,
+                request_id=request_id,
+                request_type=request_type,
+            )
+            if action.queue_state is not None:
+                run.report(*action.queue_state)
+            if isinstance(action, Fail):
+                outcome = action.outcome
+                raise action.error from action.cause
+            if isinstance(action, Finish):
+                result = run.decode(decode, action.response)
+                outcome = "ok"
+                run.report(QueueState.ACTIVE, None)
+                return result
+            run.reserve(action.reserve)
+            if action.delay is not None:
+                run.wait(action.delay)
+            state = action.state
+    except CancelledError:
+        outcome = "cancelled"
+        raise
+    finally:
+        run.finish(outcome, clock() - started)
+
+
+class _PollRun:
+    """The side effects of one :func:`poll_future` call: I/O, waits, reports, reservations."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        request_id: str,
+        request_type: str,
+        stop: threading.Event,
+        sleep: Callable[[float], None] | None,
+        on_queue_state: QueueStateCallback | None,
+        response_bytes: BytesSemaphore | None,
+    ) -> None:
+        self.transport = transport
+        self.request_id = request_id
+        self.request_type = request_type
+        self.stop = stop
+        self.sleep = sleep
+        self.on_queue_state = on_queue_state
+        self.response_bytes = response_bytes
+        self.future = current_future()
+        self.reserved = 0
+        self.polls = 0
+
+    def stopped(self) -> bool:
+        return self.stop.is_set() or (self.future is not None and self.future.cancelled())
+
+    def check(self) -> None:
+        if self.stopped():
+            raise CancelledError(
+                f"polling of request {self.request_id} ({self.request_type}) was cancelled"
+            )
+
+    def retrieve(
+        self, state: PollState, timeout: float, accept: str, roundtrip: float | None
+    ) -> Response | APIStatusError | APIConnectionError:
+        """Send the poll of ``state``; the answer, or the HTTP/connection error it ended in."""
+        headers = {
+            "X-Tinker-Request-Iteration": str(state.iteration),
+            "X-Tinker-Request-Type": self.request_type,
+        }
+        if state.iteration == 0 and roundtrip is not None:
+            headers["X-Tinker-Create-Promise-Roundtrip-Time"] = str(roundtrip)
+        body = {"request_id": self.request_id, "allow_metadata_only": state.allow_metadata_only}
+        self.polls += 1
+        try:
+            return self.transport.request(
+                "POST",
+                RETRIEVE_FUTURE_PATH,
+                json=body,
+                headers=headers,
+                timeout=timeout,
+                retry=NO_RETRY,
+                accept=accept,
+            )
+        except (APIStatusError, APIConnectionError) as exc:
+            return exc
+
+    def wait(self, seconds: float) -> None:
+        """Sleep ``seconds``, waking early (with CancelledError) on stop or cancellation."""
+        if self.sleep is not None:
+            self.sleep(seconds)
+        elif self.future is None:
+            self.stop.wait(seconds)
+        else:
+            deadline = time.monotonic() + seconds
+            while not self.stopped():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self.stop.wait(min(remaining, _CANCEL_CHECK_INTERVAL))
+        self.check()
+
+    def reserve(self, nbytes: int) -> None:
+        """Hold ``nbytes`` of the response budget until polling ends (no budget: no-op)."""
+        if nbytes <= 0 or self.response_bytes is None:
+            return
+        while not self.response_bytes.acquire(nbytes, _CANCEL_CHECK_INTERVAL):
+            self.check()
+        self.reserved = nbytes
+
+    def finish(self, outcome: str, duration: float) -> None:
+        """Give the reserved bytes back and report how polling ended."""
+        if self.reserved and self.response_bytes is not None:
+            self.response_bytes.release(self.reserved)
+            self.reserved = 0
+        if has_handlers(FUTURE_COMPLETE):
+            measurements: FutureCompleteMeasurements = {
+                "duration": duration,
+                "iterations": float(self.polls),
+            }
+            meta: FutureCompleteMetadata = {
+                "request_id": self.request_id,
+                "request_type": self.request_type,
+                "outcome": outcome,
+            }
+            emit(FUTURE_COMPLETE, measurements, meta)
+
+    def decode(self, decode: Callable[[Response], T], response: Response) -> T:
+        try:
+            return decode(response)
+        except TinkerError:
+            raise
+        except Exception as exc:
+            kind = "protobuf" if response.is_protobuf else "JSON"
+            raise ValueError(
+                f"Error retrieving result: could not decode the {kind} payload for request_id="
+                f"{self.request_id!r} ({self.request_type}): {exc}"
+            ) from exc
+
+    def report(self, state: QueueState, reason: str | None) -> None:
+        if has_handlers(FUTURE_QUEUE_STATE):
+            meta: QueueStateMetadata = {
+                "request_id": self.request_id,
+                "request_type": self.request_type,
+                "queue_state": str(state),
+                "reason": reason,
+            }
+            emit(FUTURE_QUEUE_STATE, {}, meta)
+        if self.on_queue_state is not None:
+            try:
+                self.on_queue_state(state, reason)
+            except Exception:
+                logger.exception("queue-state callback failed for request %s", self.request_id)
