@@ -59,11 +59,11 @@ def training_client(service: Any, base_model: str = "Qwen/Qwen3-8B", rank: int =
     return created.result() if hasattr(created, "result") else created
 
 
-def test_training_loop_loss_goes_down(service: Any) -> None:
+def test_training_loop_loss_goes_down(service: Any, server: LocalServer) -> None:
     trainer = training_client(service)
     info = trainer.get_info()
     assert info.model_data.model_name == "Qwen/Qwen3-8B"
-    assert info.model_data.tokenizer_id == "tinkex/byte-tokenizer"
+    assert info.model_data.tokenizer_id == server.tokenizer_id
     assert info.model_data.arch == "tinkex-tiny-transformer" and info.lora_rank == 4
     losses = []
     for _ in range(5):

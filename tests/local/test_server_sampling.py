@@ -62,7 +62,7 @@ def test_asample_returns_sequence_ids_and_tokens(api: Api) -> None:
         "sampler_id": sampler_id,
         "base_model": "tinkex/tiny",
         "model_path": None,
-        "tokenizer_id": "tinkex/byte-tokenizer",
+        "tokenizer_id": api.server.tokenizer_id,
     }
 
 

@@ -37,7 +37,7 @@ def test_create_model_future_and_get_info(api: Api) -> None:
     assert info["model_data"] == {
         "arch": "tinkex-tiny-transformer",
         "model_name": "Qwen/Qwen3-8B",
-        "tokenizer_id": "tinkex/byte-tokenizer",
+        "tokenizer_id": api.server.tokenizer_id,
     }
     assert info["lora_rank"] == 8 and info["is_lora"] is True
 

@@ -42,7 +42,8 @@ class LocalServer:
         **options: ``long_poll_seconds`` (20), ``heartbeat_timeout`` (300), ``gap_timeout``
             (300), ``strict_models`` (False), ``train_workers`` (2), ``sample_workers`` (2),
             ``future_ttl`` (3600), ``telemetry_max_events`` (1000), ``max_body_bytes`` (512 MiB,
-            as sent and after decompression).
+            as sent and after decompression), ``stability_ttl`` (86400: how long a sequence
+            sampled with ``record_stability_info`` stays trainable after its last use).
 
     Raises:
         ValueError: a bad fault spec or an unknown option (named).
@@ -99,6 +100,15 @@ class LocalServer:
     def api_key(self) -> str:
         """The key clients should send (the configured key, else ``tml-local``)."""
         return self._api_key if self._api_key is not None else DEFAULT_API_KEY
+
+    @property
+    def tokenizer_id(self) -> str:
+        """The tokenizer id the server answers: the path of its tokenizer folder (Hugging Face
+        format, under the data dir), which ``AutoTokenizer.from_pretrained`` loads offline."""
+        app = self.app
+        if app is None:
+            raise RuntimeError("the server is not running")
+        return app.state.tokenizer_id
 
     @property
     def telemetry_events(self) -> list[dict[str, Any]]:

@@ -655,15 +655,18 @@ def decode_forward_backward_request(data: Buffer) -> ForwardBackwardRequest | Fo
 
 @dataclass
 class ArrayDatum:
-    """A datum as plain arrays: its text tokens and dense loss inputs (spans are skipped).
+    """A datum as plain arrays: its text tokens, dense loss inputs and provenance spans.
 
     ``non_text`` names the first chunk that is not encoded text (then ``tokens`` holds only
-    the text before it): consumers that only handle text report it.
+    the text before it): consumers that only handle text report it. The span lists are None
+    when the datum has no provenance.
     """
 
     tokens: NDArray
     loss_fn_inputs: dict[str, NDArray]
     non_text: str | None = None
+    model_input_spans: list[PromptProvenanceSpan | SampledProvenanceSpan] | None = None
+    loss_fn_input_spans: list[PromptProvenanceSpan | SampledProvenanceSpan] | None = None
 
 
 @dataclass
@@ -683,6 +686,7 @@ def _read_datum_arrays(data: memoryview, where: str) -> ArrayDatum:
     parts: list[NDArray] = []
     inputs: dict[str, NDArray] = {}
     non_text: str | None = None
+    spans: dict[int, list[PromptProvenanceSpan | SampledProvenanceSpan]] = {3: [], 4: []}
     for fn, wt, v in iter_fields(data, where, _DATUM_FIELDS):
         if fn == 1:
             path = f"{where}.model_input[{len(parts)}]"
@@ -698,11 +702,21 @@ def _read_datum_arrays(data: memoryview, where: str) -> ArrayDatum:
             path = f"{where}.loss_fn_inputs[{key!r}]"
             body = as_message(path, *val) if val is not None else memoryview(b"")
             inputs[key] = _read_tensor_array(body, path)
+        elif fn in spans:
+            field = f"{where}.{_DATUM_FIELDS[fn]}"
+            spans[fn].append(_read_span(as_message(field, wt, v), f"{field}[{len(spans[fn])}]"))
     if len(parts) == 1:
         tokens = parts[0]
     else:
         tokens = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
-    return ArrayDatum(tokens=tokens, loss_fn_inputs=inputs, non_text=non_text)
+    has_spans = bool(spans[3] or spans[4])
+    return ArrayDatum(
+        tokens=tokens,
+        loss_fn_inputs=inputs,
+        non_text=non_text,
+        model_input_spans=spans[3] if has_spans else None,
+        loss_fn_input_spans=spans[4] if has_spans else None,
+    )
 
 
 def decode_forward_backward_arrays(data: Buffer) -> ArrayForwardBackward:

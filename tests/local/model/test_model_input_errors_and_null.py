@@ -38,7 +38,15 @@ def test_arch_resolution() -> None:
     assert resolve_arch("meta-llama/Llama-3.1-8B") is ARCHS["tinkex/tiny"]
     assert TINY.vocab_size == 264 and TINY.arch == "tinkex-tiny-transformer"
     assert NULL.arch == "tinkex-null"
-    assert LOSS_FUNCTIONS == ("cross_entropy", "importance_sampling", "ppo", "cispo", "dro", "gspo")
+    assert LOSS_FUNCTIONS == (
+        "cross_entropy",
+        "importance_sampling",
+        "ppo",
+        "cispo",
+        "dro",
+        "gspo",
+        "stable_reinforce",
+    )
 
 
 def test_lora_spec_validation() -> None:

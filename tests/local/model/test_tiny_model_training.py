@@ -19,6 +19,7 @@ from tinkex.local.model import (
     resolve_arch,
     sample,
 )
+from tinkex.local.model.losses import STABLE_REINFORCE_TRUNCATION
 from tinkex.tokenizer.byte import EOS_ID, ByteTokenizer
 
 TINY = resolve_arch("tinkex/tiny")
@@ -81,18 +82,41 @@ CHECKED_KEYS = (
 )
 
 
-@pytest.mark.parametrize("loss_fn", ["cross_entropy", "ppo", "importance_sampling", "dro"])
+#: configs the finite-difference check runs with (default config otherwise)
+FD_CONFIGS: dict[str, dict[str, float]] = {"stable_reinforce": {"kl_coeff": 0.3}}
+
+
+def _with_recorded_sampler(
+    rng: np.random.Generator, data: list[DatumArrays], model: TrainableModel
+) -> None:
+    """stable_reinforce inputs: sampler logprobs near the learner's (so some tokens have a
+    ratio above the truncation and some below) and a mix of sampled and prompt rows."""
+    ref = model.forward_backward(data, "cross_entropy", None, forward_only=True)
+    for datum, out in zip(data, ref.outputs, strict=True):
+        lp = out["logprobs"].astype(np.float64)
+        datum.loss_inputs["sampler_logprobs"] = lp + rng.normal(0, 0.8, lp.shape)
+        mask = (rng.random(lp.shape) < 0.7).astype(np.float64)
+        datum.loss_inputs["sampled_mask"] = mask
+        datum.loss_inputs["advantages"] = datum.loss_inputs["advantages"] * mask
+
+
+@pytest.mark.parametrize(
+    "loss_fn", ["cross_entropy", "ppo", "importance_sampling", "dro", "stable_reinforce"]
+)
 def test_gradients_match_finite_differences(loss_fn: str) -> None:
     rng = np.random.default_rng(7)
     data = _random_data(rng, (7, 5, 9))
     model = _perturbed_model(3)
+    config = FD_CONFIGS.get(loss_fn)
     if loss_fn == "ppo":
         # sampler logprobs near the learner's, so both clipped and unclipped tokens occur
         ref = model.forward_backward(data, "cross_entropy", None, forward_only=True)
         for datum, out in zip(data, ref.outputs, strict=True):
             noise = rng.normal(0, 0.3, out["logprobs"].shape)
             datum.loss_inputs["logprobs"] = out["logprobs"].astype(np.float64) + noise
-    model.forward_backward(data, loss_fn, None, forward_only=False)
+    if loss_fn == "stable_reinforce":
+        _with_recorded_sampler(rng, data, model)
+    model.forward_backward(data, loss_fn, config, forward_only=False)
     analytic = _grads(model)
     state = model.state_dict(include_optimizer=False)
     probe = create_trainable(TINY, LoraSpec(rank=3, seed=3), dtype=np.float64)
@@ -105,7 +129,7 @@ def test_gradients_match_finite_differences(loss_fn: str) -> None:
                 shifted = {k: v.copy() for k, v in state.items()}
                 shifted[key][index] += sign * eps
                 probe.load_state_dict(shifted, include_optimizer=False)
-                result = probe.forward_backward(data, loss_fn, None, forward_only=True)
+                result = probe.forward_backward(data, loss_fn, config, forward_only=True)
                 losses.append(result.metrics["loss:sum"])
             numeric = (losses[0] - losses[1]) / (2 * eps)
             assert analytic[key][index] == pytest.approx(numeric, rel=1e-4, abs=1e-6), (key, index)
@@ -171,6 +195,55 @@ def test_gspo_uses_sequence_ratio_with_token_gradients() -> None:
     for key, value in _grads(reference).items():
         # s is recomputed here from float32-rounded logprobs, hence the tolerance
         np.testing.assert_allclose(_grads(model)[key], value, rtol=1e-6, atol=1e-12)
+
+
+def test_stable_reinforce_is_truncated_importance_weighted_reinforce() -> None:
+    # gradient = CE with weights min(r, C) * A - kl (lp - q) on sampled rows, 0 elsewhere;
+    # the loss is -A psi(r) + kl/2 (lp - q)^2 (psi(r) = r up to C, then C (1 + log(r / C)))
+    rng = np.random.default_rng(21)
+    data = _random_data(rng, (6, 9))
+    model = _perturbed_model(8)
+    _with_recorded_sampler(rng, data, model)
+    kl = 0.2
+    lps = [
+        o["logprobs"].astype(np.float64)
+        for o in model.forward_backward(data, "cross_entropy", None, forward_only=True).outputs
+    ]
+    result = model.forward_backward(data, "stable_reinforce", {"kl_coeff": kl}, forward_only=False)
+    cap = STABLE_REINFORCE_TRUNCATION
+    weights = []
+    truncated = 0
+    for datum, lp, out in zip(data, lps, result.outputs, strict=True):
+        inputs = datum.loss_inputs
+        mask, adv, q = inputs["sampled_mask"], inputs["advantages"], inputs["sampler_logprobs"]
+        r = np.exp(lp - q)
+        psi = np.where(r <= cap, r, cap * (1 + np.log(r / cap)))
+        expected = np.where(mask != 0, -adv * psi + 0.5 * kl * (lp - q) ** 2, 0.0)
+        np.testing.assert_allclose(out["elementwise_loss"], expected, rtol=1e-4, atol=1e-5)
+        weights.append(np.where(mask != 0, np.minimum(r, cap) * adv - kl * (lp - q), 0.0))
+        truncated += int(np.sum((r > cap) & (mask != 0)))
+    assert truncated > 0  # the data exercises the truncation
+    reference = _perturbed_model(8)
+    reference.forward_backward(
+        _ce_with_weights(data, weights), "cross_entropy", None, forward_only=False
+    )
+    for key, value in _grads(reference).items():
+        # lp is recomputed from float32-rounded logprobs here, hence the tolerance
+        np.testing.assert_allclose(_grads(model)[key], value, rtol=2e-3, atol=1e-6)
+
+
+def test_stable_reinforce_needs_the_recorded_inputs() -> None:
+    rng = np.random.default_rng(22)
+    data = _random_data(rng, (4,))
+    model = _perturbed_model(9)
+    with pytest.raises(ModelInputError, match="'sampler_logprobs'"):
+        model.forward_backward(data, "stable_reinforce", None, forward_only=True)
+    data[0].loss_inputs["sampler_logprobs"] = np.zeros(4)
+    with pytest.raises(ModelInputError, match="'sampled_mask'"):
+        model.forward_backward(data, "stable_reinforce", None, forward_only=True)
+    data[0].loss_inputs["sampled_mask"] = np.ones(4)
+    with pytest.raises(ModelInputError, match=r"'beta' is not accepted by .*'stable_reinforce'"):
+        model.forward_backward(data, "stable_reinforce", {"beta": 1.0}, forward_only=True)
 
 
 def test_loss_values_follow_the_documented_formulas() -> None:

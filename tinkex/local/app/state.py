@@ -22,7 +22,9 @@ from typing import Any, TypeVar
 
 from tinkex.local.engine import FutureTable, Sequencer, TrainingModel
 from tinkex.local.engine.jobs import Sampler
+from tinkex.local.engine.stability import DAY, StabilityRecords
 from tinkex.local.faults import FaultInjector
+from tinkex.local.hf_tokenizer import BYTE_LAYOUT, write_tokenizer_dir
 from tinkex.local.http import DEFAULT_MAX_BODY_BYTES, HTTPError
 from tinkex.local.model import resolve_arch
 from tinkex.local.storage import KINDS, CheckpointRow, Store, parse_tinker_path, tinker_path
@@ -32,6 +34,9 @@ __all__ = ["SUPPORTED_MODELS", "AppOptions", "ServerState"]
 
 logger = logging.getLogger("tinkex.local")
 T = TypeVar("T")
+
+#: Where the tokenizer folder lives under the data dir.
+TOKENIZER_DIR = ("tokenizers", "tinkex-byte-tokenizer")
 
 #: Base model names listed by get_server_capabilities (all served by tinkex/tiny except null).
 SUPPORTED_MODELS: tuple[str, ...] = (
@@ -61,6 +66,8 @@ class AppOptions:
     max_num_samples: int = 1024
     #: limit of request bodies, as sent and after decompression (larger ones get 413)
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    #: how long a sequence sampled with record_stability_info stays trainable after its last use
+    stability_ttl: float = DAY
 
 
 class ServerState:
@@ -98,12 +105,20 @@ class ServerState:
         self.run_touched: dict[str, float] = {}
         #: (sampler id, seq_id) -> (body digest, request id, sequence ids) of recent samples
         self.sample_dedupe: OrderedDict[tuple[str, int], tuple[str, str, list[str]]] = OrderedDict()
+        #: sequences sampled with record_stability_info (stable_reinforce trains on them)
+        self.stability = StabilityRecords(ttl_seconds=options.stability_ttl)
         self.telemetry: deque[dict[str, Any]] = deque(maxlen=options.telemetry_max_events)
         #: signed file URL token -> (directory, expiry time)
         self.file_tokens: dict[str, tuple[str, float]] = {}
         self.sample_counter = 0
         self.join_counter = 0
         self.tokenizer = ByteTokenizer()
+        #: the server's tokenizer as a Hugging Face folder in the data dir; its path is the
+        #: tokenizer id the server answers, so ``AutoTokenizer.from_pretrained(id)`` (the
+        #: official SDK's get_tokenizer) and tinkex's get_tokenizer load it without the Hub
+        self.tokenizer_id = str(
+            write_tokenizer_dir(BYTE_LAYOUT, os.path.join(store.data_dir, *TOKENIZER_DIR))
+        )
         self._maintenance: asyncio.Task[None] | None = None
 
     # --- life cycle ------------------------------------------------------------------------------
@@ -138,6 +153,7 @@ class ServerState:
                 self._expire_sessions(now)
                 self.sequencer.check_gaps(self.models)
                 self.futures.evict(now)
+                self.stability.evict(now)
                 for token, (_, expires) in list(self.file_tokens.items()):
                     if expires < now:
                         del self.file_tokens[token]

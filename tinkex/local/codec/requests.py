@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -21,7 +21,9 @@ import numpy.typing as npt
 from tinkex.local.model import DatumArrays
 
 if TYPE_CHECKING:
-    from tinkex.types import ModelInput, TensorData
+    from tinkex.types import ModelInput, PromptProvenanceSpan, SampledProvenanceSpan, TensorData
+
+    Span = PromptProvenanceSpan | SampledProvenanceSpan
 
 PROTOBUF = "application/x-protobuf"
 MAX_DECOMPRESSED_BYTES = 1 << 31
@@ -32,6 +34,7 @@ __all__ = [
     "BodyTooLargeError",
     "CodecError",
     "FwdBwdCall",
+    "Provenance",
     "TargetIds",
     "decode_body",
     "load_json",
@@ -50,6 +53,14 @@ class CodecError(ValueError):
 
 
 @dataclass
+class Provenance:
+    """A datum's provenance: the runs of spans tiling its model input and its loss rows."""
+
+    model_input: list[Span]
+    loss_fn_inputs: list[Span]
+
+
+@dataclass
 class FwdBwdCall:
     """A decoded forward / forward_backward request."""
 
@@ -59,6 +70,8 @@ class FwdBwdCall:
     loss_fn: str
     loss_fn_config: dict[str, float]
     forward_only: bool
+    #: per datum (aligned with ``data``), None for a datum without provenance spans
+    provenance: list[Provenance | None] = field(default_factory=list)
 
 
 @dataclass
@@ -326,7 +339,7 @@ def model_input_tokens(value: Any, where: str) -> npt.NDArray[np.int64]:
     return np.asarray(flat, dtype=np.int64)
 
 
-def _datum_from_json(value: Any, where: str) -> DatumArrays:
+def _datum_from_json(value: Any, where: str) -> tuple[DatumArrays, Provenance | None]:
     if not isinstance(value, Mapping):
         raise CodecError(f"{where} must be a Datum object, got {_short(value)}")
     tokens = model_input_tokens(value.get("model_input"), f"{where}.model_input")
@@ -337,7 +350,44 @@ def _datum_from_json(value: Any, where: str) -> DatumArrays:
         str(name): tensor_from_json(tensor, f"{where}.loss_fn_inputs.{name}")
         for name, tensor in inputs.items()
     }
-    return DatumArrays(tokens=tokens, loss_inputs=arrays)
+    provenance = None
+    if value.get("model_input_spans") is not None or value.get("loss_fn_input_spans") is not None:
+        provenance = Provenance(
+            _spans_from_json(value.get("model_input_spans"), f"{where}.model_input_spans"),
+            _spans_from_json(value.get("loss_fn_input_spans"), f"{where}.loss_fn_input_spans"),
+        )
+    return DatumArrays(tokens=tokens, loss_inputs=arrays), provenance
+
+
+def _spans_from_json(value: Any, where: str) -> list[Span]:
+    """Provenance spans ``[{"sequence_id", "offset", "length", "type"}, ...]``."""
+    from tinkex.types import PromptProvenanceSpan, SampledProvenanceSpan
+
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise CodecError(f"{where} must be a list of provenance spans, got {_short(value)}")
+    spans: list[Span] = []
+    for i, item in enumerate(value):
+        here = f"{where}[{i}]"
+        kind = item.get("type") if isinstance(item, Mapping) else None
+        if kind not in ("prompt_tokens", "sampled_tokens"):
+            raise CodecError(
+                f"{here} must be a span of type 'prompt_tokens' or 'sampled_tokens', "
+                f"got {_short(item)}"
+            )
+        cls = PromptProvenanceSpan if kind == "prompt_tokens" else SampledProvenanceSpan
+        try:
+            spans.append(
+                cls(
+                    sequence_id=item.get("sequence_id"),
+                    offset=item.get("offset", 0),
+                    length=item.get("length"),
+                )
+            )
+        except (TypeError, ValueError) as exc:
+            raise CodecError(f"{here}: {exc}") from None
+    return spans
 
 
 def _config(value: Any, where: str) -> dict[str, float]:
@@ -381,13 +431,15 @@ def _fwdbwd_from_json(obj: Any, forward_only_endpoint: bool) -> FwdBwdCall:
     loss_fn = payload.get("loss_fn")
     if not isinstance(loss_fn, str):
         raise CodecError(f"{key}.loss_fn must be a string, got {_short(loss_fn)}")
+    datums = [_datum_from_json(d, f"{key}.data[{i}]") for i, d in enumerate(data)]
     return FwdBwdCall(
         model_id=model_id,
         seq_id=_seq_id(obj.get("seq_id"), "seq_id"),
-        data=[_datum_from_json(d, f"{key}.data[{i}]") for i, d in enumerate(data)],
+        data=[datum for datum, _ in datums],
         loss_fn=loss_fn,
         loss_fn_config=_config(payload.get("loss_fn_config"), f"{key}.loss_fn_config"),
         forward_only=bool(payload.get("forward_only", forward_only)),
+        provenance=[provenance for _, provenance in datums],
     )
 
 
@@ -402,6 +454,7 @@ def _fwdbwd_from_proto(body: bytes) -> FwdBwdCall:
     except ValueError as exc:
         raise CodecError(f"malformed protobuf ForwardBackwardRequest: {exc}") from None
     data: list[DatumArrays] = []
+    provenance: list[Provenance | None] = []
     for i, datum in enumerate(request.data):
         if datum.non_text is not None:
             raise CodecError(
@@ -413,6 +466,12 @@ def _fwdbwd_from_proto(body: bytes) -> FwdBwdCall:
                 tokens=datum.tokens.astype(np.int64, copy=False),
                 loss_inputs=dict(datum.loss_fn_inputs),
             )
+        )
+        spans = (datum.model_input_spans, datum.loss_fn_input_spans)
+        provenance.append(
+            None
+            if spans == (None, None)
+            else Provenance(list(spans[0] or []), list(spans[1] or []))
         )
     config: dict[str, float] = {}
     for key, value in dict(request.loss_fn_config or {}).items():
@@ -427,6 +486,7 @@ def _fwdbwd_from_proto(body: bytes) -> FwdBwdCall:
         loss_fn=request.loss_fn,
         loss_fn_config=config,
         forward_only=request.forward_only,
+        provenance=provenance,
     )
 
 

@@ -34,9 +34,11 @@ from tinkex.local.storage.checkpoints import (
     CONFIG_FILE,
     OPTIMIZER_FILE,
     OPTIMIZER_PREFIX,
+    AgeRecipients,
     adapter_config,
     adapter_config_bytes,
     checkpoint_tensors,
+    encrypt_files,
     peft_tensors,
     safetensors_bytes,
 )
@@ -205,8 +207,10 @@ def job_save_sampler_named(
     return run
 
 
-def job_save_external(store: Store, name: str, ttl: float | None) -> JobFn:
-    """A save_weights_external job (HF PEFT adapter files)."""
+def job_save_external(
+    store: Store, name: str, ttl: float | None, recipients: AgeRecipients | None = None
+) -> JobFn:
+    """A save_weights_external job (HF PEFT adapter files, encrypted to ``recipients``)."""
 
     def run(model: TrainingModel) -> dict[str, Any]:
         weights = model.require_trainable().sampler_weights().state_dict()
@@ -214,6 +218,8 @@ def job_save_external(store: Store, name: str, ttl: float | None) -> JobFn:
             ADAPTER_FILE: safetensors_bytes(peft_tensors(weights)),
             CONFIG_FILE: _adapter_config(model, peft_names=True),
         }
+        if recipients:
+            files = encrypt_files(files, recipients)
         row = _write(store, model, "external_weights", name, files, ttl, None)
         return {
             "path": row.tinker_path,
@@ -302,6 +308,8 @@ class SampleJob:
     topk_sample_logprobs: int = 0
     targets: TargetIds | None = None
     prompt_alt_tokens_k: int = 0
+    #: keep the sampled sequences for stable_reinforce (``record_stability_info``)
+    record_stability: bool = False
 
 
 def run_sample(sampler: Sampler, store: Store, job: SampleJob) -> SamplePayload:

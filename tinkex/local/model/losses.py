@@ -2,7 +2,26 @@
 
 Each loss maps the learner's target logprobs ``lp`` (N,) of one datum to a per-token loss
 (summed by the caller, never normalised) and its analytic gradient ``d loss / d lp``; the
-model backpropagates that gradient through the network.
+model backpropagates that gradient through the network. Every reported loss is the function
+whose derivative is that gradient (finite differences of ``loss:sum`` reproduce it), except
+``cispo`` and ``gspo``, which stop the gradient through (part of) their ratio by definition.
+
+``stable_reinforce`` (Tinker's StableReinforce; its formula is not public) is implemented as
+REINFORCE with a truncated importance weight against the sampler's own recorded logprobs
+``q``: on rows that are sampled tokens (``sampled_mask``), with ``r = exp(lp - q)``::
+
+    loss = -A * psi(r) + kl_coeff / 2 * (lp - q)**2
+    psi(r) = r                        if r <= C
+           = C * (1 + log(r / C))     if r >  C          (C = STABLE_REINFORCE_TRUNCATION)
+    d loss / d lp = -A * min(r, C) + kl_coeff * (lp - q)
+
+So on-policy (r = 1) it is plain REINFORCE, off-policy tokens are reweighted by their ratio
+(the importance correction) but never by more than C (bounded variance: the truncated
+importance sampling, TIS, of Yao, Liu et al., "On the Rollout-Training Mismatch in Modern RL
+Systems", 2025), and ``kl_coeff`` (the one config key documented for it) adds a pull towards
+the sampler. Rows that are not sampled tokens carry no loss. The server fills
+``sampler_logprobs`` and ``sampled_mask`` from the records it keeps of sequences sampled with
+``record_stability_info`` (:mod:`tinkex.local.engine.stability`).
 """
 
 from __future__ import annotations
@@ -16,7 +35,13 @@ import numpy.typing as npt
 
 from .spec import LOSS_FUNCTIONS, DatumArrays, ModelArch, ModelInputError
 
-__all__ = ["LossConfig", "check_datums", "loss_and_grad", "parse_loss_config"]
+__all__ = [
+    "STABLE_REINFORCE_TRUNCATION",
+    "LossConfig",
+    "check_datums",
+    "loss_and_grad",
+    "parse_loss_config",
+]
 
 FloatArray = npt.NDArray[np.float64]
 LossConfig = dict[str, float]
@@ -28,7 +53,11 @@ _CONFIG_DEFAULTS: dict[str, dict[str, float]] = {
     "cispo": {"clip_low_threshold": 0.8, "clip_high_threshold": 1.2},
     "dro": {"beta": 0.05},
     "gspo": {"clip_low_threshold": 0.8, "clip_high_threshold": 1.2},
+    "stable_reinforce": {"kl_coeff": 0.0},
 }
+
+#: Largest importance weight ``stable_reinforce`` gives a token (see the module docstring).
+STABLE_REINFORCE_TRUNCATION = 2.0
 
 # Float loss inputs each loss needs besides target_tokens (weights is optional for CE,
 # sequence_ratio_mask optional for gspo; both default to ones).
@@ -39,6 +68,8 @@ _REQUIRED_INPUTS: dict[str, tuple[str, ...]] = {
     "cispo": ("logprobs", "advantages"),
     "dro": ("logprobs", "advantages"),
     "gspo": ("logprobs", "advantages"),
+    # sampler_logprobs/sampled_mask come from the server's sampling records, not the client
+    "stable_reinforce": ("advantages", "sampler_logprobs", "sampled_mask"),
 }
 _OPTIONAL_INPUTS: dict[str, tuple[str, ...]] = {
     "cross_entropy": ("weights",),
@@ -242,6 +273,8 @@ def loss_and_grad(
         if weights is None:
             return -lp, np.full_like(lp, -1.0)
         return -weights * lp, -weights
+    if loss_fn == "stable_reinforce":
+        return _stable_reinforce(config["kl_coeff"], lp, inputs)
     q = inputs["logprobs"]
     adv = inputs["advantages"]
     if loss_fn == "importance_sampling":
@@ -282,3 +315,20 @@ def _clipped_objective(
     loss = -np.minimum(unclipped, clipped)
     grad = np.where(use_unclipped, -dratio * adv, 0.0)
     return loss, grad
+
+
+def _stable_reinforce(
+    kl_coeff: float, lp: FloatArray, inputs: Mapping[str, FloatArray]
+) -> tuple[FloatArray, FloatArray]:
+    # See the module docstring: REINFORCE with a truncated importance weight min(r, C),
+    # written as the C^1 function psi whose derivative is that weight.
+    active = inputs["sampled_mask"] != 0
+    adv = inputs["advantages"]
+    diff = np.where(active, lp - inputs["sampler_logprobs"], 0.0)
+    cap = STABLE_REINFORCE_TRUNCATION
+    log_cap = math.log(cap)
+    ratio = np.exp(np.minimum(diff, log_cap))
+    psi = np.where(diff <= log_cap, ratio, cap * (1.0 + diff - log_cap))
+    loss = -adv * psi + 0.5 * kl_coeff * diff * diff
+    grad = -adv * ratio + kl_coeff * diff
+    return np.where(active, loss, 0.0), np.where(active, grad, 0.0)

@@ -36,6 +36,7 @@ LOSS_FUNCTIONS: tuple[str, ...] = (
     "cispo",
     "dro",
     "gspo",
+    "stable_reinforce",
 )
 
 

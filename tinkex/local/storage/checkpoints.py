@@ -7,7 +7,10 @@ Every checkpoint directory (see :class:`~tinkex.local.storage.index.Store`) hold
     adapter_config.json         PEFT adapter config + a ``tinkex`` section to rebuild the model
     optimizer.safetensors       AdamW state (``weights`` checkpoints only)
 
-Archives (``GET .../archive``) are plain tar files of that directory.
+Archives (``GET .../archive``) are plain tar files of that directory. External exports saved
+with ``age_encryption_recipients`` hold each file encrypted to those recipients (age format,
+https://age-encryption.org) and named ``<file>.age``; this needs the optional ``pyrage``
+package (``pip install 'tinkex[local-age]'``).
 """
 
 from __future__ import annotations
@@ -27,12 +30,17 @@ from tinkex.local.storage.paths import CheckpointError, parse_tinker_path
 
 __all__ = [
     "ADAPTER_FILE",
+    "AGE_SUFFIX",
+    "MAX_AGE_RECIPIENTS",
+    "AgeRecipients",
     "CONFIG_FILE",
     "OPTIMIZER_FILE",
     "OPTIMIZER_PREFIX",
     "adapter_config",
     "adapter_config_bytes",
+    "age_recipients",
     "checkpoint_tensors",
+    "encrypt_files",
     "load_safetensors",
     "peft_tensors",
     "safetensors_bytes",
@@ -44,6 +52,12 @@ CONFIG_FILE = "adapter_config.json"
 OPTIMIZER_FILE = "optimizer.safetensors"
 #: state-dict keys with this prefix are optimizer state (stored in OPTIMIZER_FILE)
 OPTIMIZER_PREFIX = "optimizer."
+#: what encrypted files are called: ``adapter_model.safetensors.age``
+AGE_SUFFIX = ".age"
+#: the most recipients one export may be encrypted to (as the Tinker SDK documents)
+MAX_AGE_RECIPIENTS = 10
+#: parsed age recipients (``pyrage`` objects), as returned by :func:`age_recipients`
+AgeRecipients = list[Any]
 
 
 def safetensors_bytes(tensors: Mapping[str, npt.NDArray[Any]]) -> bytes:
@@ -153,3 +167,41 @@ def tar_directory(directory: str, files: list[str]) -> bytes:
         for rel in files:
             archive.add(os.path.join(directory, rel), arcname=rel, recursive=False)
     return buffer.getvalue()
+
+
+def age_recipients(values: list[str], field: str = "age_encryption_recipients") -> AgeRecipients:
+    """Parse age recipients: native ``age1...`` keys or SSH public keys (``ssh-ed25519 ...``).
+
+    Raises:
+        CheckpointError: more than :data:`MAX_AGE_RECIPIENTS`, a recipient that does not
+            parse (named), or ``pyrage`` is not installed (says how to install it).
+    """
+    if len(values) > MAX_AGE_RECIPIENTS:
+        raise CheckpointError(
+            f"{field} has {len(values)} recipients; at most {MAX_AGE_RECIPIENTS} are allowed"
+        )
+    try:
+        import pyrage
+    except ImportError:
+        raise CheckpointError(
+            f"{field} needs the optional 'pyrage' package on the local server to encrypt the "
+            "export; install it with: pip install 'tinkex[local-age]'"
+        ) from None
+    parsed = []
+    for index, value in enumerate(values):
+        kind = pyrage.ssh if value.startswith(("ssh-", "ecdsa-")) else pyrage.x25519
+        try:
+            parsed.append(kind.Recipient.from_str(value))
+        except Exception as exc:  # pyrage.RecipientError and its Rust-side variants
+            raise CheckpointError(
+                f"{field}[{index}] is not an age or SSH public key ({exc}): {value[:60]!r}"
+            ) from None
+    return parsed
+
+
+def encrypt_files(files: Mapping[str, bytes], recipients: AgeRecipients) -> dict[str, bytes]:
+    """Each file encrypted to ``recipients`` (any one of their identities decrypts it) and
+    renamed ``<name>.age``."""
+    import pyrage
+
+    return {f"{name}{AGE_SUFFIX}": pyrage.encrypt(data, recipients) for name, data in files.items()}

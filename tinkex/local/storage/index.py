@@ -7,6 +7,8 @@ Layout of ``data_dir``::
     checkpoints/<run>/<kind>/<name>/                one directory per checkpoint
         (files: see :mod:`tinkex.local.storage.checkpoints`)
     traces/<session>.json                           exported session traces
+    tokenizers/tinkex-byte-tokenizer/               the tokenizer in Hugging Face format (its path
+                                                    is the tokenizer id the server answers)
 
 Thread-safe: one connection guarded by a lock (the index is small; writes are rare).
 """

@@ -18,12 +18,19 @@ from tinkex.local.app.parsing import body_digest, parse
 from tinkex.local.app.responses import future_response
 from tinkex.local.app.routing import Call, route
 from tinkex.local.app.state import ServerState
-from tinkex.local.codec import CodecError, TargetIds, prompt_tokens, stop_tokens, target_ids
+from tinkex.local.codec import (
+    CodecError,
+    SamplePayload,
+    TargetIds,
+    prompt_tokens,
+    stop_tokens,
+    target_ids,
+)
 from tinkex.local.engine import FutureRecord, failure_of, run_guarded
 from tinkex.local.engine.jobs import SampleJob, Sampler, run_sample
 from tinkex.local.http import HTTPError, Response, json_response
 from tinkex.local.model import ModelArch, SampleSettings
-from tinkex.tokenizer.byte import EOS_ID, TOKENIZER_ID
+from tinkex.tokenizer.byte import EOS_ID
 
 __all__ = ["DEFAULT_MAX_TOKENS", "MAX_PROMPT_ALT_TOKENS_K", "ROUTES"]
 
@@ -32,12 +39,12 @@ DEFAULT_MAX_TOKENS = 64
 MAX_PROMPT_ALT_TOKENS_K = 1024
 
 
-def _session_answer(sampler_id: str) -> Response:
+def _session_answer(state: ServerState, sampler_id: str) -> Response:
     return json_response(
         {
             "type": "create_sampling_session",
             "sampling_session_id": sampler_id,
-            "tokenizer_id": TOKENIZER_ID,
+            "tokenizer_id": state.tokenizer_id,
         }
     )
 
@@ -53,7 +60,7 @@ async def create_sampler(call: Call) -> Response:
             None,
             existing.base_model,
         ):
-            return _session_answer(sampler_id)
+            return _session_answer(state, sampler_id)
         raise HTTPError(
             400,
             f"sampling_session_seq_id {body.sampling_session_seq_id} of session "
@@ -67,7 +74,7 @@ async def create_sampler(call: Call) -> Response:
         base_model=sampler.base_model,
         model_path=body.model_path,
     )
-    return _session_answer(sampler_id)
+    return _session_answer(state, sampler_id)
 
 
 async def join_sampler(call: Call) -> Response:
@@ -94,7 +101,7 @@ async def get_sampler(call: Call) -> Response:
             "sampler_id": sampler_id,
             "base_model": base_model,
             "model_path": model_path,
-            "tokenizer_id": TOKENIZER_ID,
+            "tokenizer_id": call.state.tokenizer_id,
         }
     )
 
@@ -225,10 +232,27 @@ def _sample_job(state: ServerState, req: types.SampleRequest, sampler: Sampler) 
         prompt_alt_tokens_k=_at_most(
             "prompt_alt_tokens_k", req.prompt_alt_tokens_k, MAX_PROMPT_ALT_TOKENS_K
         ),
+        record_stability=bool(req.record_stability_info),
     )
 
 
-def _sample_done(state: ServerState, record: FutureRecord, future: ConcurrentFuture[Any]) -> None:
+def _record_stability(
+    state: ServerState, sampler: Sampler, job: SampleJob, result: SamplePayload
+) -> None:
+    """Keep what stable_reinforce needs of each sampled sequence (record_stability_info)."""
+    for sequence_id, seq in zip(result.sequence_ids, result.sequences, strict=True):
+        state.stability.record(
+            sequence_id, sampler.session_id, job.prompt, seq.tokens, seq.logprobs
+        )
+
+
+def _sample_done(
+    state: ServerState,
+    sampler: Sampler,
+    job: SampleJob,
+    record: FutureRecord,
+    future: ConcurrentFuture[Any],
+) -> None:
     if future.cancelled():
         state.futures.fail(record, "the server is shutting down", "server")
         return
@@ -239,8 +263,10 @@ def _sample_done(state: ServerState, record: FutureRecord, future: ConcurrentFut
     failure = failure_of(outcome)
     if failure is not None:
         state.futures.fail(record, failure.message, failure.category)
-    else:
-        state.futures.complete(record, outcome)
+        return
+    if job.record_stability and isinstance(outcome, SamplePayload):
+        _record_stability(state, sampler, job, outcome)
+    state.futures.complete(record, outcome)
 
 
 async def asample(call: Call) -> Response:
@@ -273,7 +299,9 @@ async def asample(call: Call) -> Response:
         return run_guarded(lambda: run_sample(sampler, store, job))
 
     future = state.sample_pool.submit(run)
-    future.add_done_callback(lambda f: state.call_in_loop(_sample_done, state, record, f))
+    future.add_done_callback(
+        lambda f: state.call_in_loop(_sample_done, state, sampler, job, record, f)
+    )
     return future_response(record.request_id, sample_sequence_ids=job.sequence_ids)
 
 

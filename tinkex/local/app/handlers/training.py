@@ -13,6 +13,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from tinkex import types
 from tinkex.local.app.parsing import (
     SequencedBody,
@@ -25,7 +27,7 @@ from tinkex.local.app.parsing import (
 from tinkex.local.app.responses import future_response
 from tinkex.local.app.routing import Call, route
 from tinkex.local.app.state import ServerState
-from tinkex.local.codec import parse_forward_backward
+from tinkex.local.codec import FwdBwdCall, parse_forward_backward
 from tinkex.local.engine import JobFn, TrainingModel, UserError
 from tinkex.local.engine.jobs import (
     Sampler,
@@ -49,8 +51,8 @@ from tinkex.local.model import (
     SamplerWeights,
     resolve_arch,
 )
-from tinkex.local.storage import tinker_path
-from tinkex.tokenizer.byte import TOKENIZER_ID
+from tinkex.local.storage import CheckpointError, tinker_path
+from tinkex.local.storage.checkpoints import age_recipients
 from tinkex.types._converter import to_wire
 
 __all__ = ["ROUTES"]
@@ -97,7 +99,7 @@ async def _run_sequenced(call: Call, kind: str, build: Callable[..., JobFn]) -> 
     model, seq_id, body = _sequenced(call)
     try:
         fn = build(call, model, seq_id, body)
-    except (UserError, HTTPError) as exc:
+    except (UserError, CheckpointError, HTTPError) as exc:
         return _resend_or_reject(call, model, seq_id, exc)
     return _submit(call, model, seq_id, kind, fn)
 
@@ -175,7 +177,7 @@ async def get_info(call: Call) -> Response:
             "model_data": {
                 "arch": model.arch.arch,
                 "model_name": model.base_model,
-                "tokenizer_id": TOKENIZER_ID,
+                "tokenizer_id": call.state.tokenizer_id,
             },
             "is_lora": True,
             "lora_rank": model.lora.rank,
@@ -216,6 +218,37 @@ def _check_datum(index: int, datum: DatumArrays, model: TrainingModel) -> None:
             )
 
 
+#: loss inputs of stable_reinforce that the server fills from its sampling records
+_RECORDED_INPUTS = ("sampler_logprobs", "sampled_mask")
+
+
+def _attach_stability_inputs(state: ServerState, model: TrainingModel, fwdbwd: FwdBwdCall) -> None:
+    """Give each datum of a stable_reinforce request the sampler's recorded logprobs of its
+    target tokens and the mask of sampled rows, from its provenance spans."""
+    for i, datum in enumerate(fwdbwd.data):
+        where = f"data[{i}]"
+        inputs = datum.loss_inputs
+        for name in _RECORDED_INPUTS:
+            if name in inputs:
+                raise UserError(
+                    f"{where}.loss_fn_inputs.{name} is filled in by the server from its sampling "
+                    "records for stable_reinforce; do not send it"
+                )
+        if "target_tokens" not in inputs:
+            raise UserError(f"{where}.loss_fn_inputs is missing 'target_tokens'")
+        advantages = inputs.get("advantages")
+        logprobs, sampled = state.stability.resolve(
+            where,
+            fwdbwd.provenance[i] if i < len(fwdbwd.provenance) else None,
+            np.asarray(datum.tokens).astype(np.int64),
+            np.asarray(inputs["target_tokens"]).astype(np.int64).reshape(-1),
+            None if advantages is None else np.asarray(advantages, dtype=np.float64),
+            model.session_id,
+        )
+        inputs["sampler_logprobs"] = logprobs
+        inputs["sampled_mask"] = sampled
+
+
 async def _forward_backward(call: Call, *, forward_only_endpoint: bool) -> Response:
     request = call.request
     body = request.body
@@ -239,6 +272,8 @@ async def _forward_backward(call: Call, *, forward_only_endpoint: bool) -> Respo
             raise UserError("data must contain at least one Datum")
         for i, datum in enumerate(fwdbwd.data):
             _check_datum(i, datum, model)
+        if fwdbwd.loss_fn == "stable_reinforce":
+            _attach_stability_inputs(call.state, model, fwdbwd)
     except UserError as exc:
         return _resend_or_reject(call, model, fwdbwd.seq_id, exc)
     kind = "Forward" if fwdbwd.forward_only else "ForwardBackward"
@@ -347,12 +382,13 @@ def _save_for_sampler_job(call: Call, model: TrainingModel, seq_id: int | None, 
 def _save_external_job(call: Call, model: TrainingModel, seq_id: int | None, body: Any) -> JobFn:
     req = parse(call, types.SaveWeightsExternalRequest, body=body)
     name = checkpoint_name(req.path)
+    recipients = None
     if req.age_encryption_recipients:
-        raise UserError("age_encryption_recipients is not supported by the local server")
+        recipients = age_recipients(list(req.age_encryption_recipients))
     if call.state.checkpoint_taken(model, "external_weights", name):
         raise _already_exists(model, "external_weights", name, "choose another name")
     ttl = None if req.ttl_seconds is None else float(req.ttl_seconds)
-    return job_save_external(call.state.store, name, ttl)
+    return job_save_external(call.state.store, name, ttl, recipients)
 
 
 async def save_weights(call: Call) -> Response:
