@@ -61,8 +61,6 @@ RUN_TIMEOUT = 300
 TIMING_KEY = re.compile(r"(^|[/_])time([/_]|$)")
 
 # Why a run cannot pass yet: the area that must provide the piece, and the piece.
-NO_STABLE_REINFORCE = "server: the local server has no 'stable_reinforce' loss"
-NO_AGE = "server: save_weights_external(age_encryption_recipients=...) is not supported"
 CHUNK_KEEPS_LIST = (
     "types: EncodedTextChunk(tokens=lst) keeps a reference to lst; the cookbook clears lst "
     "after building the chunk (rl/data_processing.py _flat_ob_to_model_input), so RL datums "
@@ -104,9 +102,7 @@ WORKFLOWS: dict[str, Workflow] = {
     ),
     "rl_loop": Workflow(("rl_loop", "--loss-fn", "importance_sampling")),
     "math_rl": Workflow(
-        ("math_rl",),
-        xfail={"official": NO_STABLE_REINFORCE, "tinkex": NO_STABLE_REINFORCE},
-        metrics_xfail=NO_STABLE_REINFORCE,
+        ("math_rl",), xfail={"tinkex": CHUNK_KEEPS_LIST}, metrics_xfail=UNSEEDED_SAMPLING
     ),
     "async_rl": Workflow(
         ("math_rl", "--loss-fn", "importance_sampling", "--max-steps-off-policy", "1"),
@@ -121,11 +117,7 @@ WORKFLOWS: dict[str, Workflow] = {
     "dpo": Workflow(("dpo",), metrics_xfail=CUSTOM_LOSS_METRICS),
     "evaluators": Workflow(("evaluators",)),
     "weights_external": Workflow(("weights_download", "--kinds", "external")),
-    "weights_state": Workflow(
-        ("weights_download", "--kinds", "state"),
-        xfail={"official": NO_AGE, "tinkex": NO_AGE},
-        metrics_xfail=NO_AGE,
-    ),
+    "weights_state": Workflow(("weights_download", "--kinds", "state")),
 }
 
 
