@@ -332,6 +332,11 @@ def test_workflow(runs: Runs, name: str, client: str) -> None:
     assert all("step" in row for row in rows), rows
     if WORKFLOWS[name].crash_then_resume:
         assert_resumed_after_crash(runs, name, client)
+    if "--spawn-rollouts" in WORKFLOWS[name].args:
+        # the spawned worker imports tinker afresh: it must get the same package as the parent
+        package = {"official": "tinker", "tinkex": "tinkex"}[client]
+        (module,) = re.findall(re.escape(workflows.WORKER_TINKER_LINE) + r"(\S+)", run.output)
+        assert module.split(".")[0] == package, f"rollout worker's tinker is {module}"
 
 
 @pytest.mark.parametrize("name", metrics_params())

@@ -31,6 +31,8 @@ RENDERER_NAME = "qwen3"
 LORA_RANK = 4
 #: The exit status of a run that --crash-after-step killed.
 CRASH_EXIT_CODE = 17
+#: --spawn-rollouts prints this, then the module of the rollout worker's tinker.ServiceClient.
+WORKER_TINKER_LINE = "rollout worker tinker.ServiceClient module: "
 
 
 # --- local data -------------------------------------------------------------------------------
@@ -245,6 +247,9 @@ def use_spawn_rollout_pool() -> None:
     from tinker_cookbook.rl.rollouts import set_rollout_executor
 
     pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    # Which package the worker's `import tinker` gives (the suite checks it per client).
+    module = pool.submit(eval, "__import__('tinker').ServiceClient.__module__").result()
+    print(f"{WORKER_TINKER_LINE}{module}", flush=True)
     set_rollout_executor(pool)
 
 
