@@ -1,4 +1,10 @@
-"""``Timeout`` and ``RequestOptions``: per-request options names kept from the official SDK."""
+"""``Timeout`` and ``RequestOptions``: names only, kept so code importing them keeps working.
+
+``tinker.Timeout`` / ``tinker.RequestOptions`` are in the official SDK's ``__all__``, but its
+public clients accept neither (only its generated low-level client does, which ``tinker``
+does not hand out), so no tinkex method takes them either. tinkex's timeouts and retries are
+``ClientSettings.timeout`` / ``connect_timeout`` / ``max_retries`` (see ``tinkex._config``).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +18,7 @@ __all__ = ["Timeout", "RequestOptions"]
 
 @attrs.frozen
 class Timeout:
-    """Timeouts in seconds, e.g. ``Timeout(60.0, connect=5.0)``.
+    """Timeouts in seconds, e.g. ``Timeout(60.0, connect=5.0)`` (a name only, see above).
 
     ``read``/``write``/``pool`` default to ``timeout``.
     """
@@ -25,7 +31,7 @@ class Timeout:
 
 
 class RequestOptions(TypedDict, total=False):
-    """Per-request options accepted for compatibility."""
+    """The official SDK's per-request options (a name only, see above)."""
 
     headers: Mapping[str, str]
     max_retries: int

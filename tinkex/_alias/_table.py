@@ -257,7 +257,7 @@ TINKER_MODULES: dict[str, AliasModule] = {
     ),
     # tinkex's common base of the two back-compat client futures.
     "tinker.lib.public_interfaces.backcompat_client_future": AliasModule(
-        exports={"BackcompatClientFuture": "tinkex.clients.futures:_ClientFuture"}
+        exports={"BackcompatClientFuture": "tinkex.clients._backcompat:ClientFuture"}
     ),
     "tinker.lib.public_interfaces.backcompat_sampling_client_future": AliasModule(
         exports=_names(_CLIENTS, "BackcompatSamplingClientFuture")

@@ -285,6 +285,35 @@ class Transport:
         """The JWT credential provider in use, if any."""
         return self._credential
 
+    def use_jwt(self, *, use_credential_cmd: bool = False) -> None:
+        """Send JWTs from now on (docs/protocol.md, "Authentication").
+
+        The API key (or, with ``use_credential_cmd``, ``TINKER_CREDENTIAL_CMD``'s output) is
+        exchanged at ``POST /api/v1/auth/token`` now, so a refused exchange fails here with the
+        server's answer; the JWT is refreshed on demand (``tinkex._transport.auth``). A no-op
+        when a provider is installed already or the API key itself is a JWT.
+
+        Raises:
+            APIStatusError: the exchange was refused.
+        """
+        from tinkex._transport.auth import JwtCredential, is_jwt
+
+        if self._credential is not None or is_jwt(self.settings.api_key):
+            return
+        credential = JwtCredential(self, self.settings, use_credential_cmd=use_credential_cmd)
+        credential(False)
+        self._credential = credential
+
+    def jwt_claims(self) -> dict[str, Any] | None:
+        """Claims of the JWT this transport sends (exchanged, or given as the key), or None."""
+        from tinkex._transport.auth import JwtCredential, decode_jwt_claims, is_jwt
+
+        if isinstance(self._credential, JwtCredential):
+            return self._credential.claims
+        if is_jwt(self.settings.api_key):
+            return decode_jwt_claims(self.settings.api_key)
+        return None
+
     @property
     def rate_limiter(self) -> RateLimiter:
         """The limiter shared by every transport of this (base URL, API key)."""

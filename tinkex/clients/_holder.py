@@ -37,6 +37,7 @@ from tinkex._transport import (
     Transport,
     holder_retry_policy,
 )
+from tinkex._transport.retry import BILLING_MAX_PAUSE
 from tinkex._version import TINKER_SDK_VERSION
 from tinkex.types import _session as ses
 from tinkex.types._converter import from_wire, to_wire
@@ -294,7 +295,8 @@ class ClientHolder:
 
     def holder_policy(self) -> RetryPolicy:
         """The layer-2 retry policy with the server's billing pause budget."""
-        max_pause = self._config.billing_exception_max_pause_duration_sec if self._config else 3600
+        config = self._config
+        max_pause = config.billing_exception_max_pause_duration_sec if config else BILLING_MAX_PAUSE
         return holder_retry_policy(billing_max_pause=float(max_pause))
 
     def submit_and_poll(
@@ -370,7 +372,7 @@ class ClientHolder:
 
     # -- server config and session ------------------------------------------------------------
     def client_config(self) -> ses.ClientConfigResponse:
-        """The server's client config, fetched once (mandatory, wire §4)."""
+        """The server's client config, fetched once (mandatory; docs/protocol.md, "Life cycle")."""
         config = self._config
         if config is not None:
             return config
@@ -383,23 +385,11 @@ class ClientHolder:
                     body={"sdk_version": TINKER_SDK_VERSION},
                 )
                 if config.pjwt_auth_enabled:
-                    self._use_jwt(config)
+                    self.transport.use_jwt(
+                        use_credential_cmd=config.credential_default_source == "credential_cmd"
+                    )
                 self._config = config
             return self._config
-
-    def _use_jwt(self, config: ses.ClientConfigResponse) -> None:
-        """Switch the transport to JWTs (wire §3); a JWT given as the key is used as is."""
-        from tinkex.clients._jwt import JwtCredential, is_jwt
-
-        if self.transport.credential_provider is not None or is_jwt(self.settings.api_key):
-            return
-        credential = JwtCredential(
-            self.transport,
-            self.settings,
-            use_credential_cmd=config.credential_default_source == "credential_cmd",
-        )
-        credential(False)  # fail now, with the server's answer, if the exchange is refused
-        self.transport.set_credential_provider(credential)
 
     def set_client_config(self, config: ses.ClientConfigResponse) -> None:
         """Use ``config`` (e.g. carried by a pickled client) instead of fetching it."""

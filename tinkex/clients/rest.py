@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import time
 import uuid
 import warnings
@@ -11,7 +10,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from tinkex._config import ClientSettings
-from tinkex._exceptions import ExperimentalWarning
+from tinkex._deprecation import async_twin, warn_deprecated
+from tinkex._exceptions import ExperimentalWarning, TinkerError
 from tinkex._futures import APIFuture
 from tinkex.clients._holder import ClientHolder
 from tinkex.types import _rest as rest
@@ -28,14 +28,6 @@ AccessScope = Literal["owned", "accessible"]
 AuditEventType = Literal["all", "checkpoints", "projects", "teams", "organizations"]
 _TRACE_POLL_INTERVAL = 5.0
 _TRACE_TIMEOUT = 600.0
-
-
-def _deprecated_async(cls: str, name: str) -> None:
-    warnings.warn(
-        f"{cls}.{name}_async is deprecated; call {name}() and await the future",
-        FutureWarning,
-        stacklevel=3,
-    )
 
 
 def _checkpoint_url_part(tinker_path: str) -> tuple[str, str]:
@@ -389,24 +381,14 @@ class RestClient(_SessionlessClient):
         """
 
         def who() -> rest.WhoamiResponse:
-            from tinkex.clients._jwt import (
-                JwtCredential,
-                decode_jwt_claims,
-                is_jwt,
-                whoami_from_claims,
-            )
-
             if not self.holder.client_config().pjwt_auth_enabled:
                 raise RuntimeError(
                     "whoami needs JWT authentication, which this server does not use"
                 )
-            provider = self.holder.transport.credential_provider
-            if isinstance(provider, JwtCredential):
-                return whoami_from_claims(provider.claims)
-            key = self.holder.settings.api_key
-            if is_jwt(key):
-                return whoami_from_claims(decode_jwt_claims(key))
-            raise RuntimeError("whoami: no JWT is in use for this client")
+            claims = self.holder.transport.jwt_claims()
+            if claims is None:
+                raise RuntimeError("whoami: no JWT is in use for this client")
+            return whoami_from_claims(claims)
 
         return self._run(who)
 
@@ -419,8 +401,8 @@ class RestClient(_SessionlessClient):
         )
 
     # -- deprecated admin forwards -----------------------------------------------------------------
-    def _admin(self) -> AdminClient:
-        warnings.warn("use AdminClient for audit and billing", FutureWarning, stacklevel=3)
+    def _admin(self, name: str) -> AdminClient:
+        warn_deprecated(f"RestClient.{name}", f"use AdminClient().{name}", stacklevel=4)
         return AdminClient(_holder=self.holder)
 
     def get_audit_log(
@@ -429,58 +411,57 @@ class RestClient(_SessionlessClient):
         day: dt.date | None = None,
     ) -> APIFuture[rest.AuditLogResponse]:
         """DEPRECATED: use ``AdminClient().get_audit_log``."""
-        return self._admin().get_audit_log(event_type, day)
+        return self._admin("get_audit_log").get_audit_log(event_type, day)
 
     def get_billing_usage(
         self, starting_on: dt.datetime | str, ending_before: dt.datetime | str
     ) -> APIFuture[rest.BillingUsageResponse]:
         """DEPRECATED: use ``AdminClient().get_billing_usage``."""
-        return self._admin().get_billing_usage(starting_on, ending_before)
+        return self._admin("get_billing_usage").get_billing_usage(starting_on, ending_before)
 
     def get_current_checkpoint_storage_usage(
         self, project_id: str | None = None
     ) -> APIFuture[rest.CurrentCheckpointStorageUsageResponse]:
         """DEPRECATED: use ``AdminClient().get_current_checkpoint_storage_usage``."""
-        return self._admin().get_current_checkpoint_storage_usage(project_id)
+        return self._admin(
+            "get_current_checkpoint_storage_usage"
+        ).get_current_checkpoint_storage_usage(project_id)
+
+    # -- deprecated async twins --------------------------------------------------------------------
+    get_training_run_async = async_twin(get_training_run)
+    get_training_run_by_tinker_path_async = async_twin(get_training_run_by_tinker_path)
+    list_training_runs_async = async_twin(list_training_runs)
+    list_checkpoints_async = async_twin(list_checkpoints)
+    list_user_checkpoints_async = async_twin(list_user_checkpoints)
+    get_external_weights_urls_async = async_twin(get_external_weights_urls)
+    delete_checkpoint_async = async_twin(delete_checkpoint)
+    delete_checkpoint_from_tinker_path_async = async_twin(delete_checkpoint_from_tinker_path)
+    publish_checkpoint_from_tinker_path_async = async_twin(publish_checkpoint_from_tinker_path)
+    unpublish_checkpoint_from_tinker_path_async = async_twin(unpublish_checkpoint_from_tinker_path)
+    set_checkpoint_ttl_from_tinker_path_async = async_twin(set_checkpoint_ttl_from_tinker_path)
+    copy_weights_async = async_twin(copy_weights)
+    get_session_async = async_twin(get_session)
+    list_sessions_async = async_twin(list_sessions)
+    assign_session_project_async = async_twin(assign_session_project)
+    export_session_trace_async = async_twin(export_session_trace)
+    get_sampler_async = async_twin(get_sampler)
+    get_audit_log_async = async_twin(get_audit_log)
+    get_billing_usage_async = async_twin(get_billing_usage)
+    get_current_checkpoint_storage_usage_async = async_twin(get_current_checkpoint_storage_usage)
 
 
-def _make_async_twin(cls: type, name: str) -> None:
-    method = getattr(cls, name)
+def whoami_from_claims(claims: dict[str, Any]) -> rest.WhoamiResponse:
+    """``WhoamiResponse`` from JWT claims ``sub``, ``org_id`` and ``email``.
 
-    @functools.wraps(method)  # inspect.signature(twin) shows the method's parameters
-    async def twin(self: Any, *args: Any, **kwargs: Any) -> Any:
-        _deprecated_async(cls.__name__, name)
-        return await method(self, *args, **kwargs)
-
-    twin.__name__ = f"{name}_async"
-    twin.__qualname__ = f"{cls.__name__}.{name}_async"
-    twin.__doc__ = f"DEPRECATED: use ``{name}`` and await the future."
-    setattr(cls, f"{name}_async", twin)
-
-
-for _name in (
-    "get_training_run",
-    "get_training_run_by_tinker_path",
-    "list_training_runs",
-    "list_checkpoints",
-    "list_user_checkpoints",
-    "get_external_weights_urls",
-    "delete_checkpoint",
-    "delete_checkpoint_from_tinker_path",
-    "publish_checkpoint_from_tinker_path",
-    "unpublish_checkpoint_from_tinker_path",
-    "set_checkpoint_ttl_from_tinker_path",
-    "copy_weights",
-    "get_session",
-    "list_sessions",
-    "assign_session_project",
-    "export_session_trace",
-    "get_sampler",
-    "get_audit_log",
-    "get_billing_usage",
-    "get_current_checkpoint_storage_usage",
-):
-    _make_async_twin(RestClient, _name)
+    Raises:
+        TinkerError: the claims do not say who you are.
+    """
+    sub = claims.get("sub")
+    org = claims.get("org_id")
+    if not isinstance(sub, str) or org is None:
+        raise TinkerError("the JWT has no 'sub'/'org_id' claims to tell who you are")
+    email = claims.get("email") or None
+    return rest.WhoamiResponse(user_urn=sub, org_urn=f"tml:organization:{org}", email=email)
 
 
 def _rfc3339(value: dt.datetime | str, name: str) -> str:
@@ -542,6 +523,7 @@ class AdminClient(_SessionlessClient):
             ),
         )
 
-
-for _name in ("get_audit_log", "get_billing_usage", "get_current_checkpoint_storage_usage"):
-    _make_async_twin(AdminClient, _name)
+    # -- deprecated async twins --------------------------------------------------------------------
+    get_audit_log_async = async_twin(get_audit_log)
+    get_billing_usage_async = async_twin(get_billing_usage)
+    get_current_checkpoint_storage_usage_async = async_twin(get_current_checkpoint_storage_usage)

@@ -8,13 +8,14 @@ import logging
 import random
 import threading
 import time
-import warnings
 from typing import TYPE_CHECKING, Any
 
+from tinkex._deprecation import async_twin
 from tinkex._exceptions import APIConnectionError
 from tinkex._futures import APIFuture
 from tinkex._transport import NO_RETRY, Response, estimate_sample_bytes
 from tinkex._transport.retry import BILLING_PAUSE, RetryPolicy, sample_submission_policy
+from tinkex.clients._backcompat import ClientFuture, client_names
 from tinkex.lib.retry_handler import RetryConfig
 from tinkex.types import _sampling as smp
 from tinkex.types._converter import from_wire, to_wire
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from tinkex.telemetry import Reporter
     from tinkex.tokenizer import Tokenizer
 
-__all__ = ["SamplingClient"]
+__all__ = ["BackcompatSamplingClientFuture", "SamplingClient"]
 
 logger = logging.getLogger("tinkex")
 _CLONE_STRIDE = 1_000_000_000
@@ -35,14 +36,6 @@ _QUEUE_LOG_INTERVAL = 60.0
 #: The 402 pause of asample resends (the policy's; a module name so tests can shorten it).
 _BILLING_PAUSE = BILLING_PAUSE
 _ASAMPLE = "POST /api/v1/asample"
-
-
-def _deprecated_async(name: str) -> None:
-    warnings.warn(
-        f"SamplingClient.{name}_async is deprecated; call {name}() and await the future",
-        FutureWarning,
-        stacklevel=3,
-    )
 
 
 def decode_sample(response: Response) -> smp.SampleResponse:
@@ -109,10 +102,8 @@ class SamplingClient:
         sampling_session_id: str | None = None,
         retry_config: RetryConfig | None = None,
         record_stability_info: bool = False,
-    ) -> Any:
+    ) -> BackcompatSamplingClientFuture:
         """Create a sampling session on the server; returns a future of the client."""
-        from tinkex.clients.futures import BackcompatSamplingClientFuture
-
         if model_path is None and base_model is None and sampling_session_id is None:
             raise ValueError("create_sampling_client needs model_path or base_model")
         if model_path is not None and not model_path.startswith("tinker://"):
@@ -395,43 +386,31 @@ class SamplingClient:
         return (_restore, (self._state(include_key=True),))
 
     # -- deprecated async twins --------------------------------------------------------------------
-    async def sample_async(
-        self,
-        prompt: ModelInput,
-        num_samples: int,
-        sampling_params: smp.SamplingParams,
-        include_prompt_logprobs: bool = False,
-        topk_prompt_logprobs: int = 0,
-        topk_sample_logprobs: int = 0,
-        target_prompt_logprobs: TensorData | None = None,
-        prompt_alt_tokens_k: int = 0,
-        prompt_logprobs_last_n: int | None = None,
-    ) -> smp.SampleResponse:
-        """DEPRECATED: use ``sample`` and await the future."""
-        _deprecated_async("sample")
-        return await self.sample(
-            prompt,
-            num_samples,
-            sampling_params,
-            include_prompt_logprobs,
-            topk_prompt_logprobs,
-            topk_sample_logprobs,
-            target_prompt_logprobs,
-            prompt_alt_tokens_k,
-            prompt_logprobs_last_n,
-        )
+    sample_async = async_twin(sample)
+    compute_logprobs_async = async_twin(compute_logprobs)
+    get_base_model_async = async_twin(get_base_model)
 
-    async def compute_logprobs_async(
-        self, prompt: ModelInput, prompt_logprobs_last_n: int | None = None
-    ) -> list[float | None]:
-        """DEPRECATED: use ``compute_logprobs`` and await the future."""
-        _deprecated_async("compute_logprobs")
-        return await self.compute_logprobs(prompt, prompt_logprobs_last_n)
 
-    async def get_base_model_async(self) -> str:
-        """DEPRECATED: use ``get_base_model``."""
-        _deprecated_async("get_base_model")
-        return self._base_model
+class BackcompatSamplingClientFuture(ClientFuture, SamplingClient):  # type: ignore[misc]
+    """Future of a :class:`SamplingClient` (also usable as one, with a deprecation warning)."""
+
+    _client_type = SamplingClient
+    _client_names = client_names(
+        SamplingClient,
+        "sampling_session_id",
+        "retry_config",
+        "record_stability_info",
+        "tokenizer_id",
+    )
+
+    def __init__(self) -> None:
+        APIFuture.__init__(self)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickles as the client it resolves to (waiting for it), as tinker's does: workers of a
+        # process pool receive a SamplingClient.
+        client: SamplingClient = APIFuture.result(self)
+        return client.__reduce__()
 
 
 def _restore(state: dict[str, Any]) -> SamplingClient:

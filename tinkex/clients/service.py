@@ -9,16 +9,16 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 from tinkex._config import ClientSettings
+from tinkex._deprecation import async_twin, warn_deprecated
 from tinkex._futures import APIFuture
 from tinkex.clients._holder import ClientHolder
-from tinkex.clients.futures import BackcompatSamplingClientFuture, BackcompatTrainingClientFuture
-from tinkex.clients.training import TrainingClient
+from tinkex.clients.training import BackcompatTrainingClientFuture, TrainingClient
 from tinkex.types import _training as tr
 from tinkex.types._converter import from_wire
 
 if TYPE_CHECKING:
     from tinkex.clients.rest import RestClient
-    from tinkex.clients.sampling import SamplingClient
+    from tinkex.clients.sampling import BackcompatSamplingClientFuture
     from tinkex.lib.retry_handler import RetryConfig
     from tinkex.telemetry import Reporter
     from tinkex.types import GetServerCapabilitiesResponse
@@ -27,10 +27,6 @@ __all__ = ["ServiceClient"]
 
 logger = logging.getLogger("tinkex")
 _CONSOLE = "https://tinker.thinkingmachines.ai"
-
-
-def _deprecated(name: str, instead: str) -> None:
-    warnings.warn(f"ServiceClient.{name} is deprecated; {instead}", FutureWarning, stacklevel=3)
 
 
 class ServiceClient:
@@ -317,96 +313,35 @@ class ServiceClient:
 
     def create_rest_client(self) -> RestClient:
         """DEPRECATED: use ``RestClient(base_url=..., api_key=...)``."""
-        _deprecated("create_rest_client", "construct RestClient() instead")
+        warn_deprecated("ServiceClient.create_rest_client", "construct RestClient() instead")
         return self.create_rest_client_internal()
 
     def get_server_capabilities(self) -> GetServerCapabilitiesResponse:
         """DEPRECATED: use ``RestClient().get_server_capabilities()``."""
-        _deprecated("get_server_capabilities", "use RestClient().get_server_capabilities()")
+        warn_deprecated(
+            "ServiceClient.get_server_capabilities", "use RestClient().get_server_capabilities()"
+        )
         with self.create_rest_client_internal() as rest:
             result: GetServerCapabilitiesResponse = rest.get_server_capabilities().result()
         return result
 
     async def get_server_capabilities_async(self) -> GetServerCapabilitiesResponse:
         """DEPRECATED: use ``await RestClient().get_server_capabilities()``."""
-        _deprecated("get_server_capabilities_async", "use RestClient().get_server_capabilities()")
+        warn_deprecated(
+            "ServiceClient.get_server_capabilities_async",
+            "use await RestClient().get_server_capabilities()",
+        )
         with self.create_rest_client_internal() as rest:
             result: GetServerCapabilitiesResponse = await rest.get_server_capabilities()
         return result
 
     # -- deprecated async creators -----------------------------------------------------------------
-    async def create_lora_training_client_async(
-        self,
-        base_model: str,
-        rank: int = 32,
-        seed: int | None = None,
-        train_mlp: bool = True,
-        train_attn: bool = True,
-        train_unembed: bool = True,
-        user_metadata: dict[str, str] | None = None,
-        optimizer: tr.OptimizerConfig | None = None,
-    ) -> TrainingClient:
-        """DEPRECATED: ``await create_lora_training_client(...)``."""
-        _deprecated("create_lora_training_client_async", "await create_lora_training_client()")
-        client: TrainingClient = await self.create_lora_training_client(
-            base_model,
-            rank,
-            seed,
-            train_mlp,
-            train_attn,
-            train_unembed,
-            user_metadata,
-            optimizer,
-        )
-        return client
-
-    async def create_training_client_from_state_async(
-        self,
-        path: str,
-        base_model: str | None = None,
-        user_metadata: dict[str, str] | None = None,
-        weights_access_token: str | None = None,
-        optimizer: tr.OptimizerConfig | None = None,
-    ) -> TrainingClient:
-        """DEPRECATED: ``await create_training_client_from_state(...)``."""
-        _deprecated(
-            "create_training_client_from_state_async", "await create_training_client_from_state()"
-        )
-        client: TrainingClient = await self.create_training_client_from_state(
-            path, base_model, user_metadata, weights_access_token, optimizer
-        )
-        return client
-
-    async def create_training_client_from_state_with_optimizer_async(
-        self,
-        path: str,
-        base_model: str | None = None,
-        user_metadata: dict[str, str] | None = None,
-        weights_access_token: str | None = None,
-    ) -> TrainingClient:
-        """DEPRECATED: ``await create_training_client_from_state_with_optimizer(...)``."""
-        _deprecated(
-            "create_training_client_from_state_with_optimizer_async",
-            "await create_training_client_from_state_with_optimizer()",
-        )
-        client: TrainingClient = await self.create_training_client_from_state_with_optimizer(
-            path, base_model, user_metadata, weights_access_token
-        )
-        return client
-
-    async def create_sampling_client_async(
-        self,
-        model_path: str | None = None,
-        base_model: str | None = None,
-        retry_config: RetryConfig | None = None,
-        record_stability_info: bool = False,
-    ) -> SamplingClient:
-        """DEPRECATED: ``await create_sampling_client(...)``."""
-        _deprecated("create_sampling_client_async", "await create_sampling_client()")
-        client: SamplingClient = await self.create_sampling_client(
-            model_path, base_model, retry_config, record_stability_info
-        )
-        return client
+    create_lora_training_client_async = async_twin(create_lora_training_client)
+    create_training_client_from_state_async = async_twin(create_training_client_from_state)
+    create_training_client_from_state_with_optimizer_async = async_twin(
+        create_training_client_from_state_with_optimizer
+    )
+    create_sampling_client_async = async_twin(create_sampling_client)
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def close(

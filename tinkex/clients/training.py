@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import functools
 import logging
-import warnings
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Literal
 
+from tinkex._deprecation import async_twin, warn_deprecated
 from tinkex._futures import APIFuture, mirror
-from tinkex._transport import HTTP_DEFAULT, NO_RETRY, PROTOBUF_CONTENT_TYPE, Response
-from tinkex._transport.estimates import estimate_datum_bytes
-from tinkex.clients._chunking import Chunk, chunk_datums, combine_outputs
+from tinkex._transport import HTTP_DEFAULT, NO_RETRY, Response
+from tinkex.clients._backcompat import ClientFuture, client_names
+from tinkex.clients._chunking import combine_outputs
+from tinkex.clients._custom_loss_step import CustomLossStep
+from tinkex.clients._fwdbwd import decode_fwdbwd, plan_chunks, send_chunk, submit_chunks
 from tinkex.clients._ordered import OrderedSender
 from tinkex.types import _training as tr
 from tinkex.types._converter import from_wire, to_wire
@@ -26,33 +27,12 @@ if TYPE_CHECKING:
     from tinkex.telemetry import Reporter
     from tinkex.tokenizer import Tokenizer
 
-__all__ = ["TrainingClient", "CustomLossFnV1"]
+__all__ = ["BackcompatTrainingClientFuture", "CustomLossFnV1", "TrainingClient"]
 
 logger = logging.getLogger("tinkex")
 
 CustomLossFnV1 = Callable[[list[Datum], list[Any]], tuple[Any, dict[str, float]]]
 _CONSOLE = "https://tinker.thinkingmachines.ai"
-#: Target size of forward/backward requests when the server allows parallel chunks (below the
-#: server's own maximum): small enough to pipeline encode/transfer/decode of large batches.
-PIPELINE_CHUNK_BYTES = 1_000_000
-
-
-def _deprecated_async(name: str) -> None:
-    warnings.warn(
-        f"TrainingClient.{name}_async is deprecated; call {name}() and await the returned "
-        "future instead",
-        FutureWarning,
-        stacklevel=3,
-    )
-
-
-def decode_fwdbwd(response: Response) -> tr.ForwardBackwardOutput:
-    """A forward/backward result from a protobuf or JSON answer."""
-    if response.is_protobuf:
-        from tinkex.types._proto import decode_forward_backward_output
-
-        return decode_forward_backward_output(response.content)
-    return from_wire(response.json(), tr.ForwardBackwardOutput, request="retrieve_future")
 
 
 def _json_decoder(cls: type[Any]) -> Callable[[Response], Any]:
@@ -166,11 +146,12 @@ class TrainingClient:
         fb_input = tr.ForwardBackwardInput(
             data=data, loss_fn=loss_fn, loss_fn_config=dict(loss_fn_config or {}) or None
         )
-        chunks = self._chunks(fb_input.data)
+        chunks = plan_chunks(self.holder.client_config(), fb_input.data)
         kind = "Forward" if forward_only else "ForwardBackward"
 
         def send(first_seq: int) -> list[APIFuture[tr.ForwardBackwardOutput]]:
-            return self._send_chunks(
+            return submit_chunks(
+                self.holder,
                 [
                     functools.partial(
                         self._send_fwdbwd_chunk,
@@ -183,7 +164,7 @@ class TrainingClient:
                     )
                     for i, chunk in enumerate(chunks)
                 ],
-                kind,
+                lambda sent: self._poll_sent(sent, kind),
             )
 
         def finish(results: list[APIFuture[tr.ForwardBackwardOutput]]) -> tr.ForwardBackwardOutput:
@@ -191,55 +172,6 @@ class TrainingClient:
             return combine_outputs(outputs, [len(c.data) for c in chunks])
 
         return self._ordered(len(chunks), send, finish)
-
-    def _chunks(self, data: Sequence[Datum]) -> list[Chunk]:
-        """Split a batch per the server's limits; with parallel chunks, into pipeline-sized parts.
-
-        Several smaller requests sent at once let the client encode part k+1 while the server
-        decodes part k and computes part k-1, instead of doing the three one after the other.
-        """
-        config = self.holder.client_config()
-        max_bytes = config.fwdbwd_max_chunk_bytes_count
-        if config.parallel_fwdbwd_chunks:
-            max_bytes = min(max_bytes, PIPELINE_CHUNK_BYTES)
-        return chunk_datums(data, config.fwdbwd_max_chunk_len, max_bytes)
-
-    def _send_chunks(
-        self, sends: list[Callable[[], Any]], request_type: str
-    ) -> list[APIFuture[tr.ForwardBackwardOutput]]:
-        """Submit the chunks of one call and return futures of their results.
-
-        Returns once every chunk is *submitted* (so the next call's requests follow on the
-        wire). With ``parallel_fwdbwd_chunks`` the chunks are submitted concurrently and each
-        chunk's result is polled as soon as that chunk is in, overlapping the client's
-        encoding, the transfer and the server's work on earlier chunks.
-        """
-
-        def poll(sent: Any) -> tr.ForwardBackwardOutput:
-            result: tr.ForwardBackwardOutput = self._poll_sent(sent, request_type)
-            return result
-
-        if len(sends) == 1 or not self.holder.client_config().parallel_fwdbwd_chunks:
-            return [self.holder.run(poll, send()) for send in sends]
-
-        def send_then_poll(send: Callable[[], Any], done: Future[None]) -> tr.ForwardBackwardOutput:
-            try:
-                sent = send()
-            except BaseException as exc:
-                done.set_exception(exc)
-                raise
-            done.set_result(None)
-            return poll(sent)
-
-        submitted: list[Future[None]] = []
-        results = []
-        for send in sends:
-            done: Future[None] = Future()
-            submitted.append(done)
-            results.append(self.holder.run(send_then_poll, send, done))
-        for done in submitted:
-            done.result()  # the first failed submission poisons the sender
-        return results
 
     def _send_fwdbwd_chunk(
         self,
@@ -250,36 +182,9 @@ class TrainingClient:
         forward_only: bool,
         sdk_method: str,
     ) -> Any:
-        chunk_input = tr.ForwardBackwardInput(
-            data=data, loss_fn=fb_input.loss_fn, loss_fn_config=fb_input.loss_fn_config
+        return send_chunk(
+            self.holder, self.model_id, data, nbytes, fb_input, seq_id, forward_only, sdk_method
         )
-        request: tr.ForwardRequest | tr.ForwardBackwardRequest
-        if forward_only:
-            request = tr.ForwardRequest(chunk_input, self.model_id, seq_id)
-        else:
-            request = tr.ForwardBackwardRequest(chunk_input, self.model_id, seq_id)
-        with self.holder.fwdbwd_bytes().hold(nbytes):
-            settings = self.holder.settings
-            if settings.send_protobuf:
-                from tinkex.types._proto import encode_forward_backward_request
-
-                content = encode_forward_backward_request(request)
-                encoding = None
-                if settings.compress_fwdbwd or self.holder.client_config().proto_compress_fwdbwd:
-                    import zstandard
-
-                    content = zstandard.ZstdCompressor().compress(content)
-                    encoding = "zstd"
-                return self.holder.submit(
-                    "/api/v1/forward_backward",
-                    None,
-                    sdk_method=sdk_method,
-                    content=content,
-                    content_type=PROTOBUF_CONTENT_TYPE,
-                    content_encoding=encoding,
-                )
-            path = "/api/v1/forward" if forward_only else "/api/v1/forward_backward"
-            return self.holder.submit(path, to_wire(request), sdk_method=sdk_method)
 
     def forward(
         self,
@@ -346,85 +251,28 @@ class TrainingClient:
         when ``track_grad_norms`` is set.
         """
         if loss_type_input is not None:
-            warnings.warn(
-                "loss_type_input is deprecated and ignored", DeprecationWarning, stacklevel=2
-            )
-        data = list(data)
-        if not data:
-            raise ValueError("No data provided: forward_backward_custom needs at least one Datum")
-        for i, datum in enumerate(data):
-            if "target_tokens" not in datum.loss_fn_inputs:
-                raise ValueError(f"data[{i}].loss_fn_inputs has no 'target_tokens'")
-        forward_data = [_forward_datum(d) for d in data]
+            warn_deprecated("loss_type_input", "it is ignored", category=DeprecationWarning)
         config = self.holder.client_config()
-        chunks = chunk_datums(
-            forward_data, config.fwdbwd_max_chunk_len, config.fwdbwd_max_chunk_bytes_count
+        step = CustomLossStep.prepare(
+            data,
+            loss_fn,
+            regularizers=regularizers,
+            track_grad_norms=track_grad_norms,
+            max_chunk_len=config.fwdbwd_max_chunk_len,
+            max_chunk_bytes=config.fwdbwd_max_chunk_bytes_count,
         )
-        n = len(chunks)
         sdk_method = "TrainingClient.forward_backward_custom"
-        ce_input = tr.ForwardBackwardInput(data=forward_data, loss_fn="cross_entropy")
-        custom: dict[str, Any] = {}
 
-        def send_forward(first_seq: int) -> list[Any]:
-            return [
-                self._send_fwdbwd_chunk(c.data, c.nbytes, ce_input, first_seq + i, True, sdk_method)
-                for i, c in enumerate(chunks)
-            ]
+        def send_chunk(
+            part: list[Datum], nbytes: int, loss: tr.ForwardBackwardInput, seq: int, fwd: bool
+        ) -> Any:
+            return self._send_fwdbwd_chunk(part, nbytes, loss, seq, fwd, sdk_method)
 
-        def send(first_seq: int) -> list[Any]:
-            forward_results = [self._poll_sent(s, "Forward") for s in send_forward(first_seq)]
-            logprobs = [
-                o["logprobs"].to_numpy() for r in forward_results for o in r.loss_fn_outputs
-            ]
-            from tinkex.regularizers import compute_custom_loss
-
-            output, grads = compute_custom_loss(
-                data, logprobs, loss_fn, regularizers, track_grad_norms=track_grad_norms
-            )
-            custom["output"] = output
-            backward_data = [
-                Datum(
-                    model_input=d.model_input,
-                    loss_fn_inputs={
-                        "target_tokens": d.loss_fn_inputs["target_tokens"],
-                        "weights": _negated(g),
-                    },
-                    model_input_spans=d.model_input_spans,
-                    loss_fn_input_spans=d.loss_fn_input_spans,
-                )
-                for d, g in zip(forward_data, grads, strict=True)
-            ]
-            sent_backward = []
-            offset = 0
-            for i, chunk in enumerate(chunks):
-                part = backward_data[offset : offset + len(chunk.data)]
-                offset += len(chunk.data)
-                nbytes = sum(estimate_datum_bytes(d) for d in part)
-                sent_backward.append(
-                    self._send_fwdbwd_chunk(
-                        part, nbytes, ce_input, first_seq + n + i, False, sdk_method
-                    )
-                )
-            return sent_backward
-
-        def finish(sent: list[Any]) -> tr.ForwardBackwardOutput:
-            outputs = [self._poll_sent(item, "ForwardBackward") for item in sent]
-            combined = combine_outputs(outputs, [len(c.data) for c in chunks])
-            metrics = dict(combined.metrics)
-            if "loss:sum" not in metrics:
-                raise KeyError("the server's backward result has no 'loss:sum' metric")
-            metrics["surrogate_loss:sum"] = metrics.pop("loss:sum")
-            output = custom["output"]
-            metrics.update(output.to_metrics())
-            metrics["loss:sum"] = float(output.loss_total)
-            return tr.ForwardBackwardOutput(
-                loss_fn_output_type=combined.loss_fn_output_type,
-                loss_fn_outputs=combined.loss_fn_outputs,
-                metrics=metrics,
-                custom_loss_output=output,
-            )
-
-        future = self._ordered(2 * n, send, finish)
+        future = self._ordered(
+            step.seq_ids,
+            lambda first_seq: step.send(first_seq, send_chunk, self._poll_sent),
+            lambda sent: step.finish(sent, self._poll_sent),
+        )
         future.add_done_callback(
             lambda f: (
                 self._sender.poison(f.exception() or RuntimeError("cancelled"))
@@ -578,22 +426,16 @@ class TrainingClient:
         self, path: str, weights_access_token: str | None = None
     ) -> APIFuture[tr.LoadWeightsResponse]:
         """DEPRECATED: load weights into this model (servers may reject it)."""
-        warnings.warn(
-            "load_state is deprecated; use ServiceClient.create_training_client_from_state",
-            FutureWarning,
-            stacklevel=2,
-        )
+        warn_deprecated("load_state", "use ServiceClient.create_training_client_from_state")
         return self._load(path, False, weights_access_token)
 
     def load_state_with_optimizer(
         self, path: str, weights_access_token: str | None = None
     ) -> APIFuture[tr.LoadWeightsResponse]:
         """DEPRECATED: load weights and optimizer state into this model."""
-        warnings.warn(
-            "load_state_with_optimizer is deprecated; use "
-            "ServiceClient.create_training_client_from_state_with_optimizer",
-            FutureWarning,
-            stacklevel=2,
+        warn_deprecated(
+            "load_state_with_optimizer",
+            "use ServiceClient.create_training_client_from_state_with_optimizer",
         )
         return self._load(path, True, weights_access_token)
 
@@ -606,14 +448,13 @@ class TrainingClient:
         kind: tr.SamplingClientKind = "snapshot",
     ) -> Any:
         """Snapshot the current weights into a new sampler; returns a future of the client."""
-        from tinkex.clients.futures import BackcompatSamplingClientFuture
-        from tinkex.clients.sampling import SamplingClient
+        from tinkex.clients.sampling import BackcompatSamplingClientFuture, SamplingClient
 
         if name is not None:
-            warnings.warn(
-                "save_weights_and_get_sampling_client(name=...) is deprecated and ignored",
-                DeprecationWarning,
-                stacklevel=2,
+            warn_deprecated(
+                "save_weights_and_get_sampling_client(name=...)",
+                "it is ignored",
+                category=DeprecationWarning,
             )
         if kind not in ("snapshot", "inflight"):
             raise ValueError(f"kind must be 'snapshot' or 'inflight', got {kind!r}")
@@ -689,159 +530,31 @@ class TrainingClient:
         """
         return self.holder.telemetry()
 
-    # -- deprecated async twins -------------------------------------------------------------------
-    async def forward_async(
-        self,
-        data: list[Datum],
-        loss_fn: tr.LossFnType,
-        loss_fn_config: Mapping[str, float | str] | None = None,
-    ) -> APIFuture[tr.ForwardBackwardOutput]:
-        """DEPRECATED: use ``forward`` and await the future."""
-        _deprecated_async("forward")
-        return self.forward(data, loss_fn, loss_fn_config)
+    # -- deprecated async twins (the official ones return the future; see _deprecation) --------
+    forward_async = async_twin(forward, returns_future=True)
+    forward_backward_async = async_twin(forward_backward, returns_future=True)
+    forward_backward_custom_async = async_twin(forward_backward_custom, returns_future=True)
+    optim_step_async = async_twin(optim_step, returns_future=True)
+    save_state_async = async_twin(save_state, returns_future=True)
+    save_weights_for_sampler_async = async_twin(save_weights_for_sampler, returns_future=True)
+    save_weights_external_async = async_twin(save_weights_external, returns_future=True)
+    load_state_async = async_twin(load_state, returns_future=True)
+    load_state_with_optimizer_async = async_twin(load_state_with_optimizer, returns_future=True)
+    get_info_async = async_twin(get_info)
+    create_sampling_client_async = async_twin(create_sampling_client)
+    save_weights_and_get_sampling_client_async = async_twin(save_weights_and_get_sampling_client)
 
-    async def forward_backward_async(
-        self,
-        data: list[Datum],
-        loss_fn: tr.LossFnType,
-        loss_fn_config: Mapping[str, float | str] | None = None,
-    ) -> APIFuture[tr.ForwardBackwardOutput]:
-        """DEPRECATED: use ``forward_backward`` and await the future."""
-        _deprecated_async("forward_backward")
-        return self.forward_backward(data, loss_fn, loss_fn_config)
 
-    async def forward_backward_custom_async(
-        self,
-        data: list[Datum],
-        loss_fn: Callable[..., Any],
-        *,
-        loss_type_input: Literal["logprobs"] | None = None,
-        regularizers: Sequence[RegularizerSpec] | None = None,
-        track_grad_norms: bool = False,
-    ) -> APIFuture[tr.ForwardBackwardOutput]:
-        """DEPRECATED: use ``forward_backward_custom`` and await the future."""
-        _deprecated_async("forward_backward_custom")
-        return self.forward_backward_custom(
-            data,
-            loss_fn,
-            loss_type_input=loss_type_input,
-            regularizers=regularizers,
-            track_grad_norms=track_grad_norms,
-        )
+class BackcompatTrainingClientFuture(ClientFuture, TrainingClient):
+    """Future of a :class:`TrainingClient` (also usable as one, with a deprecation warning)."""
 
-    async def optim_step_async(
-        self,
-        optim_params: tr.OptimParams | None = None,
-        *,
-        adam_params: tr.AdamParams | None = None,
-    ) -> APIFuture[tr.OptimStepResponse]:
-        """DEPRECATED: use ``optim_step`` and await the future."""
-        _deprecated_async("optim_step")
-        return self.optim_step(optim_params, adam_params=adam_params)
+    _client_type = TrainingClient
+    _client_names = client_names(TrainingClient, "model_id", "model_seq_id")
 
-    async def save_state_async(
-        self,
-        name: str,
-        ttl_seconds: int | None = None,
-        overwrite: bool = False,
-        user_metadata: dict[str, str] | None = None,
-    ) -> APIFuture[tr.SaveWeightsResponse]:
-        """DEPRECATED: use ``save_state`` and await the future."""
-        _deprecated_async("save_state")
-        return self.save_state(name, ttl_seconds, overwrite, user_metadata)
-
-    async def save_weights_for_sampler_async(
-        self,
-        name: str,
-        ttl_seconds: int | None = None,
-        user_metadata: dict[str, str] | None = None,
-    ) -> APIFuture[tr.SaveWeightsForSamplerResponse]:
-        """DEPRECATED: use ``save_weights_for_sampler`` and await the future."""
-        _deprecated_async("save_weights_for_sampler")
-        return self.save_weights_for_sampler(name, ttl_seconds, user_metadata)
-
-    async def save_weights_external_async(
-        self,
-        name: str,
-        ttl_seconds: int | None = None,
-        age_encryption_recipients: list[str] | None = None,
-    ) -> APIFuture[tr.SaveWeightsExternalResponse]:
-        """DEPRECATED: use ``save_weights_external`` and await the future."""
-        _deprecated_async("save_weights_external")
-        return self.save_weights_external(name, ttl_seconds, age_encryption_recipients)
-
-    async def load_state_async(
-        self, path: str, weights_access_token: str | None = None
-    ) -> APIFuture[tr.LoadWeightsResponse]:
-        """DEPRECATED: use ServiceClient.create_training_client_from_state."""
-        _deprecated_async("load_state")
-        return self.load_state(path, weights_access_token)
-
-    async def load_state_with_optimizer_async(
-        self, path: str, weights_access_token: str | None = None
-    ) -> APIFuture[tr.LoadWeightsResponse]:
-        """DEPRECATED: use ServiceClient.create_training_client_from_state_with_optimizer."""
-        _deprecated_async("load_state_with_optimizer")
-        return self.load_state_with_optimizer(path, weights_access_token)
-
-    async def get_info_async(self) -> tr.GetInfoResponse:
-        """DEPRECATED: use ``get_info``."""
-        _deprecated_async("get_info")
-        return self._info
-
-    async def create_sampling_client_async(
-        self,
-        model_path: str,
-        retry_config: RetryConfig | None = None,
-        record_stability_info: bool = False,
-    ) -> SamplingClient:
-        """DEPRECATED: use ``create_sampling_client`` and await the future."""
-        _deprecated_async("create_sampling_client")
-        client: SamplingClient = await self.create_sampling_client(
-            model_path, retry_config, record_stability_info
-        )
-        return client
-
-    async def save_weights_and_get_sampling_client_async(
-        self,
-        name: str | None = None,
-        retry_config: RetryConfig | None = None,
-        record_stability_info: bool = False,
-        kind: tr.SamplingClientKind = "snapshot",
-    ) -> SamplingClient:
-        """DEPRECATED: use ``save_weights_and_get_sampling_client`` and await the future."""
-        _deprecated_async("save_weights_and_get_sampling_client")
-        client: SamplingClient = await self.save_weights_and_get_sampling_client(
-            name, retry_config, record_stability_info, kind
-        )
-        return client
+    def __init__(self) -> None:
+        APIFuture.__init__(self)
 
 
 def _check_name(name: str) -> None:
     if not isinstance(name, str) or not name or "/" in name:
         raise ValueError(f"checkpoint name must be a non-empty string without '/', got {name!r}")
-
-
-def _forward_datum(datum: Datum) -> Datum:
-    import numpy as np
-
-    targets = datum.loss_fn_inputs["target_tokens"]
-    weights = datum.loss_fn_inputs.get("weights")
-    if weights is None:
-        from tinkex.types import TensorData
-
-        weights = TensorData.from_numpy(np.zeros(targets.to_numpy().shape, dtype=np.float32))
-    return Datum(
-        model_input=datum.model_input,
-        loss_fn_inputs={"target_tokens": targets, "weights": weights},
-        model_input_spans=datum.model_input_spans,
-        loss_fn_input_spans=datum.loss_fn_input_spans,
-    )
-
-
-def _negated(grad: Any) -> Any:
-    import numpy as np
-
-    from tinkex.types import TensorData
-
-    return TensorData.from_numpy(-np.asarray(grad, dtype=np.float32))

@@ -1,4 +1,4 @@
-"""JWT authentication (wire §3): exchange, use on every request, refresh, replay on 401."""
+"""JWT authentication (docs/protocol.md, "Authentication"): exchange, use, refresh, replay."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 import tinkex
-from tinkex.clients._jwt import JwtCredential, decode_jwt_claims, whoami_from_claims
+from tinkex._transport.auth import JwtCredential, decode_jwt_claims
+from tinkex.clients.rest import whoami_from_claims
 
 from .conftest import API_KEY, BASE_URL, FakeTinker
 

@@ -1,6 +1,9 @@
-"""JWT authentication (wire §3): exchange the API key for a short-lived JWT and keep it fresh.
+"""JWT authentication: exchange the API key for a short-lived JWT and keep it fresh.
 
-Used when the server's client config says ``pjwt_auth_enabled``. The exchange is
+The transport owns it (docs/protocol.md, "Authentication"): ``Transport.use_jwt`` installs a
+:class:`JwtCredential` when the server's client config says ``pjwt_auth_enabled``, every request
+then sends the JWT, and a 401 ``invalid_token`` makes the transport refresh it and replay the
+request once. The exchange is
 ``POST /api/v1/auth/token`` with body ``{}`` and the original credential (or the output of
 ``TINKER_CREDENTIAL_CMD`` when the config's ``credential_default_source`` is
 ``"credential_cmd"``) as ``X-API-Key``; every later request sends the JWT instead. The JWT is
@@ -16,15 +19,18 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tinkex._config import ClientSettings, run_credential_cmd
-from tinkex._exceptions import TinkerError
-from tinkex._transport import NO_RETRY, Transport
-from tinkex.types import AuthTokenResponse, WhoamiResponse
-from tinkex.types._converter import from_wire
+from tinkex._exceptions import APIResponseValidationError, TinkerError
+from tinkex._transport.retry import NO_RETRY
 
-__all__ = ["JwtCredential", "decode_jwt_claims", "is_jwt", "whoami_from_claims"]
+if TYPE_CHECKING:
+    from tinkex._transport.transport import Transport
+
+__all__ = ["JwtCredential", "decode_jwt_claims", "is_jwt"]
+
+TOKEN_PATH = "/api/v1/auth/token"
 
 _MIN_REMAINING = 60.0
 
@@ -49,16 +55,6 @@ def decode_jwt_claims(token: str) -> dict[str, Any]:
     if not isinstance(claims, dict):
         raise TinkerError("the server's JWT payload is not a JSON object")
     return claims
-
-
-def whoami_from_claims(claims: dict[str, Any]) -> WhoamiResponse:
-    """``WhoamiResponse`` from JWT claims ``sub``, ``org_id`` and ``email``."""
-    sub = claims.get("sub")
-    org = claims.get("org_id")
-    if not isinstance(sub, str) or org is None:
-        raise TinkerError("the JWT has no 'sub'/'org_id' claims to tell who you are")
-    email = claims.get("email") or None
-    return WhoamiResponse(user_urn=sub, org_urn=f"tml:organization:{org}", email=email)
 
 
 class JwtCredential:
@@ -109,13 +105,20 @@ class JwtCredential:
     def _exchange(self) -> None:
         response = self._transport.request(
             "POST",
-            "/api/v1/auth/token",
+            TOKEN_PATH,
             json={},
             headers={"X-API-Key": self._source_key()},
             retry=NO_RETRY,
             credential=False,
         )
-        token = from_wire(response.json(), AuthTokenResponse, request="POST /api/v1/auth/token").jwt
+        body = response.json()
+        token = body.get("jwt") if isinstance(body, dict) else None
+        if not isinstance(token, str) or not token:
+            raise APIResponseValidationError(
+                body=body,
+                message=f"POST {TOKEN_PATH}: the answer has no 'jwt' string (got {body!r:.200})",
+                request=f"POST {TOKEN_PATH}",
+            )
         claims = decode_jwt_claims(token)
         exp, iat = claims.get("exp"), claims.get("iat")
         if not isinstance(exp, (int, float)) or not isinstance(iat, (int, float)) or exp <= iat:

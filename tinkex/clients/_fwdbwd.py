@@ -1,0 +1,133 @@
+"""Submitting forward/backward batches: chunk plan, chunk bodies, concurrent submission.
+
+A ``forward``/``forward_backward`` call becomes one request per chunk (docs/protocol.md,
+"Forward/backward"). This module builds those requests and sends them; the training client
+decides *when* (in ``seq_id`` order) and combines the results. Bodies are protobuf by default
+(optionally zstd-compressed), JSON when ``TINKEX_WIRE_FORMAT=json``; each submission holds its
+estimated bytes on the holder's forward/backward budget while it is on the wire.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any
+
+from tinkex._futures import APIFuture
+from tinkex._transport import PROTOBUF_CONTENT_TYPE, Response
+from tinkex.clients._chunking import Chunk, chunk_datums
+from tinkex.types import _training as tr
+from tinkex.types._converter import from_wire, to_wire
+from tinkex.types._datum import Datum
+
+if TYPE_CHECKING:
+    from tinkex.clients._holder import ClientHolder
+    from tinkex.types._session import ClientConfigResponse
+
+__all__ = ["PIPELINE_CHUNK_BYTES", "decode_fwdbwd", "plan_chunks", "send_chunk", "submit_chunks"]
+
+#: Target size of forward/backward requests when the server allows parallel chunks (below the
+#: server's own maximum): small enough to pipeline encode/transfer/decode of large batches.
+PIPELINE_CHUNK_BYTES = 1_000_000
+
+
+def decode_fwdbwd(response: Response) -> tr.ForwardBackwardOutput:
+    """A forward/backward result from a protobuf or JSON answer."""
+    if response.is_protobuf:
+        from tinkex.types._proto import decode_forward_backward_output
+
+        return decode_forward_backward_output(response.content)
+    return from_wire(response.json(), tr.ForwardBackwardOutput, request="retrieve_future")
+
+
+def plan_chunks(config: ClientConfigResponse, data: Sequence[Datum]) -> list[Chunk]:
+    """Split a batch per the server's limits; with parallel chunks, into pipeline-sized parts.
+
+    Several smaller requests sent at once let the client encode part k+1 while the server
+    decodes part k and computes part k-1, instead of doing the three one after the other.
+    """
+    max_bytes = config.fwdbwd_max_chunk_bytes_count
+    if config.parallel_fwdbwd_chunks:
+        max_bytes = min(max_bytes, PIPELINE_CHUNK_BYTES)
+    return chunk_datums(data, config.fwdbwd_max_chunk_len, max_bytes)
+
+
+def send_chunk(
+    holder: ClientHolder,
+    model_id: str,
+    data: list[Datum],
+    nbytes: int,
+    fb_input: tr.ForwardBackwardInput,
+    seq_id: int,
+    forward_only: bool,
+    sdk_method: str,
+) -> Any:
+    """Submit one chunk (``data``, ``nbytes`` estimated) as request ``seq_id`` of ``model_id``.
+
+    Returns what ``holder.submit`` returns: the future handle and the round-trip time.
+    """
+    chunk_input = tr.ForwardBackwardInput(
+        data=data, loss_fn=fb_input.loss_fn, loss_fn_config=fb_input.loss_fn_config
+    )
+    request: tr.ForwardRequest | tr.ForwardBackwardRequest
+    if forward_only:
+        request = tr.ForwardRequest(chunk_input, model_id, seq_id)
+    else:
+        request = tr.ForwardBackwardRequest(chunk_input, model_id, seq_id)
+    with holder.fwdbwd_bytes().hold(nbytes):
+        settings = holder.settings
+        if settings.send_protobuf:
+            from tinkex.types._proto import encode_forward_backward_request
+
+            content = encode_forward_backward_request(request)
+            encoding = None
+            if settings.compress_fwdbwd or holder.client_config().proto_compress_fwdbwd:
+                import zstandard
+
+                content = zstandard.ZstdCompressor().compress(content)
+                encoding = "zstd"
+            return holder.submit(
+                "/api/v1/forward_backward",
+                None,
+                sdk_method=sdk_method,
+                content=content,
+                content_type=PROTOBUF_CONTENT_TYPE,
+                content_encoding=encoding,
+            )
+        path = "/api/v1/forward" if forward_only else "/api/v1/forward_backward"
+        return holder.submit(path, to_wire(request), sdk_method=sdk_method)
+
+
+def submit_chunks(
+    holder: ClientHolder,
+    sends: list[Callable[[], Any]],
+    poll: Callable[[Any], tr.ForwardBackwardOutput],
+) -> list[APIFuture[tr.ForwardBackwardOutput]]:
+    """Submit the chunks of one call and return futures of their results.
+
+    Returns once every chunk is *submitted* (so the next call's requests follow on the
+    wire). With ``parallel_fwdbwd_chunks`` the chunks are submitted concurrently and each
+    chunk's result is polled as soon as that chunk is in, overlapping the client's
+    encoding, the transfer and the server's work on earlier chunks.
+    """
+    if len(sends) == 1 or not holder.client_config().parallel_fwdbwd_chunks:
+        return [holder.run(poll, send()) for send in sends]
+
+    def send_then_poll(send: Callable[[], Any], done: Future[None]) -> tr.ForwardBackwardOutput:
+        try:
+            sent = send()
+        except BaseException as exc:
+            done.set_exception(exc)
+            raise
+        done.set_result(None)
+        return poll(sent)
+
+    submitted: list[Future[None]] = []
+    results = []
+    for send in sends:
+        done: Future[None] = Future()
+        submitted.append(done)
+        results.append(holder.run(send_then_poll, send, done))
+    for done in submitted:
+        done.result()  # the first failed submission poisons the sender
+    return results
