@@ -66,6 +66,14 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="S",
         help="how long retrieve_future holds a pending request (default 20)",
     )
+    parser.add_argument(
+        "--sampling-seed",
+        type=int,
+        default=None,
+        metavar="N",
+        help="give sample requests without a seed one derived from N and the request, so "
+        "repeated runs sample the same tokens (default: fresh randomness)",
+    )
     parser.set_defaults(handler=run_serve)
     return parser
 
@@ -78,6 +86,9 @@ def run_serve(args: argparse.Namespace) -> int:
     long_poll = getattr(args, "long_poll_seconds", None)
     if long_poll is not None:
         options["long_poll_seconds"] = long_poll
+    sampling_seed = getattr(args, "sampling_seed", None)
+    if sampling_seed is not None:
+        options["sampling_seed"] = sampling_seed
     # `tinkex --api-key KEY serve` means the same as `tinkex serve --api-key KEY`
     api_key = getattr(args, "serve_api_key", None) or getattr(args, "api_key", None)
     stop = threading.Event()

@@ -43,7 +43,9 @@ class LocalServer:
             (300), ``strict_models`` (False), ``train_workers`` (2), ``sample_workers`` (2),
             ``future_ttl`` (3600), ``telemetry_max_events`` (1000), ``max_body_bytes`` (512 MiB,
             as sent and after decompression), ``stability_ttl`` (86400: how long a sequence
-            sampled with ``record_stability_info`` stays trainable after its last use).
+            sampled with ``record_stability_info`` stays trainable after its last use),
+            ``sampling_seed`` (None: an int makes sample requests without a seed
+            reproducible, see :mod:`tinkex.local.engine.seeding`).
 
     Raises:
         ValueError: a bad fault spec or an unknown option (named).

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from tinkex.local.engine import FutureTable, Sequencer, TrainingModel
 from tinkex.local.engine.jobs import Sampler
+from tinkex.local.engine.seeding import SeedCounter
 from tinkex.local.engine.stability import DAY, StabilityRecords
 from tinkex.local.faults import FaultInjector
 from tinkex.local.hf_tokenizer import BYTE_LAYOUT, write_tokenizer_dir
@@ -68,6 +69,9 @@ class AppOptions:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     #: how long a sequence sampled with record_stability_info stays trainable after its last use
     stability_ttl: float = DAY
+    #: derive a seed for sample requests that bring none (see tinkex.local.engine.seeding);
+    #: None: such requests draw from fresh entropy
+    sampling_seed: int | None = None
 
 
 class ServerState:
@@ -107,6 +111,7 @@ class ServerState:
         self.sample_dedupe: OrderedDict[tuple[str, int], tuple[str, str, list[str]]] = OrderedDict()
         #: sequences sampled with record_stability_info (stable_reinforce trains on them)
         self.stability = StabilityRecords(ttl_seconds=options.stability_ttl)
+        self.seeds = None if options.sampling_seed is None else SeedCounter(options.sampling_seed)
         self.telemetry: deque[dict[str, Any]] = deque(maxlen=options.telemetry_max_events)
         #: signed file URL token -> (directory, expiry time)
         self.file_tokens: dict[str, tuple[str, float]] = {}

@@ -7,6 +7,7 @@ sampling pool. Jobs touch only their own model and the store (which is thread-sa
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ import numpy.typing as npt
 
 from tinkex.local.codec import FwdBwdCall, FwdBwdPayload, SamplePayload, TargetIds
 from tinkex.local.engine.outcomes import UserError
+from tinkex.local.engine.seeding import SeedBasis, derive_seed
 from tinkex.local.engine.sequencer import JobFn, TrainingModel
 from tinkex.local.model import (
     AdamSettings,
@@ -310,16 +312,22 @@ class SampleJob:
     prompt_alt_tokens_k: int = 0
     #: keep the sampled sequences for stable_reinforce (``record_stability_info``)
     record_stability: bool = False
+    #: an unseeded request on a server with ``sampling_seed``: derive its seed from this
+    seed_basis: SeedBasis | None = None
 
 
 def run_sample(sampler: Sampler, store: Store, job: SampleJob) -> SamplePayload:
     """Sample in a worker thread."""
     weights = sampler.get_weights(store)
+    settings = job.settings
+    if job.seed_basis is not None:
+        seed = derive_seed(job.seed_basis, weights, job.prompt, settings, job.num_samples)
+        settings = dataclasses.replace(settings, seed=seed)
     outputs, scores = sample(
         weights,
         job.prompt,
         job.num_samples,
-        job.settings,
+        settings,
         prompt_logprobs=job.prompt_logprobs,
         topk_prompt_logprobs=job.topk_prompt_logprobs,
         topk_sample_logprobs=job.topk_sample_logprobs,

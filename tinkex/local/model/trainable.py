@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import threading
 from collections.abc import Mapping
@@ -387,11 +388,25 @@ class SamplerWeights:
             value.flags.writeable = False
         self._lock = threading.Lock()
         self._weights: dict[str, Array] | None = None
+        self._digest: str | None = None
 
     @classmethod
     def base(cls, arch: ModelArch) -> SamplerWeights:
         """The base model without LoRA."""
         return cls(arch, None, {})
+
+    def digest(self) -> str:
+        """A content digest of these weights (architecture, rank and LoRA tensors)."""
+        with self._lock:
+            if self._digest is None:
+                hasher = hashlib.blake2b(digest_size=16)
+                hasher.update(f"{self.arch.name}|{self.lora_rank}|{self.dtype.str}".encode())
+                for key in sorted(self._lora):
+                    value = np.ascontiguousarray(self._lora[key])
+                    hasher.update(f"|{key}|{value.dtype.str}|{value.shape}|".encode())
+                    hasher.update(value.tobytes())
+                self._digest = hasher.hexdigest()
+            return self._digest
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """LoRA tensors (copies) plus ``tinkex.lora_rank`` (absent for the base model)."""

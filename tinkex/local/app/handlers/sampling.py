@@ -233,6 +233,9 @@ def _sample_job(state: ServerState, req: types.SampleRequest, sampler: Sampler) 
             "prompt_alt_tokens_k", req.prompt_alt_tokens_k, MAX_PROMPT_ALT_TOKENS_K
         ),
         record_stability=bool(req.record_stability_info),
+        seed_basis=None
+        if state.seeds is None or settings.seed is not None
+        else state.seeds.basis(sampler.sampler_id, prompt, settings, req.num_samples, req.seq_id),
     )
 
 
