@@ -57,6 +57,13 @@ def test_probabilistic_faults_are_bounded_per_request() -> None:
     assert injector.decide("healthz", "x") == []
 
 
+def test_slow_answers_are_recorded_as_injected_faults() -> None:
+    injector = FaultInjector("slow=1,slow_delay=10ms")
+    [delay] = injector.decide("asample", "a-request")
+    assert (delay.kind, delay.delay) == ("delay", 0.01)
+    assert injector.injected == [("asample", "slow")]
+
+
 def test_same_seed_same_faults() -> None:
     def run() -> list[int]:
         injector = FaultInjector("http_5xx=0.5,http_429=0.3,seed=3")

@@ -6,6 +6,8 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from tinkex.local import LocalServer
 from tinkex.local.engine import FutureTable
 from tinkex.local.storage import FutureRow, Store
@@ -113,3 +115,29 @@ def test_future_table_batches_journal_writes() -> None:
     assert states.count("pending") == 29
     failed = next(row for row in batches[0] if row.state == "failed")
     assert (failed.error, failed.category, failed.owner_id) == ("boom", "user", "sampler-1")
+
+
+def test_finished_requests_count_executions_not_resends() -> None:
+    """LocalServer.finished_requests(): one count per executed request (what soak tests check),
+    by kind, owner and outcome; a resend the server recognises is not counted again."""
+    with LocalServer(long_poll_seconds=0.2) as server:
+        api = Api(server)
+        model_id = api.model()
+        step = api.ok("forward_backward", fwdbwd(model_id, 1, [datum(TOKENS)]))["request_id"]
+        resent = api.ok("forward_backward", fwdbwd(model_id, 1, [datum(TOKENS)]))["request_id"]
+        assert resent == step
+        api.result(step)
+        bad = fwdbwd(model_id, 2, [datum(TOKENS)], loss_fn="ppo")  # fails when it runs
+        api.result(api.ok("forward_backward", bad)["request_id"])
+        api.result(api.ok("optim_step", optim(model_id, 3))["request_id"])
+        assert server.finished_requests() == {
+            ("CreateModel", model_id, "complete"): 1,
+            ("ForwardBackward", model_id, "complete"): 1,
+            ("ForwardBackward", model_id, "failed"): 1,
+            ("OptimStep", model_id, "complete"): 1,
+        }
+        assert server.pending_requests() == 0
+        waiting = api.ok("optim_step", optim(model_id, 5))  # seq_id 4 never comes
+        assert server.pending_requests() == 1 and waiting["request_id"]
+    with pytest.raises(RuntimeError, match="not running"):
+        server.finished_requests()

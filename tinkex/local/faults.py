@@ -253,6 +253,7 @@ class FaultInjector:
             return actions
         failures = self._per_request.get(request_key, 0)
         if rates.get("slow") and self._random.random() < rates["slow"]:
+            self.injected.append((endpoint, "slow"))
             actions.append(FaultAction(kind="delay", delay=self.spec.slow_delay))
         if failures >= self.spec.max_per_request:
             return actions

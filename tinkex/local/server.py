@@ -15,8 +15,9 @@ import asyncio
 import shutil
 import tempfile
 import threading
+from collections.abc import Callable
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from tinkex.local.app import App, AppOptions, ServerState
 from tinkex.local.faults import FaultInjector, FaultSpec, parse_faults
@@ -28,6 +29,8 @@ from tinkex.local.storage import Store
 DEFAULT_API_KEY = "tml-local"
 
 __all__ = ["DEFAULT_API_KEY", "LocalServer"]
+
+T = TypeVar("T")
 
 
 class LocalServer:
@@ -134,6 +137,21 @@ class LocalServer:
         """``(endpoint, fault)`` for every fault injected so far."""
         return list(self._faults.injected)
 
+    def finished_requests(self) -> dict[tuple[str, str | None, str], int]:
+        """How many requests finished so far, by ``(kind, owner, outcome)`` (for tests).
+
+        ``kind`` is the request type (``"ForwardBackward"``, ``"OptimStep"``, ``"SaveWeights"``,
+        ``"SaveWeightsForSampler"``, ``"Sample"``, ...), ``owner`` the model or sampling session
+        id, ``outcome`` ``"complete"`` or ``"failed"``. Each accepted request runs at most once
+        and a resend the server recognises is not counted again, so the ``complete`` counts
+        are executions: a test can check that every step, save and sample ran exactly once.
+        """
+        return self._on_loop(lambda app: app.futures.finished_counts())
+
+    def pending_requests(self) -> int:
+        """How many accepted requests have not finished yet (for tests)."""
+        return self._on_loop(lambda app: app.futures.pending_count())
+
     def close(self) -> None:
         """Stop the server: close connections, stop the loop, join every thread. Idempotent."""
         with self._lock:
@@ -166,6 +184,17 @@ class LocalServer:
         return f"LocalServer({state}, data_dir={self.data_dir!r})"
 
     # --- internals -------------------------------------------------------------------------------
+
+    def _on_loop(self, fn: Callable[[App], T], timeout: float = 30.0) -> T:
+        """``fn(app)`` run on the server's loop thread, which owns the app's state."""
+        app = self.app
+        if app is None or self._closed:
+            raise RuntimeError("the server is not running")
+
+        async def call() -> T:
+            return fn(app)
+
+        return asyncio.run_coroutine_threadsafe(call(), self._loop).result(timeout)
 
     @property
     def _display_host(self) -> str:

@@ -90,6 +90,7 @@ class FutureTable:
         self._flush_delay = flush_delay
         self._dirty: dict[str, FutureRecord] = {}
         self._flush_handle: asyncio.TimerHandle | None = None
+        self._finished: dict[tuple[str, str | None, str], int] = {}
 
     def new(self, kind: str, owner_id: str | None = None) -> FutureRecord:
         """A new pending record with a fresh ``req-...`` id."""
@@ -114,6 +115,7 @@ class FutureTable:
         record.result = result
         record.completed_at = time.time()
         record.done.set()
+        self._count_finished(record, "complete")
         self._mark(record)
 
     def fail(self, record: FutureRecord, message: str, category: str) -> None:
@@ -123,7 +125,21 @@ class FutureTable:
         record.error = (message, category)
         record.completed_at = time.time()
         record.done.set()
+        self._count_finished(record, "failed")
         self._mark(record)
+
+    def _count_finished(self, record: FutureRecord, outcome: str) -> None:
+        key = (record.kind, record.owner_id, outcome)
+        self._finished[key] = self._finished.get(key, 0) + 1
+
+    def finished_counts(self) -> dict[tuple[str, str | None, str], int]:
+        """How many records finished, by ``(kind, owner_id, "complete" | "failed")``.
+
+        Never decreases (eviction does not forget). Each record is one accepted request and
+        runs at most once, so a ``complete`` count is a count of executions; a resend the
+        server recognised gets the original record back and is not counted again.
+        """
+        return dict(self._finished)
 
     def _mark(self, record: FutureRecord) -> None:
         if self._journal is None:
