@@ -284,12 +284,15 @@ def test_save_bodies(fake: FakeTinker, training: tinkex.TrainingClient) -> None:
         "seq_id": 2,
         "type": "save_weights_for_sampler",
     }
-    types_polled = [
-        c.headers["X-Tinker-Request-Type"]
-        for c in fake.calls
-        if "X-Tinker-Request-Type" in c.headers
-    ]
-    assert types_polled[-2:] == ["SaveWeights", "SaveWeightsForSampler"]
+    # Each future is polled with its own request type. The two polls run concurrently, so
+    # their order is not a property; the submissions' order is (req-N then req-N+1).
+    polled = {
+        (c.json["request_id"], c.headers["X-Tinker-Request-Type"])
+        for c in fake.requests_to("/api/v1/retrieve_future")
+    }
+    newest = sorted(polled, key=lambda pair: int(pair[0].removeprefix("req-")))[-2:]
+    assert [kind for _, kind in newest] == ["SaveWeights", "SaveWeightsForSampler"]
+    assert len({request_id for request_id, _ in polled}) == len(polled)  # one type per id
     with pytest.raises(ValueError, match="name"):
         training.save_state("a/b")
 
