@@ -340,10 +340,13 @@ class SamplingClient:
         return self._base_model
 
     def get_tokenizer(self) -> Tokenizer:
-        """The tokenizer of the base model, resolved offline (see :mod:`tinkex.tokenizer`)."""
-        from tinkex.tokenizer import get_tokenizer
+        """The tokenizer of the base model, as the official SDK returns it: a ``transformers``
+        tokenizer when ``transformers`` is installed, tinkex's own otherwise (see
+        :func:`tinkex.tokenizer.tokenizer_for_model`; the sampler's ``tokenizer_id``, when the
+        server sends one, wins over the base model's name)."""
+        from tinkex.tokenizer import tokenizer_for_model
 
-        return get_tokenizer((self.tokenizer_id or self._base_model).split(":", 1)[0])
+        return tokenizer_for_model(self._base_model, self.tokenizer_id)
 
     def get_telemetry(self) -> Reporter | None:
         """The telemetry reporter (batched events to ``/api/v1/telemetry``), or None when off.

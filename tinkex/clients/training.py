@@ -513,11 +513,17 @@ class TrainingClient:
         return self._info
 
     def get_tokenizer(self) -> Tokenizer:
-        """The tokenizer of this model, resolved offline (see :mod:`tinkex.tokenizer`)."""
-        from tinkex.tokenizer import get_tokenizer
+        """The tokenizer of this model, as the official SDK returns it: a ``transformers``
+        tokenizer when ``transformers`` is installed (Hugging Face cache, the Hub when online),
+        tinkex's own otherwise (see :func:`tinkex.tokenizer.tokenizer_for_model`).
 
-        tokenizer_id = self._info.model_data.tokenizer_id or self._base_model()
-        return get_tokenizer(tokenizer_id.split(":", 1)[0])
+        Example::
+
+            ids = training_client.get_tokenizer().encode("Hello world")
+        """
+        from tinkex.tokenizer import tokenizer_for_model
+
+        return tokenizer_for_model(self._base_model(), self._info.model_data.tokenizer_id)
 
     def get_console_url(self) -> str:
         """Web console page of this training run."""

@@ -8,6 +8,10 @@
 :func:`get_tokenizer` resolves ids offline only: file or directory paths, ids registered with
 :func:`register_tokenizer`, and the local Hugging Face cache. ``tokenizers`` and ``tiktoken``
 are imported when a tokenizer of that kind is first loaded.
+
+:func:`tokenizer_for_model` is what the clients' ``get_tokenizer()`` return, as the official
+SDK does: a ``transformers`` tokenizer when ``transformers`` is installed (Hugging Face cache
+offline, the Hub online), tinkex's own otherwise.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from tinkex.tokenizer.byte import TOKENIZER_ID as BYTE_TOKENIZER_ID
 from tinkex.tokenizer.byte import ByteTokenizer
 
 if TYPE_CHECKING:  # pragma: no cover
+    from tinkex.tokenizer._for_model import hub_arguments, tokenizer_for_model
     from tinkex.tokenizer._hf import HFTokenizer
     from tinkex.tokenizer._loader import (
         clear_cache,
@@ -44,11 +49,13 @@ __all__ = [
     "clear_cache",
     "get_tokenizer",
     "hf_cache_dirs",
+    "hub_arguments",
     "load_bpe_ranks",
     "load_tokenizer_path",
     "model_input_from_text",
     "register_tokenizer",
     "resolve_tokenizer_id",
+    "tokenizer_for_model",
     "unregister_tokenizer",
 ]
 
@@ -57,6 +64,8 @@ _LAZY: dict[str, str] = {
     "KIMI_PATTERN": "tinkex.tokenizer._tiktoken",
     "TiktokenTokenizer": "tinkex.tokenizer._tiktoken",
     "load_bpe_ranks": "tinkex.tokenizer._tiktoken",
+    "hub_arguments": "tinkex.tokenizer._for_model",
+    "tokenizer_for_model": "tinkex.tokenizer._for_model",
     **dict.fromkeys(
         (
             "clear_cache",

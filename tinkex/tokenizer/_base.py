@@ -54,7 +54,7 @@ class Tokenizer(Protocol):
 
 
 class TokenizerNotFoundError(TinkerError, LookupError):
-    """No tokenizer files for an id could be found locally (tinkex never downloads them).
+    """No tokenizer could be loaded for an id (no local files, and no download possible).
 
     Attributes:
         tokenizer_id: the id that was asked for.

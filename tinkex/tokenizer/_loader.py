@@ -81,10 +81,20 @@ def unregister_tokenizer(tokenizer_id: str) -> bool:
         return _registered.pop(tokenizer_id, None) is not None
 
 
+def is_registered(tokenizer_id: str) -> bool:
+    """True when :func:`register_tokenizer` was called for ``tokenizer_id``."""
+    with _lock:
+        return tokenizer_id in _registered
+
+
 def clear_cache() -> None:
-    """Forget every loaded tokenizer (registrations stay)."""
+    """Forget every loaded tokenizer, those of ``tokenizer_for_model`` too (registrations
+    stay)."""
+    from tinkex.tokenizer._for_model import clear_model_cache
+
     with _lock:
         _cache.clear()
+    clear_model_cache()
 
 
 def get_tokenizer(tokenizer_id: str) -> Tokenizer:
@@ -192,17 +202,29 @@ def _load(tokenizer_id: str, source: TokenizerSource | None) -> Tokenizer:
     searched: list[str] = []
     repos = [tokenizer_id.split(":", 1)[0], resolve_tokenizer_id(tokenizer_id)]
     for repo in dict.fromkeys(repos):
-        if repo.count("/") > 1 or not repo or repo.startswith(("/", ".")):
-            continue
-        for cache in hf_cache_dirs():
-            repo_dir = cache / ("models--" + repo.replace("/", "--"))
-            searched.append(str(repo_dir))
-            snapshot = _snapshot_with_tokenizer(repo_dir)
-            if snapshot is not None:
-                return load_tokenizer_path(snapshot, tokenizer_id)
+        snapshot = cached_snapshot(repo, searched)
+        if snapshot is not None:
+            return load_tokenizer_path(snapshot, tokenizer_id)
     raise TokenizerNotFoundError(
         tokenizer_id, searched, _not_found_message(tokenizer_id, repos, searched)
     )
+
+
+def cached_snapshot(repo: str, searched: list[str] | None = None) -> Path | None:
+    """The Hugging Face cache snapshot holding tokenizer files for Hub id ``repo``, if any.
+
+    The cache directories searched are appended to ``searched`` when given.
+    """
+    if repo.count("/") > 1 or not repo or repo.startswith(("/", ".")):
+        return None
+    for cache in hf_cache_dirs():
+        repo_dir = cache / ("models--" + repo.replace("/", "--"))
+        if searched is not None:
+            searched.append(str(repo_dir))
+        snapshot = _snapshot_with_tokenizer(repo_dir)
+        if snapshot is not None:
+            return snapshot
+    return None
 
 
 def _snapshot_with_tokenizer(repo_dir: Path) -> Path | None:
@@ -226,7 +248,7 @@ def _snapshot_with_tokenizer(repo_dir: Path) -> Path | None:
 def _not_found_message(tokenizer_id: str, repos: list[str], searched: list[str]) -> str:
     repo = repos[-1]
     lines = [
-        f"tokenizer {tokenizer_id!r} is not available offline (tinkex never downloads tokenizers).",
+        f"tokenizer {tokenizer_id!r} is not available offline (no local tokenizer files found).",
     ]
     if searched:
         lines.append(
