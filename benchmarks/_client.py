@@ -24,7 +24,7 @@ import os
 import sys
 from typing import Any
 
-from _clientlib import Window
+from _clientlib import Window, hide_packages
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -40,12 +40,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--floor-threads", type=int, default=0, help="floor pool size (0: one per sample)"
     )
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for results")
+    parser.add_argument(
+        "--hide-torch", action="store_true", help="run as if torch were not installed"
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str]) -> int:
     """Run one workload and print its RESULT line."""
     args = parse_args(argv)
+    if args.hide_torch:
+        hide_packages("torch")
     base_url = os.environ["TINKER_BASE_URL"]
     window = Window()
     record: dict[str, Any]
@@ -58,6 +63,7 @@ def main(argv: list[str]) -> int:
 
         record = _client_sdk.run(args, window)
     record["window"] = window.figures
+    record["torch_loaded"] = "torch" in sys.modules
     print("RESULT " + json.dumps(record), flush=True)
     return 0
 

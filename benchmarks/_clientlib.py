@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.machinery
 import resource
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 NULL_MODEL = "tinkex/null"
 #: Prompt and sampling parameters every sample workload uses.
@@ -34,3 +37,34 @@ class Window:
             "cpu_user_s": end.ru_utime - cpu.ru_utime,
             "cpu_sys_s": end.ru_stime - cpu.ru_stime,
         }
+
+
+class _PathFinderWithout:
+    """``importlib.machinery.PathFinder`` that does not see some top-level packages."""
+
+    def __init__(self, inner: Any, hidden: frozenset[str]) -> None:
+        self._inner = inner
+        self._hidden = hidden
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name.partition(".")[0] in self._hidden:
+            return None
+        return self._inner.find_spec(name, path, target)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def hide_packages(*names: str) -> None:
+    """Make this interpreter behave as if ``names`` were not installed.
+
+    ``import torch`` then raises ``ModuleNotFoundError`` and ``importlib.util.find_spec``
+    answers None, as without the package: tinker's base install has no torch (it is the
+    ``tinker[torch]`` extra), but the dev venv has it for the cookbook suite, and tinker
+    imports it whenever it can.
+    """
+    hidden = frozenset(names)
+    sys.meta_path[:] = [
+        _PathFinderWithout(f, hidden) if f is importlib.machinery.PathFinder else f
+        for f in sys.meta_path
+    ]

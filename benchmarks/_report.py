@@ -148,7 +148,7 @@ def markdown(report: dict[str, Any], workloads: list[Workload]) -> str:
         f"{meta['load_start']:.2f} at start, {meta['load_end']:.2f} at end); median of "
         f"{meta['rounds']} alternating round(s) ({', '.join(meta['sdks'])}); client CPU = "
         "user + sys of the client process, all threads, over the measured window; "
-        "server `tinkex serve`, model `tinkex/null`.",
+        f"server `tinkex serve`, model `tinkex/null`; torch {meta['torch']}.",
         "",
         f"| workload | figure | {titles} | tinkex/floor | tinker/tinkex | goal |",
         "|---|---|" + "---|" * len(SDKS) + "---|---|---|",

@@ -113,6 +113,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--client-timeout", type=float, default=600.0, help="seconds one client may run"
     )
+    parser.add_argument(
+        "--with-torch",
+        action="store_true",
+        help="let the clients import torch when it is installed (default: hidden, as in "
+        "tinker's base install; tinker imports torch whenever it can)",
+    )
     args = parser.parse_args(argv)
     if args.rounds is not None and args.rounds < 1:
         parser.error(f"--rounds must be >= 1, got {args.rounds}")
@@ -152,12 +158,36 @@ def _versions() -> dict[str, str]:
     return found
 
 
-def _client_argv(sdk: str, workload: Workload, timeout: float) -> list[str]:
-    return [sdk, workload.client_workload, *workload.client_args, "--timeout", str(timeout)]
+@dataclasses.dataclass(frozen=True)
+class ClientOptions:
+    """How every client process runs: its time limit and whether torch is hidden from it."""
+
+    timeout: float
+    hide_torch: bool
+
+    def argv(self, sdk: str, workload: Workload) -> list[str]:
+        """The ``_client.py`` command line for ``sdk`` running ``workload``."""
+        argv = [sdk, workload.client_workload, *workload.client_args]
+        argv += ["--timeout", str(self.timeout)]
+        return argv + (["--hide-torch"] if self.hide_torch else [])
+
+
+def _torch_note(hide_torch: bool) -> str:
+    from importlib.util import find_spec
+
+    if find_spec("torch") is None:
+        return "not installed"
+    if hide_torch:
+        return "hidden from the clients (tinker's base install; --with-torch to keep it)"
+    return "importable by the clients (tinker imports it)"
 
 
 def measure(
-    workload: Workload, sdk: str, server: _harness.Server, timeout: float, wrap: list[str] | None
+    workload: Workload,
+    sdk: str,
+    server: _harness.Server,
+    options: ClientOptions,
+    wrap: list[str] | None = None,
 ) -> tuple[_harness.ClientRun, dict[str, float]]:
     """One client run of ``workload`` with ``sdk``; returns the run and its figures.
 
@@ -166,11 +196,13 @@ def measure(
     """
     server_cpu = server.cpu_seconds()
     run = _harness.run_client(
-        _client_argv(sdk, workload, timeout),
+        options.argv(sdk, workload),
         _harness.client_env(server.base_url),
-        timeout=timeout + 120,
+        timeout=options.timeout + 120,
         wrap=wrap,
     )
+    if options.hide_torch and run.record.get("torch_loaded"):
+        raise _harness.ClientError(f"{sdk} {workload.name}: imported torch although it was hidden")
     if run.record.get("failures"):
         raise _harness.ClientError(
             f"{sdk} {workload.name}: {run.record['failures']} of {run.record['count']} "
@@ -211,25 +243,30 @@ def run_rounds(
     sdks: list[str],
     rounds: int,
     servers: dict[float, _harness.Server],
-    timeout: float,
+    options: ClientOptions,
 ) -> dict[str, dict[str, list[dict[str, float]]]]:
     """All rounds: for each round, each workload, each client in order."""
     runs: dict[str, dict[str, list[dict[str, float]]]] = {}
     for round_index in range(rounds):
         for workload in selected:
             for sdk in sdks:
-                _, figures = measure(workload, sdk, servers[workload.latency], timeout, None)
+                _, figures = measure(workload, sdk, servers[workload.latency], options)
                 runs.setdefault(workload.name, {}).setdefault(sdk, []).append(figures)
                 _progress(f"round {round_index + 1}/{rounds} {workload.name} {sdk}", figures)
     return runs
 
 
 def profile(
-    workload: Workload, sdk: str, server: _harness.Server, timeout: float, out_dir: Path, stamp: str
+    workload: Workload,
+    sdk: str,
+    server: _harness.Server,
+    options: ClientOptions,
+    out_dir: Path,
+    stamp: str,
 ) -> str:
     """One extra run under py-spy; writes the collapsed stacks and returns the summary text."""
     stacks = out_dir / f"profile-{stamp}-{workload.name}-{sdk}.txt"
-    measure(workload, sdk, server, timeout, _profile.py_spy_command(stacks))
+    measure(workload, sdk, server, options, _profile.py_spy_command(stacks))
     summary = _profile.summarize(stacks.read_text()).text()
     summary_path = out_dir / f"profile-{stamp}-{workload.name}-{sdk}-summary.txt"
     summary_path.write_text(summary + "\n")
@@ -261,14 +298,16 @@ def main(argv: list[str] | None = None) -> int:
         "sizes": sizes.as_dict(),
         "default_sizes": sizes == Sizes(),
         "load_start": os.getloadavg()[0],
+        "torch": _torch_note(not args.with_torch),
     }
+    options = ClientOptions(args.client_timeout, hide_torch=not args.with_torch)
     profiled = next((w for w in workloads(sizes) if w.name == args.profile), None)
     latencies = {w.latency for w in [*selected, *([profiled] if profiled else [])]}
     servers = _start_servers(latencies)
     profile_text = ""
     try:
         begin = time.perf_counter()
-        runs = run_rounds(selected, args.sdks, rounds, servers, args.client_timeout)
+        runs = run_rounds(selected, args.sdks, rounds, servers, options)
         meta["seconds"] = time.perf_counter() - begin
         meta["load_end"] = os.getloadavg()[0]
         if profiled is not None:
@@ -276,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
                 profiled,
                 args.profile_sdk,
                 servers[profiled.latency],
-                args.client_timeout,
+                options,
                 args.out_dir,
                 stamp,
             )

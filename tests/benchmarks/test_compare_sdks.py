@@ -49,6 +49,7 @@ def test_smallest_run_produces_every_figure(tmp_path: Path) -> None:
     report = json.loads((tmp_path / "latest.json").read_text())
     assert report["meta"]["rounds"] == 1
     assert report["meta"]["default_sizes"] is False
+    assert report["meta"]["torch"]  # hidden from the clients or not installed: said either way
     assert set(report["workloads"]) == set(workloads_module.WORKLOAD_NAMES)
     for name, entry in report["workloads"].items():
         assert set(entry["medians"]) == {"tinkex", "tinker", "floor"}, name
@@ -173,3 +174,20 @@ def test_floor_reads_what_the_server_codec_writes() -> None:
     )
     payload = encode_sample_response(types.SampleResponse(sequences=[sequence]))
     assert floor._sample_tokens(payload) == [9, 300, 2]
+
+
+def test_hidden_package_looks_not_installed() -> None:
+    code = (
+        "import importlib.util, _clientlib\n"
+        "_clientlib.hide_packages('numpy')\n"
+        "assert importlib.util.find_spec('numpy') is None\n"
+        "try:\n"
+        "    import numpy.linalg\n"
+        "except ModuleNotFoundError:\n"
+        "    print('hidden')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=BENCHMARKS, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "hidden"
