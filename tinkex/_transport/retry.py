@@ -597,6 +597,7 @@ def poll_retry_policy(billing_max_pause: float = BILLING_MAX_PAUSE) -> RetryPoli
     )
 
 
+@functools.lru_cache(maxsize=32)
 def sample_submission_policy(
     billing_max_pause: float = BILLING_MAX_PAUSE, *, billing_pause: float = BILLING_PAUSE
 ) -> RetryPolicy:

@@ -88,6 +88,7 @@ class SamplingClient:
             limit = min(limit, self.retry_config.max_connections)
         self._slots = threading.BoundedSemaphore(limit)
         self._last_queue_log = 0.0
+        self._policy: RetryPolicy | None = None
 
     def __repr__(self) -> str:
         return f"SamplingClient(sampling_session_id={self.sampling_session_id!r})"
@@ -222,12 +223,7 @@ class SamplingClient:
     def _sample_with_retries(
         self, body: dict[str, Any], nbytes: int, alt_k: int, last_n: int | None
     ) -> smp.SampleResponse:
-        server = self.holder.client_config()
-        policy = RetryPolicy.from_retry_config(
-            self.retry_config,
-            enabled=not server.sample_no_retries,
-            stuck_detection=server.sample_enable_stuck_detection,
-        )
+        policy = self._retry_policy()
 
         def no_progress(exc: BaseException) -> BaseException:
             return APIConnectionError(
@@ -252,6 +248,18 @@ class SamplingClient:
             if not np.all(np.isnan(head)):
                 raise RuntimeError("the server ignored prompt_logprobs_last_n")
         return result
+
+    def _retry_policy(self) -> RetryPolicy:
+        """The RetryConfig policy with the server's switches (built once per client)."""
+        policy = self._policy
+        if policy is None:
+            server = self.holder.client_config()
+            policy = self._policy = RetryPolicy.from_retry_config(
+                self.retry_config,
+                enabled=not server.sample_no_retries,
+                stuck_detection=server.sample_enable_stuck_detection,
+            )
+        return policy
 
     def _sample_once(self, body: dict[str, Any], nbytes: int) -> smp.SampleResponse:
         """One submission (a fresh ``seq_id``, resent on 429/402) and the poll of its result."""

@@ -154,7 +154,9 @@ class TrainingClient:
                 self.holder,
                 [
                     functools.partial(
-                        self._send_fwdbwd_chunk,
+                        send_chunk,
+                        self.holder,
+                        self.model_id,
                         chunk.data,
                         chunk.nbytes,
                         fb_input,
@@ -172,19 +174,6 @@ class TrainingClient:
             return combine_outputs(outputs, [len(c.data) for c in chunks])
 
         return self._ordered(len(chunks), send, finish)
-
-    def _send_fwdbwd_chunk(
-        self,
-        data: list[Datum],
-        nbytes: int,
-        fb_input: tr.ForwardBackwardInput,
-        seq_id: int,
-        forward_only: bool,
-        sdk_method: str,
-    ) -> Any:
-        return send_chunk(
-            self.holder, self.model_id, data, nbytes, fb_input, seq_id, forward_only, sdk_method
-        )
 
     def forward(
         self,
@@ -236,7 +225,9 @@ class TrainingClient:
         regularizers: Sequence[RegularizerSpec] | None = None,
         track_grad_norms: bool = False,
     ) -> APIFuture[tr.ForwardBackwardOutput]:
-        """Train on a loss computed client-side from the per-token logprobs (wire §11.1).
+        """Train on a loss computed client-side from the per-token logprobs.
+
+        The two passes are docs/protocol.md, "Custom losses".
 
         ``loss_fn(data, logprobs_list)`` is either the official torch signature
         (``-> (loss_tensor, metrics)``, gradients by autograd) or a numpy function
@@ -263,14 +254,14 @@ class TrainingClient:
         )
         sdk_method = "TrainingClient.forward_backward_custom"
 
-        def send_chunk(
+        def send_part(
             part: list[Datum], nbytes: int, loss: tr.ForwardBackwardInput, seq: int, fwd: bool
         ) -> Any:
-            return self._send_fwdbwd_chunk(part, nbytes, loss, seq, fwd, sdk_method)
+            return send_chunk(self.holder, self.model_id, part, nbytes, loss, seq, fwd, sdk_method)
 
         future = self._ordered(
             step.seq_ids,
-            lambda first_seq: step.send(first_seq, send_chunk, self._poll_sent),
+            lambda first_seq: step.send(first_seq, send_part, self._poll_sent),
             lambda sent: step.finish(sent, self._poll_sent),
         )
         future.add_done_callback(
