@@ -5,11 +5,11 @@ Raw ``urllib3`` on one connection pool, no SDK:
 * sampling: every ``asample`` body is JSON built before the measured window; each sample runs
   on a worker of a ``ThreadPoolExecutor`` (one worker per sample unless ``--floor-threads``):
   submit, then long-poll ``retrieve_future`` until the protobuf ``SampleResponse`` arrives,
-  whose token bytes are read as int32 (wire §9.3).
-* training: each ``forward_backward`` body is the protobuf ``ForwardBackwardRequest`` (wire
-  §8.1) framed around the raw bytes of prebuilt numpy token/target/weight arrays, sent as one
-  request; the protobuf ``ForwardBackwardOutput`` is read as per-datum views into its
-  ``logprobs`` bytes (no per-element copies).
+  whose token bytes are read as int32 (docs/protocol.md, "Protobuf messages").
+* training: each ``forward_backward`` body is the protobuf ``ForwardBackwardRequest``
+  (docs/protocol.md, "Protobuf messages") framed around the raw bytes of prebuilt numpy
+  token/target/weight arrays, sent as one request; the protobuf ``ForwardBackwardOutput`` is
+  read as per-datum views into its ``logprobs`` bytes (no per-element copies).
 
 Session, model and sampler creation happen before the window, as in the SDK workloads.
 """
@@ -195,7 +195,7 @@ def _sample_workload(
     return {"count": args.samples, "failures": failures, "first_error": first_error}
 
 
-# --- protobuf framing (wire §8, §9): just what the floor sends and reads ----------------------
+# --- protobuf framing (docs/protocol.md, "Protobuf messages"): what the floor sends and reads --
 
 
 def _varint(value: int) -> bytes:
@@ -288,7 +288,7 @@ def _sample_tokens(payload: bytes) -> list[int]:
 
 
 def _logprob_views(payload: bytes) -> list[Any]:
-    """Per-datum ``logprobs`` arrays (views) of a ``ForwardBackwardOutput`` (wire §8.3)."""
+    """Per-datum ``logprobs`` arrays (views) of a protobuf ``ForwardBackwardOutput``."""
     import numpy as np
 
     views: list[Any] = []

@@ -25,9 +25,9 @@ __all__ = [
     "estimate_tensor_bytes",
 ]
 
-#: forward/backward bodies carry tokens as int32 (wire protocol §8.2).
+#: forward/backward bodies carry tokens as int32 (docs/protocol.md, "Forward/backward").
 FWDBWD_BYTES_PER_TOKEN = 4
-#: sampling estimate per prompt token (wire protocol §9.4).
+#: sampling estimate per prompt token (docs/protocol.md, "Sampling").
 SAMPLE_BYTES_PER_TOKEN = 10
 #: sparse CSR indices are int64.
 SPARSE_INDEX_BYTES = 8
@@ -94,7 +94,7 @@ def estimate_tensor_bytes(tensor: Any) -> int:
 
 
 def estimate_datum_bytes(datum: Any) -> int:
-    """Estimated protobuf bytes of one ``Datum`` (wire protocol §8.2).
+    """Estimated protobuf bytes of one ``Datum`` (docs/protocol.md, "Forward/backward").
 
     4 bytes per text token, raw length of image/dmel data (pointer chunks: length of the
     location), plus every loss input's array bytes (+8 per sparse index).
@@ -114,7 +114,7 @@ def estimate_datum_bytes(datum: Any) -> int:
 
 
 def estimate_sample_bytes(model_input: Any) -> int:
-    """Estimated bytes of a sampling prompt (wire protocol §9.4).
+    """Estimated bytes of a sampling prompt (docs/protocol.md, "Sampling").
 
     10 bytes per text token, raw length of image/dmel data, length of pointer locations.
     """

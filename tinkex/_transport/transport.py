@@ -58,7 +58,7 @@ START_EVENT = HTTP_REQUEST_START
 STOP_EVENT = HTTP_REQUEST_STOP
 EXCEPTION_EVENT = HTTP_REQUEST_EXCEPTION
 
-#: A 429 without a usable Retry-After holds the key for this long (wire protocol §13).
+#: A 429 without a usable Retry-After holds the key for this long (docs/protocol.md, "Retries").
 DEFAULT_RATE_LIMIT_BACKOFF = 1.0
 
 # Canonical spelling of the headers we set, so a caller's "accept" replaces our "Accept".

@@ -1,4 +1,7 @@
-"""Splitting forward/backward batches into requests and combining results (wire §8.2, §8.4)."""
+"""Splitting forward/backward batches into chunks and combining their results.
+
+The rules are docs/protocol.md, "Forward/backward".
+"""
 
 from __future__ import annotations
 

@@ -248,7 +248,8 @@ class ClientHolder:
         headers: Mapping[str, str] | None = None,
         http_retry: RetryPolicy = HTTP_DEFAULT,
     ) -> Response:
-        """One call wrapped in the holder retry loop (wire §13.2); ``retry`` overrides it.
+        """One call under the holder retry policy (``retry`` overrides it); layer 2 of
+        docs/protocol.md, "Retries".
 
         The body is ``json`` or raw ``content`` of ``content_type``. ``http_retry`` is the
         transport's own (layer-1) policy inside that loop.

@@ -1,4 +1,4 @@
-"""Sending one model's requests strictly in ``seq_id`` order (wire §7.3).
+"""Sending one model's requests strictly in ``seq_id`` order (docs/protocol.md, "Sequencing").
 
 Each training call reserves its ``seq_id``s when it is made and puts a *send job* on the
 model's :class:`OrderedSender`. One daemon thread per model takes the jobs in call order and

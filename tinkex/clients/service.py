@@ -142,7 +142,7 @@ class ServiceClient:
             )
             from tinkex._transport import NO_RETRY
 
-            # create_model is retried by the HTTP layer only (wire §13): no holder loop around it.
+            # create_model is retried by the HTTP layer only (docs/protocol.md, "Retries").
             created = holder.submit_and_poll(
                 "/api/v1/create_model",
                 request,

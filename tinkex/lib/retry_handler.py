@@ -1,7 +1,7 @@
 """Retry settings of sampling requests: :class:`RetryConfig` (twin of ``tinker``'s).
 
 Same fields and defaults as ``tinker.lib.retry_handler.RetryConfig``; the sampling client
-applies them around each sample submission (wire protocol §9.4).
+applies them around each sample submission (docs/protocol.md, "Sampling").
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """``compute_custom_loss``: base loss + weighted regularizers, with gradients for the server.
 
-This is the client-side half of ``TrainingClient.forward_backward_custom`` (wire protocol
-§11.1). After the forward pass returns per-datum logprobs, the client calls::
+This is the client-side half of ``TrainingClient.forward_backward_custom`` (docs/protocol.md,
+"Custom losses"). After the forward pass returns per-datum logprobs, the client calls::
 
     output, grads = compute_custom_loss(data, logprobs_list, loss_fn, regularizers,
                                         track_grad_norms=True)

@@ -1,4 +1,4 @@
-"""Batched delivery of SDK telemetry to ``POST /api/v1/telemetry`` (wire protocol §14).
+"""Batched delivery of SDK telemetry to ``POST /api/v1/telemetry`` (docs/protocol.md, "Telemetry").
 
 The reporter knows the payload format and the batching/retry rules; it does not know HTTP.
 Whoever owns the transport hands it a ``send(payload)`` callable, e.g.::

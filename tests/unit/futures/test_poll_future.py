@@ -1,4 +1,4 @@
-"""poll_future: every row of wire protocol §6.2, plus cancellation and leaks."""
+"""poll_future over HTTP: every row of docs/protocol.md "Futures", cancellation and leaks."""
 
 from __future__ import annotations
 

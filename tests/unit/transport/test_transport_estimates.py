@@ -1,4 +1,4 @@
-"""Byte estimators (wire protocol §8.2 and §9.4), duck-typed on tinkex.types shapes."""
+"""Byte estimators (docs/protocol.md, "Forward/backward" and "Sampling"), duck-typed."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Loss functions of the Tinker API (wire protocol §11) on target-token logprobs.
+"""Loss functions of the Tinker API (docs/protocol.md, "Losses") on target-token logprobs.
 
 Each loss maps the learner's target logprobs ``lp`` (N,) of one datum to a per-token loss
 (summed by the caller, never normalised) and its analytic gradient ``d loss / d lp``; the
