@@ -198,47 +198,22 @@ class ClientSettings:
                 the message says how to fix it.
         """
         env = os.environ if environ is None else environ
-
-        url = base_url or env.get("TINKER_BASE_URL") or DEFAULT_BASE_URL
-        url = url.strip().rstrip("/")
-        if not url.startswith(("http://", "https://")):
-            origin = "base_url" if base_url else "TINKER_BASE_URL"
-            raise TinkerError(
-                f"{origin} must be an http:// or https:// URL, got {url!r}; "
-                f"for example {DEFAULT_BASE_URL!r} or 'http://127.0.0.1:8000'."
-            )
-
+        url = _resolve_base_url(base_url, env)  # checked first: before any credential command
         credential_cmd = env.get("TINKER_CREDENTIAL_CMD") or None
         key, source = _resolve_api_key(
             api_key, env, credential_cmd, credentials_path, require_api_key
         )
-
         if tags is None:
             tags = [part.strip() for part in env.get("TINKER_TAGS", "").split(",")]
-        unique_tags = tuple(dict.fromkeys(tag for tag in tags if tag))
-
-        if telemetry_enabled is None:
-            telemetry_enabled = telemetry_enabled_from_env(env)
-
-        if send_protobuf is None:
-            wire = env.get("TINKEX_WIRE_FORMAT", "").strip().lower()
-            if wire not in ("", "json", "protobuf", "proto"):
-                raise TinkerError(
-                    f"TINKEX_WIRE_FORMAT must be 'json' or 'protobuf', got {wire!r}; "
-                    "unset it to use the default (protobuf)."
-                )
-            send_protobuf = wire != "json"
-
         log = env.get("TINKER_LOG", "").strip().lower() or None
-        if log not in _LOG_LEVELS:
-            log = None
-
         settings = cls(
             base_url=url,
             api_key=key,
             project_id=project_id or env.get("TINKER_PROJECT_ID") or None,
-            tags=unique_tags,
-            telemetry_enabled=telemetry_enabled,
+            tags=tuple(dict.fromkeys(tag for tag in tags if tag)),
+            telemetry_enabled=(
+                telemetry_enabled_from_env(env) if telemetry_enabled is None else telemetry_enabled
+            ),
             default_headers=_frozen_headers(default_headers),
             max_connections=DEFAULT_MAX_CONNECTIONS if max_connections is None else max_connections,
             timeout=DEFAULT_TIMEOUT if timeout is None else float(timeout),
@@ -246,12 +221,12 @@ class ClientSettings:
                 DEFAULT_CONNECT_TIMEOUT if connect_timeout is None else float(connect_timeout)
             ),
             max_retries=DEFAULT_MAX_RETRIES if max_retries is None else max_retries,
-            send_protobuf=send_protobuf,
+            send_protobuf=_env_wire_is_protobuf(env) if send_protobuf is None else send_protobuf,
             compress_fwdbwd=bool(compress_fwdbwd),
             credential_cmd=credential_cmd,
             access_headers=_cloudflare_headers(env),
             api_key_source=source,
-            log_level=log,
+            log_level=log if log in _LOG_LEVELS else None,
         )
         settings.validate()
         return settings
@@ -270,6 +245,27 @@ class ClientSettings:
             )
         if self.max_retries < 0:
             raise TinkerError(f"ClientSettings.max_retries must be >= 0, got {self.max_retries}")
+
+
+def _resolve_base_url(explicit: str | None, env: Mapping[str, str]) -> str:
+    url = (explicit or env.get("TINKER_BASE_URL") or DEFAULT_BASE_URL).strip().rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        origin = "base_url" if explicit else "TINKER_BASE_URL"
+        raise TinkerError(
+            f"{origin} must be an http:// or https:// URL, got {url!r}; "
+            f"for example {DEFAULT_BASE_URL!r} or 'http://127.0.0.1:8000'."
+        )
+    return url
+
+
+def _env_wire_is_protobuf(env: Mapping[str, str]) -> bool:
+    wire = env.get("TINKEX_WIRE_FORMAT", "").strip().lower()
+    if wire not in ("", "json", "protobuf", "proto"):
+        raise TinkerError(
+            f"TINKEX_WIRE_FORMAT must be 'json' or 'protobuf', got {wire!r}; "
+            "unset it to use the default (protobuf)."
+        )
+    return wire != "json"
 
 
 def _cloudflare_headers(env: Mapping[str, str]) -> dict[str, str]:

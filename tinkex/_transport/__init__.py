@@ -4,7 +4,7 @@ Importing this package is cheap: ``requests`` and ``tenacity`` are imported when
 :class:`Transport` or tenacity-backed policy piece is built.
 """
 
-from tinkex._transport._response import PROTOBUF_CONTENT_TYPE, Response
+from tinkex._transport._response import PROTOBUF_CONTENT_TYPE, Response, parse_retry_after
 from tinkex._transport.estimates import (
     estimate_datum_bytes,
     estimate_model_input_bytes,
@@ -19,7 +19,6 @@ from tinkex._transport.retry import (
     RetryPolicy,
     holder_retry_policy,
     http_retry_policy,
-    parse_retry_after,
 )
 from tinkex._transport.transport import USER_AGENT, Transport
 

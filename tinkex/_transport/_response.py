@@ -1,16 +1,20 @@
-"""The response value the transport hands back to clients and pollers."""
+"""The response value the transport hands back to clients and pollers, and its Retry-After."""
 
 from __future__ import annotations
 
 import json as _json
+import time
 from collections.abc import Mapping
 from typing import Any
 
 from tinkex._exceptions import APIResponseValidationError
 
-__all__ = ["PROTOBUF_CONTENT_TYPE", "Response"]
+__all__ = ["PROTOBUF_CONTENT_TYPE", "Response", "parse_retry_after"]
 
 PROTOBUF_CONTENT_TYPE = "application/x-protobuf"
+
+#: Retry-After values are honoured only inside (0, 60] seconds.
+_MAX_RETRY_AFTER = 60.0
 
 _UNSET: Any = object()
 
@@ -92,3 +96,37 @@ class Response:
             f"<Response {self.status_code} {self.request} "
             f"{self.content_type or 'no content-type'} {len(self.content)} bytes>"
         )
+
+
+def parse_retry_after(headers: Any, *, now: float | None = None) -> float | None:
+    """Seconds a server asked us to wait, from ``retry-after-ms`` or ``retry-after``.
+
+    ``retry-after-ms`` wins; ``retry-after`` may be seconds or an HTTP date. Returns ``None``
+    when absent, unparsable, or outside ``0 < v <= 60`` seconds (docs/protocol.md, "Headers").
+    """
+    if headers is None:
+        return None
+    value: float | None = None
+    raw_ms = headers.get("retry-after-ms")
+    if raw_ms:
+        try:
+            value = float(raw_ms) / 1000.0
+        except ValueError:
+            value = None
+    if value is None:
+        raw = headers.get("retry-after")
+        if raw:
+            try:
+                value = float(raw)
+            except ValueError:
+                import email.utils  # rare path; keeps ~10 ms off import time
+
+                try:
+                    when = email.utils.parsedate_to_datetime(raw)
+                except (TypeError, ValueError, IndexError):
+                    return None
+                current = time.time() if now is None else now
+                value = when.timestamp() - current
+    if value is None or not (0 < value <= _MAX_RETRY_AFTER):
+        return None
+    return value

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import attrs
 
 from tinkex._exceptions import APIConnectionError, APIStatusError, BillingError
+from tinkex._transport._response import parse_retry_after
 from tinkex.telemetry import HTTP_RETRY, RetryMetadata, emit, has_handlers
 
 if TYPE_CHECKING:
@@ -63,7 +64,6 @@ __all__ = [
     "RetryState",
     "holder_retry_policy",
     "http_retry_policy",
-    "parse_retry_after",
     "poll_retry_policy",
     "sample_submission_policy",
 ]
@@ -82,9 +82,6 @@ BILLING_PAUSE = 5.0
 #: ``billing_exception_max_pause_duration_sec`` default).
 BILLING_MAX_PAUSE = 3600.0
 
-#: Retry-After values are honoured only inside (0, 60] seconds.
-_MAX_RETRY_AFTER = 60.0
-
 
 class _HttpDefault:
     """Sentinel type of :data:`HTTP_DEFAULT`."""
@@ -96,40 +93,6 @@ class _HttpDefault:
 #: ``Transport.request(retry=HTTP_DEFAULT)``: the transport's layer-1 policy
 #: (``http_retry_policy(settings.max_retries)``).
 HTTP_DEFAULT: Any = _HttpDefault()
-
-
-def parse_retry_after(headers: Any, *, now: float | None = None) -> float | None:
-    """Seconds a server asked us to wait, from ``retry-after-ms`` or ``retry-after``.
-
-    ``retry-after-ms`` wins; ``retry-after`` may be seconds or an HTTP date. Returns ``None``
-    when absent, unparsable, or outside ``0 < v <= 60`` seconds (docs/protocol.md, "Headers").
-    """
-    if headers is None:
-        return None
-    value: float | None = None
-    raw_ms = headers.get("retry-after-ms")
-    if raw_ms:
-        try:
-            value = float(raw_ms) / 1000.0
-        except ValueError:
-            value = None
-    if value is None:
-        raw = headers.get("retry-after")
-        if raw:
-            try:
-                value = float(raw)
-            except ValueError:
-                import email.utils  # rare path; keeps ~10 ms off import time
-
-                try:
-                    when = email.utils.parsedate_to_datetime(raw)
-                except (TypeError, ValueError, IndexError):
-                    return None
-                current = time.time() if now is None else now
-                value = when.timestamp() - current
-    if value is None or not (0 < value <= _MAX_RETRY_AFTER):
-        return None
-    return value
 
 
 def _response_headers(exc: BaseException) -> Any:

@@ -28,9 +28,9 @@ from tinkex._exceptions import (
     TinkerError,
     make_status_error,
 )
-from tinkex._transport._response import Response
+from tinkex._transport._response import Response, parse_retry_after
 from tinkex._transport.limits import RateLimiter
-from tinkex._transport.retry import HTTP_DEFAULT, RetryPolicy, http_retry_policy, parse_retry_after
+from tinkex._transport.retry import HTTP_DEFAULT, RetryPolicy, http_retry_policy
 from tinkex._version import TINKER_SDK_VERSION, __version__
 from tinkex.telemetry import (
     HTTP_REQUEST_EXCEPTION,
@@ -378,26 +378,11 @@ class Transport:
         read_timeout = self._timeout if timeout is None else timeout
         policy = self._http_policy if retry is HTTP_DEFAULT else retry
 
-        request_headers = self._base_headers.copy()
-        request_headers["Accept"] = accept
-        request_headers["x-stainless-read-timeout"] = _format_seconds(read_timeout)
-        body: bytes | None = None
-        if method != "GET":
-            if json is not None:
-                body = _json.dumps(json, separators=(",", ":"), ensure_ascii=False).encode()
-            elif content is not None:
-                body = content
-            request_headers["Content-Type"] = content_type or "application/json"
-            # One key per call, reused by every HTTP-layer retry of it.
-            request_headers["X-Idempotency-Key"] = f"tinkex-retry-{uuid.uuid4()}"
-        if headers:
-            _merge(request_headers, headers)
-        if self._default_headers:
-            _merge(request_headers, self._default_headers)
+        request_headers, body = self._headers_and_body(
+            method, json, content, content_type, headers, accept, read_timeout
+        )
         timeouts = (self._connect_timeout, read_timeout)
-
         attempt = 0
-
         provider = self._credential if credential else None
         if provider is not None and not (headers and "X-API-Key" in headers):
             request_headers["X-API-Key"] = provider(False)
@@ -423,6 +408,34 @@ class Transport:
         return policy.call(
             send, sleep=self._sleep, clock=self._clock, stop_event=stop, describe=label
         )
+
+    def _headers_and_body(
+        self,
+        method: str,
+        json: Any,
+        content: bytes | None,
+        content_type: str | None,
+        headers: Mapping[str, str] | None,
+        accept: str,
+        read_timeout: float,
+    ) -> tuple[dict[str, str], bytes | None]:
+        request_headers = self._base_headers.copy()
+        request_headers["Accept"] = accept
+        request_headers["x-stainless-read-timeout"] = _format_seconds(read_timeout)
+        body: bytes | None = None
+        if method != "GET":
+            if json is not None:
+                body = _json.dumps(json, separators=(",", ":"), ensure_ascii=False).encode()
+            elif content is not None:
+                body = content
+            request_headers["Content-Type"] = content_type or "application/json"
+            # One key per call, reused by every HTTP-layer retry of it.
+            request_headers["X-Idempotency-Key"] = f"tinkex-retry-{uuid.uuid4()}"
+        if headers:
+            _merge(request_headers, headers)
+        if self._default_headers:
+            _merge(request_headers, self._default_headers)
+        return request_headers, body
 
     def _send_once(
         self,

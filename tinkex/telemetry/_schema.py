@@ -28,34 +28,6 @@ The recovery events (``tinkex.recovery.*``) have their schema next to their emit
 from collections.abc import Mapping
 from typing import NotRequired, TypedDict
 
-__all__ = [
-    "CIRCUIT_BREAKER_STATE_CHANGE",
-    "CUSTOM_LOSS_COMPUTE",
-    "EVENTS",
-    "EVENT_SCHEMAS",
-    "FUTURE_COMPLETE",
-    "FUTURE_QUEUE_STATE",
-    "HTTP_REQUEST_EXCEPTION",
-    "HTTP_REQUEST_START",
-    "HTTP_REQUEST_STOP",
-    "HTTP_RETRY",
-    "REGULARIZER_COMPUTE",
-    "CircuitBreakerMetadata",
-    "CustomLossMeasurements",
-    "CustomLossMetadata",
-    "EventSchema",
-    "FutureCompleteMeasurements",
-    "FutureCompleteMetadata",
-    "HttpRequestExceptionMetadata",
-    "HttpRequestMetadata",
-    "HttpRequestStopMetadata",
-    "QueueStateMetadata",
-    "RegularizerMeasurements",
-    "RegularizerMetadata",
-    "RetryMeasurements",
-    "RetryMetadata",
-]
-
 HTTP_REQUEST_START = "tinkex.http.request.start"
 HTTP_REQUEST_STOP = "tinkex.http.request.stop"
 HTTP_REQUEST_EXCEPTION = "tinkex.http.request.exception"
