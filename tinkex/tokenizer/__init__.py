@@ -6,8 +6,9 @@
 'hi'
 
 :func:`get_tokenizer` resolves ids offline only: file or directory paths, ids registered with
-:func:`register_tokenizer`, and the local Hugging Face cache. ``tokenizers`` and ``tiktoken``
-are imported when a tokenizer of that kind is first loaded.
+:func:`register_tokenizer`, and the local Hugging Face cache (Kimi K2 at the revision the
+official SDK pins, :data:`PINNED_TOKENIZERS`). ``tokenizers`` and ``tiktoken`` are imported
+when a tokenizer of that kind is first loaded.
 
 :func:`tokenizer_for_model` is what the clients' ``get_tokenizer()`` return, as the official
 SDK does: a ``transformers`` tokenizer when ``transformers`` is installed (Hugging Face cache
@@ -27,11 +28,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from tinkex.tokenizer._for_model import hub_arguments, tokenizer_for_model
     from tinkex.tokenizer._hf import HFTokenizer
     from tinkex.tokenizer._loader import (
+        PINNED_TOKENIZERS,
         clear_cache,
         get_tokenizer,
         hf_cache_dirs,
         load_tokenizer_path,
         model_input_from_text,
+        pinned_revision,
         register_tokenizer,
         resolve_tokenizer_id,
         unregister_tokenizer,
@@ -41,6 +44,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "BYTE_TOKENIZER_ID",
     "KIMI_PATTERN",
+    "PINNED_TOKENIZERS",
     "ByteTokenizer",
     "HFTokenizer",
     "TiktokenTokenizer",
@@ -53,6 +57,7 @@ __all__ = [
     "load_bpe_ranks",
     "load_tokenizer_path",
     "model_input_from_text",
+    "pinned_revision",
     "register_tokenizer",
     "resolve_tokenizer_id",
     "tokenizer_for_model",
@@ -68,11 +73,13 @@ _LAZY: dict[str, str] = {
     "tokenizer_for_model": "tinkex.tokenizer._for_model",
     **dict.fromkeys(
         (
+            "PINNED_TOKENIZERS",
             "clear_cache",
             "get_tokenizer",
             "hf_cache_dirs",
             "load_tokenizer_path",
             "model_input_from_text",
+            "pinned_revision",
             "register_tokenizer",
             "resolve_tokenizer_id",
             "unregister_tokenizer",

@@ -71,13 +71,15 @@ class TokenizerNotFoundError(TinkerError, LookupError):
         return (type(self), (self.tokenizer_id, self.searched, self.message))
 
 
-def read_tokenizer_config(directory: Path) -> dict[str, Any]:
-    """``tokenizer_config.json`` of ``directory`` as a dict (empty when absent).
+def read_tokenizer_config(
+    directory: Path, filename: str = "tokenizer_config.json"
+) -> dict[str, Any]:
+    """``directory/filename`` (the ``tokenizer_config.json``) as a dict (empty when absent).
 
     Raises:
         ValueError: the file exists but is not a JSON object.
     """
-    path = directory / "tokenizer_config.json"
+    path = directory / filename
     if not path.is_file():
         return {}
     try:

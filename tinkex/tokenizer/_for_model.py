@@ -33,25 +33,11 @@ from tinkex.tokenizer._loader import (
     get_tokenizer,
     is_registered,
     load_tokenizer_path,
+    pinned_revision,
     resolve_tokenizer_id,
 )
 
 __all__ = ["hub_arguments", "tokenizer_for_model"]
-
-#: Tokenizer repos whose custom code loads at a pinned revision: id -> (repo, revision).
-REMOTE_CODE_REVISIONS: dict[str, tuple[str, str]] = {
-    "moonshotai/Kimi-K2-Thinking": (
-        "moonshotai/Kimi-K2-Thinking",
-        "612681931a8c906ddb349f8ad0f582cb552189cd",
-    ),
-    "moonshotai/Kimi-K2.5": ("moonshotai/Kimi-K2.5", "4d01dfe0332d63057c186e0b262165819efb6611"),
-    "moonshotai/Kimi-K2.5-Text-Only": (
-        "moonshotai/Kimi-K2.5",
-        "4d01dfe0332d63057c186e0b262165819efb6611",
-    ),
-    "moonshotai/Kimi-K2.6": ("moonshotai/Kimi-K2.6", "b5aabbfb20227ed42becbf5541dbffd213942c58"),
-    "moonshotai/Kimi-K3": ("moonshotai/Kimi-K3", "f831ab66814297da540d832a5235f8e904f29d06"),
-}
 
 #: Tokenizers of Thinking Machines' own models come from the ``tml-tokenizers`` package.
 TML_PREFIXES = ("TML/", "thinkingmachines/")
@@ -79,11 +65,9 @@ def hub_arguments(model_name: str, tokenizer_id: str | None = None) -> tuple[str
     >>> hub_arguments("x", "moonshotai/Kimi-K2.5-Text-Only")[0]
     'moonshotai/Kimi-K2.5'
     """
-    repo = tokenizer_id or resolve_tokenizer_id(model_name)
-    pinned = REMOTE_CODE_REVISIONS.get(repo)
-    if pinned is None:
+    repo, revision = pinned_revision(tokenizer_id or resolve_tokenizer_id(model_name))
+    if revision is None:
         return repo, {}
-    repo, revision = pinned
     return repo, {"trust_remote_code": True, "revision": revision}
 
 
@@ -128,7 +112,7 @@ def _load(repo: str, revision: str | None) -> Tokenizer:
     try:
         loaded = AutoTokenizer.from_pretrained(repo, local_files_only=own, **remote_code)
     except OSError as error:  # not in the cache (offline) or not on the Hub
-        return _fallback(repo, error)
+        return _fallback(repo, revision, error)
     return cast(Tokenizer, loaded)
 
 
@@ -137,10 +121,11 @@ def clear_model_cache() -> None:
     _load.cache_clear()
 
 
-def _fallback(repo: str, error: OSError) -> Tokenizer:
-    """tinkex's own offline resolution when ``transformers`` cannot load ``repo``."""
+def _fallback(repo: str, revision: str | None, error: OSError) -> Tokenizer:
+    """tinkex's own offline resolution when ``transformers`` cannot load ``repo`` (at
+    ``revision``)."""
     try:
-        return get_tokenizer(repo)
+        return get_tokenizer(repo, revision=revision)
     except TokenizerNotFoundError as missing:
         raise TokenizerNotFoundError(
             repo, missing.searched, f"transformers: {error}\n{missing.message}"
@@ -149,7 +134,7 @@ def _fallback(repo: str, error: OSError) -> Tokenizer:
 
 def _tinkex_tokenizer(repo: str, revision: str | None, *, may_download: bool) -> Tokenizer:
     try:
-        return get_tokenizer(repo)
+        return get_tokenizer(repo, revision=revision)
     except TokenizerNotFoundError as missing:
         if not may_download or _hub_offline():
             raise

@@ -149,10 +149,30 @@ class TiktokenTokenizer:
         self.chat_template: str | None = self.config.get("chat_template")
 
     @classmethod
-    def from_file(cls, path: str | Path, name_or_path: str | None = None) -> TiktokenTokenizer:
-        """Load ``path`` with the ``tokenizer_config.json`` beside it, if any."""
+    def from_file(
+        cls,
+        path: str | Path,
+        name_or_path: str | None = None,
+        *,
+        config_path: str | Path | None = None,
+        pat_str: str = KIMI_PATTERN,
+    ) -> TiktokenTokenizer:
+        """Load ``path`` with its ``tokenizer_config.json``: ``config_path``, else the one
+        beside it (if any). ``pat_str`` overrides the pre-tokenisation regex.
+
+        Raises:
+            FileNotFoundError: ``config_path`` does not exist.
+            ValueError: either file cannot be parsed, or ``pat_str`` does not compile.
+        """
         file = Path(path)
-        return cls(file, name_or_path=name_or_path, config=read_tokenizer_config(file.parent))
+        if config_path is None:
+            config = read_tokenizer_config(file.parent)
+        else:
+            config_file = Path(config_path)
+            if not config_file.is_file():
+                raise FileNotFoundError(f"tokenizer config {config_file} does not exist")
+            config = read_tokenizer_config(config_file.parent, config_file.name)
+        return cls(file, name_or_path=name_or_path, pat_str=pat_str, config=config)
 
     def __repr__(self) -> str:
         return f"TiktokenTokenizer({self.name_or_path!r}, vocab_size={self.vocab_size})"
@@ -170,13 +190,17 @@ class TiktokenTokenizer:
         """The underlying ``tiktoken.Encoding``."""
         return self._encoding
 
-    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
-        """Token ids of ``text`` (special-token text becomes the special id)."""
+    def encode(
+        self, text: str, add_special_tokens: bool = True, *, allow_special_tokens: bool = True
+    ) -> list[int]:
+        """Token ids of ``text``. Special-token text becomes the special id, or with
+        ``allow_special_tokens=False`` is encoded as the plain text it is."""
         ids: list[int] = []
         if add_special_tokens and self.add_bos_token and self.bos_token_id is not None:
             ids.append(self.bos_token_id)
+        allowed: Any = "all" if allow_special_tokens else set()
         for piece in _pieces(text):
-            ids.extend(self._encoding.encode(piece, allowed_special="all"))
+            ids.extend(self._encoding.encode(piece, allowed_special=allowed, disallowed_special=()))
         return ids
 
     def decode(self, ids: Iterable[int], skip_special_tokens: bool = False) -> str:

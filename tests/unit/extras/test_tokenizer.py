@@ -309,3 +309,109 @@ def test_import_is_cheap() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# --- Kimi K2: pinned revision, pattern override, special tokens as text ------------------------
+
+KIMI_K2 = "moonshotai/Kimi-K2-Thinking"
+KIMI_K2_PIN = "612681931a8c906ddb349f8ad0f582cb552189cd"
+NEWER = "f" * 40
+
+
+def make_kimi_snapshot(hf_home: Path, repo: str, revision: str, *, im_end_offset: int) -> Path:
+    """A tiktoken snapshot of ``repo`` at ``revision`` (no refs); ``<|im_end|>`` is special id
+    ``n + im_end_offset``, so two snapshots of one repo tell apart by that id."""
+    n = 256 + len(MERGES)
+    config = kimi_config(n)
+    config["added_tokens_decoder"] = {
+        str(n): {"content": "[BOS]"},
+        str(n + 1): {"content": "[EOS]"},
+        str(n + im_end_offset): {"content": "<|im_end|>"},
+    }
+    snapshot = hf_home / "hub" / ("models--" + repo.replace("/", "--")) / "snapshots" / revision
+    write_tiktoken_model(snapshot, config=config)
+    return snapshot
+
+
+def set_ref(hf_home: Path, repo: str, name: str, revision: str) -> None:
+    refs = hf_home / "hub" / ("models--" + repo.replace("/", "--")) / "refs"
+    refs.mkdir(parents=True, exist_ok=True)
+    (refs / name).write_text(revision)
+
+
+def test_kimi_k2_loads_the_pinned_revision_from_the_cache(tmp_path: Path) -> None:
+    """refs/main names a newer snapshot; the Kimi K2 tokenizer is the one at the official pin."""
+    hf_home = tmp_path / "hf-home"
+    n = 256 + len(MERGES)
+    make_kimi_snapshot(hf_home, KIMI_K2, KIMI_K2_PIN, im_end_offset=4)
+    make_kimi_snapshot(hf_home, KIMI_K2, NEWER, im_end_offset=5)
+    set_ref(hf_home, KIMI_K2, "main", NEWER)
+    for name in (KIMI_K2, f"{KIMI_K2}:peft"):
+        tok = get_tokenizer(name)
+        assert isinstance(tok, TiktokenTokenizer)
+        assert tok.encode("<|im_end|>") == [n + 4], name
+    # An explicit revision (a commit or a ref name) picks that snapshot instead.
+    assert get_tokenizer(KIMI_K2, revision=NEWER).encode("<|im_end|>") == [n + 5]
+    assert get_tokenizer(KIMI_K2, revision="main").encode("<|im_end|>") == [n + 5]
+    assert get_tokenizer(KIMI_K2) is get_tokenizer(KIMI_K2)  # cached per id and revision
+
+
+def test_kimi_k2_5_text_only_reads_the_kimi_k2_5_repo_at_its_pin(tmp_path: Path) -> None:
+    hf_home = tmp_path / "hf-home"
+    n = 256 + len(MERGES)
+    make_kimi_snapshot(
+        hf_home, "moonshotai/Kimi-K2.5", "4d01dfe0332d63057c186e0b262165819efb6611", im_end_offset=6
+    )
+    tok = get_tokenizer("moonshotai/Kimi-K2.5-Text-Only")
+    assert tok.encode("<|im_end|>") == [n + 6]
+
+
+def test_kimi_k2_at_another_revision_only_says_which_one_is_needed(tmp_path: Path) -> None:
+    hf_home = tmp_path / "hf-home"
+    make_kimi_snapshot(hf_home, KIMI_K2, NEWER, im_end_offset=5)
+    set_ref(hf_home, KIMI_K2, "main", NEWER)
+    with pytest.raises(TokenizerNotFoundError) as info:
+        get_tokenizer(KIMI_K2)
+    message = str(info.value)
+    assert f"at revision {KIMI_K2_PIN}" in message
+    assert f"--revision {KIMI_K2_PIN}" in message
+    assert f"the cache holds {KIMI_K2!r} at {NEWER} only" in message
+    assert f"revision={NEWER!r}" in message  # how to use the cached one deliberately
+    with pytest.raises(TokenizerNotFoundError, match="at revision 0123"):
+        get_tokenizer("org/tiny-model", revision="0123")
+
+
+def test_tiktoken_pattern_override(tmp_path: Path) -> None:
+    hf_home = tmp_path / "hf-home"
+    make_kimi_snapshot(hf_home, KIMI_K2, KIMI_K2_PIN, im_end_offset=4)
+    words = r"\S+|\s+"  # a space is its own piece: " world" can no longer merge
+    default = get_tokenizer(KIMI_K2)
+    custom = get_tokenizer(KIMI_K2, pat_str=words)
+    assert custom is not default and get_tokenizer(KIMI_K2, pat_str=words) is custom
+    assert default.encode("hello world") == [256 + MERGES.index(b"hello"), 256 + 8]
+    ids = custom.encode("hello world")
+    assert ids[:2] == [256 + MERGES.index(b"hello"), ord(" ")] and len(ids) > 2
+    assert custom.decode(ids) == "hello world"
+    path = tmp_path / "files" / "tiktoken.model"
+    write_tiktoken_model(path.parent)
+    own_config = tmp_path / "elsewhere" / "tokenizer_config.json"
+    own_config.parent.mkdir()
+    own_config.write_text(json.dumps({"added_tokens_decoder": {"300": {"content": "<|x|>"}}}))
+    direct = TiktokenTokenizer.from_file(path, config_path=own_config, pat_str=words)
+    assert direct.encode("hello world") == ids and direct.encode("<|x|>") == [300]
+
+
+def test_pattern_override_needs_a_tiktoken_tokenizer(tmp_path: Path) -> None:
+    write_hf_tokenizer(tmp_path / "hf")
+    with pytest.raises(ValueError, match=r"pat_str applies to tiktoken\.model .*tokenizer\.json"):
+        get_tokenizer(str(tmp_path / "hf"), pat_str=r"\S+")
+    with pytest.raises(ValueError, match=r"pat_str .*'tinkex/byte-tokenizer'"):
+        get_tokenizer(BYTE_TOKENIZER_ID, pat_str=r"\S+")
+
+
+def test_special_token_text_can_be_encoded_as_plain_text(tmp_path: Path) -> None:
+    n = 256 + len(MERGES)
+    tok = TiktokenTokenizer.from_file(write_tiktoken_model(tmp_path / "k", config=kimi_config(n)))
+    assert tok.encode("hi<|im_end|>") == [104, 105, n + 4]
+    plain = tok.encode("hi<|im_end|>", allow_special_tokens=False)
+    assert n + 4 not in plain and tok.decode(plain) == "hi<|im_end|>"
