@@ -1,6 +1,7 @@
 """Speed of the type layer alone: building, encoding and decoding the hot messages (no HTTP).
 
-Measures (median of ``--rounds`` runs, seconds):
+Measures (CPU seconds of this process, the best of ``--rounds`` runs: robust on a shared
+machine; the code is single-threaded):
 
 * ``build_fwdbwd``: building a 256 x 512-token batch of ``Datum``s from Python lists (the
   ``forward_backward`` workload of ``compare_sdks.py``) into a ``ForwardBackwardRequest``;
@@ -10,7 +11,7 @@ Measures (median of ``--rounds`` runs, seconds):
 * ``decode_1000_samples_json`` / ``decode_1000_samples_proto``: decoding 1000 sample results
   (one 32-token sequence with logprobs each) from parsed JSON (``from_wire``) and from protobuf.
 
-Usage::
+Each figure is measured in a fresh interpreter. Usage::
 
     python benchmarks/types_codec.py [--rounds 7] [--json out.json]
 """
@@ -18,8 +19,10 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import gc
 import json
-import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -80,42 +83,74 @@ def sample_json(i: int) -> dict[str, Any]:
 
 
 def timed(fn: Callable[[], Any], rounds: int) -> float:
-    """Median wall seconds of ``fn()`` over ``rounds`` runs (after one warm-up)."""
+    """Best CPU seconds of ``fn()`` over ``rounds`` runs (after one warm-up), with the cyclic
+    garbage collector off while timing, as ``timeit`` does (its pauses depend on what else the
+    process holds, not on the code measured)."""
     fn()
     times = []
     for _ in range(rounds):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        gc.collect()
+        gc.disable()
+        try:
+            start = time.process_time()
+            fn()
+            times.append(time.process_time() - start)
+        finally:
+            gc.enable()
+    return min(times)
+
+
+def _measurements(rounds: int, name: str) -> float:
+    """Seconds of measurement ``name`` (its inputs are built first, as the others' are not)."""
+    if name == "build_fwdbwd":
+        return timed(build_request, rounds)
+    if name.startswith("encode_fwdbwd"):
+        request = build_request()
+        if name == "encode_fwdbwd_proto":
+            return timed(lambda: encode_forward_backward_request(request), rounds)
+        return timed(lambda: json.dumps(to_wire(request)), rounds)
+    if name == "encode_1000_sample_requests":
+        sample_requests = [sample_request(i) for i in range(SAMPLES)]
+        return timed(lambda: [to_wire(r) for r in sample_requests], rounds)
+    samples = [sample_json(i) for i in range(SAMPLES)]
+    if name == "decode_1000_samples_json":
+        return timed(lambda: [from_wire(s, types.SampleResponse) for s in samples], rounds)
+    proto = [encode_sample_response(from_wire(s, types.SampleResponse)) for s in samples]
+    return timed(lambda: [decode_sample_response(b) for b in proto], rounds)
+
+
+NAMES = (
+    "build_fwdbwd",
+    "encode_fwdbwd_proto",
+    "encode_fwdbwd_json",
+    "encode_1000_sample_requests",
+    "decode_1000_samples_json",
+    "decode_1000_samples_proto",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--one", choices=NAMES, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-
-    request = build_request()
-    samples = [sample_json(i) for i in range(SAMPLES)]
-    proto_samples = [encode_sample_response(from_wire(s, types.SampleResponse)) for s in samples]
-    sample_requests = [sample_request(i) for i in range(SAMPLES)]
-    results = {
-        "build_fwdbwd": timed(build_request, args.rounds),
-        "encode_fwdbwd_proto": timed(lambda: encode_forward_backward_request(request), args.rounds),
-        "encode_fwdbwd_json": timed(lambda: json.dumps(to_wire(request)), args.rounds),
-        "encode_1000_sample_requests": timed(
-            lambda: [to_wire(r) for r in sample_requests], args.rounds
-        ),
-        "decode_1000_samples_json": timed(
-            lambda: [from_wire(s, types.SampleResponse) for s in samples], args.rounds
-        ),
-        "decode_1000_samples_proto": timed(
-            lambda: [decode_sample_response(b) for b in proto_samples], args.rounds
-        ),
-    }
-    for name, seconds in results.items():
-        print(f"{name:32s} {seconds * 1000:9.2f} ms")
+    if args.one:
+        print(_measurements(args.rounds, args.one))
+        return 0
+    # Each figure in a fresh interpreter: the allocator's state (e.g. glibc's adaptive mmap
+    # threshold, which decides whether a 2 MB request body costs page faults) depends on what
+    # the process did before, and would otherwise make the figures depend on their order.
+    results = {}
+    for name in NAMES:
+        out = subprocess.run(
+            [sys.executable, __file__, "--one", name, "--rounds", str(args.rounds)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        results[name] = float(out.stdout.strip().splitlines()[-1])
+        print(f"{name:32s} {results[name] * 1000:9.2f} ms")
     if args.json is not None:
         args.json.write_text(json.dumps(results, indent=2))
     return 0

@@ -29,6 +29,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from tinkex.types._datum import (
         SampledProvenanceSpan as SampledProvenanceSpan,
     )
+    from tinkex.types._model import (
+        ValidationError as ValidationError,
+    )
     from tinkex.types._model_input import (
         DmelChunk as DmelChunk,
     )
@@ -488,6 +491,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 # name -> submodule defining it
 _MODULES: dict[str, str] = {
+    "ValidationError": "_model",
     "TensorData": "_tensor",
     "TensorDtype": "_tensor",
     "EncodedTextChunk": "_model_input",

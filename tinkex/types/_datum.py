@@ -9,7 +9,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from tinkex.types._model_input import ModelInput
+from tinkex.types._model_input import ModelInput, check_token_tensor
 from tinkex.types._tensor import TensorData, as_values
 
 __all__ = [
@@ -108,7 +108,11 @@ def _loss_inputs(value: Any) -> dict[str, TensorData]:
         return {}
     if not isinstance(value, dict):
         raise TypeError(f"Datum.loss_fn_inputs must be a dict, got {type(value).__name__}")
-    return {key: to_tensor_data(key, v) for key, v in value.items()}
+    inputs = {key: to_tensor_data(key, v) for key, v in value.items()}
+    targets = inputs.get("target_tokens")
+    if targets is not None:
+        check_token_tensor("Datum.loss_fn_inputs['target_tokens']", targets, lowest=0)
+    return inputs
 
 
 def _check_model_input(value: Any) -> None:

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import array
 import base64
-import operator
-from collections.abc import Sequence
-from typing import Any, Literal
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
+
+from tinkex.types._coerce import Invalid
+from tinkex.types._coerce import to_int as to_int
+from tinkex.types._model import StrictModel, ValidationError, constraints
+
+if TYPE_CHECKING:
+    from tinkex.types._tensor import TensorData
 
 __all__ = [
     "EncodedTextChunk",
@@ -19,29 +26,74 @@ __all__ = [
 ]
 
 
-def _tokens(value: Any) -> Sequence[int]:
-    if hasattr(value, "tolist") and not isinstance(value, (list, tuple)):
-        value = value.tolist()
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
-        raise TypeError(f"EncodedTextChunk.tokens must be a sequence of ints, got {value!r:.80}")
-    if not value:
-        return value
-    # Fast path in C: every element exactly an int and none negative.
-    if set(map(type, value)) == {int} and min(value) >= 0:
-        return value
-    out: list[int] = []
-    for i, tok in enumerate(value):
-        if isinstance(tok, bool) or not hasattr(tok, "__index__"):
-            raise TypeError(f"EncodedTextChunk.tokens[{i}] must be an int, got {tok!r}")
-        tok = operator.index(tok)
-        if tok < 0:
-            raise ValueError(f"EncodedTextChunk.tokens[{i}] must be >= 0, got {tok}")
-        out.append(tok)
-    return out
+#: Largest token id a type accepts. Ids travel as int32 in protobuf bodies (``tokens`` bytes,
+#: wire §8), whose encoder rejects ids above 2**31 - 1 naming the field; construction checks
+#: the unsigned 32-bit range, which one pass in C can (real vocabularies are far smaller).
+MAX_TOKEN_ID = 2**32 - 1
 
 
-@attrs.frozen(kw_only=True)
-class EncodedTextChunk:
+def token_id(where: str, value: Any) -> int:
+    """``value`` as a token id (an int in 0..MAX_TOKEN_ID; ``3.0`` and ``"3"`` convert, as
+    pydantic converts them for tinker's ``Sequence[int]``); ValidationError naming ``where``."""
+    try:
+        token = to_int(value)
+    except Invalid as exc:
+        raise ValidationError(f"{where}: {exc.describe()}") from None
+    if not 0 <= token <= MAX_TOKEN_ID:
+        raise ValidationError(f"{where} must be a token id in 0..{MAX_TOKEN_ID}, got {token}")
+    return token
+
+
+def _plain_ids(items: list[Any] | tuple[Any, ...]) -> bool:
+    """True when every item is a plain int in 0..MAX_TOKEN_ID, checked in C: exactly ``int``
+    (not bool or numpy ints, which are converted), and an unsigned 32-bit array takes them."""
+    if set(map(type, items)) != {int}:
+        return False
+    try:
+        array.array("I", items)
+    except OverflowError:
+        return False
+    return True
+
+
+def token_ids(where: str, value: Any) -> list[int] | tuple[int, ...]:
+    """A new list of token ids from a list/tuple/array/iterable (a tuple stays a tuple)."""
+    if isinstance(value, (list, tuple)):
+        items: list[Any] | tuple[Any, ...] = value
+    elif hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
+        items = value.tolist()  # numpy/torch arrays
+    elif isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+        raise ValidationError(f"{where} must be a list of token ids (ints), got {value!r:.80}")
+    else:
+        items = list(value)
+    if items and not _plain_ids(items):
+        items = [token_id(f"{where}[{i}]", tok) for i, tok in enumerate(items)]
+    if isinstance(items, tuple):
+        return items
+    return list(items) if items is value else items
+
+
+def check_token_tensor(where: str, tensor: TensorData, *, lowest: int) -> None:
+    """Reject token ids outside ``lowest..MAX_TOKEN_ID`` (int tensors; floats are left to the
+    server, as tinker does)."""
+    values = tensor._numpy
+    if tensor.dtype != "int64" or not values.size:
+        return
+    # One reduction: shifted to start at 0, ids below ``lowest`` wrap to huge unsigned values.
+    shifted = values if lowest == 0 else values - lowest
+    if shifted.view("u8").max() > MAX_TOKEN_ID - lowest:
+        low, high = int(values.min()), int(values.max())
+        bad = low if low < lowest else high
+        raise ValidationError(f"{where} must hold token ids in {lowest}..{MAX_TOKEN_ID}, got {bad}")
+
+
+def _tokens(value: Any) -> list[int] | tuple[int, ...]:
+    # A copy: the chunk keeps its tokens when the caller's list changes later.
+    return token_ids("EncodedTextChunk.tokens", value)
+
+
+@attrs.frozen(kw_only=True, slots=False)
+class EncodedTextChunk(StrictModel):
     """Token ids of already-tokenized text."""
 
     tokens: Sequence[int] = attrs.field(converter=_tokens)
@@ -53,15 +105,26 @@ class EncodedTextChunk:
         return len(self.tokens)
 
 
-def _image_bytes(value: Any) -> bytes:
+def _as_bytes(where: str, value: Any) -> bytes:
+    """Bytes as they are, text as base64 (decoded strictly: tinker drops stray characters)."""
     if isinstance(value, str):
         try:
             return base64.b64decode(value, validate=True)
         except ValueError:
-            raise ValueError("image data must be bytes or a base64 string") from None
+            raise ValidationError(
+                f"{where} must be bytes or base64 text, got {value!r:.60}"
+            ) from None
     if not isinstance(value, (bytes, bytearray, memoryview)):
-        raise TypeError(f"image data must be bytes, got {type(value).__name__}")
+        raise ValidationError(f"{where} must be bytes, got {type(value).__name__}")
     return bytes(value)
+
+
+def _image_data(value: Any) -> bytes:
+    return _as_bytes("ImageChunk.data", value)
+
+
+def _dmel_data(value: Any) -> bytes:
+    return _as_bytes("DmelChunk.dmel", value)
 
 
 def _check_expected(name: str) -> Any:
@@ -72,11 +135,11 @@ def _check_expected(name: str) -> Any:
     return check
 
 
-@attrs.frozen(kw_only=True)
-class ImageChunk:
+@attrs.frozen(kw_only=True, slots=False)
+class ImageChunk(StrictModel):
     """An inline image; ``data`` is raw bytes (base64 text is accepted and decoded)."""
 
-    data: bytes = attrs.field(converter=_image_bytes)
+    data: bytes = attrs.field(converter=_image_data, metadata=constraints(serialize="base64"))
     format: Literal["png", "jpeg"] = attrs.field(validator=attrs.validators.in_(("png", "jpeg")))
     expected_tokens: int | None = attrs.field(default=None, validator=_check_expected("ImageChunk"))
     type: Literal["image"] = "image"
@@ -89,8 +152,8 @@ class ImageChunk:
         return self.expected_tokens
 
 
-@attrs.frozen(kw_only=True)
-class ImageAssetPointerChunk:
+@attrs.frozen(kw_only=True, slots=False)
+class ImageAssetPointerChunk(StrictModel):
     """An image stored elsewhere, referenced by ``location``."""
 
     format: Literal["png", "jpeg"] = attrs.field(validator=attrs.validators.in_(("png", "jpeg")))
@@ -121,11 +184,11 @@ def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
         shift += 7
 
 
-@attrs.frozen(kw_only=True)
-class DmelChunk:
+@attrs.frozen(kw_only=True, slots=False)
+class DmelChunk(StrictModel):
     """Discretised mel audio features in the TensorContainer byte format."""
 
-    dmel: bytes = attrs.field(converter=_image_bytes)
+    dmel: bytes = attrs.field(converter=_dmel_data, metadata=constraints(serialize="base64"))
     type: Literal["dmel"] = "dmel"
 
     @property
@@ -141,24 +204,12 @@ class DmelChunk:
         return dim0
 
 
-ModelInputChunk = EncodedTextChunk | ImageChunk | ImageAssetPointerChunk | DmelChunk
-_CHUNK_TYPES = (EncodedTextChunk, ImageChunk, ImageAssetPointerChunk, DmelChunk)
+#: In tinker's order (pydantic tries the members in it).
+ModelInputChunk = EncodedTextChunk | ImageAssetPointerChunk | ImageChunk | DmelChunk
 
 
-def _chunks(value: Any) -> list[ModelInputChunk]:
-    if not isinstance(value, (list, tuple)):
-        raise TypeError(f"ModelInput.chunks must be a list of chunks, got {type(value).__name__}")
-    for i, chunk in enumerate(value):
-        if not isinstance(chunk, _CHUNK_TYPES):
-            raise TypeError(
-                f"ModelInput.chunks[{i}] must be a chunk (e.g. EncodedTextChunk), "
-                f"got {type(chunk).__name__}"
-            )
-    return list(value)
-
-
-@attrs.frozen(kw_only=True)
-class ModelInput:
+@attrs.frozen(kw_only=True, slots=False)
+class ModelInput(StrictModel):
     """The input of a model: a list of chunks.
 
     Example:
@@ -166,7 +217,7 @@ class ModelInput:
         3
     """
 
-    chunks: list[ModelInputChunk] = attrs.field(converter=_chunks)
+    chunks: list[ModelInputChunk]
 
     @classmethod
     def from_ints(cls, tokens: Sequence[int]) -> ModelInput:
@@ -203,10 +254,5 @@ class ModelInput:
         return ModelInput(chunks=[*self.chunks, chunk])
 
     def append_int(self, token: int) -> ModelInput:
-        """A new model input with one more token (merged into a trailing text chunk)."""
-        if self.chunks and isinstance(self.chunks[-1], EncodedTextChunk):
-            last = self.chunks[-1]
-            return ModelInput(
-                chunks=[*self.chunks[:-1], EncodedTextChunk(tokens=[*last.tokens, token])]
-            )
+        """A new model input with one more token, as a new text chunk (as tinker does)."""
         return self.append(EncodedTextChunk(tokens=[token]))

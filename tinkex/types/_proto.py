@@ -53,6 +53,7 @@ from tinkex.types._sampling import (
     SampledSequence,
     SampleResponse,
     TopkLogprobs,
+    decoded,
 )
 from tinkex.types._tensor import TensorData
 from tinkex.types._training import (
@@ -1004,8 +1005,9 @@ def _read_sequence(data: memoryview, where: str) -> SampledSequence:
         if logprobs_raw is not None and len(logprobs_raw)
         else None
     )
-    return SampledSequence(
-        stop_reason=reason,  # type: ignore[arg-type]
+    return decoded(
+        SampledSequence,
+        stop_reason=reason,
         tokens_np=tokens,
         logprobs_np=logprobs,
         topk_logprobs_np=topk,
@@ -1093,7 +1095,8 @@ def decode_sample_response(data: Buffer) -> SampleResponse:
         if prompt_raw is not None and len(prompt_raw)
         else None
     )
-    return SampleResponse(
+    return decoded(
+        SampleResponse,
         sequences=sequences,
         prompt_logprobs_np=prompt,
         topk_prompt_logprobs_np=topk,

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 import attrs
 
+from tinkex.types._model import Model, StrictModel
 from tinkex.types._training import AdamOptimizerConfig, OptimizerConfig
 
 __all__ = [
@@ -51,8 +52,8 @@ _KIND_TO_TYPE: dict[str, CheckpointType] = {
 }
 
 
-@attrs.frozen(kw_only=True)
-class Checkpoint:
+@attrs.frozen(kw_only=True, slots=False)
+class Checkpoint(Model):
     """A saved checkpoint of a training run."""
 
     checkpoint_id: str
@@ -65,8 +66,8 @@ class Checkpoint:
     expires_at: dt.datetime | None = None
 
 
-@attrs.frozen(kw_only=True)
-class ParsedCheckpointTinkerPath:
+@attrs.frozen(kw_only=True, slots=False)
+class ParsedCheckpointTinkerPath(Model):
     """The parts of ``tinker://<training_run_id>/<kind>/<name>``."""
 
     tinker_path: str
@@ -104,8 +105,8 @@ class ParsedCheckpointTinkerPath:
         )
 
 
-@attrs.frozen(kw_only=True)
-class Cursor:
+@attrs.frozen(kw_only=True, slots=False)
+class Cursor(Model):
     """Offset pagination state."""
 
     offset: int
@@ -113,80 +114,80 @@ class Cursor:
     total_count: int
 
 
-@attrs.frozen(kw_only=True)
-class CheckpointsListResponse:
+@attrs.frozen(kw_only=True, slots=False)
+class CheckpointsListResponse(Model):
     """A page of checkpoints."""
 
     checkpoints: list[Checkpoint]
     cursor: Cursor | None = None
 
 
-@attrs.frozen(kw_only=True)
-class TrainingRun:
+@attrs.frozen(kw_only=True, slots=False)
+class TrainingRun(Model):
     """A training run (one LoRA model) and its latest checkpoints."""
 
     training_run_id: str
     base_model: str
     model_owner: str
     is_lora: bool
-    last_request_time: dt.datetime
     corrupted: bool = False
     lora_rank: int | None = None
+    last_request_time: dt.datetime
     last_checkpoint: Checkpoint | None = None
     last_sampler_checkpoint: Checkpoint | None = None
     user_metadata: dict[str, str] | None = None
 
 
-@attrs.frozen(kw_only=True)
-class TrainingRunsResponse:
+@attrs.frozen(kw_only=True, slots=False)
+class TrainingRunsResponse(Model):
     """A page of training runs."""
 
     training_runs: list[TrainingRun]
     cursor: Cursor
 
 
-@attrs.frozen(kw_only=True)
-class WeightsInfoResponse:
+@attrs.frozen(kw_only=True, slots=False)
+class WeightsInfoResponse(Model):
     """Base model and LoRA settings behind a checkpoint."""
 
     base_model: str
-    is_lora: bool
     optimizer_config: OptimizerConfig = attrs.field(factory=AdamOptimizerConfig)
+    is_lora: bool
     lora_rank: int | None = None
     train_unembed: bool | None = None
     train_mlp: bool | None = None
     train_attn: bool | None = None
 
 
-@attrs.frozen(kw_only=True)
-class ExternalWeightsUrlsResponse:
+@attrs.frozen(kw_only=True, slots=False)
+class ExternalWeightsUrlsResponse(Model):
     """Signed download URLs (relative file path -> URL) of an external-weights export."""
 
     urls: dict[str, str]
     expires: dt.datetime
 
 
-@attrs.frozen(kw_only=True)
-class CopyWeightsRequest:
+@attrs.frozen(kw_only=True, slots=False)
+class CopyWeightsRequest(StrictModel):
     """Body of ``POST /api/v1/copy_weights``."""
 
-    source_path: str
-    destination_project_id: str | None = None
     session_id: str | None = None
     model_seq_id: int | None = None
+    destination_project_id: str | None = None
+    source_path: str
     ttl_seconds: int | None = None
     weights_access_token: str | None = None
 
 
-@attrs.frozen(kw_only=True)
-class CopyWeightsResponse:
+@attrs.frozen(kw_only=True, slots=False)
+class CopyWeightsResponse(Model):
     """The ``tinker://`` path of the copy."""
 
     tinker_path: str
 
 
-@attrs.frozen(kw_only=True)
-class SupportedModel:
+@attrs.frozen(kw_only=True, slots=False)
+class SupportedModel(Model):
     """One model the server can train and/or sample."""
 
     model_name: str | None = None
@@ -195,22 +196,22 @@ class SupportedModel:
     sampleable: bool | None = None
 
 
-@attrs.frozen(kw_only=True)
-class GetServerCapabilitiesResponse:
+@attrs.frozen(kw_only=True, slots=False)
+class GetServerCapabilitiesResponse(Model):
     """Models offered by the server."""
 
     supported_models: list[SupportedModel]
 
 
-@attrs.frozen(kw_only=True)
-class HealthResponse:
+@attrs.frozen(kw_only=True, slots=False)
+class HealthResponse(Model):
     """``GET /api/v1/healthz``."""
 
     status: Literal["ok"]
 
 
-@attrs.frozen(kw_only=True)
-class WhoamiResponse:
+@attrs.frozen(kw_only=True, slots=False)
+class WhoamiResponse(Model):
     """The authenticated principal."""
 
     user_urn: str
@@ -218,15 +219,15 @@ class WhoamiResponse:
     email: str | None = None
 
 
-@attrs.frozen(kw_only=True)
-class AuthTokenResponse:
+@attrs.frozen(kw_only=True, slots=False)
+class AuthTokenResponse(Model):
     """A short-lived JWT."""
 
     jwt: str
 
 
-@attrs.frozen(kw_only=True)
-class AuditLogEntry:
+@attrs.frozen(kw_only=True, slots=False)
+class AuditLogEntry(Model):
     """One audit-log event."""
 
     timestamp: dt.datetime
@@ -237,53 +238,53 @@ class AuditLogEntry:
     purpose: str | None = None
 
 
-@attrs.frozen(kw_only=True)
-class AuditLogResponse:
+@attrs.frozen(kw_only=True, slots=False)
+class AuditLogResponse(Model):
     """Audit-log entries."""
 
     entries: list[AuditLogEntry]
 
 
-@attrs.frozen(kw_only=True)
-class TrainingBillingEvent:
+@attrs.frozen(kw_only=True, slots=False)
+class TrainingBillingEvent(Model):
     """Billing detail: training tokens."""
 
-    token_count: int
     type: Literal["training"] = "training"
+    token_count: int
 
 
-@attrs.frozen(kw_only=True)
-class SamplingPrefillBillingEvent:
+@attrs.frozen(kw_only=True, slots=False)
+class SamplingPrefillBillingEvent(Model):
     """Billing detail: prefill tokens."""
 
-    token_count: int
-    cached: bool
     type: Literal["sampling_prefill"] = "sampling_prefill"
+    cached: bool
+    token_count: int
 
 
-@attrs.frozen(kw_only=True)
-class SamplingSampleBillingEvent:
+@attrs.frozen(kw_only=True, slots=False)
+class SamplingSampleBillingEvent(Model):
     """Billing detail: sampled tokens."""
 
-    token_count: int
     type: Literal["sampling_sample"] = "sampling_sample"
+    token_count: int
 
 
-@attrs.frozen(kw_only=True)
-class CheckpointBillingEvent:
+@attrs.frozen(kw_only=True, slots=False)
+class CheckpointBillingEvent(Model):
     """Billing detail: checkpoints."""
 
-    count: int
     type: Literal["checkpoint"] = "checkpoint"
+    count: int
 
 
-@attrs.frozen(kw_only=True)
-class StorageBillingEvent:
+@attrs.frozen(kw_only=True, slots=False)
+class StorageBillingEvent(Model):
     """Billing detail: storage."""
 
-    gigabyte_hours: float
-    free: bool = False
     type: Literal["storage"] = "storage"
+    free: bool = False
+    gigabyte_hours: float
 
 
 BillingEventInfo = (
@@ -295,13 +296,12 @@ BillingEventInfo = (
 )
 
 
-@attrs.frozen(kw_only=True)
-class BillingUsageEvent:
+@attrs.frozen(kw_only=True, slots=False)
+class BillingUsageEvent(Model):
     """Usage aggregated over one time bucket."""
 
     bucket_start: dt.datetime
     bucket_end: dt.datetime
-    event_info: BillingEventInfo
     base_model: str | None = None
     user_id: str | None = None
     user_name: str | None = None
@@ -310,17 +310,18 @@ class BillingUsageEvent:
     estimated_cost_usd: float | None = None
     effective_rate_usd_per_million_tokens: float | None = None
     effective_rate_usd_per_gigabyte_month: float | None = None
+    event_info: BillingEventInfo
 
 
-@attrs.frozen(kw_only=True)
-class BillingUsageSession:
+@attrs.frozen(kw_only=True, slots=False)
+class BillingUsageSession(Model):
     """Session details referenced by usage events."""
 
     user_metadata: dict[str, str] | None = None
 
 
-@attrs.frozen(kw_only=True)
-class BillingUsageResponse:
+@attrs.frozen(kw_only=True, slots=False)
+class BillingUsageResponse(Model):
     """Usage events in a time window."""
 
     data: list[BillingUsageEvent]
@@ -328,16 +329,16 @@ class BillingUsageResponse:
     cost_data_through: dt.datetime | None = None
 
 
-@attrs.frozen(kw_only=True)
-class GetBillingUsageRequest:
+@attrs.frozen(kw_only=True, slots=False)
+class GetBillingUsageRequest(StrictModel):
     """Query of ``GET /api/v1/billing/usage/events``."""
 
     starting_on: dt.datetime
     ending_before: dt.datetime
 
 
-@attrs.frozen(kw_only=True)
-class CurrentCheckpointStorageUsageItem:
+@attrs.frozen(kw_only=True, slots=False)
+class CurrentCheckpointStorageUsageItem(Model):
     """Checkpoint storage of one project/user."""
 
     project_id: str | None = None
@@ -350,16 +351,16 @@ class CurrentCheckpointStorageUsageItem:
     estimated_monthly_cost_usd: float | None = None
 
 
-@attrs.frozen(kw_only=True)
-class CurrentCheckpointStorageUsageResponse:
+@attrs.frozen(kw_only=True, slots=False)
+class CurrentCheckpointStorageUsageResponse(Model):
     """Current checkpoint storage usage."""
 
-    data: list[CurrentCheckpointStorageUsageItem]
     effective_rate_usd_per_gigabyte_month: float | None = None
+    data: list[CurrentCheckpointStorageUsageItem]
 
 
-@attrs.frozen(kw_only=True)
-class GetCurrentCheckpointStorageUsageRequest:
+@attrs.frozen(kw_only=True, slots=False)
+class GetCurrentCheckpointStorageUsageRequest(StrictModel):
     """Query of ``GET /api/v1/billing/usage/checkpoints/current``."""
 
     project_id: str | None = None

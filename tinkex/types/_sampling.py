@@ -5,12 +5,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Hashable, Sequence
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 import attrs
 
-from tinkex.types._model_input import ModelInput
+from tinkex.types._model import Model, StrictModel
+from tinkex.types._model_input import ModelInput, check_token_tensor, token_ids
 from tinkex.types._tensor import TensorData
 
 if TYPE_CHECKING:
@@ -47,19 +48,19 @@ def _opt_int(lo: int) -> Any:
     return check
 
 
-def _stop(value: Any) -> str | list[str] | list[int] | None:
-    if value is None or isinstance(value, str):
-        return value
-    if not isinstance(value, Sequence):
-        raise TypeError(
-            f"SamplingParams.stop must be a str, a list of str or of ints, got {value!r}"
+def _stop_ids(inst: object, attr: Any, value: Any) -> None:
+    if value is not None and not isinstance(value, str) and value and not isinstance(value[0], str):
+        token_ids("SamplingParams.stop", value)
+
+
+def _max_tokens(inst: object, attr: Any, value: int | None) -> None:
+    # tinker accepts 0 and the server then returns an empty sequence, silently; say so here.
+    if value is not None and value < 1:
+        raise ValueError(
+            f"SamplingParams.max_tokens must be >= 1 (or None for the server's limit), got "
+            f"{value!r}; to score a prompt without sampling, use max_tokens=1 with "
+            "prompt_logprobs (SamplingClient.compute_logprobs)"
         )
-    items = list(value)
-    if all(isinstance(v, str) for v in items):
-        return items
-    if all(isinstance(v, int) and not isinstance(v, bool) for v in items):
-        return items
-    raise TypeError(f"SamplingParams.stop must not mix strings and token ids, got {items!r}")
 
 
 def _temperature(inst: object, attr: Any, value: float) -> None:
@@ -82,8 +83,8 @@ def _top_p(inst: object, attr: Any, value: float) -> None:
         raise ValueError(f"SamplingParams.top_p must be in (0, 1], got {value!r}")
 
 
-@attrs.frozen(kw_only=True)
-class SamplingParams:
+@attrs.frozen(kw_only=True, slots=False)
+class SamplingParams(Model):
     """How to sample: ``max_tokens``, ``seed``, ``stop``, ``temperature``, ``top_k``, ``top_p``.
 
     ``stop=None`` stops at the end-of-sequence token; ``stop=[]`` never stops early.
@@ -93,16 +94,25 @@ class SamplingParams:
         SamplingParams(...)
     """
 
-    max_tokens: int | None = attrs.field(default=None, validator=_opt_int(0))
-    seed: int | None = attrs.field(default=None, validator=_opt_int(-(2**63)))
-    stop: str | list[str] | list[int] | None = attrs.field(default=None, converter=_stop)
-    temperature: float = attrs.field(default=1.0, validator=_temperature)
+    max_tokens: int | None = attrs.field(default=None, validator=_max_tokens)
+    seed: int | None = None
+    stop: str | Sequence[str] | Sequence[int] | None = attrs.field(
+        default=None, validator=_stop_ids
+    )
+    # ints, as tinker's defaults (they dump as 1, not 1.0); given values become floats
+    temperature: float = attrs.field(default=1, validator=_temperature)
     top_k: int = attrs.field(default=-1, validator=_top_k)
-    top_p: float = attrs.field(default=1.0, validator=_top_p)
+    top_p: float = attrs.field(default=1, validator=_top_p)
 
 
-@attrs.frozen(kw_only=True)
-class SampleRequest:
+def _target_ids(inst: object, attr: Any, value: TensorData | None) -> None:
+    # -1 marks a cell that asks for nothing
+    if value is not None:
+        check_token_tensor("SampleRequest.target_prompt_logprobs", value, lowest=-1)
+
+
+@attrs.frozen(kw_only=True, slots=False)
+class SampleRequest(StrictModel):
     """Body of ``POST /api/v1/asample``."""
 
     num_samples: int = attrs.field(default=1, validator=_opt_int(1))
@@ -115,7 +125,7 @@ class SampleRequest:
     prompt_logprobs: bool | None = None
     topk_prompt_logprobs: int = attrs.field(default=0, validator=_opt_int(0))
     topk_sample_logprobs: int = attrs.field(default=0, validator=_opt_int(0))
-    target_prompt_logprobs: TensorData | None = None
+    target_prompt_logprobs: TensorData | None = attrs.field(default=None, validator=_target_ids)
     prompt_alt_tokens_k: int = attrs.field(default=0, validator=_opt_int(0))
     prompt_logprobs_last_n: int | None = attrs.field(default=None, validator=_opt_int(1))
     record_stability_info: bool | None = None
@@ -222,6 +232,11 @@ class SampleResponse:
         default=None, repr=False
     )
 
+    def __post_init__(self) -> None:
+        # A copy (a tuple stays a tuple): the caller's list may change later.
+        if not isinstance(self.sequences, tuple):
+            object.__setattr__(self, "sequences", list(self.sequences))
+
     @functools.cached_property
     def prompt_logprobs(self) -> list[float | None] | None:
         """Logprob of each prompt token (None where not computed, e.g. the first)."""
@@ -241,6 +256,27 @@ class SampleResponse:
         return self.topk_prompt_logprobs_np.to_lists()
 
 
+_DC = TypeVar("_DC")
+
+
+def decoded(cls: type[_DC], **values: Any) -> _DC:
+    """An instance of the frozen dataclass ``cls`` from values a decoder made and checked
+    (fresh containers): the defaults, then ``values``, without ``__init__``/``__post_init__``
+    (a decoder builds thousands; this is several times faster)."""
+    obj = object.__new__(cls)
+    obj.__dict__.update(_defaults(cast(Hashable, cls)), **values)
+    return obj
+
+
+@functools.cache
+def _defaults(cls: Hashable) -> dict[str, Any]:
+    return {
+        f.name: f.default
+        for f in dataclasses.fields(cast(Any, cls))
+        if f.default is not dataclasses.MISSING
+    }
+
+
 def float_array(values: Sequence[float | None] | None) -> np.ndarray[Any, Any] | None:
     """float32 array with None -> NaN (JSON prompt logprobs)."""
     if values is None:
@@ -250,8 +286,8 @@ def float_array(values: Sequence[float | None] | None) -> np.ndarray[Any, Any] |
     return np.array([math.nan if v is None else v for v in values], dtype=np.float32)
 
 
-@attrs.frozen(kw_only=True)
-class CreateSamplingSessionRequest:
+@attrs.frozen(kw_only=True, slots=False)
+class CreateSamplingSessionRequest(StrictModel):
     """Body of ``POST /api/v1/create_sampling_session``."""
 
     session_id: str
@@ -261,16 +297,16 @@ class CreateSamplingSessionRequest:
     type: Literal["create_sampling_session"] = "create_sampling_session"
 
 
-@attrs.frozen(kw_only=True)
-class CreateSamplingSessionResponse:
+@attrs.frozen(kw_only=True, slots=False)
+class CreateSamplingSessionResponse(Model):
     """The id of the new sampling session (sampler)."""
 
+    type: Literal["create_sampling_session"] = "create_sampling_session"
     sampling_session_id: str
-    type: str | None = "create_sampling_session"
 
 
-@attrs.frozen(kw_only=True)
-class GetSamplerResponse:
+@attrs.frozen(kw_only=True, slots=False)
+class GetSamplerResponse(Model):
     """What the server knows about a sampler."""
 
     sampler_id: str
@@ -278,17 +314,17 @@ class GetSamplerResponse:
     model_path: str | None = None
 
 
-@attrs.frozen(kw_only=True)
-class JoinSamplingSessionRequest:
+@attrs.frozen(kw_only=True, slots=False)
+class JoinSamplingSessionRequest(StrictModel):
     """Body of ``POST /api/v1/join_sampling_session``."""
 
     sampling_session_id: str
     type: Literal["join_sampling_session"] = "join_sampling_session"
 
 
-@attrs.frozen(kw_only=True)
-class JoinSamplingSessionResponse:
+@attrs.frozen(kw_only=True, slots=False)
+class JoinSamplingSessionResponse(Model):
     """The clone counter allocated to a joining sampler."""
 
+    type: Literal["join_sampling_session"] = "join_sampling_session"
     client_counter: int
-    type: str | None = "join_sampling_session"

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import attrs
 
 from tinkex._exceptions import RequestErrorCategory
+from tinkex.types._model import Model, StrictModel, constraints
 
 __all__ = [
     "ClientConfigRequest",
@@ -71,15 +72,15 @@ __all__ = [
 ]
 
 
-@attrs.frozen(kw_only=True)
-class ClientConfigRequest:
+@attrs.frozen(kw_only=True, slots=False)
+class ClientConfigRequest(StrictModel):
     """Body of ``POST /api/v1/client/config`` and ``/client/dynamic_config``."""
 
     sdk_version: str
 
 
-@attrs.frozen(kw_only=True)
-class ClientConfigResponse:
+@attrs.frozen(kw_only=True, slots=False)
+class ClientConfigResponse(Model):
     """Server-chosen client settings (every field optional, defaults as the official SDK)."""
 
     pjwt_auth_enabled: bool = False
@@ -91,7 +92,8 @@ class ClientConfigResponse:
     fwdbwd_max_chunk_len: int = 1024
     fwdbwd_max_chunk_bytes_count: int = 5_000_000
     fwdbwd_dispatch_bytes_semaphore_size: int = 50_000_000
-    billing_exception_max_pause_duration_sec: float = 3600.0
+    # int | float, not tinker's int: a pause allowance may be fractional (tests use 0.05 s)
+    billing_exception_max_pause_duration_sec: int | float = 3600
     sample_no_retries: bool = False
     sample_enable_stuck_detection: bool = True
     sample_max_concurrent_requests: int = 2000
@@ -101,55 +103,55 @@ class ClientConfigResponse:
     sample_join_sampling_session: bool = False
 
 
-@attrs.frozen(kw_only=True)
-class ClientDynamicConfigResponse:
+@attrs.frozen(kw_only=True, slots=False)
+class ClientDynamicConfigResponse(Model):
     """Settings the server may change while a client runs."""
 
-    refresh_interval_sec: float = 300.0
+    refresh_interval_sec: int = 300
     sample_cancel_enabled: bool = False
     sample_cancel_max_batch_size: int = 64
 
 
-@attrs.frozen(kw_only=True)
-class CreateSessionRequest:
+@attrs.frozen(kw_only=True, slots=False)
+class CreateSessionRequest(StrictModel):
     """Body of ``POST /api/v1/create_session``."""
 
     tags: list[str]
-    user_metadata: dict[str, str]
+    user_metadata: dict[str, Any] | None
     sdk_version: str
     project_id: str | None = None
     display_name: str | None = None
     type: Literal["create_session"] = "create_session"
 
 
-@attrs.frozen(kw_only=True)
-class CreateSessionResponse:
+@attrs.frozen(kw_only=True, slots=False)
+class CreateSessionResponse(Model):
     """The new session id and optional server messages."""
 
-    session_id: str
-    type: str | None = "create_session"
+    type: Literal["create_session"] = "create_session"
     info_message: str | None = None
     warning_message: str | None = None
     error_message: str | None = None
+    session_id: str
 
 
-@attrs.frozen(kw_only=True)
-class SessionHeartbeatRequest:
+@attrs.frozen(kw_only=True, slots=False)
+class SessionHeartbeatRequest(StrictModel):
     """Body of ``POST /api/v1/session_heartbeat``."""
 
     session_id: str
     type: Literal["session_heartbeat"] = "session_heartbeat"
 
 
-@attrs.frozen(kw_only=True)
-class SessionHeartbeatResponse:
+@attrs.frozen(kw_only=True, slots=False)
+class SessionHeartbeatResponse(Model):
     """Heartbeat acknowledgement."""
 
-    type: str | None = "session_heartbeat"
+    type: Literal["session_heartbeat"] = "session_heartbeat"
 
 
-@attrs.frozen(kw_only=True)
-class GetSessionResponse:
+@attrs.frozen(kw_only=True, slots=False)
+class GetSessionResponse(Model):
     """Training runs and samplers of a session."""
 
     training_run_ids: list[str]
@@ -158,8 +160,8 @@ class GetSessionResponse:
     display_name: str | None = None
 
 
-@attrs.frozen(kw_only=True)
-class ListSessionsResponse:
+@attrs.frozen(kw_only=True, slots=False)
+class ListSessionsResponse(Model):
     """Session ids."""
 
     sessions: list[str]
@@ -168,22 +170,22 @@ class ListSessionsResponse:
 ClientSessionFinishReasonType = Literal["success", "errored", "interrupted"]
 
 
-@attrs.frozen(kw_only=True)
-class ClientSessionFinishSuccess:
+@attrs.frozen(kw_only=True, slots=False)
+class ClientSessionFinishSuccess(Model):
     """The client finished the session normally."""
 
     type: Literal["success"] = "success"
 
 
-@attrs.frozen(kw_only=True)
-class ClientSessionFinishErrored:
+@attrs.frozen(kw_only=True, slots=False)
+class ClientSessionFinishErrored(Model):
     """The client finished the session after an error."""
 
     type: Literal["errored"] = "errored"
 
 
-@attrs.frozen(kw_only=True)
-class ClientSessionFinishInterrupted:
+@attrs.frozen(kw_only=True, slots=False)
+class ClientSessionFinishInterrupted(Model):
     """The client was interrupted (e.g. Ctrl-C)."""
 
     type: Literal["interrupted"] = "interrupted"
@@ -194,38 +196,38 @@ ClientSessionFinishReason = (
 )
 
 
-@attrs.frozen(kw_only=True)
-class ClientSessionFinished:
+@attrs.frozen(kw_only=True, slots=False)
+class ClientSessionFinished(Model):
     """Session status: finished by the client."""
 
+    type: Literal["client_finished"] = "client_finished"
     reason: ClientSessionFinishReason
     detail: str | None = None
-    type: Literal["client_finished"] = "client_finished"
 
 
-@attrs.frozen(kw_only=True)
-class SessionFailedRequestReason:
+@attrs.frozen(kw_only=True, slots=False)
+class SessionFailedRequestReason(Model):
     """A request made the session fail."""
 
+    type: Literal["request"] = "request"
     request_id: str
     request_type: str
-    type: Literal["request"] = "request"
 
 
-@attrs.frozen(kw_only=True)
-class SessionFailedTrainingRunReason:
+@attrs.frozen(kw_only=True, slots=False)
+class SessionFailedTrainingRunReason(Model):
     """A training run made the session fail."""
 
-    training_run_id: str
     type: Literal["training_run"] = "training_run"
+    training_run_id: str
 
 
-@attrs.frozen(kw_only=True)
-class SessionFailedSamplingSessionReason:
+@attrs.frozen(kw_only=True, slots=False)
+class SessionFailedSamplingSessionReason(Model):
     """A sampling session made the session fail."""
 
-    sampling_session_id: str
     type: Literal["sampling_session"] = "sampling_session"
+    sampling_session_id: str
 
 
 SessionFailedReason = (
@@ -233,61 +235,63 @@ SessionFailedReason = (
 )
 
 
-@attrs.frozen(kw_only=True)
-class SessionFailed:
+@attrs.frozen(kw_only=True, slots=False)
+class SessionFailed(Model):
     """Session status: failed."""
 
+    type: Literal["failed"] = "failed"
     category: Literal["user", "internal"]
     reason: SessionFailedReason
     message: str
-    type: Literal["failed"] = "failed"
 
 
-@attrs.frozen(kw_only=True)
-class SessionCancelled:
+@attrs.frozen(kw_only=True, slots=False)
+class SessionCancelled(Model):
     """Session status: cancelled."""
 
-    detail: str | None = None
     type: Literal["cancelled"] = "cancelled"
+    detail: str | None = None
 
 
-@attrs.frozen(kw_only=True)
-class SessionActive:
+@attrs.frozen(kw_only=True, slots=False)
+class SessionActive(Model):
     """Session status: active."""
 
     type: Literal["active"] = "active"
 
 
-SessionStatus = ClientSessionFinished | SessionFailed | SessionCancelled | SessionActive
+SessionStatus = SessionFailed | SessionCancelled | ClientSessionFinished | SessionActive
 
 
-@attrs.frozen(kw_only=True)
-class ActiveSessionStatusQuery:
+@attrs.frozen(kw_only=True, slots=False)
+class ActiveSessionStatusQuery(StrictModel):
     """Search filter: active sessions."""
 
     type: Literal["active"] = "active"
 
 
-@attrs.frozen(kw_only=True)
-class CancelledSessionStatusQuery:
+@attrs.frozen(kw_only=True, slots=False)
+class CancelledSessionStatusQuery(StrictModel):
     """Search filter: cancelled sessions."""
 
     type: Literal["cancelled"] = "cancelled"
 
 
-@attrs.frozen(kw_only=True)
-class FailedSessionStatusQuery:
+@attrs.frozen(kw_only=True, slots=False)
+class FailedSessionStatusQuery(StrictModel):
     """Search filter: failed sessions."""
 
     type: Literal["failed"] = "failed"
 
 
-@attrs.frozen(kw_only=True)
-class ClientFinishedSessionStatusQuery:
+@attrs.frozen(kw_only=True, slots=False)
+class ClientFinishedSessionStatusQuery(StrictModel):
     """Search filter: sessions finished by the client (optionally only some reasons)."""
 
-    reasons: list[ClientSessionFinishReasonType] | None = None
     type: Literal["client_finished"] = "client_finished"
+    reasons: list[ClientSessionFinishReasonType] | None = attrs.field(
+        default=None, metadata=constraints(min_length=1)
+    )
 
 
 SessionStatusQuery = (
@@ -298,85 +302,72 @@ SessionStatusQuery = (
 )
 
 
-@attrs.frozen(kw_only=True)
-class OwnSearchOwner:
+@attrs.frozen(kw_only=True, slots=False)
+class OwnSearchOwner(StrictModel):
     """Search sessions the caller owns."""
 
     type: Literal["own"] = "own"
 
 
-@attrs.frozen(kw_only=True)
-class AccessibleSearchOwner:
+@attrs.frozen(kw_only=True, slots=False)
+class AccessibleSearchOwner(StrictModel):
     """Search sessions the caller can access."""
 
     type: Literal["accessible"] = "accessible"
 
 
-def _owner_urns(inst: object, attr: Any, value: list[str]) -> None:
-    if not 1 <= len(value) <= 10:
-        raise ValueError(f"UserSearchOwner.owner_urns needs 1..10 entries, got {len(value)}")
-
-
-@attrs.frozen(kw_only=True)
-class UserSearchOwner:
+@attrs.frozen(kw_only=True, slots=False)
+class UserSearchOwner(StrictModel):
     """Search sessions of given users."""
 
-    owner_urns: list[str] = attrs.field(validator=_owner_urns)
     type: Literal["user"] = "user"
+    owner_urns: list[str] = attrs.field(metadata=constraints(min_length=1, max_length=10))
 
 
 SearchOwner = OwnSearchOwner | AccessibleSearchOwner | UserSearchOwner
 
 
-@attrs.frozen(kw_only=True)
-class SessionSearchCursor:
+@attrs.frozen(kw_only=True, slots=False)
+class SessionSearchCursor(Model):
     """Keyset cursor of session search."""
 
-    last_created_at: dt.datetime
+    last_created_at: dt.datetime = attrs.field(metadata=constraints(aware=True))
     last_session_id: str
 
 
-def _limit(inst: object, attr: Any, value: int) -> None:
-    if not isinstance(value, int) or not 1 <= value <= 200:
-        raise ValueError(f"SessionSearchRequest.limit must be in 1..200, got {value!r}")
-
-
-def _display_name(inst: object, attr: Any, value: str | None) -> None:
-    if value is not None and not value:
-        raise ValueError("SessionSearchRequest.display_name must not be empty")
-
-
-@attrs.frozen(kw_only=True)
-class SessionSearchRequest:
+@attrs.frozen(kw_only=True, slots=False)
+class SessionSearchRequest(StrictModel):
     """Body of ``POST /api/v1/sessions/search``."""
 
     session_id: str | None = None
     project_ids: list[str] | None = None
     user_metadata: dict[str, str] = attrs.field(factory=dict)
-    display_name: str | None = attrs.field(default=None, validator=_display_name)
+    display_name: str | None = attrs.field(default=None, metadata=constraints(min_length=1))
     owner: SearchOwner = attrs.field(factory=OwnSearchOwner)
-    statuses: list[SessionStatusQuery] | None = None
-    limit: int = attrs.field(default=50, validator=_limit)
+    statuses: list[SessionStatusQuery] | None = attrs.field(
+        default=None, metadata=constraints(min_length=1)
+    )
+    limit: int = attrs.field(default=50, metadata=constraints(ge=1, le=200))
     cursor: SessionSearchCursor | None = None
 
 
-@attrs.frozen(kw_only=True)
-class SessionSummary:
+@attrs.frozen(kw_only=True, slots=False)
+class SessionSummary(Model):
     """One session found by a search."""
 
     session_id: str
     created_at: dt.datetime
     owner: str
     project_id: str
-    checkpoints_count: int
     status: SessionStatus | None = None
+    checkpoints_count: int
     display_name: str | None = None
     user_metadata: dict[str, str] | None = None
     checkpoint_storage_bytes: int | None = None
 
 
-@attrs.frozen(kw_only=True)
-class SessionSearchResponse:
+@attrs.frozen(kw_only=True, slots=False)
+class SessionSearchResponse(Model):
     """A page of sessions; ``next_cursor`` None at the end."""
 
     sessions: list[SessionSummary]
@@ -384,8 +375,8 @@ class SessionSearchResponse:
 
 
 # -- futures -------------------------------------------------------------------------------------
-@attrs.frozen(kw_only=True)
-class UntypedAPIFuture:
+@attrs.frozen(kw_only=True, slots=False)
+class UntypedAPIFuture(Model):
     """Handle returned by future endpoints."""
 
     request_id: str
@@ -393,26 +384,26 @@ class UntypedAPIFuture:
     sample_sequence_ids: list[str] | None = None
 
 
-@attrs.frozen(kw_only=True)
-class FutureRetrieveRequest:
+@attrs.frozen(kw_only=True, slots=False)
+class FutureRetrieveRequest(StrictModel):
     """Body of ``POST /api/v1/retrieve_future``."""
 
     request_id: str
     allow_metadata_only: bool = False
 
 
-@attrs.frozen(kw_only=True)
-class TryAgainResponse:
+@attrs.frozen(kw_only=True, slots=False)
+class TryAgainResponse(Model):
     """The future is still pending."""
 
+    type: Literal["try_again"] = "try_again"
     request_id: str
     queue_state: str = "active"
     queue_state_reason: str | None = None
-    type: Literal["try_again"] = "try_again"
 
 
-@attrs.frozen(kw_only=True)
-class RequestFailedResponse:
+@attrs.frozen(kw_only=True, slots=False)
+class RequestFailedResponse(Model):
     """The future failed."""
 
     error: str
@@ -422,17 +413,17 @@ class RequestFailedResponse:
 FutureRetrieveResponse = TryAgainResponse | RequestFailedResponse | dict[str, Any]
 
 
-@attrs.frozen(kw_only=True)
-class SamplingSessionFuturesTarget:
+@attrs.frozen(kw_only=True, slots=False)
+class SamplingSessionFuturesTarget(StrictModel):
     """Whose completions ``retrieve_futures`` reports."""
 
+    type: Literal["sampling_session"] = "sampling_session"
     sampling_session_id: str
     cloned_sampler_id: int = 0
-    type: Literal["sampling_session"] = "sampling_session"
 
 
-@attrs.frozen(kw_only=True)
-class FuturesRetrieveRequest:
+@attrs.frozen(kw_only=True, slots=False)
+class FuturesRetrieveRequest(StrictModel):
     """Body of ``POST /api/v1/retrieve_futures``."""
 
     target: SamplingSessionFuturesTarget
@@ -441,28 +432,28 @@ class FuturesRetrieveRequest:
     retrieved_request_ids: list[str] = attrs.field(factory=list)
 
 
-@attrs.frozen(kw_only=True)
-class FutureFinished:
+@attrs.frozen(kw_only=True, slots=False)
+class FutureFinished(Model):
     """A completed future."""
 
+    state: Literal["finished"] = "finished"
     request_id: str
     response_payload_uncompressed_size: int | None = None
-    state: Literal["finished"] = "finished"
 
 
-@attrs.frozen(kw_only=True)
-class FutureFailed:
+@attrs.frozen(kw_only=True, slots=False)
+class FutureFailed(Model):
     """A failed future."""
 
-    request_id: str
     state: Literal["failed"] = "failed"
+    request_id: str
 
 
 FutureCompletion = FutureFinished | FutureFailed
 
 
-@attrs.frozen(kw_only=True)
-class FuturesRetrieveResponse:
+@attrs.frozen(kw_only=True, slots=False)
+class FuturesRetrieveResponse(Model):
     """Completions since ``prev_cursor``."""
 
     completions: list[FutureCompletion]
@@ -474,61 +465,61 @@ EventType = Literal["SESSION_START", "SESSION_END", "UNHANDLED_EXCEPTION", "GENE
 Severity = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
-@attrs.frozen(kw_only=True)
-class GenericEvent:
+@attrs.frozen(kw_only=True, slots=False)
+class GenericEvent(Model):
     """A named event with arbitrary data."""
 
+    event: EventType
     event_id: str
+    event_name: str
     event_session_index: int
     severity: Severity
     timestamp: dt.datetime
-    event_name: str
     event_data: dict[str, Any] = attrs.field(factory=dict)
-    event: Literal["GENERIC_EVENT"] = "GENERIC_EVENT"
 
 
-@attrs.frozen(kw_only=True)
-class SessionStartEvent:
+@attrs.frozen(kw_only=True, slots=False)
+class SessionStartEvent(Model):
     """A session started."""
 
+    event: EventType
     event_id: str
     event_session_index: int
     severity: Severity
     timestamp: dt.datetime
-    event: Literal["SESSION_START"]
 
 
-@attrs.frozen(kw_only=True)
-class SessionEndEvent:
+@attrs.frozen(kw_only=True, slots=False)
+class SessionEndEvent(Model):
     """A session ended with a fatal error."""
 
+    duration: str
+    event: EventType
     event_id: str
     event_session_index: int
     severity: Severity
     timestamp: dt.datetime
-    duration: str
-    event: Literal["SESSION_END"]
 
 
-@attrs.frozen(kw_only=True)
-class UnhandledExceptionEvent:
+@attrs.frozen(kw_only=True, slots=False)
+class UnhandledExceptionEvent(Model):
     """An exception escaped the SDK."""
 
+    error_message: str
+    error_type: str
+    event: EventType
     event_id: str
     event_session_index: int
     severity: Severity
     timestamp: dt.datetime
-    error_type: str
-    error_message: str
     traceback: str | None = None
-    event: Literal["UNHANDLED_EXCEPTION"]
 
 
-TelemetryEvent = GenericEvent | SessionStartEvent | SessionEndEvent | UnhandledExceptionEvent
+TelemetryEvent = SessionStartEvent | SessionEndEvent | UnhandledExceptionEvent | GenericEvent
 
 
-@attrs.frozen(kw_only=True)
-class TelemetryBatch:
+@attrs.frozen(kw_only=True, slots=False)
+class TelemetryBatch(Model):
     """Events of one session."""
 
     events: list[TelemetryEvent]
@@ -538,11 +529,15 @@ class TelemetryBatch:
     process_uuid: str
 
 
-TelemetrySendRequest = TelemetryBatch
+@attrs.frozen(kw_only=True, slots=False)
+class TelemetrySendRequest(TelemetryBatch):
+    """Body of ``POST /api/v1/telemetry``: a batch, with unknown arguments rejected."""
+
+    model_config: ClassVar[dict[str, Any]] = {"frozen": True, "extra": "forbid"}
 
 
-@attrs.frozen(kw_only=True)
-class TelemetryResponse:
+@attrs.frozen(kw_only=True, slots=False)
+class TelemetryResponse(Model):
     """Telemetry acknowledgement."""
 
     status: Literal["accepted"]

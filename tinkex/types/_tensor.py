@@ -76,6 +76,14 @@ def as_values(
     elif isinstance(data, numpy.ndarray):
         source = data
     else:
+        if dtype == "float32":  # the common case in one conversion; anything odd re-checked
+            with numpy.errstate(over="ignore", invalid="ignore"):
+                try:
+                    direct: np.ndarray[Any, Any] = numpy.asarray(data, dtype=target)
+                except (TypeError, ValueError, OverflowError):
+                    direct = None  # type: ignore[assignment]
+            if direct is not None and direct.dtype == target and numpy.isfinite(direct).all():
+                return direct
         try:
             source = numpy.asarray(data)
         except (TypeError, ValueError) as exc:
@@ -281,8 +289,8 @@ class TensorData:
 
     def values_array(self) -> np.ndarray[Any, Any]:
         """The stored values as a 1-D numpy array (no copy; do not mutate)."""
-        values: np.ndarray[Any, Any] = self._numpy.reshape(-1)
-        return values
+        values: np.ndarray[Any, Any] = self._numpy
+        return values if values.ndim == 1 else values.reshape(-1)
 
     def to_numpy(self, pad_value: int = 0) -> np.ndarray[Any, Any]:
         """The dense array (CSR tensors are densified with ``pad_value``; no copy when dense)."""

@@ -5,11 +5,12 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import attrs
 
 from tinkex.types._datum import Datum
+from tinkex.types._model import Model, StrictModel, constraints
 from tinkex.types._tensor import TensorData
 
 __all__ = [
@@ -209,10 +210,15 @@ class ForwardBackwardOutput:
         default=None, compare=False, repr=False, kw_only=True
     )
 
+    def __post_init__(self) -> None:
+        # Copies: the output keeps its values when the caller's lists/dicts change later.
+        object.__setattr__(self, "loss_fn_outputs", [dict(o) for o in self.loss_fn_outputs])
+        object.__setattr__(self, "metrics", dict(self.metrics))
+
 
 # -- optimizers --------------------------------------------------------------------------
-@attrs.frozen(kw_only=True)
-class AdamParams:
+@attrs.frozen(kw_only=True, slots=False)
+class AdamParams(StrictModel):
     """AdamW hyper-parameters for one ``optim_step`` (decoupled weight decay)."""
 
     learning_rate: float = attrs.field(default=1e-4, validator=_finite(0.0))
@@ -223,46 +229,60 @@ class AdamParams:
     grad_clip_norm: float = attrs.field(default=0.0, validator=_finite(0.0))
 
 
-@attrs.frozen(kw_only=True)
-class OptimParamsBase:
+@attrs.frozen(kw_only=True, slots=False)
+class OptimParamsBase(Model):
     """Parameters of a non-Adam optimizer, discriminated by ``type``."""
+
+    model_config: ClassVar[dict[str, Any]] = {"frozen": True, "extra": "allow"}
 
     type: str
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, slots=False)
 class DimuonParams(OptimParamsBase):
     """Parameters of the Dimuon optimizer."""
 
-    type: str = "dimuon"
-    learning_rate: float = attrs.field(validator=_finite(0.0))
+    model_config: ClassVar[dict[str, Any]] = {
+        "frozen": True,
+        "extra": "forbid",
+        "allow_inf_nan": False,
+    }
+
+    type: Literal["dimuon"] = "dimuon"
+    learning_rate: float = attrs.field(metadata=constraints(ge=0))
     grad_clip_norm: float = attrs.field(default=0.0, validator=_finite(0.0))
-    beta1: float = attrs.field(default=0.9, validator=_finite(0.0, 1.0, hi_open=True))
+    beta1: float = attrs.field(default=0.9, metadata=constraints(ge=0, lt=1))
 
 
 OptimParams = AdamParams | OptimParamsBase
 
 
-@attrs.frozen(kw_only=True)
-class OptimizerConfigBase:
+@attrs.frozen(kw_only=True, slots=False)
+class OptimizerConfigBase(Model):
     """Optimizer chosen at model creation, discriminated by ``type``."""
+
+    model_config: ClassVar[dict[str, Any]] = {"frozen": True, "extra": "allow"}
 
     type: str
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, slots=False)
 class AdamOptimizerConfig(OptimizerConfigBase):
     """AdamW (the default)."""
 
-    type: str = "adamw"
+    model_config: ClassVar[dict[str, Any]] = {"frozen": True, "extra": "forbid"}
+
+    type: Literal["adamw"] = "adamw"
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, slots=False)
 class DimuonOptimizerConfig(OptimizerConfigBase):
     """Dimuon."""
 
-    type: str = "dimuon"
-    version: int = 1
+    model_config: ClassVar[dict[str, Any]] = {"frozen": True, "extra": "forbid"}
+
+    type: Literal["dimuon"] = "dimuon"
+    version: Literal[1] = 1
 
 
 OptimizerConfig = AdamOptimizerConfig | OptimizerConfigBase
@@ -273,8 +293,8 @@ def _rank(inst: object, attr: Any, value: int) -> None:
         raise ValueError(f"LoraConfig.rank must be an int >= 1, got {value!r}")
 
 
-@attrs.frozen(kw_only=True)
-class LoraConfig:
+@attrs.frozen(kw_only=True, slots=False)
+class LoraConfig(StrictModel):
     """LoRA adapter settings of a training run."""
 
     rank: int = attrs.field(validator=_rank)
@@ -284,55 +304,74 @@ class LoraConfig:
     train_attn: bool = True
 
 
-@attrs.frozen(kw_only=True)
-class OptimStepRequest:
-    """Body of ``POST /api/v1/optim_step`` (Adam params go out as ``adam_params``)."""
+@attrs.frozen(kw_only=True, slots=False)
+class OptimStepRequest(StrictModel):
+    """Body of ``POST /api/v1/optim_step``.
 
-    optim_params: OptimParams
+    The parameters may also be given as ``adam_params=`` or ``optimizer_params=`` (the wire
+    names); they are sent as ``adam_params`` for ``AdamParams``, else ``optimizer_params``.
+    """
+
+    optim_params: OptimParams = attrs.field(
+        metadata=constraints(aliases=("optim_params", "adam_params", "optimizer_params"))
+    )
     model_id: str
     seq_id: int | None = None
     type: Literal["optim_step"] = "optim_step"
 
+    def _wire_key(self) -> str:
+        return "adam_params" if isinstance(self.optim_params, AdamParams) else "optimizer_params"
 
-@attrs.frozen(kw_only=True)
-class OptimStepResponse:
+    def _dump_renames(self) -> dict[str, str]:
+        """Field name -> key in dumps (read by the converter)."""
+        return {"optim_params": self._wire_key()}
+
+    def _finish_dump(self, data: dict[str, Any]) -> dict[str, Any]:
+        """The dumped fields with ``optim_params`` under its wire name, last (as tinker)."""
+        if "optim_params" in data:
+            data[self._wire_key()] = data.pop("optim_params")
+        return data
+
+
+@attrs.frozen(kw_only=True, slots=False)
+class OptimStepResponse(Model):
     """Result of an optimizer step."""
 
     metrics: dict[str, float] | None = None
 
 
 # -- models ----------------------------------------------------------------------------------
-@attrs.frozen(kw_only=True)
-class CreateModelRequest:
+@attrs.frozen(kw_only=True, slots=False)
+class CreateModelRequest(StrictModel):
     """Body of ``POST /api/v1/create_model``."""
 
     session_id: str
     model_seq_id: int
     base_model: str
-    user_metadata: dict[str, str] | None = None
+    user_metadata: dict[str, Any] | None = None
     lora_config: LoraConfig | None = None
     optimizer_config: OptimizerConfig = attrs.field(factory=AdamOptimizerConfig)
     type: Literal["create_model"] = "create_model"
 
 
-@attrs.frozen(kw_only=True)
-class CreateModelResponse:
+@attrs.frozen(kw_only=True, slots=False)
+class CreateModelResponse(Model):
     """Result of ``create_model``."""
 
     model_id: str
-    type: str | None = "create_model"
+    type: Literal["create_model"] = "create_model"
 
 
-@attrs.frozen(kw_only=True)
-class GetInfoRequest:
+@attrs.frozen(kw_only=True, slots=False)
+class GetInfoRequest(StrictModel):
     """Body of ``POST /api/v1/get_info``."""
 
     model_id: str
     type: Literal["get_info"] = "get_info"
 
 
-@attrs.frozen(kw_only=True)
-class ModelData:
+@attrs.frozen(kw_only=True, slots=False)
+class ModelData(Model):
     """Architecture facts of a model."""
 
     arch: str | None = None
@@ -340,13 +379,13 @@ class ModelData:
     tokenizer_id: str | None = None
 
 
-@attrs.frozen(kw_only=True)
-class GetInfoResponse:
+@attrs.frozen(kw_only=True, slots=False)
+class GetInfoResponse(Model):
     """What the server knows about a training run's model."""
 
-    model_id: str
+    type: Literal["get_info"] | None = None
     model_data: ModelData
-    type: str | None = None
+    model_id: str
     optimizer_config: OptimizerConfig = attrs.field(factory=AdamOptimizerConfig)
     is_lora: bool | None = None
     lora_rank: int | None = None
@@ -362,8 +401,8 @@ def _ttl(inst: object, attr: Any, value: int | None) -> None:
         )
 
 
-@attrs.frozen(kw_only=True)
-class SaveWeightsRequest:
+@attrs.frozen(kw_only=True, slots=False)
+class SaveWeightsRequest(StrictModel):
     """Body of ``POST /api/v1/save_weights`` (training state incl. optimizer)."""
 
     model_id: str
@@ -375,20 +414,20 @@ class SaveWeightsRequest:
     type: Literal["save_weights"] = "save_weights"
 
 
-@attrs.frozen(kw_only=True)
-class SaveWeightsResponse:
+@attrs.frozen(kw_only=True, slots=False)
+class SaveWeightsResponse(Model):
     """Result of ``save_state``: the ``tinker://`` path of the checkpoint."""
 
     path: str
-    type: str | None = None
+    type: Literal["save_weights"] | None = None
 
     def get_console_url(self) -> str:
         """Web console page of this checkpoint."""
         return f"{_CONSOLE}/checkpoints/{self.path.removeprefix('tinker://')}"
 
 
-@attrs.frozen(kw_only=True)
-class SaveWeightsForSamplerRequest:
+@attrs.frozen(kw_only=True, slots=False)
+class SaveWeightsForSamplerRequest(StrictModel):
     """Body of ``POST /api/v1/save_weights_for_sampler``."""
 
     model_id: str
@@ -401,21 +440,21 @@ class SaveWeightsForSamplerRequest:
     type: Literal["save_weights_for_sampler"] = "save_weights_for_sampler"
 
 
-@attrs.frozen(kw_only=True)
-class SaveWeightsForSamplerResponseInternal:
+@attrs.frozen(kw_only=True, slots=False)
+class SaveWeightsForSamplerResponseInternal(Model):
     """Raw future result: ``path`` (named save) or ``sampling_session_id`` (unnamed)."""
 
     path: str | None = None
     sampling_session_id: str | None = None
-    type: str | None = None
+    type: Literal["save_weights_for_sampler"] | None = None
 
 
-@attrs.frozen(kw_only=True)
-class SaveWeightsForSamplerResponse:
+@attrs.frozen(kw_only=True, slots=False)
+class SaveWeightsForSamplerResponse(Model):
     """Result of ``save_weights_for_sampler``: the sampler checkpoint path."""
 
     path: str
-    type: str | None = None
+    type: Literal["save_weights_for_sampler"] | None = None
 
     def get_console_url(self) -> str:
         """Web console page of this checkpoint."""
@@ -426,8 +465,8 @@ class SaveWeightsForSamplerResponse:
         return f"{_CONSOLE}/playground?model_path={self.path}"
 
 
-@attrs.frozen(kw_only=True)
-class SaveWeightsExternalRequest:
+@attrs.frozen(kw_only=True, slots=False)
+class SaveWeightsExternalRequest(StrictModel):
     """Body of ``POST /api/v1/save_weights_external`` (HF-format export)."""
 
     model_id: str
@@ -438,95 +477,95 @@ class SaveWeightsExternalRequest:
     type: Literal["save_weights_external"] = "save_weights_external"
 
 
-@attrs.frozen(kw_only=True)
-class SaveWeightsExternalResponseInternal:
+@attrs.frozen(kw_only=True, slots=False)
+class SaveWeightsExternalResponseInternal(Model):
     """Raw future result of an external save."""
 
     path: str | None = None
     size_bytes: int | None = None
-    type: str | None = None
+    type: Literal["save_weights_external"] | None = None
 
 
-@attrs.frozen(kw_only=True)
-class SaveWeightsExternalResponse:
+@attrs.frozen(kw_only=True, slots=False)
+class SaveWeightsExternalResponse(Model):
     """Result of ``save_weights_external``."""
 
     path: str
-    type: str | None = None
+    type: Literal["save_weights_external"] | None = None
 
 
-@attrs.frozen(kw_only=True)
-class LoadWeightsRequest:
+@attrs.frozen(kw_only=True, slots=False)
+class LoadWeightsRequest(StrictModel):
     """Body of ``POST /api/v1/load_weights`` (create-via-load or legacy load)."""
 
-    path: str
     model_id: str | None = None
+    seq_id: int | None = None
     session_id: str | None = None
     model_seq_id: int | None = None
-    seq_id: int | None = None
-    optimizer: bool
     base_model: str | None = None
+    user_metadata: dict[str, Any] | None = None
+    path: str
+    optimizer: bool
     optimizer_config: OptimizerConfig | None = None
     weights_access_token: str | None = None
-    user_metadata: dict[str, str] | None = None
     type: Literal["load_weights"] = "load_weights"
 
 
-@attrs.frozen(kw_only=True)
-class LoadWeightsResponse:
+@attrs.frozen(kw_only=True, slots=False)
+class LoadWeightsResponse(Model):
     """Result of a load."""
 
     path: str | None = None
     model_id: str | None = None
-    type: str | None = None
+    type: Literal["load_weights"] | None = None
 
 
-@attrs.frozen(kw_only=True)
-class UnloadModelRequest:
+@attrs.frozen(kw_only=True, slots=False)
+class UnloadModelRequest(StrictModel):
     """Body of the legacy ``POST /api/v1/unload_model``."""
 
     model_id: str
     type: Literal["unload_model"] = "unload_model"
 
 
-@attrs.frozen(kw_only=True)
-class UnloadModelResponse:
+@attrs.frozen(kw_only=True, slots=False)
+class UnloadModelResponse(Model):
     """Result of ``unload_model``."""
 
     model_id: str
-    type: str | None = None
+    type: Literal["unload_model"] | None = None
 
 
 # -- server-side custom losses ------------------------------------------------------------------
-@attrs.frozen(kw_only=True)
-class CustomLossInput:
+@attrs.frozen(kw_only=True, slots=False)
+class CustomLossInput(StrictModel):
     """One named input of a custom loss and its rank (0 scalar, 1 [T], 2 [T, K])."""
 
     name: str
     rank: CustomLossInputRank
 
 
-@attrs.frozen(kw_only=True)
-class CustomLossNode:
+@attrs.frozen(kw_only=True, slots=False)
+class CustomLossNode(StrictModel):
     """One node of a traced loss graph."""
 
-    op: str
+    op: Literal["placeholder", "get_attr", "call_function", "call_method", "call_module", "output"]
     name: str
     target: str
     args: list[Any] = attrs.field(factory=list)
     kwargs: dict[str, Any] = attrs.field(factory=dict)
 
 
-@attrs.frozen(kw_only=True)
-class CustomLossGraph:
+@attrs.frozen(kw_only=True, slots=False)
+class CustomLossGraph(StrictModel):
     """A traced per-datum loss function."""
 
+    format: Literal[1] = 1
     nodes: list[CustomLossNode]
-    format: int = 1
 
 
-@attrs.frozen(kw_only=True)
-class CreateCustomLossRequest:
+@attrs.frozen(kw_only=True, slots=False)
+class CreateCustomLossRequest(StrictModel):
     """Body of ``POST /api/v1/create_custom_loss``."""
 
     session_id: str
@@ -537,9 +576,9 @@ class CreateCustomLossRequest:
     type: Literal["create_custom_loss"] = "create_custom_loss"
 
 
-@attrs.frozen(kw_only=True)
-class CreateCustomLossResponse:
+@attrs.frozen(kw_only=True, slots=False)
+class CreateCustomLossResponse(Model):
     """Result of ``create_custom_loss``."""
 
     loss_id: str
-    type: str | None = "create_custom_loss"
+    type: Literal["create_custom_loss"] = "create_custom_loss"

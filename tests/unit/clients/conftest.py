@@ -143,7 +143,10 @@ class FakeTinker:
             return self._future({"metrics": {"grad_norm:mean": 0.5}})
         if path == "/api/v1/save_weights":
             return self._future(
-                {"path": f"tinker://{body['model_id']}/weights/{body['path']}", "type": "x"}
+                {
+                    "path": f"tinker://{body['model_id']}/weights/{body['path']}",
+                    "type": "save_weights",
+                }
             )
         if path == "/api/v1/save_weights_for_sampler":
             if "path" in body:
@@ -155,7 +158,9 @@ class FakeTinker:
             )
         if path == "/api/v1/load_weights":
             model_id = body.get("model_id") or f"{body['session_id']}:train:{body['model_seq_id']}"
-            return self._future({"model_id": model_id, "path": body["path"], "type": "x"})
+            return self._future(
+                {"model_id": model_id, "path": body["path"], "type": "load_weights"}
+            )
         if path == "/api/v1/create_sampling_session":
             seq = body["sampling_session_seq_id"]
             return 200, {

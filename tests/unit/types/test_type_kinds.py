@@ -242,3 +242,70 @@ def test_datum_list_loss_inputs_are_not_truncated() -> None:
             model_input=tinkex_types.ModelInput.from_ints([1]),
             loss_fn_inputs={"target_tokens": [1.5]},
         )
+
+
+# -- 10.6: token ids and max_tokens ------------------------------------------------------------
+
+MAX_ID = 2**32 - 1
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (
+            lambda t: t.EncodedTextChunk(tokens=[5, -1]),
+            r"EncodedTextChunk.tokens\[1\] must be a token id in 0..4294967295, got -1",
+        ),
+        (
+            lambda t: t.ModelInput.from_ints([2**32]),
+            r"EncodedTextChunk.tokens\[0\] must be a token id in 0..4294967295, got 4294967296",
+        ),
+        (lambda t: t.ModelInput.from_ints([2**70]), r"tokens\[0\] must be a token id"),
+        # (tinker rejects this one too; the others it accepts)
+        (lambda t: t.EncodedTextChunk(tokens=[1.5]), r"tokens\[0\]: expected an integer"),
+        (lambda t: t.SamplingParams(stop=[7, -3]), r"SamplingParams.stop\[1\] must be a token id"),
+        (
+            lambda t: t.Datum(
+                model_input=t.ModelInput.from_ints([1]), loss_fn_inputs={"target_tokens": [-100]}
+            ),
+            r"Datum.loss_fn_inputs\['target_tokens'\] must hold token ids in 0..4294967295, "
+            r"got -100",
+        ),
+        (
+            lambda t: t.Datum(
+                model_input=t.ModelInput.from_ints([1]),
+                loss_fn_inputs={"target_tokens": np.array([2**40])},  # beyond 32 bits
+            ),
+            r"target_tokens'\] must hold token ids .* got 1099511627776",
+        ),
+        (
+            lambda t: t.SampleRequest(
+                prompt=t.ModelInput.from_ints([1, 2]),
+                sampling_params=t.SamplingParams(max_tokens=1),
+                target_prompt_logprobs={"data": [-2, 4], "dtype": "int64", "shape": [1, 2]},
+            ),
+            r"SampleRequest.target_prompt_logprobs must hold token ids in -1..4294967295, got -2",
+        ),
+        (lambda t: t.SamplingParams(max_tokens=0), r"SamplingParams.max_tokens must be >= 1"),
+    ],
+)
+def test_bad_token_ids_and_max_tokens_are_rejected(build: Any, message: str) -> None:
+    with pytest.raises(tinkex_types.ValidationError, match=message):
+        build(tinkex_types)
+    # The official SDK accepts these without a word (and fails later, or never).
+    if "expected an integer" not in message:
+        build(official_types)
+
+
+def test_valid_token_ids_are_kept() -> None:
+    chunk = tinkex_types.EncodedTextChunk(tokens=[0, MAX_ID])
+    assert chunk.tokens == [0, MAX_ID]
+    assert tinkex_types.EncodedTextChunk(tokens=np.array([3, 4])).tokens == [3, 4]
+    assert tinkex_types.EncodedTextChunk(tokens=(1, 2)).tokens == (1, 2)  # tuples stay, as tinker's
+    assert tinkex_types.SamplingParams(stop=[1, 2], max_tokens=1).stop == [1, 2]
+    request = tinkex_types.SampleRequest(
+        prompt=tinkex_types.ModelInput.from_ints([1, 2]),
+        sampling_params=tinkex_types.SamplingParams(max_tokens=1),
+        target_prompt_logprobs=tinkex_types.TensorData(data=[-1, 4], dtype="int64", shape=[1, 2]),
+    )
+    assert request.target_prompt_logprobs is not None
