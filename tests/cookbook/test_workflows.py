@@ -61,11 +61,6 @@ RUN_TIMEOUT = 300
 TIMING_KEY = re.compile(r"(^|[/_])time([/_]|$)")
 
 # Why a run cannot pass yet: the area that must provide the piece, and the piece.
-CHUNK_KEEPS_LIST = (
-    "types: EncodedTextChunk(tokens=lst) keeps a reference to lst; the cookbook clears lst "
-    "after building the chunk (rl/data_processing.py _flat_ob_to_model_input), so RL datums "
-    "come out empty ('need at least 2 tokens for input/target split')"
-)
 CUSTOM_LOSS_METRICS = (
     "core: forward_backward_custom's result metrics add base_loss:sum and "
     "regularizer_total:sum (from tinkex.regularizers' CustomLossOutput.to_metrics) to the "
@@ -103,18 +98,16 @@ WORKFLOWS: dict[str, Workflow] = {
     "sl_basic": Workflow(("sl_basic",)),
     "sl_resume": Workflow(("sl_basic",), crash_then_resume=True),
     "sl_loop": Workflow(("sl_loop",)),
-    "rl_basic": Workflow(("rl_basic",), xfail={"tinkex": CHUNK_KEEPS_LIST}),
+    "rl_basic": Workflow(("rl_basic",)),
     # (no sample of the tiny model earns this recipe's reward, so its steps skip training)
     "rl_loop": Workflow(("rl_loop",)),
-    "math_rl": Workflow(("math_rl",), xfail={"tinkex": CHUNK_KEEPS_LIST}),
+    "math_rl": Workflow(("math_rl",)),
     "async_rl": Workflow(
         ("math_rl", "--loss-fn", "importance_sampling", "--max-steps-off-policy", "1"),
-        xfail={"tinkex": CHUNK_KEEPS_LIST},
         metrics_xfail=ASYNC_ORDER,
     ),
     "spawn_rollouts": Workflow(
         ("rl_basic", "--spawn-rollouts"),
-        xfail={"tinkex": CHUNK_KEEPS_LIST},
         metrics_xfail=SPAWN_CLONES,
     ),
     "dpo": Workflow(("dpo",), metrics_xfail=CUSTOM_LOSS_METRICS),

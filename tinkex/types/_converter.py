@@ -36,7 +36,7 @@ from tinkex._exceptions import APIResponseValidationError
 from tinkex.types import _model_input as mi
 from tinkex.types import _sampling as smp
 from tinkex.types import _training as tr
-from tinkex.types._coerce import Invalid
+from tinkex.types._coerce import Invalid, compile_coercer
 from tinkex.types._coerce import parse_datetime as _parse_datetime
 from tinkex.types._datum import Datum, PromptProvenanceSpan, SampledProvenanceSpan
 from tinkex.types._model import Model, model_plan
@@ -481,6 +481,27 @@ def _union_hook(table: Any, conv: cattrs.Converter) -> Any:
     return structure
 
 
+def _is_plain_union(tp: Any) -> bool:
+    if typing.get_origin(tp) not in (typing.Union, types.UnionType):
+        return False
+    return not any(
+        isinstance(a, type) and (issubclass(a, Model) or dataclasses.is_dataclass(a))
+        for a in typing.get_args(tp)
+    )
+
+
+def _plain_union_hook(tp: Any) -> Any:
+    coerce = compile_coercer(tp)
+
+    def structure(value: Any, _type: Any) -> Any:
+        try:
+            return coerce(value)
+        except Invalid as exc:
+            raise TypeError(exc.describe()) from None
+
+    return structure
+
+
 def _structure_hooks(conv: cattrs.Converter) -> None:
     conv.register_structure_hook(dt.datetime, lambda v, _: parse_datetime(v))
     conv.register_structure_hook(
@@ -496,6 +517,9 @@ def _structure_hooks(conv: cattrs.Converter) -> None:
     conv.register_structure_hook(float, _strict_float)
     conv.register_structure_hook(bool, _strict_bool)
     conv.register_structure_hook(int | float, lambda v, _: _strict_number(v))
+    # Other unions of plain values (e.g. SamplingParams.stop: str | Sequence[str] |
+    # Sequence[int] | None): converted as the constructors convert them.
+    conv.register_structure_hook_factory(_is_plain_union, _plain_union_hook)
     for table in union_tables():
         hook = _union_hook(table, conv)
         conv.register_structure_hook(table.union, hook)
