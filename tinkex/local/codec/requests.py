@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -290,7 +290,7 @@ def prompt_tokens(prompt: ModelInput, where: str = "prompt") -> npt.NDArray[np.i
 
 
 def stop_tokens(
-    stop: str | list[str] | list[int] | None, where: str
+    stop: str | Sequence[str] | Sequence[int] | None, where: str
 ) -> tuple[list[int] | None, list[str]]:
     """``SamplingParams.stop`` -> ``(token_ids or None, strings)``.
 

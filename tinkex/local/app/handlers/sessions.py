@@ -37,7 +37,7 @@ async def create_session(call: Call) -> Response:
     call.state.store.add_session(
         session_id,
         tags=list(body.tags),
-        user_metadata=dict(body.user_metadata),
+        user_metadata=dict(body.user_metadata or {}),
         project_id=body.project_id,
         display_name=body.display_name,
         sdk_version=body.sdk_version,
