@@ -247,10 +247,11 @@ def model_plan(cls: type) -> ModelPlan:
     types defined later in their module)."""
     plan = _PLANS.get(cls)
     if plan is None:
+        # Compiled without the lock: compiling builds default instances (``= Model()``), whose
+        # constructors need their own plans. Two threads may both compile; one plan is kept.
+        compiled = _compile_plan(cls)
         with _PLANS_LOCK:
-            plan = _PLANS.get(cls)
-            if plan is None:
-                plan = _PLANS[cls] = _compile_plan(cls)
+            plan = _PLANS.setdefault(cls, compiled)
     return plan
 
 
