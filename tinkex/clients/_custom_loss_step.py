@@ -131,10 +131,13 @@ class CustomLossStep:
         return sent_backward
 
     def finish(self, sent: list[Any], poll: PollChunk) -> tr.ForwardBackwardOutput:
-        """The backward result with the custom loss's metrics.
+        """The backward result with the custom loss's metrics, as tinker 0.38 returns them.
 
-        ``loss:sum`` is the custom loss, the server's cross-entropy ``loss:sum`` becomes
-        ``surrogate_loss:sum``, and the loss output's metrics are added.
+        The server's backward metrics without its cross-entropy ``loss:sum``, then the loss
+        function's metrics, ``loss:sum`` (the custom loss) and ``surrogate_loss:sum`` (the
+        server's ``loss:sum``). With regularizers or ``track_grad_norms`` (tinkex extras) the
+        loss output's other metrics (``base_loss:sum``, ``regularizer/...``) come before
+        ``loss:sum``.
 
         Raises:
             KeyError: the server's backward result has no ``loss:sum``.
@@ -144,12 +147,14 @@ class CustomLossStep:
         metrics = dict(combined.metrics)
         if "loss:sum" not in metrics:
             raise KeyError("the server's backward result has no 'loss:sum' metric")
-        metrics["surrogate_loss:sum"] = metrics.pop("loss:sum")
+        surrogate_loss = metrics.pop("loss:sum")
         output = self.output
         if output is None:  # finish() runs only after send() succeeded
             raise RuntimeError("CustomLossStep.finish called before send")
-        metrics.update(output.to_metrics())
+        extras = self.regularizers or self.track_grad_norms
+        metrics.update(output.to_metrics() if extras else output.base_metrics)
         metrics["loss:sum"] = float(output.loss_total)
+        metrics["surrogate_loss:sum"] = surrogate_loss
         return tr.ForwardBackwardOutput(
             loss_fn_output_type=combined.loss_fn_output_type,
             loss_fn_outputs=combined.loss_fn_outputs,

@@ -237,9 +237,10 @@ class TrainingClient:
         ``surrogate_loss:sum``. A failure poisons this client.
 
         Tinkex extras: ``regularizers`` (:class:`tinkex.regularizers.RegularizerSpec`) are
-        added to the loss (``loss_total = base + sum(weight_i * reg_i)``); the structured
-        result is ``output.custom_loss_output`` (a ``CustomLossOutput``), with gradient norms
-        when ``track_grad_norms`` is set.
+        added to the loss (``loss_total = base + sum(weight_i * reg_i)``) and their metrics to
+        the result's (``CustomLossOutput.to_metrics``, also with ``track_grad_norms``); the
+        structured result is ``output.custom_loss_output`` (a ``CustomLossOutput``), with
+        gradient norms when ``track_grad_norms`` is set.
         """
         if loss_type_input is not None:
             warn_deprecated("loss_type_input", "it is ignored", category=DeprecationWarning)

@@ -75,6 +75,8 @@ def test_both_passes_use_the_same_chunks_and_consecutive_seq_ids() -> None:
     assert result.metrics["surrogate_loss:sum"] == 2.0  # the two backward chunks' sum
     assert result.metrics["loss:sum"] == -5.0  # the custom loss: sum of all logprobs
     assert result.metrics["custom:sum"] == 1.5
+    # as tinker 0.38: the loss function's metrics, then loss:sum and surrogate_loss:sum
+    assert list(result.metrics) == ["custom:sum", "loss:sum", "surrogate_loss:sum"]
     assert result.custom_loss_output is step.output
 
 
