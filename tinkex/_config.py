@@ -72,7 +72,7 @@ _CREDENTIAL_CMD_TIMEOUT = 60.0
 _MISSING_KEY_HELP = (
     "No Tinker API key found. Pass api_key='tml-...' to the client, set the TINKER_API_KEY "
     "environment variable, set TINKER_CREDENTIAL_CMD to a command that prints a credential, "
-    "or store a key in ~/.tinker/credentials.json (`tinker auth login`)."
+    "or store a key in ~/.tinker/credentials.json (`tinkex auth login`)."
 )
 
 
@@ -87,7 +87,7 @@ def telemetry_enabled_from_env(environ: Mapping[str, str] | None = None) -> bool
 
 
 def default_credentials_path() -> Path:
-    """Where ``tinker auth login`` stores credentials: ``~/.tinker/credentials.json``."""
+    """Where ``tinkex auth login`` (and ``tinker auth login``) store the default key."""
     return Path("~/.tinker/credentials.json").expanduser()
 
 
@@ -382,7 +382,7 @@ def _read_stored_key(path: Path) -> str | None:
         raise TinkerError(
             f"Stored credentials {str(path)!r} are malformed (expected "
             '{"version": 1, "default": <id>, "keys": {<id>: {"key": "tml-..."}}}); '
-            "run `tinker auth login` again or delete the file."
+            "run `tinkex auth login` again or delete the file."
         ) from None
     if not isinstance(key, str) or not key:
         return None

@@ -33,6 +33,7 @@ __all__ = [
     "ExperimentalWarning",
     "status_error_class",
     "make_status_error",
+    "shorten_body",
 ]
 
 
@@ -242,6 +243,35 @@ def status_error_class(status_code: int) -> type[APIStatusError]:
     return _STATUS_CLASSES.get(status_code, APIStatusError)
 
 
+_BODY_LIMIT = 300
+
+
+def shorten_body(body: object, limit: int = _BODY_LIMIT) -> object:
+    """An error body fit for a one-line message: JSON values unchanged, text shortened.
+
+    A body that is not JSON (an HTML error page from a proxy, a plain-text trace) loses its
+    markup and repeated whitespace, and is cut at ``limit`` characters with a note saying how
+    much was left out; the full body stays on the exception's ``body``.
+
+    >>> shorten_body("<html><title>502 Bad Gateway</title><body>nginx</body></html>")
+    '502 Bad Gateway nginx'
+    """
+    if not isinstance(body, str | bytes):
+        return body
+    text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
+    if "<" in text and ">" in text:
+        import re
+
+        text = re.sub(r"(?is)<(script|style)\b.*?</\1>", " ", text)
+        text = re.sub(r"(?s)<!--.*?-->|<[^>]*>", " ", text)
+        text = text.replace("&nbsp;", " ").replace("&lt;", "<").replace("&gt;", ">")
+        text = text.replace("&amp;", "&")
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
 def make_status_error(
     status_code: int,
     body: object | None,
@@ -255,7 +285,7 @@ def make_status_error(
     >>> str(make_status_error(404, {"detail": "no such model"}, request="POST /api/v1/get_info"))
     "Error code: 404 - {'detail': 'no such model'} [POST /api/v1/get_info]"
     """
-    message = f"Error code: {status_code} - {body}"
+    message = f"Error code: {status_code} - {shorten_body(body)}"
     context = ", ".join(
         part for part in (request, f"request id {request_id}" if request_id else None) if part
     )

@@ -236,7 +236,7 @@ def test_stored_credentials_without_default_are_ignored(tmp_path: Path) -> None:
 
 def test_malformed_stored_credentials_say_how_to_fix(tmp_path: Path) -> None:
     (tmp_path / "credentials.json").write_text("{not json")
-    with pytest.raises(TinkerError, match=r"malformed .*tinker auth login"):
+    with pytest.raises(TinkerError, match=r"malformed .*tinkex auth login"):
         resolve({}, tmp_path)
     _write_credentials(tmp_path / "credentials.json", {"version": 1, "default": "gone", "keys": {}})
     with pytest.raises(TinkerError, match="malformed"):

@@ -19,6 +19,7 @@ from tinkex.types import _session as ses
 from tinkex.types._converter import from_wire, to_wire
 
 if TYPE_CHECKING:
+    from tinkex.checkpoint_download import CheckpointArchiveUrlResponse
     from tinkex.telemetry import Reporter
 
 __all__ = ["RestClient", "AdminClient"]
@@ -204,6 +205,26 @@ class RestClient(_SessionlessClient):
                 "get_external_weights_urls",
             ),
         )
+
+    def get_checkpoint_archive_url(
+        self, training_run_id: str, checkpoint_id: str
+    ) -> APIFuture[CheckpointArchiveUrlResponse]:
+        """Where the archive of checkpoint ``checkpoint_id`` (``weights/NAME`` or
+        ``sampler_weights/NAME``) can be downloaded (tinkex extra; see
+        :mod:`tinkex.checkpoint_download`, which also downloads it)."""
+        return self.get_checkpoint_archive_url_from_tinker_path(
+            f"tinker://{training_run_id}/{checkpoint_id}"
+        )
+
+    def get_checkpoint_archive_url_from_tinker_path(
+        self, tinker_path: str
+    ) -> APIFuture[CheckpointArchiveUrlResponse]:
+        """:meth:`get_checkpoint_archive_url` for a ``tinker://`` path."""
+        from tinkex.checkpoint_download import get_checkpoint_archive_url
+
+        _checkpoint_url_part(tinker_path)
+        settings = self.holder.settings
+        return self._run(lambda: get_checkpoint_archive_url(settings, tinker_path))
 
     def delete_checkpoint(self, training_run_id: str, checkpoint_id: str) -> APIFuture[None]:
         """Delete a checkpoint (``checkpoint_id`` like ``weights/step-10``)."""

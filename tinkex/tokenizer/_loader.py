@@ -373,7 +373,7 @@ def _not_found_message(
     revision_flag = f" --revision {revision}" if revision else ""
     lines.append("Make it available by one of:")
     lines.append(
-        f"  - on a machine with network access: huggingface-cli download {repo} "
+        f"  - on a machine with network access: hf download {repo} "
         f"tokenizer.json tokenizer_config.json (or tiktoken.model){revision_flag}, then copy "
         f"the cache (HF_HOME) here;"
     )

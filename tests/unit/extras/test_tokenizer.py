@@ -238,7 +238,7 @@ def test_missing_tokenizer_error_explains_offline_options(tmp_path: Path) -> Non
     message = str(info.value)
     assert "'Qwen/Qwen3-8B'" in message and "not available offline" in message
     assert str(tmp_path / "hf-home" / "hub" / "models--Qwen--Qwen3-8B") in message
-    assert "huggingface-cli download Qwen/Qwen3-8B" in message
+    assert "hf download Qwen/Qwen3-8B" in message
     assert "register_tokenizer" in message
     assert info.value.tokenizer_id == "Qwen/Qwen3-8B" and info.value.searched
     assert isinstance(info.value, LookupError)
