@@ -3,14 +3,15 @@
 What it does, only through the public tinkex API (the same code runs with
 ``import tinker``):
 
-1. connects to ``TINKER_BASE_URL`` (with ``TINKER_API_KEY``) when set, otherwise starts an
-   embedded :class:`tinkex.local.LocalServer` in this process;
+1. connects to ``TINKER_BASE_URL`` (with ``TINKER_API_KEY``) when set — after a fast check that
+   a Tinker API answers there — otherwise (or with ``--local``) starts an embedded
+   :class:`tinkex.local.LocalServer` in this process;
 2. creates a LoRA training client and trains it with supervised cross-entropy on the short Q/A
    pairs shipped in ``tinkex/demo_data/qa.json``, pipelining ``forward_backward`` and
    ``optim_step`` futures (the next step is submitted before the previous one is awaited) and
-   drawing a progress bar with the step, the loss and tokens/s;
+   drawing a progress bar with the step, the loss, tokens/s and an ETA;
 3. samples every prompt from the base model and from the trained weights and prints them side
-   by side;
+   by side in a table at most 100 columns wide (a legend explains its marks);
 4. writes ``demo-output/loss_curve.png`` (matplotlib, ``pip install 'tinkex[demo]'``) and
    ``demo-output/metrics.json``.
 
@@ -91,11 +92,31 @@ def build_datum(tokenizer: Any, example: Example) -> types.Datum:
     )
 
 
+class ServerCheckFailed(RuntimeError):
+    """``TINKER_BASE_URL`` points at something that is not a usable Tinker API."""
+
+
 @contextmanager
-def connect() -> Iterator[tuple[str | None, str | None, str]]:
-    """``(base_url, api_key, description)``: the env's server, or an embedded local one."""
-    if os.environ.get("TINKER_BASE_URL"):
+def connect(local: bool = False) -> Iterator[tuple[str | None, str | None, str]]:
+    """``(base_url, api_key, description)``: the env's server, or an embedded local one.
+
+    A ``TINKER_BASE_URL`` is checked first (:func:`tinkex._server_check.check_server`, a few
+    seconds at most), so a stale one fails at once with what to do instead of hanging.
+    """
+    if os.environ.get("TINKER_BASE_URL") and not local:
+        from tinkex._config import ClientSettings
+        from tinkex._server_check import check_server
+        from tinkex.cli._errors import describe_error
+
         url = os.environ["TINKER_BASE_URL"]
+        try:
+            check_server(ClientSettings.resolve())
+        except Exception as exc:
+            raise ServerCheckFailed(
+                f"{describe_error(exc, url)}\n(TINKER_BASE_URL={url}). To run the demo on an "
+                "embedded local server instead: python -m tinkex.demo --local "
+                "(make demo DEMO_ARGS=--local), or unset TINKER_BASE_URL."
+            ) from None
         yield None, None, f"{url} (from TINKER_BASE_URL)"
         return
     from tinkex.local import LocalServer
@@ -183,29 +204,51 @@ def sample_all(
     return texts
 
 
+#: Column widths of the samples table; with the separators it is 96 columns wide (fits 100).
+TABLE_WIDTHS = (21, 24, 18, 20, 5)
+EMPTY_CELL = "(empty)"
+TABLE_LEGEND = (
+    f"{EMPTY_CELL}: the model stopped at once (end-of-sequence first); "
+    "\u00b7: a character that is not printable in one column;\n"
+    "\u21b5: a newline; \u2026: cut to fit. The base model is untrained, so it samples noise."
+)
+
+
 def show(text: str, width: int) -> str:
-    """One printable line of at most ``width`` characters."""
-    printable = "".join(
-        ch if ch.isprintable() and ch != "\ufffd" else "\u00b7"
-        for ch in text.replace("\n", "\u21b5")
-    )
+    """One printable line of at most ``width`` characters (``(empty)`` for no text)."""
+    if not text.strip():
+        return EMPTY_CELL
+    printable = "".join(ch if _one_column(ch) else "\u00b7" for ch in text.replace("\n", "\u21b5"))
     return printable if len(printable) <= width else printable[: width - 1] + "\u2026"
 
 
+def _one_column(ch: str) -> bool:
+    """Printable, and one terminal column wide (wide CJK characters take two)."""
+    import unicodedata
+
+    return (
+        ch.isprintable()
+        and ch != "\ufffd"
+        and unicodedata.east_asian_width(ch) not in ("W", "F")
+        and not unicodedata.combining(ch)
+    )
+
+
 def print_side_by_side(examples: Sequence[Example], base: list[str], tuned: list[str]) -> int:
-    """Print prompt | expected | base | fine-tuned; returns how many fine-tuned answers match."""
-    widths = (22, 26, 24, 26)
-    header = ("prompt", "expected", "base model", "fine-tuned")
-    print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
-    print("  ".join("-" * w for w in widths))
+    """Print prompt | expected | base | fine-tuned | match (at most 100 columns, with a legend
+    for the marks); returns how many fine-tuned answers match."""
+    header = ("prompt", "expected", "base model", "fine-tuned", "match")
+    print("  ".join(h.ljust(w) for h, w in zip(header, TABLE_WIDTHS, strict=True)).rstrip())
+    print("  ".join("-" * w for w in TABLE_WIDTHS))
     correct = 0
     for example, before, after in zip(examples, base, tuned, strict=True):
         ok = after.strip() == example.completion.strip()
         correct += ok
         question = example.prompt.removeprefix("Q: ").removesuffix("\nA:")
-        cells = (question, example.completion.strip(), before, after)
-        line = "  ".join(show(c, w).ljust(w) for c, w in zip(cells, widths, strict=True))
-        print(f"{line}  {'ok' if ok else ''}".rstrip())
+        cells = (question, example.completion.strip(), before, after, "yes" if ok else "no")
+        line = "  ".join(show(c, w).ljust(w) for c, w in zip(cells, TABLE_WIDTHS, strict=True))
+        print(line.rstrip())
+    print(TABLE_LEGEND)
     return correct
 
 
@@ -237,7 +280,7 @@ def run(args: argparse.Namespace) -> DemoResult:
     import tinkex
 
     examples = load_examples()
-    with connect() as (base_url, api_key, where):
+    with connect(args.local) as (base_url, api_key, where):
         print(f"server: {where}")
         kwargs = {k: v for k, v in (("base_url", base_url), ("api_key", api_key)) if v}
         base_model = pick_base_model(kwargs, args.base_model)
@@ -299,6 +342,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="LoRA init seed (default 0)")
     parser.add_argument("--max-tokens", type=int, default=32, help="sample length (default 32)")
     parser.add_argument("--output-dir", default="demo-output", help="default: ./demo-output")
+    parser.add_argument(
+        "--local",
+        action="store_true",
+        help="use an embedded local server even when TINKER_BASE_URL is set",
+    )
     args = parser.parse_args(argv)
     if args.steps < 1:
         parser.error(f"--steps must be >= 1, got {args.steps}")
@@ -314,10 +362,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
+    except ServerCheckFailed as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
     except Exception as exc:
-        from tinkex.cli.main import describe_error
+        from tinkex.cli._errors import describe_error
 
-        print(f"Error: {describe_error(exc)}", file=sys.stderr)
+        print(f"Error: {describe_error(exc, os.environ.get('TINKER_BASE_URL'))}", file=sys.stderr)
         return 1
     first, last = result.losses[0], result.losses[-1]
     print(

@@ -140,7 +140,8 @@ def test_version_text_and_json():
     from tinkex._version import __version__
 
     text = ok(tinkex("version", env=_env()))
-    assert text.startswith(f"tinkex {__version__} (Tinker API 0.38.0")
+    assert text == f"tinkex {__version__}\n"  # the official CLI prints "tinker <version>"
+    assert ok(tinkex("--version", env=_env())) == text
     data = json.loads(ok(tinkex("version", "--json", env=_env())))
     assert data["tinkex"] == __version__ and data["tinker_api"] == "0.38.0"
     assert data["git_commit"] is None or len(data["git_commit"]) == 40
@@ -164,11 +165,12 @@ def test_run_list_and_info(server, trained):
     table = ok(tinkex("run", "list", server=server))
     assert trained["run_id"] in table
     runs = json.loads(ok(tinkex("run", "list", "--limit", "0", "-f", "json", server=server)))
-    assert trained["run_id"] in [r["training_run_id"] for r in runs["training_runs"]]
+    assert trained["run_id"] in [r["training_run_id"] for r in runs["runs"]]
     custom = ok(tinkex("run", "list", "-c", "id,checkpoint", server=server))
-    assert custom.splitlines()[0].split() == ["Run", "ID", "Last", "Checkpoint"]
+    assert custom.splitlines()[0] == "1 training run"
+    assert custom.splitlines()[1].split() == ["Run", "ID", "Last", "Checkpoint"]
     info = ok(tinkex("run", "info", trained["run_id"], server=server))
-    assert BASE_MODEL in info and "rank 4" in info
+    assert BASE_MODEL in info and "Rank 4" in info
     data = json.loads(ok(tinkex("-f", "json", "run", "info", trained["run_id"], server=server)))
     assert data["lora_rank"] == 4
     bad = tinkex("run", "list", "-c", "id,nope", server=server)
@@ -249,7 +251,7 @@ def test_download_extracts_the_adapter(server, trained, tmp_path):
         "checkpoint", "download", trained["first"], "-o", str(tmp_path), "--force", server=server
     )
     assert "Downloaded to" in ok(forced)
-    assert "download" in forced.stderr  # the progress bar
+    assert "adapter_model.safetensors" in forced.stderr  # the progress bar, one per file
 
 
 def test_sample_text_tokens_json_and_output(server, trained, tmp_path):
@@ -329,7 +331,7 @@ def test_delete_needs_confirmation_then_deletes(server, trained):
     deleted = json.loads(
         ok(tinkex("-f", "json", "checkpoint", "delete", trained["sampler"], "-y", server=server))
     )
-    assert deleted == {"deleted": [trained["sampler"]], "failed": []}
+    assert deleted == {"deleted_count": 1, "failed": [], "deleted": [trained["sampler"]]}
     listing = ok(tinkex("checkpoint", "list", "--run-id", trained["run_id"], server=server))
     assert "sampler_weights/final" not in listing
     by_filter = tinkex(
@@ -372,8 +374,8 @@ def test_error_unreachable_server():
     start = time.monotonic()
     env = _env(TINKER_BASE_URL="http://127.0.0.1:9", TINKER_API_KEY="tml-x")
     line = fails(tinkex("model", "list", env=env, timeout=120))
-    assert "cannot reach the server at http://127.0.0.1:9" in line
-    assert time.monotonic() - start < 90
+    assert "cannot reach http://127.0.0.1:9" in line
+    assert time.monotonic() - start < 10
 
 
 def test_error_missing_and_bad_api_key(server, tmp_path):

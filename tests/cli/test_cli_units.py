@@ -11,8 +11,13 @@ import tarfile
 
 import pytest
 
+from tinkex.checkpoint_download import (
+    DownloadError,
+    UnsafeArchiveError,
+    safe_extract_tar,
+    safe_join,
+)
 from tinkex.cli._context import CommandError
-from tinkex.cli._download import UnsafeArchiveError, safe_extract_tar, safe_join
 from tinkex.cli._output import Output, Table, emit, format_size, render_table, to_jsonable
 from tinkex.cli._progress import ProgressBar, format_rate
 from tinkex.cli.sample import read_prompt
@@ -75,7 +80,7 @@ def test_safe_extract_rejects_links_and_devices(tmp_path, kind):
 def test_safe_extract_rejects_garbage(tmp_path):
     bad = tmp_path / "bad.tar"
     bad.write_bytes(b"not a tar at all" * 10)
-    with pytest.raises(CommandError, match="not a valid tar"):
+    with pytest.raises(DownloadError, match="not a valid tar"):
         safe_extract_tar(str(bad), str(tmp_path))
 
 
@@ -109,7 +114,7 @@ def test_to_jsonable_handles_sdk_values():
 
     value = Thing("a", dt.datetime(2025, 1, 2, 3, 4, 5, tzinfo=dt.UTC), ("x",))
     assert to_jsonable({"t": [value]}) == {
-        "t": [{"name": "a", "when": "2025-01-02T03:04:05+00:00", "tags": ["x"]}]
+        "t": [{"name": "a", "when": "2025-01-02 03:04:05+00:00", "tags": ["x"]}]
     }
     out = io.StringIO()
     emit(Output({"k": value}, text="ignored in json"), "json", out)

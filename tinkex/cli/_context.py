@@ -1,19 +1,23 @@
 """What every command needs: the chosen output format and clients for the chosen server.
 
 The server and key come from ``--base-url``/``--api-key`` when given, else from the same
-``TINKER_BASE_URL``/``TINKER_API_KEY`` environment variables the SDK reads. Clients are created
-lazily (``tinkex`` itself is imported only when a command actually talks to a server).
+``TINKER_BASE_URL``/``TINKER_API_KEY`` environment variables (and stored credentials) the SDK
+reads. Clients are created lazily (``tinkex`` itself is imported only when a command actually
+talks to a server), after one fast check that a Tinker API answers there
+(:func:`tinkex._server_check.check_server`): a wrong URL fails in seconds, not minutes.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 from typing import TYPE_CHECKING, Any
 
 from tinkex.cli._output import Output, emit
 
 if TYPE_CHECKING:
-    from tinkex import RestClient, ServiceClient
+    from tinkex import AdminClient, RestClient, ServiceClient
+    from tinkex._config import ClientSettings
 
 
 class CommandError(Exception):
@@ -28,7 +32,7 @@ class Context:
         self.base_url: str | None = getattr(args, "base_url", None)
         self.api_key: str | None = getattr(args, "api_key", None)
         self._rest: RestClient | None = None
-        self._reachable = False
+        self._checked = False
 
     def client_kwargs(self) -> dict[str, Any]:
         """``base_url``/``api_key`` keyword arguments for a client (only those given)."""
@@ -39,46 +43,49 @@ class Context:
             kwargs["api_key"] = self.api_key
         return kwargs
 
-    def check_reachable(self) -> None:
-        """Fail fast (a few seconds, not the SDK's 5-minute retry budget) when nobody answers.
-
-        One ``POST /api/v1/client/config`` with at most two quick transport retries; a
-        connection error propagates as ``APIConnectionError``. HTTP errors are left to the
-        command's own requests, which report them with their context.
-        """
-        if self._reachable:
-            return
+    def settings(self, *, require_api_key: bool = True) -> ClientSettings:
+        """The resolved client settings (raises ``TinkerError`` saying what to fix)."""
         from tinkex._config import ClientSettings
-        from tinkex._exceptions import APIStatusError
-        from tinkex._transport import Transport, http_retry_policy
-        from tinkex._version import TINKER_SDK_VERSION
 
-        settings = ClientSettings.resolve(**self.client_kwargs())
+        return ClientSettings.resolve(**self.client_kwargs(), require_api_key=require_api_key)
+
+    def resolved_base_url(self) -> str | None:
+        """The server URL the command uses, or None when even that cannot be resolved."""
         try:
-            Transport.shared(settings).request(
-                "POST",
-                "/api/v1/client/config",
-                json={"sdk_version": TINKER_SDK_VERSION},
-                retry=http_retry_policy(2),
-            )
-        except APIStatusError:
-            pass
-        self._reachable = True
+            return self.settings(require_api_key=False).base_url
+        except Exception:
+            return self.base_url or os.environ.get("TINKER_BASE_URL") or None
+
+    def check_server(self) -> None:
+        """Fail fast unless a Tinker API answers at the chosen URL (once per invocation)."""
+        if self._checked:
+            return
+        from tinkex._server_check import check_server
+
+        check_server(self.settings())
+        self._checked = True
 
     def rest(self) -> RestClient:
         """A RestClient for the chosen server (created on first use)."""
         if self._rest is None:
             import tinkex
 
-            self.check_reachable()
+            self.check_server()
             self._rest = tinkex.RestClient(**self.client_kwargs())
         return self._rest
+
+    def admin(self) -> AdminClient:
+        """A new AdminClient (billing, audit) for the chosen server."""
+        import tinkex
+
+        self.check_server()
+        return tinkex.AdminClient(**self.client_kwargs())
 
     def service(self, **kwargs: Any) -> ServiceClient:
         """A new ServiceClient for the chosen server; the caller closes it."""
         import tinkex
 
-        self.check_reachable()
+        self.check_server()
         return tinkex.ServiceClient(**self.client_kwargs(), **kwargs)
 
     def emit(self, output: Output) -> None:

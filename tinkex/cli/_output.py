@@ -32,30 +32,83 @@ class Output:
         data: what ``--format json`` prints (made JSON-able by :func:`to_jsonable`).
         table: what ``--format table`` prints; when None, ``text`` is printed instead.
         text: plain text for table mode (used when there is no table, or after it).
+        timestamps: how ``data``'s datetimes are written (see :func:`to_jsonable`).
     """
 
     data: Any
     table: Table | None = None
     text: str | None = None
+    timestamps: str = "python"
 
 
-def to_jsonable(value: Any) -> Any:
-    """Convert SDK values (attrs/dataclass instances, datetimes, numpy values) to JSON types."""
+#: Key order of the JSON objects, as the official ``tinker`` CLI prints them (its pydantic field
+#: order); classes not listed keep their own field order.
+FIELD_ORDER: dict[str, tuple[str, ...]] = {
+    "TrainingRun": (
+        "training_run_id",
+        "base_model",
+        "model_owner",
+        "is_lora",
+        "corrupted",
+        "lora_rank",
+        "last_request_time",
+        "last_checkpoint",
+        "last_sampler_checkpoint",
+        "user_metadata",
+    ),
+    "BillingUsageEvent": (
+        "bucket_start",
+        "bucket_end",
+        "base_model",
+        "user_id",
+        "user_name",
+        "session_id",
+        "project_id",
+        "estimated_cost_usd",
+        "effective_rate_usd_per_million_tokens",
+        "effective_rate_usd_per_gigabyte_month",
+        "event_info",
+    ),
+    "TrainingBillingEvent": ("type", "token_count"),
+    "SamplingPrefillBillingEvent": ("type", "cached", "token_count"),
+    "SamplingSampleBillingEvent": ("type", "token_count"),
+    "CheckpointBillingEvent": ("type", "count"),
+    "StorageBillingEvent": ("type", "free", "gigabyte_hours"),
+    "CurrentCheckpointStorageUsageResponse": ("effective_rate_usd_per_gigabyte_month", "data"),
+}
+
+
+def to_jsonable(value: Any, *, timestamps: str = "python") -> Any:
+    """Convert SDK values (attrs/dataclass instances, datetimes, numpy values) to JSON types.
+
+    ``timestamps`` picks how datetimes look, matching the two styles the official CLI prints:
+    ``"python"`` is ``str(datetime)`` (``2025-01-02 03:04:05.123456+00:00``, its run and
+    checkpoint listings), ``"json"`` is RFC 3339 with ``Z`` for UTC (its billing output).
+    """
     if value is None or isinstance(value, str | bool | int | float):
         return value
     if isinstance(value, _dt.datetime | _dt.date):
-        return value.isoformat()
+        return _timestamp(value, timestamps)
     if isinstance(value, Mapping):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
+        return {str(k): to_jsonable(v, timestamps=timestamps) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
-        return [to_jsonable(v) for v in value]
+        return [to_jsonable(v, timestamps=timestamps) for v in value]
     fields = _public_fields(value)
     if fields is not None:
-        return {name: to_jsonable(v) for name, v in fields.items()}
+        order = FIELD_ORDER.get(type(value).__name__, ())
+        ranked = sorted(fields, key=lambda k: order.index(k) if k in order else len(order))
+        return {name: to_jsonable(fields[name], timestamps=timestamps) for name in ranked}
     tolist = getattr(value, "tolist", None)  # numpy arrays and scalars
     if callable(tolist):
-        return to_jsonable(tolist())
+        return to_jsonable(tolist(), timestamps=timestamps)
     return str(value)
+
+
+def _timestamp(value: _dt.date, style: str) -> str:
+    if style == "python":
+        return str(value)
+    text = value.isoformat()
+    return text[: -len("+00:00")] + "Z" if text.endswith("+00:00") else text
 
 
 def _public_fields(value: Any) -> dict[str, Any] | None:
@@ -97,7 +150,7 @@ def emit(output: Output, fmt: str, stream: TextIO | None = None) -> None:
     """Print ``output`` in format ``fmt`` (``"table"`` or ``"json"``)."""
     out = stream if stream is not None else sys.stdout
     if fmt == "json":
-        json.dump(to_jsonable(output.data), out, indent=2)
+        json.dump(to_jsonable(output.data, timestamps=output.timestamps), out, indent=2)
         out.write("\n")
         return
     if output.table is not None:
@@ -140,7 +193,21 @@ def format_bool(value: bool | None) -> str:
 
 
 def format_lora(is_lora: bool | None, rank: int | None) -> str:
-    """``Yes (rank 32)`` / ``Yes`` / ``No``."""
+    """``Yes (Rank 32)`` / ``Yes`` / ``No`` (the official CLI's ``info`` wording)."""
     if not is_lora:
         return "No" if is_lora is not None else "-"
-    return f"Yes (rank {rank})" if rank is not None else "Yes"
+    return f"Yes (Rank {rank})" if rank else "Yes"
+
+
+def count_title(
+    shown: int, noun: str, total: int | None = None, offset: int = 0, *, scope: str = ""
+) -> str:
+    """``3 training runs (12 more not shown, use --limit to see more)``; ``scope`` follows the
+    noun (``" for run RUN"``)."""
+    if shown == 0:
+        return f"No {noun}s found{scope}"
+    title = f"{shown} {noun}{'' if shown == 1 else 's'}{scope}"
+    remaining = None if total is None else total - offset - shown
+    if remaining:
+        title += f" ({remaining} more not shown, use --limit to see more)"
+    return title

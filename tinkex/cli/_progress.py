@@ -1,7 +1,8 @@
 """A tiny dependency-free progress bar, used by downloads and by ``python -m tinkex.demo``.
 
 On a terminal the bar redraws in place; in a pipe or a CI log it prints a plain line at most
-every ``log_interval`` seconds and once at the end, so logs stay readable.
+every ``log_interval`` seconds and once at the end, so logs stay readable. While the total is
+known and not reached, the line ends with the elapsed time and an ETA (``0:12 ETA 0:30``).
 """
 
 from __future__ import annotations
@@ -101,7 +102,16 @@ class ProgressBar:
         if self.byte_units and elapsed > 0:
             parts.append(f"{format_bytes(self.count / elapsed)}/s")
         parts.append(_clock(elapsed))
+        eta = self.eta()
+        if eta is not None:
+            parts.append(f"ETA {_clock(eta)}")
         return " ".join(parts)
+
+    def eta(self) -> float | None:
+        """Seconds left at the average rate so far; None when unknown or done."""
+        if not self.total or self.count <= 0 or self._done():
+            return None
+        return (self.total - self.count) * self.elapsed / self.count
 
     def _done(self) -> bool:
         return self.total is not None and self.count >= self.total
@@ -110,6 +120,43 @@ class ProgressBar:
         if self.byte_units:
             return format_bytes(value)
         return f"{int(value)}" if float(value).is_integer() else f"{value:.1f}"
+
+
+class FileProgress:
+    """A ``progress(name, bytes_done, bytes_total)`` callback (the one
+    :func:`tinkex.checkpoint_download.download_checkpoint` takes) drawing one bar per file.
+
+    With ``enabled=False`` (``--format json``) it draws nothing.
+    """
+
+    def __init__(self, *, enabled: bool = True, stream: TextIO | None = None) -> None:
+        self.enabled = enabled
+        self.stream = stream
+        self._name: str | None = None
+        self._bar: ProgressBar | None = None
+        self._done = 0
+
+    def __call__(self, name: str, done: int, total: int | None) -> None:
+        if not self.enabled:
+            return
+        if name != self._name or self._bar is None:
+            self.close()
+            self._name, self._done = name, 0
+            self._bar = ProgressBar(total, label=name, byte_units=True, stream=self.stream)
+        self._bar.update(done - self._done)
+        self._done = done
+
+    def close(self) -> None:
+        """Finish the current bar (idempotent)."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def __enter__(self) -> FileProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def format_bytes(value: float) -> str:

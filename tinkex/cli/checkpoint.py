@@ -1,4 +1,4 @@
-"""``tinkex checkpoint list|info|delete|publish|unpublish|set-ttl|download``."""
+"""``tinkex checkpoint list|info|delete|publish|unpublish|set-ttl|download|push-hf``."""
 
 from __future__ import annotations
 
@@ -7,21 +7,28 @@ import datetime as _dt
 import sys
 from typing import TYPE_CHECKING, Any
 
-from tinkex.cli._commands import add_command, add_group, non_negative_int, positive_int
 from tinkex.cli._context import CommandError, Context
 from tinkex.cli._output import (
     Output,
     Table,
+    count_title,
     format_bool,
     format_lora,
     format_size,
     format_time,
     property_table,
 )
+from tinkex.cli._parsers import (
+    add_command,
+    add_group,
+    bounded_int,
+    non_negative_int,
+    parse_path,
+)
 
 if TYPE_CHECKING:
     from tinkex import RestClient
-    from tinkex.types import Checkpoint, ParsedCheckpointTinkerPath
+    from tinkex.types import Checkpoint
 
 _PATH_HELP = "a tinker path, e.g. tinker://RUN_ID/weights/NAME"
 _KIND_TO_TYPE = {
@@ -30,6 +37,9 @@ _KIND_TO_TYPE = {
     "external_weights": "external",
 }
 _PAGE = 100
+#: The TTL range the help text promises (and the hosted service accepts): 1 hour to 10 years.
+TTL_MIN_SECONDS = 3600
+TTL_MAX_SECONDS = 10 * 365 * 24 * 3600
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -52,6 +62,13 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         default=20,
         help="maximum number of checkpoints when listing across runs (default 20, 0 = all)",
     )
+    p.add_argument(
+        "--offset",
+        metavar="N",
+        type=non_negative_int,
+        default=0,
+        help="skip the N newest checkpoints first when listing across runs (default 0)",
+    )
     p.set_defaults(cmd=cmd_list)
 
     p = add_command(sub, "info", "Show details of a checkpoint.", common)
@@ -73,7 +90,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--type",
         dest="kind",
-        choices=("weights", "sampler_weights"),
+        choices=("weights", "sampler_weights", "external_weights"),
         help="only checkpoints of this kind (with --run-id)",
     )
     p.add_argument(
@@ -103,7 +120,10 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint_path", metavar="CHECKPOINT_PATH", help=_PATH_HELP)
     ttl = p.add_mutually_exclusive_group(required=True)
     ttl.add_argument(
-        "--ttl", metavar="SECONDS", type=positive_int, help="seconds from now (1 hour to 10 years)"
+        "--ttl",
+        metavar="SECONDS",
+        type=bounded_int(TTL_MIN_SECONDS, TTL_MAX_SECONDS, "between 1 hour and 10 years"),
+        help=f"seconds from now, 1 hour to 10 years ({TTL_MIN_SECONDS}..{TTL_MAX_SECONDS})",
     )
     ttl.add_argument("--remove", action="store_true", help="remove the expiry")
     p.set_defaults(cmd=cmd_set_ttl)
@@ -113,9 +133,12 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         "download",
         "Download a checkpoint's files.",
         common,
-        description="Download a checkpoint into OUTPUT/<run>_<kind>_<name>/ with a progress bar.\n"
-        "External-weights checkpoints are fetched file by file from their signed URLs; on a\n"
-        "tinkex local server, training and sampler checkpoints are fetched as one archive and\n"
+        description="Download a checkpoint into OUTPUT/<run>_<kind>_<name>/ (the tinker:// path\n"
+        "with '/' as '_'), with a progress bar.\n"
+        "Training checkpoints (weights/) are exported as a PEFT adapter through a temporary\n"
+        "external-weights copy, as the official CLI does (this starts a training session on the\n"
+        "checkpoint's base model; the copy is deleted afterwards). external_weights/ paths are\n"
+        "fetched file by file; sampler_weights/ paths as the server's checkpoint archive,\n"
         "extracted safely (no absolute paths, '..' or links leaving the directory).",
         epilog="example:\n  tinkex checkpoint download tinker://RUN/weights/final -o ./models",
     )
@@ -124,31 +147,25 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         "--output",
         "-o",
         metavar="DIR",
-        default=".",
+        default=None,
         help="parent directory (default: current directory)",
     )
     p.add_argument("--force", action="store_true", help="replace the target directory if it exists")
     p.set_defaults(cmd=cmd_download)
 
+    from tinkex.cli import _push_hf
 
-def parse_path(path: str) -> ParsedCheckpointTinkerPath:
-    """Parse a ``tinker://`` path, turning a malformed one into a clear CommandError."""
-    from tinkex.types import ParsedCheckpointTinkerPath
-
-    try:
-        return ParsedCheckpointTinkerPath.from_tinker_path(path)
-    except ValueError as exc:
-        raise CommandError(f"invalid checkpoint path {path!r}: {exc}") from None
+    _push_hf.register(sub, common)
 
 
 def _parse_date(text: str) -> _dt.datetime:
     try:
-        value = _dt.datetime.fromisoformat(text)
+        value = _dt.datetime.fromisoformat(text.strip())
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"expected an ISO 8601 date such as 2025-06-01 or 2025-06-01T08:00:00Z, got {text!r}"
         ) from None
-    return value if value.tzinfo is not None else value.replace(tzinfo=_dt.UTC)
+    return _as_utc(value)
 
 
 def _as_utc(value: _dt.datetime) -> _dt.datetime:
@@ -161,7 +178,7 @@ def checkpoint_rows(checkpoints: list[Checkpoint]) -> list[list[str]]:
         [
             c.checkpoint_id,
             str(c.checkpoint_type),
-            format_size(c.size_bytes),
+            format_size(c.size_bytes) if c.size_bytes is not None else "N/A",
             format_bool(c.public),
             format_time(c.time),
             format_time(c.expires_at, never="Never"),
@@ -174,31 +191,36 @@ def checkpoint_rows(checkpoints: list[Checkpoint]) -> list[list[str]]:
 _CHECKPOINT_COLUMNS = ["Checkpoint ID", "Type", "Size", "Public", "Created", "Expires", "Path"]
 
 
-def list_user_checkpoints(rest: RestClient, limit: int) -> list[Checkpoint]:
-    """Up to ``limit`` (0 = all) of the user's checkpoints, newest first, fetched page by page."""
+def list_user_checkpoints(
+    rest: RestClient, limit: int, offset: int = 0
+) -> tuple[list[Checkpoint], int | None]:
+    """Up to ``limit`` (0 = all) of the user's checkpoints after the first ``offset``, newest
+    first, fetched page by page; also the server's total count (None when it does not say)."""
     found: list[Checkpoint] = []
-    offset = 0
+    total: int | None = None
     while limit == 0 or len(found) < limit:
         page_size = _PAGE if limit == 0 else min(_PAGE, limit - len(found))
-        page = rest.list_user_checkpoints(limit=page_size, offset=offset).result()
+        page = rest.list_user_checkpoints(limit=page_size, offset=offset + len(found)).result()
         found.extend(page.checkpoints)
-        offset += len(page.checkpoints)
         total = page.cursor.total_count if page.cursor is not None else None
-        if not page.checkpoints or (total is not None and offset >= total):
+        if len(page.checkpoints) < page_size or (
+            total is not None and offset + len(found) >= total
+        ):
             break
-    return found
+    return found, total
 
 
 def cmd_list(ctx: Context, args: argparse.Namespace) -> None:
     """``tinkex checkpoint list``."""
     rest = ctx.rest()
+    data: dict[str, Any]
     if args.run_id:
         checkpoints = list(rest.list_checkpoints(args.run_id).result().checkpoints)
-        title = f"Checkpoints of {args.run_id}"
-        data: dict[str, Any] = {"run_id": args.run_id, "checkpoints": checkpoints}
+        title = count_title(len(checkpoints), "checkpoint", scope=f" for run {args.run_id}")
+        data = {"run_id": args.run_id, "checkpoints": checkpoints}
     else:
-        checkpoints = list_user_checkpoints(rest, args.limit)
-        title = "Your most recent checkpoints" if args.limit else "Your checkpoints"
+        checkpoints, total = list_user_checkpoints(rest, args.limit, args.offset)
+        title = count_title(len(checkpoints), "checkpoint", total, args.offset)
         data = {"checkpoints": checkpoints}
     ctx.emit(Output(data, Table(_CHECKPOINT_COLUMNS, checkpoint_rows(checkpoints), title)))
 
@@ -216,6 +238,8 @@ def find_checkpoint(rest: RestClient, path: str) -> Checkpoint:
 
 def cmd_info(ctx: Context, args: argparse.Namespace) -> None:
     """``tinkex checkpoint info PATH``."""
+    from tinkex.cli._output import to_jsonable
+
     rest = ctx.rest()
     checkpoint = find_checkpoint(rest, args.checkpoint_path)
     run = rest.get_training_run(parse_path(args.checkpoint_path).training_run_id).result()
@@ -234,20 +258,15 @@ def cmd_info(ctx: Context, args: argparse.Namespace) -> None:
     for key, value in sorted((checkpoint.user_metadata or {}).items()):
         pairs.append((f"Metadata {key}", value))
     data = {
-        **_fields(checkpoint),
-        "training_run_id": run.training_run_id,
-        "base_model": run.base_model,
+        **to_jsonable(checkpoint),
         "is_lora": run.is_lora,
         "lora_rank": run.lora_rank,
+        # tinkex additions (not in the official CLI's JSON):
+        "training_run_id": run.training_run_id,
+        "base_model": run.base_model,
     }
-    ctx.emit(Output(data, property_table(pairs, f"Checkpoint {checkpoint.tinker_path}")))
-
-
-def _fields(value: Any) -> dict[str, Any]:
-    from tinkex.cli._output import to_jsonable
-
-    converted = to_jsonable(value)
-    return converted if isinstance(converted, dict) else {"value": converted}
+    title = f"Checkpoint: {checkpoint.checkpoint_id}"
+    ctx.emit(Output(data, property_table(pairs, title)))
 
 
 def _select_for_delete(rest: RestClient, args: argparse.Namespace) -> list[str]:
@@ -277,10 +296,16 @@ def _select_for_delete(rest: RestClient, args: argparse.Namespace) -> list[str]:
 
 def cmd_delete(ctx: Context, args: argparse.Namespace) -> int:
     """``tinkex checkpoint delete``."""
+    from tinkex.cli._errors import describe_error
+
     rest = ctx.rest()
     paths = _select_for_delete(rest, args)
     if not paths:
-        ctx.emit(Output({"deleted": [], "failed": []}, text="No checkpoints matched."))
+        ctx.emit(
+            Output(
+                {"deleted_count": 0, "failed": [], "deleted": []}, text="No checkpoints matched."
+            )
+        )
         return 0
     if not args.yes:
         _confirm(f"Delete {len(paths)} checkpoint(s) permanently?", paths)
@@ -291,17 +316,17 @@ def cmd_delete(ctx: Context, args: argparse.Namespace) -> int:
             rest.delete_checkpoint_from_tinker_path(path).result()
             deleted.append(path)
         except Exception as exc:
-            from tinkex.cli.main import describe_error
-
-            failed.append({"path": path, "error": describe_error(exc)})
+            failed.append({"tinker_path": path, "error": describe_error(exc)})
     lines = [f"Deleted {path}" for path in deleted]
-    ctx.emit(Output({"deleted": deleted, "failed": failed}, text="\n".join(lines) or None))
+    lines.append(f"Deleted {len(deleted)} checkpoint(s)")
+    data = {"deleted_count": len(deleted), "failed": failed, "deleted": deleted}
+    ctx.emit(Output(data, text="\n".join(lines)))
     if failed:
         first = failed[0]
         more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
         raise CommandError(
             f"could not delete {len(failed)} of {len(paths)} checkpoint(s): "
-            f"{first['path']}: {first['error']}{more}"
+            f"{first['tinker_path']}: {first['error']}{more}"
         )
     return 0
 
@@ -344,20 +369,40 @@ def cmd_set_ttl(ctx: Context, args: argparse.Namespace) -> None:
 
 def cmd_download(ctx: Context, args: argparse.Namespace) -> None:
     """``tinkex checkpoint download PATH [-o DIR] [--force]``."""
-    from tinkex.cli._download import download_checkpoint
+    import os
+
+    from tinkex.checkpoint_download import checkpoint_dir_name, download_checkpoint
+    from tinkex.cli._progress import FileProgress
 
     parsed = parse_path(args.checkpoint_path)
-    result = download_checkpoint(ctx, parsed, args.output, force=args.force)
-    pairs = [
-        ("Checkpoint Path", args.checkpoint_path),
-        ("Files", str(len(result.files))),
-        ("Total Size", format_size(result.size_bytes)),
-        ("Downloaded to", result.destination),
-    ]
-    data = {
+    parent = args.output if args.output is not None else os.getcwd()
+    target = os.path.join(parent, checkpoint_dir_name(args.checkpoint_path))
+    if os.path.lexists(target) and not args.force:
+        raise CommandError(f"{target} already exists; pass --force to replace it")
+    if parsed.checkpoint_type == "training" and ctx.format != "json":
+        print(
+            f"Exporting {args.checkpoint_path} as external weights (this starts a training "
+            "session on the checkpoint's base model)...",
+            file=sys.stderr,
+        )
+    with FileProgress(enabled=ctx.format != "json") as progress:
+        result = download_checkpoint(
+            args.checkpoint_path,
+            parent,
+            rest_client=ctx.rest(),
+            force=args.force,
+            progress=progress,
+        )
+    pairs = [("Checkpoint Path", args.checkpoint_path)]
+    if result.size_bytes:
+        pairs.append(("Total Size", format_size(result.size_bytes)))
+    pairs.append(("Downloaded to", result.destination))
+    data: dict[str, Any] = {
         "checkpoint_path": args.checkpoint_path,
         "destination": result.destination,
-        "files": result.files,
-        "size_bytes": result.size_bytes,
     }
-    ctx.emit(Output(data, property_table(pairs)))
+    if result.size_bytes:
+        data["file_size_bytes"] = result.size_bytes
+    data["files"] = result.files  # a tinkex addition
+    title = f"Checkpoint Download: {args.checkpoint_path}"
+    ctx.emit(Output(data, property_table(pairs, title)))

@@ -1,7 +1,8 @@
-"""Entry point of the ``tinkex`` command (argparse; subcommands register themselves here).
+"""Entry point of the ``tinkex`` command: builds the argparse tree and runs one command.
 
-Command modules import only the standard library at module level; the SDK (and numpy) are
-imported inside the handlers, so ``tinkex --help`` stays fast.
+``main`` collects the command modules listed in :data:`COMMAND_MODULES`; each has a
+``register(subparsers, common)`` function and imports only the standard library at module level
+(the SDK, numpy and requests are imported inside the handlers), so ``tinkex --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -9,21 +10,48 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
 from collections.abc import Callable, Sequence
+from types import ModuleType
 
-from tinkex.cli import _commands
-from tinkex.cli._context import CommandError, Context
+from tinkex.cli import (
+    auth,
+    billing,
+    checkpoint,
+    doctor,
+    model,
+    run,
+    sample,
+    session,
+    version,
+)
+from tinkex.cli._context import Context
+from tinkex.cli._errors import describe_error
+from tinkex.cli._parsers import positive_float
+
+#: The command modules, in the order ``tinkex --help`` lists them (``serve`` comes first).
+COMMAND_MODULES: tuple[ModuleType, ...] = (
+    auth,
+    billing,
+    checkpoint,
+    doctor,
+    model,
+    run,
+    sample,
+    session,
+    version,
+)
 
 
 def _common_options() -> argparse.ArgumentParser:
     """Options accepted both before and after the subcommand (``tinkex run list -f json``)."""
     common = argparse.ArgumentParser(add_help=False)
     group = common.add_argument_group("global options (also accepted before the command)")
-    _add_connection_options(group, default=argparse.SUPPRESS)
+    _add_global_options(group, default=argparse.SUPPRESS)
     return common
 
 
-def _add_connection_options(parser: argparse._ActionsContainer, default: object) -> None:
+def _add_global_options(parser: argparse._ActionsContainer, default: object) -> None:
     parser.add_argument(
         "--format",
         "-f",
@@ -41,7 +69,14 @@ def _add_connection_options(parser: argparse._ActionsContainer, default: object)
         "--api-key",
         metavar="KEY",
         default=default,
-        help="API key (default: $TINKER_API_KEY; any tml-... key works on a local server)",
+        help="API key (default: $TINKER_API_KEY, else the key stored by 'tinkex auth login')",
+    )
+    parser.add_argument(
+        "--timeout",
+        metavar="SECONDS",
+        type=positive_float,
+        default=default,
+        help="give up when the command has not finished after SECONDS (default: no limit)",
     )
 
 
@@ -50,16 +85,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tinkex",
         description="tinkex: manage Tinker checkpoints, runs and sessions, sample from models, "
-        "and run a local Tinker-compatible server.",
+        "check your setup, and run a local Tinker-compatible server.",
         epilog="Run 'tinkex COMMAND --help' for the options of a command.",
     )
-    _add_connection_options(parser, default=None)
+    _add_global_options(parser, default=None)
+    parser.add_argument(
+        "--version", action="store_true", help="print the version (same as 'tinkex version')"
+    )
     parser.set_defaults(format="table")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     from tinkex.local.cli import add_serve_parser
 
     add_serve_parser(subparsers)
-    _commands.register_all(subparsers, _common_options())
+    common = _common_options()
+    for module in COMMAND_MODULES:
+        module.register(subparsers, common)
     return parser
 
 
@@ -67,16 +107,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.version and args.command is None:
+        args.cmd = version.cmd_version
     command: Callable[[Context, argparse.Namespace], int | None] | None = getattr(args, "cmd", None)
     handler = getattr(args, "handler", None)
     if command is None and handler is None:
         group_parser = getattr(args, "group_parser", parser)
         group_parser.print_help(sys.stderr)
         return 2
+    context = Context(args)
     try:
-        if command is not None:
-            return int(command(Context(args), args) or 0)
-        return int(handler(args) or 0)  # type: ignore[misc]
+        if command is None:
+            return int(handler(args) or 0)  # type: ignore[misc]
+        timeout: float | None = getattr(args, "timeout", None)
+        if timeout is None:
+            return int(command(context, args) or 0)
+        return _run_with_deadline(lambda: command(context, args), timeout)
     except KeyboardInterrupt:
         print("Aborted.", file=sys.stderr)
         return 130
@@ -88,64 +134,31 @@ def main(argv: Sequence[str] | None = None) -> int:
             import traceback
 
             traceback.print_exc()
-        print(f"Error: {describe_error(exc, args)}", file=sys.stderr)
+        print(f"Error: {describe_error(exc, context.resolved_base_url())}", file=sys.stderr)
         return 1
 
 
-def describe_error(exc: BaseException, args: argparse.Namespace | None = None) -> str:
-    """One line that says what failed and, where it helps, what to do about it."""
-    from tinkex._exceptions import (
-        APIConnectionError,
-        APIStatusError,
-        AuthenticationError,
-        RequestFailedError,
-    )
+def _run_with_deadline(run_command: Callable[[], int | None], timeout: float) -> int:
+    """Run the command on a daemon thread; a command still running after ``timeout`` seconds
+    is abandoned (its threads are daemons, so the process exits) with exit status 1."""
+    outcome: dict[str, object] = {}
 
-    if isinstance(exc, CommandError):
-        return str(exc)
-    if isinstance(exc, AuthenticationError):
-        return f"the server rejected the API key (HTTP 401){_where(exc)}; check TINKER_API_KEY"
-    if isinstance(exc, APIStatusError):
-        return f"{_detail(exc.body) or exc.message} (HTTP {exc.status_code}{_where(exc, ', ')})"
-    if isinstance(exc, APIConnectionError):
-        base_url = (getattr(args, "base_url", None) if args else None) or os.environ.get(
-            "TINKER_BASE_URL", "the default Tinker URL"
-        )
-        return (
-            f"cannot reach the server at {base_url}: {_connection_reason(exc.message)}"
-            " (start one with 'tinkex serve' and set TINKER_BASE_URL)"
-        )
-    if isinstance(exc, RequestFailedError):
-        return f"request {exc.request_id} failed: {exc.message}"
-    text = " ".join(str(exc).split())
-    if isinstance(exc, ValueError | TypeError | OSError | RuntimeError | TimeoutError) and text:
-        return text if not isinstance(exc, TimeoutError) else f"timed out: {text}"
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    def target() -> None:
+        try:
+            outcome["result"] = run_command()
+        except BaseException as exc:
+            outcome["error"] = exc
 
-
-def _connection_reason(message: str) -> str:
-    """The useful end of a urllib3 connection error (``[Errno 111] Connection refused``)."""
-    import re
-
-    found: list[str] = re.findall(r"\[Errno -?\d+\] [^'\")]+", message)
-    if found:
-        return found[-1].strip()
-    if "timed out" in message.lower():
-        return "connection timed out"
-    return " ".join(message.split())
-
-
-def _where(exc: BaseException, sep: str = " on ") -> str:
-    request = getattr(exc, "request", None)
-    return f"{sep}{request}" if request else ""
-
-
-def _detail(body: object) -> str | None:
-    if isinstance(body, dict):
-        detail = body.get("detail") or body.get("error") or body.get("message")
-        if detail:
-            return " ".join(str(detail).split())
-    return None
+    worker = threading.Thread(target=target, name="tinkex-cli-command", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise TimeoutError(f"the command did not finish within {timeout:g} s (--timeout)")
+    error = outcome.get("error")
+    if isinstance(error, BaseException):
+        raise error
+    result = outcome.get("result")
+    return int(result) if isinstance(result, int) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from tinkex.cli._commands import add_command, add_group
 from tinkex.cli._context import Context
 from tinkex.cli._output import Output, Table, format_bool
+from tinkex.cli._parsers import add_command, add_group
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:

@@ -6,9 +6,16 @@ import argparse
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from tinkex.cli._commands import add_command, add_group, non_negative_int
 from tinkex.cli._context import CommandError, Context
-from tinkex.cli._output import Output, Table, format_lora, format_time, property_table
+from tinkex.cli._output import (
+    Output,
+    Table,
+    count_title,
+    format_lora,
+    format_time,
+    property_table,
+)
+from tinkex.cli._parsers import add_access_scope, add_command, add_group, non_negative_int
 
 if TYPE_CHECKING:
     from tinkex import RestClient
@@ -21,17 +28,24 @@ def _status(run: TrainingRun) -> str:
     return "Failed" if run.corrupted else "OK"
 
 
+def _lora_cell(run: TrainingRun) -> str:
+    """``Rank 32`` / ``Yes`` / ``No``, as the official CLI's list shows it."""
+    if run.is_lora and run.lora_rank:
+        return f"Rank {run.lora_rank}"
+    return "Yes" if run.is_lora else "No"
+
+
 #: column key -> (header, cell getter); keys and meanings follow the official ``tinker`` CLI.
 COLUMNS: dict[str, tuple[str, Callable[[TrainingRun], str]]] = {
     "id": ("Run ID", lambda r: r.training_run_id),
     "model": ("Base Model", lambda r: r.base_model),
     "owner": ("Owner", lambda r: r.model_owner),
-    "lora": ("LoRA", lambda r: format_lora(r.is_lora, r.lora_rank)),
+    "lora": ("LoRA", lambda r: _lora_cell(r)),
     "updated": ("Last Update", lambda r: format_time(r.last_request_time)),
     "status": ("Status", _status),
     "checkpoint": (
         "Last Checkpoint",
-        lambda r: r.last_checkpoint.checkpoint_id if r.last_checkpoint else "-",
+        lambda r: r.last_checkpoint.checkpoint_id if r.last_checkpoint else "None",
     ),
     "checkpoint_time": (
         "Checkpoint Time",
@@ -53,6 +67,14 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         help="maximum number of runs (default 20, 0 = all)",
     )
     p.add_argument(
+        "--offset",
+        metavar="N",
+        type=non_negative_int,
+        default=0,
+        help="skip the N newest runs first (default 0)",
+    )
+    add_access_scope(p)
+    p.add_argument(
         "--columns",
         "-c",
         metavar="COLS",
@@ -64,6 +86,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
     p = add_command(sub, "info", "Show details of a training run.", common)
     p.add_argument("run_id", metavar="RUN_ID")
+    add_access_scope(p)
     p.set_defaults(cmd=cmd_info)
 
 
@@ -78,35 +101,46 @@ def _parse_columns(text: str) -> list[str]:
     return columns
 
 
-def list_runs(rest: RestClient, limit: int) -> list[TrainingRun]:
-    """Up to ``limit`` (0 = all) training runs, fetched page by page."""
+def list_runs(
+    rest: RestClient, limit: int, offset: int = 0, access_scope: str = "owned"
+) -> tuple[list[TrainingRun], int | None]:
+    """Up to ``limit`` (0 = all) training runs after the first ``offset``, fetched page by page;
+    also the server's total count of runs (None when it does not say)."""
     runs: list[TrainingRun] = []
+    total: int | None = None
     while limit == 0 or len(runs) < limit:
         page_size = _PAGE if limit == 0 else min(_PAGE, limit - len(runs))
-        page = rest.list_training_runs(limit=page_size, offset=len(runs)).result()
+        page = rest.list_training_runs(
+            limit=page_size,
+            offset=offset + len(runs),
+            access_scope=access_scope,  # type: ignore[arg-type]
+        ).result()
         runs.extend(page.training_runs)
         total = page.cursor.total_count if page.cursor is not None else None
-        if not page.training_runs or (total is not None and len(runs) >= total):
+        if len(page.training_runs) < page_size or (
+            total is not None and offset + len(runs) >= total
+        ):
             break
-    return runs
+    return runs, total
 
 
 def cmd_list(ctx: Context, args: argparse.Namespace) -> None:
     """``tinkex run list``."""
-    runs = list_runs(ctx.rest(), args.limit)
+    runs, total = list_runs(ctx.rest(), args.limit, args.offset, args.access_scope)
     columns: list[str] = args.columns
     table = Table(
         [COLUMNS[c][0] for c in columns],
         [[COLUMNS[c][1](run) for c in columns] for run in runs],
+        count_title(len(runs), "training run", total, args.offset),
     )
-    ctx.emit(Output({"training_runs": runs}, table))
+    ctx.emit(Output({"runs": runs}, table))
 
 
 def cmd_info(ctx: Context, args: argparse.Namespace) -> None:
     """``tinkex run info RUN_ID``."""
     if not args.run_id.strip():
         raise CommandError("RUN_ID must not be empty")
-    run = ctx.rest().get_training_run(args.run_id).result()
+    run = ctx.rest().get_training_run(args.run_id, args.access_scope).result()
     pairs = [
         ("Run ID", run.training_run_id),
         ("Base Model", run.base_model),

@@ -7,9 +7,9 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
-from tinkex.cli._commands import add_command, positive_int
 from tinkex.cli._context import CommandError, Context
 from tinkex.cli._output import Output, to_jsonable
+from tinkex.cli._parsers import add_command, positive_int
 
 if TYPE_CHECKING:
     from tinkex import SamplingClient

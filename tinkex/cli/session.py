@@ -1,13 +1,13 @@
-"""``tinkex session list|info``: client sessions on the server."""
+"""``tinkex session list|info|export-trace``: client sessions on the server."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
-from tinkex.cli._commands import add_command, add_group, non_negative_int
-from tinkex.cli._context import Context
-from tinkex.cli._output import Output, Table, property_table
+from tinkex.cli._context import CommandError, Context
+from tinkex.cli._output import Output, Table, format_size, property_table
+from tinkex.cli._parsers import add_access_scope, add_command, add_group, non_negative_int
 
 _PAGE = 100
 
@@ -23,11 +23,43 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         default=20,
         help="maximum number of sessions (default 20, 0 = all)",
     )
+
+    p.add_argument(
+        "--offset",
+        metavar="N",
+        type=non_negative_int,
+        default=0,
+        help="skip the N newest sessions first (default 0)",
+    )
+    add_access_scope(p)
     p.set_defaults(cmd=cmd_list)
 
     p = add_command(sub, "info", "Show the training runs and samplers of a session.", common)
     p.add_argument("session_id", metavar="SESSION_ID")
+    add_access_scope(p)
     p.set_defaults(cmd=cmd_info)
+
+    p = add_command(
+        sub,
+        "export-trace",
+        "Export a session's timeline as a trace file.",
+        common,
+        description="Ask the server for a trace of the session's training and sampling\n"
+        "requests and download it (the hosted service writes a Perfetto .pftrace: open it in\n"
+        "https://ui.perfetto.dev). --url-only prints the signed download URL instead.",
+        epilog="examples:\n"
+        "  tinkex session export-trace SESSION_ID              # ./SESSION_ID.pftrace\n"
+        "  tinkex session export-trace SESSION_ID -o my.pftrace\n"
+        "  tinkex session export-trace SESSION_ID --url-only",
+    )
+    p.add_argument("session_id", metavar="SESSION_ID")
+    p.add_argument(
+        "--output", "-o", metavar="FILE", help="where to write it (default ./SESSION_ID.pftrace)"
+    )
+    p.add_argument(
+        "--url-only", action="store_true", help="print the signed URL instead of downloading"
+    )
+    p.set_defaults(cmd=cmd_export_trace)
 
 
 def cmd_list(ctx: Context, args: argparse.Namespace) -> None:
@@ -36,7 +68,11 @@ def cmd_list(ctx: Context, args: argparse.Namespace) -> None:
     sessions: list[str] = []
     while args.limit == 0 or len(sessions) < args.limit:
         page_size = _PAGE if args.limit == 0 else min(_PAGE, args.limit - len(sessions))
-        page = rest.list_sessions(limit=page_size, offset=len(sessions)).result()
+        page = rest.list_sessions(
+            limit=page_size,
+            offset=args.offset + len(sessions),
+            access_scope=args.access_scope,
+        ).result()
         sessions.extend(page.sessions)
         if len(page.sessions) < page_size:
             break
@@ -45,7 +81,7 @@ def cmd_list(ctx: Context, args: argparse.Namespace) -> None:
 
 def cmd_info(ctx: Context, args: argparse.Namespace) -> None:
     """``tinkex session info SESSION_ID``."""
-    info = ctx.rest().get_session(args.session_id).result()
+    info = ctx.rest().get_session(args.session_id, args.access_scope).result()
     pairs = [
         ("Session ID", args.session_id),
         ("Display Name", info.display_name or "-"),
@@ -63,3 +99,40 @@ def _as_dict(value: Any) -> dict[str, Any]:
 
     converted = to_jsonable(value)
     return converted if isinstance(converted, dict) else {}
+
+
+def cmd_export_trace(ctx: Context, args: argparse.Namespace) -> None:
+    """``tinkex session export-trace SESSION_ID [-o FILE] [--url-only]``."""
+    import os
+    import sys
+
+    from tinkex.checkpoint_download import download_file
+    from tinkex.cli._progress import FileProgress
+
+    if not args.session_id.strip():
+        raise CommandError("SESSION_ID must not be empty")
+    rest = ctx.rest()
+    if ctx.format != "json":
+        print(
+            f"Exporting trace for session {args.session_id} (this may take a while)...",
+            file=sys.stderr,
+        )
+    url = rest.export_session_trace(args.session_id).result()
+    if args.url_only:
+        if ctx.format == "json":
+            ctx.emit(Output({"session_id": args.session_id, "url": url}))
+        else:
+            print(url)  # bare, for $(tinkex session export-trace ID --url-only)
+        return
+    target = args.output or os.path.join(os.getcwd(), f"{args.session_id}.pftrace")
+    parent = os.path.dirname(target)
+    if parent:
+        os.makedirs(parent, exist_ok=True)
+    with FileProgress(enabled=ctx.format != "json") as progress:
+        size = download_file(url, target, name="trace", progress=progress)
+    data: dict[str, Any] = {"session_id": args.session_id, "destination": target}
+    pairs = [("Session ID", args.session_id), ("Saved to", target)]
+    if size:
+        data["file_size_bytes"] = size
+        pairs.append(("Size", format_size(size)))
+    ctx.emit(Output(data, property_table(pairs, f"Trace Export: {args.session_id}")))

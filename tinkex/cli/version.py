@@ -1,4 +1,5 @@
-"""``tinkex version [--json]``: the tinkex version, the Tinker API it speaks, the git commit."""
+"""``tinkex version [--json]``: ``tinkex <version>``, like ``tinker version`` prints
+``tinker <version>``; the JSON form adds the Tinker API version, the git commit and Python."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import os
 import subprocess
 from typing import Any
 
-from tinkex.cli._commands import add_command
 from tinkex.cli._context import Context
 from tinkex.cli._output import Output
+from tinkex.cli._parsers import add_command
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -39,21 +40,23 @@ def git_commit() -> str | None:
     return commit if done.returncode == 0 and commit else None
 
 
-def cmd_version(ctx: Context, args: argparse.Namespace) -> None:
-    """``tinkex version``."""
+def version_info() -> dict[str, Any]:
+    """``{"tinkex", "tinker_api", "git_commit", "python"}``."""
     import platform
 
     from tinkex._version import TINKER_SDK_VERSION, __version__
 
-    commit = git_commit()
-    data = {
+    return {
         "tinkex": __version__,
         "tinker_api": TINKER_SDK_VERSION,
-        "git_commit": commit,
+        "git_commit": git_commit(),
         "python": platform.python_version(),
     }
-    text = f"tinkex {__version__} (Tinker API {TINKER_SDK_VERSION}"
-    text += f", commit {commit[:12]})" if commit else ")"
-    if args.json:
+
+
+def cmd_version(ctx: Context, args: argparse.Namespace) -> None:
+    """``tinkex version``."""
+    info = version_info()
+    if getattr(args, "json", False):
         ctx.format = "json"
-    ctx.emit(Output(data, text=text))
+    ctx.emit(Output(info, text=f"tinkex {info['tinkex']}"))
