@@ -209,8 +209,9 @@ TABLE_WIDTHS = (21, 24, 18, 20, 5)
 EMPTY_CELL = "(empty)"
 TABLE_LEGEND = (
     f"{EMPTY_CELL}: the model stopped at once (end-of-sequence first); "
-    "\u00b7: a character that is not printable in one column;\n"
-    "\u21b5: a newline; \u2026: cut to fit. The base model is untrained, so it samples noise."
+    "\u21b5: a newline; \u2026: cut to fit;\n"
+    "\u00b7: a character not printable in one column. "
+    "The base model is untrained: it samples noise."
 )
 
 

@@ -158,3 +158,41 @@ def test_read_prompt_variants(tmp_path):
         read_prompt(ns(prompt=None, prompt_file=str(bad)))
     with pytest.raises(CommandError, match="cannot read"):
         read_prompt(ns(prompt=None, prompt_file=str(tmp_path / "missing.txt")))
+
+
+def test_progress_bar_shows_an_eta_until_done(monkeypatch):
+    import tinkex.cli._progress as progress
+
+    now = [100.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: now[0])
+    stream = io.StringIO()
+    bar = ProgressBar(4, label="train", unit="steps", stream=stream, log_interval=1e9)
+    now[0] = 110.0
+    bar.update(1)  # 1 of 4 after 10 s: 30 s left
+    assert bar.render().endswith("1/4 steps 0:10 ETA 0:30")
+    now[0] = 130.0
+    bar.update(3)  # done: no ETA, just the elapsed time
+    assert bar.render().endswith("4/4 steps 0:30")
+    assert ProgressBar(None, stream=stream).eta() is None  # unknown total: no ETA
+
+
+def test_demo_samples_table_fits_100_columns_and_explains_its_cells(capsys):
+    from tinkex.demo import EMPTY_CELL, Example, print_side_by_side
+
+    examples = [
+        Example("Q: " + "a very long question that does not fit " * 3 + "\nA:", " Answer."),
+        Example("Q: Short?\nA:", " Yes."),
+    ]
+    base = ["\x00\x01 noise 砾砾砾砾砾砾砾砾砾砾砾砾 " * 4, ""]
+    tuned = [" Answer.", " No."]
+    correct = print_side_by_side(examples, base, tuned)
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert correct == 1
+    assert max(len(line) for line in lines) <= 100, max(lines, key=len)
+    assert lines[0].split() == ["prompt", "expected", "base", "model", "fine-tuned", "match"]
+    assert EMPTY_CELL in lines[3]  # the empty base answer is marked, not a blank cell
+    assert "砾" not in out  # wide characters would break the columns
+    legend = "\n".join(lines[4:])
+    assert f"{EMPTY_CELL}:" in legend and "\u00b7:" in legend and "\u2026:" in legend
+    assert lines[2].rstrip().endswith("yes") and lines[3].rstrip().endswith("no")
