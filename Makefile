@@ -1,7 +1,12 @@
 # tinkex developer tasks. `make test` and `make demo` work on a fresh clone.
+#   make install       the runtime package only (what `pip install tinkex` gives), into .venv
+#   make dev           also the toolchain: tests, lint, types, the cookbook suite (= install-dev)
+#   make test-min      the suite's core on Python 3.11 with every dependency at its declared
+#                      minimum version (.ci/min-versions.txt), in .venv-min
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+RUNTIME_STAMP := $(VENV)/.installed-runtime
 STAMP := $(VENV)/.installed-dev
 DEMO_STAMP := $(VENV)/.installed-demo
 COOKBOOK_STAMP := $(VENV)/.installed-cookbook
@@ -9,15 +14,29 @@ COOKBOOK_REQS := tests/cookbook/requirements.txt
 COOKBOOK_VERSION := 0.6.1
 BASE_URL ?=
 
-.PHONY: install install-cookbook test lint typecheck demo examples bench check clean
+MIN_PYTHON ?= python3.11
+MIN_VENV ?= .venv-min
+MIN_PY := $(MIN_VENV)/bin/python
+MIN_CONSTRAINTS := .ci/min-versions.txt
+MIN_STAMP := $(MIN_VENV)/.installed-min
+# What test-min runs: everything that does not need the official tinker package (compat,
+# drop-in and cookbook suites do, and tinker pins newer versions of shared dependencies).
+MIN_TESTS ?= tests/unit tests/e2e tests/local tests/cli tests/recovery tests/examples
+
+.PHONY: install dev install-dev install-cookbook test test-min lint typecheck demo examples \
+	bench check clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
+$(RUNTIME_STAMP): $(PY) setup.cfg setup.py pyproject.toml tinkex/_alias/tinkex-as-tinker.pth
+	$(PY) -m pip install --quiet -e .
+	touch $(RUNTIME_STAMP)
+
 $(STAMP): $(PY) setup.cfg setup.py pyproject.toml tinkex/_alias/tinkex-as-tinker.pth
 	$(PY) -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	touch $(STAMP) $(RUNTIME_STAMP)
 
 # Offline machines with tinkex already installed still run the demo (without the PNG if
 # matplotlib is missing); a fresh clone needs the install to succeed.
@@ -33,12 +52,26 @@ $(COOKBOOK_STAMP): $(STAMP) $(COOKBOOK_REQS)
 	$(PY) -m pip install --quiet --no-deps tinker-cookbook==$(COOKBOOK_VERSION)
 	touch $(COOKBOOK_STAMP)
 
-install: $(STAMP) $(COOKBOOK_STAMP)
+install: $(RUNTIME_STAMP)
+
+dev install-dev: $(STAMP) $(COOKBOOK_STAMP)
 
 install-cookbook: $(COOKBOOK_STAMP)
 
 test: $(STAMP) $(COOKBOOK_STAMP)
 	$(PY) -m pytest -q
+
+# The declared minimums (setup.cfg) pinned exactly; tests/packaging checks both files agree.
+$(MIN_STAMP): setup.cfg $(MIN_CONSTRAINTS)
+	rm -rf $(MIN_VENV)
+	$(MIN_PYTHON) -m venv $(MIN_VENV)
+	$(MIN_PY) -m pip install --quiet -c $(MIN_CONSTRAINTS) -e '.[hf,demo,local-age]' \
+		pytest pytest-timeout responses
+	touch $(MIN_STAMP)
+
+test-min: $(MIN_STAMP)
+	$(MIN_PY) -m pip list --format=freeze | grep -iE "^($$(sed -n 's/==.*//p' $(MIN_CONSTRAINTS) | paste -sd'|'))=="
+	$(MIN_PY) -m pytest -q -m "not compat" $(MIN_TESTS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check tinkex tests examples benchmarks
@@ -64,4 +97,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/local_model.py
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(MIN_VENV) build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache

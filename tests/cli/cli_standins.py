@@ -184,7 +184,9 @@ class HubStandIn(StandIn):
             body = json.loads(request.body)
             repo_id = f"{body.get('organization') or self.user}/{body['name']}"
             repo = self.repos.setdefault(repo_id, {"branches": {"main": {}}})
-            repo["private"] = body.get("visibility", "private") != "public"
+            # older huggingface_hub sends "private": bool, newer ones "visibility"
+            private = body.get("private", body.get("visibility", "private") != "public")
+            repo["private"] = bool(private)
             return Reply(json_body={"url": f"{self.url}/{repo_id}", "name": repo_id})
         found = re.fullmatch(r"/api/models/([^/]+/[^/]+)/(branch|preupload|commit)/(.+)", path)
         if found and request.method == "POST":

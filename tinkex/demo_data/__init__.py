@@ -1,0 +1,1 @@
+"""Data files of ``python -m tinkex.demo`` (``qa.json``), read with ``importlib.resources``."""
