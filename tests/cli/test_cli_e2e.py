@@ -115,18 +115,16 @@ def test_help_at_every_level(path):
     assert done.stdout.startswith("usage: tinkex")
 
 
-def test_help_is_fast_and_imports_nothing_heavy():
+def test_help_imports_nothing_heavy():
+    """What keeps ``tinkex --help`` fast (its time is a benchmark, not a test bound)."""
     code = (
-        "import sys, time; t = time.perf_counter();"
-        "from tinkex.cli.main import build_parser; build_parser();"
-        "heavy = [m for m in ('numpy', 'requests', 'cattrs', 'tinkex.clients')"
-        " if m in sys.modules];"
-        "print(time.perf_counter() - t, heavy)"
+        "import sys; from tinkex.cli.main import build_parser; build_parser();"
+        "print([m for m in ('numpy', 'requests', 'urllib3', 'cattrs', 'tinkex.clients',"
+        " 'tinkex.types', 'huggingface_hub') if m in sys.modules])"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env())
-    elapsed, heavy = done.stdout.split(" ", 1)
-    assert heavy.strip() == "[]", f"`tinkex --help` imports {heavy.strip()}"
-    assert float(elapsed) < 0.5
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]", f"`tinkex --help` imports {done.stdout.strip()}"
 
 
 def test_group_without_command_prints_help_and_exits_2():

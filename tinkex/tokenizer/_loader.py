@@ -351,6 +351,17 @@ def _cached_revisions(repo: str) -> list[str]:
     return list(dict.fromkeys(found))
 
 
+def _hf_download_command() -> str:
+    """The download command the installed ``huggingface_hub`` ships: ``hf`` since 0.34,
+    ``huggingface-cli`` before (and when it is not installed, the current name)."""
+    from importlib.metadata import entry_points
+
+    scripts = {entry.name for entry in entry_points(group="console_scripts")}
+    if "hf" not in scripts and "huggingface-cli" in scripts:
+        return "huggingface-cli download"
+    return "hf download"
+
+
 def _not_found_message(
     tokenizer_id: str, repo: str, revision: str | None, searched: list[str]
 ) -> str:
@@ -373,7 +384,7 @@ def _not_found_message(
     revision_flag = f" --revision {revision}" if revision else ""
     lines.append("Make it available by one of:")
     lines.append(
-        f"  - on a machine with network access: hf download {repo} "
+        f"  - on a machine with network access: {_hf_download_command()} {repo} "
         f"tokenizer.json tokenizer_config.json (or tiktoken.model){revision_flag}, then copy "
         f"the cache (HF_HOME) here;"
     )
