@@ -227,7 +227,7 @@ def test_wheel_installs_the_startup_hook(tmp_path: Path) -> None:
 
     source = tmp_path / "src"
     source.mkdir()
-    for name in ("setup.py", "setup.cfg", "pyproject.toml", "README.md"):
+    for name in ("setup.py", "setup.cfg", "pyproject.toml", "README.md", "LICENSE", "CHANGELOG.md"):
         shutil.copy(ROOT / name, source / name)
     shutil.copytree(
         ROOT / "tinkex", source / "tinkex", ignore=shutil.ignore_patterns("__pycache__")

@@ -238,7 +238,10 @@ def test_missing_tokenizer_error_explains_offline_options(tmp_path: Path) -> Non
     message = str(info.value)
     assert "'Qwen/Qwen3-8B'" in message and "not available offline" in message
     assert str(tmp_path / "hf-home" / "hub" / "models--Qwen--Qwen3-8B") in message
-    assert "hf download Qwen/Qwen3-8B" in message
+    # `hf download` with huggingface_hub >= 0.34, `huggingface-cli download` before
+    from tinkex.tokenizer._loader import _hf_download_command
+
+    assert f"{_hf_download_command()} Qwen/Qwen3-8B" in message
     assert "register_tokenizer" in message
     assert info.value.tokenizer_id == "Qwen/Qwen3-8B" and info.value.searched
     assert isinstance(info.value, LookupError)
