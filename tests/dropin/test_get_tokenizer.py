@@ -274,7 +274,10 @@ def test_missing_tokenizer_names_model_and_repo(tmp_path: Path) -> None:
         "'nobody/no-such-model')."
     )
     assert out[2].startswith("transformers: ")
-    assert "huggingface-cli download nobody/no-such-model" in "\n".join(out)
+    # the download command the installed huggingface_hub ships (hf since 0.34; issue 12.5)
+    from tinkex.tokenizer._loader import _hf_download_command
+
+    assert f"{_hf_download_command()} nobody/no-such-model" in "\n".join(out)
 
 
 def test_registered_tokenizer_wins() -> None:
