@@ -73,12 +73,6 @@ def test_every_sample_ran_and_none_failed(soak: SoakResult) -> None:
     assert soak.executions("Sample", outcome="failed") == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="issue 10.1: a sample resent after the connection dropped takes a new seq_id, so the "
-    "server cannot recognise it and runs it twice",
-)
 def test_each_sample_ran_exactly_once(soak: SoakResult) -> None:
     resubmitted = soak.injected("410", "retrieve_future")
     executed = soak.executions("Sample")
@@ -96,12 +90,6 @@ def test_the_probe_request_was_rejected_with_400(soak: SoakResult) -> None:
     assert "outside the vocabulary" in soak.ledger.probe_rejection
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="issue 10.4: one request rejected with 400 poisons the TrainingClient; every later "
-    "call raises PoisonedError",
-)
 def test_a_rejected_request_does_not_poison_the_training_client(soak: SoakResult) -> None:
     assert soak.ledger.probe_next_call == "ok"
 

@@ -102,16 +102,28 @@ def submit_chunks(
     holder: ClientHolder,
     sends: list[Callable[[], Any]],
     poll: Callable[[Any], tr.ForwardBackwardOutput],
+    poison: Callable[[BaseException], None],
 ) -> list[APIFuture[tr.ForwardBackwardOutput]]:
     """Submit the chunks of one call and return futures of their results.
 
     Returns once every chunk is *submitted* (so the next call's requests follow on the
     wire). With ``parallel_fwdbwd_chunks`` the chunks are submitted concurrently and each
     chunk's result is polled as soon as that chunk is in, overlapping the client's
-    encoding, the transfer and the server's work on earlier chunks.
+    encoding, the transfer and the server's work on earlier chunks. Sent one by one, a failed
+    chunk stops the call; the later chunks' ``seq_id``s then stay unsent, a hole the server
+    waits for, so ``poison(failure)`` is called (the sender fails the client's later calls).
     """
     if len(sends) == 1 or not holder.client_config().parallel_fwdbwd_chunks:
-        return [holder.run(poll, send()) for send in sends]
+        results = []
+        for index, send in enumerate(sends):
+            try:
+                sent = send()
+            except BaseException as exc:
+                if index + 1 < len(sends):
+                    poison(exc)
+                raise
+            results.append(holder.run(poll, sent))
+        return results
 
     def send_then_poll(send: Callable[[], Any], done: Future[None]) -> tr.ForwardBackwardOutput:
         try:
@@ -129,5 +141,5 @@ def submit_chunks(
         submitted.append(done)
         results.append(holder.run(send_then_poll, send, done))
     for done in submitted:
-        done.result()  # the first failed submission poisons the sender
+        done.result()  # every chunk was sent: the first failure fails the call
     return results

@@ -5,9 +5,11 @@ model's :class:`OrderedSender`. One daemon thread per model takes the jobs in ca
 performs their submissions (fast: the server answers with a future handle at once); waiting for
 results happens elsewhere (on the holder's worker pool), so calls pipeline.
 
-A submission that fails after its retries leaves a hole in the server's sequence that nothing
-can fill, so the sender is *poisoned*: every later job fails at once with ``RuntimeError``
-naming the first failure, instead of hanging.
+A submission whose outcome is unknown (no answer after its retries, a 5xx, a client-side
+error before it was sent) may leave a hole in the server's sequence that nothing can fill, so
+the sender is *poisoned*: every later job fails at once with ``RuntimeError`` naming the first
+failure, instead of hanging. A clean rejection (:func:`is_clean_rejection`: the server answered
+400/422 with a reason) consumed its ``seq_id``, so it fails only its own call (issue 10.4).
 """
 
 from __future__ import annotations
@@ -17,11 +19,31 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["OrderedSender", "PoisonedError"]
+from tinkex._exceptions import APIStatusError
+
+__all__ = ["OrderedSender", "PoisonedError", "is_clean_rejection"]
+
+#: Statuses with which the server rejects a request's content: it consumed the ``seq_id``
+#: (docs/protocol.md, "Sequencing"), so later requests do not wait for it.
+_REJECTION_STATUSES = frozenset({400, 422})
 
 
 class PoisonedError(RuntimeError):
     """A previous request of this training client failed to be sent or computed."""
+
+
+def is_clean_rejection(exc: BaseException) -> bool:
+    """Whether the server answered ``exc`` as a definitive rejection of the request itself.
+
+    A 400/422 with a body: the server read the request, refused it and consumed its
+    ``seq_id``. An empty-bodied 400 is a proxy artefact (the server may never have seen the
+    request), and every other failure leaves the outcome unknown.
+    """
+    return (
+        isinstance(exc, APIStatusError)
+        and exc.status_code in _REJECTION_STATUSES
+        and bool(exc.body)
+    )
 
 
 _Job = tuple[Callable[[], Any], Callable[[Any], None], Callable[[BaseException], None]]
@@ -105,7 +127,8 @@ class OrderedSender:
             try:
                 result = send()
             except BaseException as exc:
-                self.poison(exc)
+                if not is_clean_rejection(exc):
+                    self.poison(exc)
                 on_error(exc)
             else:
                 on_sent(result)

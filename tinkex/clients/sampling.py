@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import random
 import threading
 import time
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from tinkex._deprecation import async_twin
@@ -231,9 +233,10 @@ class SamplingClient:
                 f"from {self.sampling_session_id}; last error: {exc}"
             )
 
+        seq_ids = _SampleSeqIds(self._next_seq_id)
         with self._slots:
             result = policy.run(
-                lambda: self._sample_once(body, nbytes),
+                lambda: self._sample_once(body, nbytes, seq_ids),
                 describe=_ASAMPLE,
                 stop_event=self.holder.stop_event,
                 # Retries are unlimited when on, so a spent budget is the progress timeout.
@@ -261,14 +264,17 @@ class SamplingClient:
             )
         return policy
 
-    def _sample_once(self, body: dict[str, Any], nbytes: int) -> smp.SampleResponse:
-        """One submission (a fresh ``seq_id``, resent on 429/402) and the poll of its result."""
+    def _sample_once(
+        self, body: dict[str, Any], nbytes: int, seq_ids: _SampleSeqIds
+    ) -> smp.SampleResponse:
+        """One submission (resent on 429/402 under its ``seq_id``) and the poll of its result."""
         holder = self.holder
-        body = {**body, "seq_id": self._next_seq_id()}
+        seq_id = seq_ids.next()
+        body = {**body, "seq_id": seq_id}
         started = time.monotonic()
         allowance = holder.client_config().billing_exception_max_pause_duration_sec
         resend = sample_submission_policy(float(allowance), billing_pause=_BILLING_PAUSE)
-        with holder.sample_bytes().hold(nbytes):
+        with holder.sample_bytes().hold(nbytes), seq_ids.submitting(seq_id):
             response = resend.call(
                 holder.transport.request,
                 "POST",
@@ -422,6 +428,34 @@ class BackcompatSamplingClientFuture(ClientFuture, SamplingClient):  # type: ign
         # process pool receive a SamplingClient.
         client: SamplingClient = APIFuture.result(self)
         return client.__reduce__()
+
+
+class _SampleSeqIds:
+    """The ``seq_id`` of each submission of one sample (docs/protocol.md, "Sequencing").
+
+    A retry of a *failed* sample (its result was lost or failed) is a new request with a new
+    ``seq_id``. A submission that got no future back (the connection dropped, a 5xx) may have
+    been accepted: it is resent under the same ``seq_id``, so the server recognises the resend
+    and answers with the original future instead of running the sample twice (issue 10.1).
+    """
+
+    def __init__(self, allocate: Callable[[], int]) -> None:
+        self._allocate = allocate
+        self._unanswered: int | None = None
+
+    def next(self) -> int:
+        """The ``seq_id`` of the next submission."""
+        seq_id, self._unanswered = self._unanswered, None
+        return self._allocate() if seq_id is None else seq_id
+
+    @contextlib.contextmanager
+    def submitting(self, seq_id: int) -> Iterator[None]:
+        """Around a submission: when it fails, its ``seq_id`` is the next one again."""
+        try:
+            yield
+        except BaseException:
+            self._unanswered = seq_id
+            raise
 
 
 def _restore(state: dict[str, Any]) -> SamplingClient:

@@ -167,6 +167,7 @@ class TrainingClient:
                     for i, chunk in enumerate(chunks)
                 ],
                 lambda sent: self._poll_sent(sent, kind),
+                self._sender.poison,
             )
 
         def finish(results: list[APIFuture[tr.ForwardBackwardOutput]]) -> tr.ForwardBackwardOutput:

@@ -111,14 +111,17 @@ def test_429_backpressure_resends_same_seq_id(
     assert [c.json["seq_id"] for c in fake.requests_to("/api/v1/asample")] == [0, 0]
 
 
-def test_server_error_is_retried_with_a_new_seq_id(
+def test_a_submission_answered_5xx_is_resent_under_its_seq_id(
     fake: FakeTinker, sampler: tinkex.SamplingClient
 ) -> None:
+    """No future came back, so the server may hold the sample: the resend carries the same
+    seq_id (as the official SDK's submission retries do) and the next sample the next one."""
     fake.reply("POST", "/api/v1/asample", (503, {"detail": "busy"}), None)
     result = sampler.sample(PROMPT, 1, types.SamplingParams(max_tokens=1)).result(timeout=10)
     assert len(result.sequences) == 1
+    sampler.sample(PROMPT, 1, types.SamplingParams(max_tokens=1)).result(timeout=10)
     seq_ids = [c.json["seq_id"] for c in fake.requests_to("/api/v1/asample")]
-    assert seq_ids == [0, 1]
+    assert seq_ids == [0, 0, 1]
 
 
 def test_lost_result_is_resubmitted(fake: FakeTinker, sampler: tinkex.SamplingClient) -> None:

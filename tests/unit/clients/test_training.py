@@ -315,15 +315,17 @@ def test_save_weights_and_get_sampling_client(
     assert sampler.sampling_session_id == f"{SESSION_ID}:sample:0"
 
 
-def test_failed_submission_poisons_the_client(
+def test_a_submission_the_server_did_not_take_poisons_the_client(
     fake: FakeTinker, training: tinkex.TrainingClient
 ) -> None:
-    fake.reply("POST", "/api/v1/forward_backward", (400, {"detail": "bad datum"}))
+    """413: the server refused the body unread, so its seq_id is a hole later requests would
+    wait behind; they fail fast instead."""
+    fake.reply("POST", "/api/v1/forward_backward", (413, {"detail": "body too large"}))
     failed = training.forward_backward([datum([1])], "cross_entropy")
     later = training.optim_step(types.AdamParams())
-    with pytest.raises(tinkex.BadRequestError) as info:
+    with pytest.raises(tinkex.APIStatusError) as info:
         failed.result(timeout=10)
-    assert info.value.status_code == 400
+    assert info.value.status_code == 413
     with pytest.raises(RuntimeError, match="poisoned") as poisoned:
         later.result(timeout=10)
     assert poisoned.value.__cause__ is info.value
@@ -331,6 +333,21 @@ def test_failed_submission_poisons_the_client(
         training.save_state("x").result(timeout=10)
     assert fake.requests_to("/api/v1/optim_step") == []
     assert fake.requests_to("/api/v1/save_weights") == []
+
+
+def test_a_rejected_submission_fails_only_its_own_call(
+    fake: FakeTinker, training: tinkex.TrainingClient
+) -> None:
+    """400 with a reason: the server consumed the seq_id (issue 10.4)."""
+    fake.reply("POST", "/api/v1/forward_backward", (400, {"detail": "bad datum"}), None)
+    failed = training.forward_backward([datum([1])], "cross_entropy")
+    later = training.optim_step(types.AdamParams())
+    with pytest.raises(tinkex.BadRequestError, match="bad datum"):
+        failed.result(timeout=10)
+    assert later.result(timeout=10).metrics == {"grad_norm:mean": 0.5}
+    seq_ids = [c.json["seq_id"] for c in fake.requests_to("/api/v1/forward_backward")]
+    assert seq_ids == [1]
+    assert [c.json["seq_id"] for c in fake.requests_to("/api/v1/optim_step")] == [2]
 
 
 def test_failed_future_surfaces_request_failed(
@@ -431,9 +448,28 @@ def test_parallel_chunk_submission_failure_poisons(
 ) -> None:
     fake.config = {"fwdbwd_max_chunk_len": 1}
     training = service.create_lora_training_client("tiny-base").result(timeout=10)
-    fake.reply("POST", "/api/v1/forward_backward", (400, {"detail": "bad chunk"}))
+    fake.reply("POST", "/api/v1/forward_backward", (413, {"detail": "chunk too large"}))
     future = training.forward_backward([datum([1]), datum([2])], "cross_entropy")
-    with pytest.raises(tinkex.BadRequestError, match="bad chunk"):
+    with pytest.raises(tinkex.APIStatusError, match="chunk too large"):
         future.result(timeout=10)
     with pytest.raises(RuntimeError, match="poisoned"):
         training.optim_step(types.AdamParams()).result(timeout=10)
+
+
+def test_parallel_chunks_rejected_with_400_do_not_poison(
+    fake: FakeTinker, service: tinkex.ServiceClient
+) -> None:
+    """Every chunk reached the server and was rejected (seq_ids consumed): no hole."""
+    fake.config = {"fwdbwd_max_chunk_len": 1}
+    training = service.create_lora_training_client("tiny-base").result(timeout=10)
+    fake.reply(
+        "POST",
+        "/api/v1/forward_backward",
+        (400, {"detail": "bad chunk"}),
+        (400, {"detail": "bad chunk"}),
+        None,
+    )
+    future = training.forward_backward([datum([1]), datum([2])], "cross_entropy")
+    with pytest.raises(tinkex.BadRequestError, match="bad chunk"):
+        future.result(timeout=10)
+    assert training.optim_step(types.AdamParams()).result(timeout=10).metrics
