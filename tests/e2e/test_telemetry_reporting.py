@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -52,3 +53,30 @@ def test_kill_switch_sends_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
             service.create_lora_training_client("tinkex/null", rank=4).result(30)
             assert service.get_telemetry() is None
         assert _events(server) == []
+
+
+@pytest.mark.parametrize("fault", ["401", "reset_before"], ids=["refused-401", "connection-error"])
+def test_close_after_telemetry_failures_is_fast_and_prints_no_body(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, fault: str
+) -> None:
+    """Issue 12.4: every telemetry batch fails (the key is refused, or the connection drops).
+    The flush at close sends each batch once, without back-off sleeps, and the warning names
+    the failure, never the answer's body."""
+    monkeypatch.setenv("TINKER_TELEMETRY", "1")
+    caplog.set_level("WARNING", logger="tinkex.telemetry")
+    with LocalServer(faults=f"telemetry:{fault}:1000") as server:
+        service = tinkex.ServiceClient(base_url=server.base_url, api_key=server.api_key)
+        service.create_lora_training_client("tinkex/tiny", rank=2).result(timeout=30)
+        reporter = service.get_telemetry()
+        assert reporter is not None
+        reporter.log("before close")
+        started = time.monotonic()
+        service.close()
+        closing = time.monotonic() - started
+        attempts = server.injected_faults.count(("telemetry", fault))
+    assert 1 <= attempts <= 2  # SESSION_START may have gone in a batch of its own
+    assert reporter.sent_batches == 0 and reporter.dropped >= 2
+    assert closing < 2.0, f"close() took {closing:.1f} s"
+    warnings = [r.getMessage() for r in caplog.records if "telemetry" in r.getMessage()]
+    assert warnings, "the dropped events are not reported"
+    assert not any("injected fault" in message for message in warnings), warnings

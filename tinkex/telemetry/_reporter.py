@@ -27,6 +27,8 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Literal
 
+import attrs
+
 from tinkex._config import telemetry_enabled_from_env
 from tinkex._transport.retry import RetryPolicy
 from tinkex._version import TINKER_SDK_VERSION
@@ -43,8 +45,29 @@ PROCESS_UUID = str(uuid.uuid4())
 DEFAULT_SDK_VERSION = TINKER_SDK_VERSION
 
 
-def _any_error(exc: BaseException) -> bool:
-    return True
+def _transient(exc: BaseException) -> bool:
+    """Failures of ``send`` worth another attempt: anything but an HTTP answer (a dropped
+    connection, a timeout); answers are judged by their status (408/409/429/5xx)."""
+    from tinkex._exceptions import APIStatusError
+
+    return not isinstance(exc, APIStatusError)
+
+
+def _refusal(exc: BaseException) -> int | None:
+    """The status when the server refuses telemetry from this client (401/403): later
+    batches cannot succeed either."""
+    status = getattr(exc, "status_code", None)
+    return status if status in (401, 403) else None
+
+
+def _summary(exc: BaseException) -> str:
+    """What went wrong, in one line, without the answer's body (it may be a whole HTML page)."""
+    status = getattr(exc, "status_code", None)
+    if status is not None:
+        request = getattr(exc, "request", None) or "POST /api/v1/telemetry"
+        return f"{request} answered HTTP {status}"
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text[:200]}"
 
 
 def _timestamp() -> str:
@@ -83,8 +106,12 @@ class Reporter:
     Events are sent as ``{"events": [...], "platform", "sdk_version", "session_id",
     "process_uuid"}`` through ``send`` (which raises on failure). A batch holds at most
     ``max_batch`` events; the thread flushes every ``flush_interval`` seconds, as soon as
-    ``flush_threshold`` events are waiting, and right after an exception is logged. A failed send
-    is retried ``max_retries`` times with exponential backoff, then dropped with a warning.
+    ``flush_threshold`` events are waiting, and right after an exception is logged. A send that
+    failed transiently (connection error, 408/409/429/5xx) is retried ``max_retries`` times with
+    exponential backoff, then dropped with a warning; other answers are not retried, and a
+    401/403 stops delivery for good (the events are dropped). Once ``close()`` has begun, each
+    batch gets one attempt and no back-off, so closing (and interpreter exit) is not delayed.
+    Warnings name the failure, never the answer's body.
     API keys, JWTs, bearer tokens and the strings in ``secrets`` are masked in every event.
 
     With the kill switch ``TINKER_TELEMETRY=0`` (or ``enabled=False``) every method is a no-op
@@ -96,7 +123,7 @@ class Reporter:
             and no ``SESSION_START``). :meth:`start_session` sets it later.
         secrets: literal strings to mask (pass the API key).
         clock: monotonic seconds; used for the session duration.
-        sleep: used between send retries.
+        sleep: used between send retries (default: a wait that ends when closing begins).
 
     Use as a context manager: leaving the block flushes and closes; leaving it with an
     exception first reports the exception as fatal (with ``SESSION_END``).
@@ -118,7 +145,7 @@ class Reporter:
         retry_base_delay: float = 0.5,
         retry_max_delay: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], object] = time.sleep,
+        sleep: Callable[[float], object] | None = None,
     ) -> None:
         if flush_interval <= 0:
             raise ValueError(f"Reporter.flush_interval must be > 0, got {flush_interval}")
@@ -138,18 +165,22 @@ class Reporter:
         self._max_batch = max_batch
         self._max_queue = max_queue
         self._max_retries = max_retries
-        # Any failure of ``send`` is retried (it is ours to judge, not the server's), without
-        # telemetry events about telemetry.
+        # Transient failures of ``send`` are retried, without telemetry events about telemetry;
+        # once closing has begun, one attempt per batch (no exit delay).
         self._send_policy = RetryPolicy(
             name="telemetry",
             max_retries=max_retries,
-            retry_if=_any_error,
+            retry_if=_transient,
             backoff_initial=retry_base_delay,
             backoff_max=retry_max_delay,
             jitter=0.0,
         )
+        self._closing_policy = attrs.evolve(self._send_policy, max_retries=0)
+        self._closing = threading.Event()
+        #: the status (401/403) with which the server refused telemetry; nothing is sent after
+        self._refused: int | None = None
         self._clock = clock
-        self._sleep = sleep
+        self._sleep = sleep if sleep is not None else self._closing.wait
         self._started_at = clock()
 
         self._cond = threading.Condition(threading.Lock())
@@ -366,6 +397,7 @@ class Reporter:
         self._forward_ids.clear()
         if not self.enabled or self._thread is None:
             return True
+        self._closing.set()
         drained = True
         if threading.current_thread() is self._thread:  # closing from inside send()
             with self._cond:
@@ -479,26 +511,44 @@ class Reporter:
         }
 
     def _deliver(self, batch: list[dict[str, Any]]) -> None:
+        if self._refused is not None:
+            with self._cond:
+                self.dropped += len(batch)
+            return
         payload = self._payload(batch)
+        attempts = 0
+
+        def attempt() -> object:
+            nonlocal attempts
+            attempts += 1
+            return self._send(payload)
+
+        policy = self._closing_policy if self._closing.is_set() else self._send_policy
         try:
-            self._send_policy.run(
-                lambda: self._send(payload),
-                describe="telemetry batch",
-                sleep=self._sleep,
-                event=None,
-            )
+            policy.run(attempt, describe="telemetry batch", sleep=self._sleep, event=None)
         except Exception as exc:
             with self._cond:
                 self.dropped += len(batch)
+            self._refused = _refusal(exc)
+            if self._refused is not None:
+                logger.warning(
+                    "dropping %d telemetry events: %s (the API key is not accepted for "
+                    "telemetry); no more telemetry is sent by this client",
+                    len(batch),
+                    _summary(exc),
+                )
+                return
             logger.warning(
-                "dropping %d telemetry events after %d failed attempts: %s",
+                "dropping %d telemetry events after %d failed attempt%s: %s",
                 len(batch),
-                self._max_retries + 1,
-                exc,
+                attempts,
+                "" if attempts == 1 else "s",
+                _summary(exc),
             )
             return
         with self._cond:
             self.sent_batches += 1
 
     def _at_exit(self) -> None:
+        self._closing.set()
         self.close(timeout=2.0)

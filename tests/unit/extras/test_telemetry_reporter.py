@@ -357,3 +357,53 @@ def test_bearer_tokens_in_header_text_are_masked() -> None:
 
     assert scrub("Authorization: Bearer sk-abcdef") == "Authorization: [REDACTED]"
     assert "sk-abc" not in scrub("authorization=Bearer sk-abc")
+
+
+def _refused_sender(status: int, calls: list[int]) -> Any:
+    from tinkex._exceptions import make_status_error
+
+    def send(payload: dict[str, Any]) -> None:
+        calls.append(len(payload["events"]))
+        raise make_status_error(
+            status, {"detail": "<html>secret page</html>"}, request="POST /api/v1/telemetry"
+        )
+
+    return send
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404])
+def test_answers_that_cannot_succeed_are_not_retried(
+    reporters: list[Reporter], caplog: pytest.LogCaptureFixture, status: int
+) -> None:
+    calls: list[int] = []
+    delays: list[float] = []
+    reporter = make(reporters, _refused_sender(status, calls), sleep=delays.append)
+    reporter.log("x")
+    assert reporter.wait_until_drained(2)
+    assert calls == [1] and delays == []
+    assert reporter.dropped == 1
+    assert f"answered HTTP {status}" in caplog.text
+    assert "secret page" not in caplog.text
+
+
+def test_a_refused_key_stops_delivery(reporters: list[Reporter]) -> None:
+    calls: list[int] = []
+    reporter = make(reporters, _refused_sender(401, calls))
+    reporter.log("first")
+    assert reporter.wait_until_drained(2)
+    reporter.log("second")
+    assert reporter.wait_until_drained(2)
+    assert calls == [1]  # the second batch is dropped without a request
+    assert reporter.dropped == 2
+
+
+def test_close_sends_each_batch_once_without_back_off(reporters: list[Reporter]) -> None:
+    """Issue 12.4: a failing telemetry endpoint must not delay close() or interpreter exit."""
+    send = FakeSender(failures=100)
+    reporter = Reporter(send, enabled=True, flush_interval=1000.0, max_retries=3)
+    reporters.append(reporter)
+    reporter.log("last words")
+    started = time.monotonic()
+    reporter.close(timeout=5)
+    assert time.monotonic() - started < 0.5
+    assert send.calls == 1 and reporter.dropped == 1
