@@ -22,6 +22,7 @@ import attrs
 
 from tinkex._exceptions import (
     APIConnectionError,
+    APIResponseValidationError,
     APIStatusError,
     RequestFailedError,
     RetryableException,
@@ -246,6 +247,14 @@ def _fatal(exc: APIStatusError, label: str) -> ValueError:
     )
 
 
+def _describe_json(response: Response, body: Any) -> str:
+    """A short description of a JSON answer that is not an object, for error messages."""
+    if not response.content.strip():
+        return "an empty body"
+    kind = {type(None): "null", list: "list", str: "string", bool: "boolean"}
+    return f"a JSON {kind.get(type(body), 'number')}"
+
+
 def _queue_report(body: Any) -> QueueReport | None:
     if not isinstance(body, dict):
         return None
@@ -447,8 +456,15 @@ class _PollRun:
             emit(FUTURE_COMPLETE, measurements, meta)
 
     def decode(self, decode: Callable[[Response], T], response: Response) -> T:
+        """``decode(response)``; an unusable answer fails naming the request and what to do."""
+        if not response.is_protobuf:
+            body = response.json()
+            if not isinstance(body, dict):
+                raise self.unusable(response, _describe_json(response, body))
         try:
             return decode(response)
+        except APIResponseValidationError as exc:
+            raise self.unusable(response, f"a result it could not use ({exc.message})") from exc
         except TinkerError:
             raise
         except Exception as exc:
@@ -457,6 +473,24 @@ class _PollRun:
                 f"Error retrieving result: could not decode the {kind} payload for request_id="
                 f"{self.request_id!r} ({self.request_type}): {exc}"
             ) from exc
+
+    def unusable(self, response: Response, what: str) -> APIResponseValidationError:
+        """The error for a 200 answer that is not what a Tinker API sends (issue 10.7)."""
+        label = f"request_id={self.request_id!r} ({self.request_type})"
+        message = (
+            f"POST {RETRIEVE_FUTURE_PATH} for {label} answered {response.status_code} with "
+            f"{what}; expected a JSON object (the {self.request_type} result, a try_again or "
+            f"an error). The server at {self.transport.base_url} does not answer as a Tinker "
+            "API does: check base_url / TINKER_BASE_URL, and the server's logs for request "
+            f"{self.request_id}."
+        )
+        return APIResponseValidationError(
+            response,
+            response.text[:500],
+            message=message,
+            request=f"POST {RETRIEVE_FUTURE_PATH}",
+            status_code=response.status_code,
+        )
 
     def report(self, state: QueueState, reason: str | None) -> None:
         if has_handlers(FUTURE_QUEUE_STATE):

@@ -312,7 +312,9 @@ class RestClient(_SessionlessClient):
                 headers=headers,
                 sdk_method="RestClient.copy_weights",
             )
-            return from_wire(response.json(), rest.CopyWeightsResponse).tinker_path
+            return from_wire(
+                response.json(), rest.CopyWeightsResponse, request="POST /api/v1/copy_weights"
+            ).tinker_path
 
         return self._run(copy)
 

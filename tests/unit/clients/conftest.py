@@ -26,7 +26,7 @@ API_KEY = "tml-unit-test-key-0123456789"
 SESSION_ID = "sess-1"
 MODEL_ID = f"{SESSION_ID}:train:0"
 
-# (HTTP status, JSON body) or (status, body, extra response headers)
+# (HTTP status, JSON body) or (status, body, extra response headers); a bytes body is sent as is
 Reply = tuple[int, Any] | tuple[int, Any, dict[str, str]]
 
 
@@ -108,6 +108,8 @@ class FakeTinker:
             reply = self._answer(call)
         status, body, *extra = reply
         headers = {"Content-Type": "application/json", **(extra[0] if extra else {})}
+        if isinstance(body, bytes):  # raw bytes: the body exactly (e.g. b"" for an empty one)
+            return status, headers, body.decode()
         return status, headers, json.dumps(body)
 
     def _future(self, result: Any, **extra: Any) -> Reply:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 import tinkex
@@ -166,3 +168,34 @@ def test_create_model_is_retried_by_the_http_layer_only(fake: FakeTinker) -> Non
         with pytest.raises(tinkex.InternalServerError):
             future.result(timeout=30)
     assert len(fake.requests_to("/api/v1/create_model")) == 11  # 1 + max_retries, no outer loop
+
+
+# -- issue 10.7: errors name the endpoint, the status, what was expected and what to do ---------
+
+
+@pytest.mark.parametrize(
+    ("result", "what"),
+    [
+        ((200, b""), "an empty body"),
+        ((200, ["model_id"]), "a JSON list"),
+        ((200, {"type": "create_model"}), "a result it could not use (invalid CreateModelResponse"),
+    ],
+    ids=["empty-body", "not-an-object", "wrong-shape"],
+)
+def test_an_unusable_result_names_the_request_and_what_to_do(
+    fake: FakeTinker, result: Any, what: str
+) -> None:
+    fake.reply("POST", "/api/v1/create_model", (200, {"request_id": "req-x", "model_id": MODEL_ID}))
+    fake.script_future("req-x", result)
+    with (
+        _create(fake) as service,
+        pytest.raises(tinkex.APIResponseValidationError) as info,
+    ):
+        service.create_lora_training_client("tiny-base").result(timeout=10)
+    message = str(info.value)
+    assert "POST /api/v1/retrieve_future" in message
+    assert "request_id='req-x' (CreateModel)" in message
+    assert "answered 200 with " + what in message, message
+    assert "expected a JSON object" in message
+    assert f"{BASE_URL} does not answer as a Tinker API" in message
+    assert "argument of type 'NoneType'" not in message
