@@ -71,6 +71,13 @@ RETRIEVE_FUTURE_PATH = "/api/v1/retrieve_future"
 PROTO_REQUEST_TYPES = frozenset({"Sample", "Forward", "ForwardBackward"})
 #: 400 answers tolerated (a proxy artefact) before polling fails.
 MAX_BAD_REQUESTS = 3
+#: Seconds without any HTTP answer (only connection errors and timeouts) before polling fails;
+#: the same budget as the holder's retries of other calls.
+UNREACHABLE_LIMIT = 300.0
+#: A wait this long (seconds) logs a warning naming the request and the server's last answer;
+#: then again each time the wait has doubled (at most every ``WAIT_WARNING_MAX_INTERVAL``).
+WAIT_WARNING_AFTER = 60.0
+WAIT_WARNING_MAX_INTERVAL = 600.0
 # Granularity at which a real sleep notices that its future was cancelled.
 _CANCEL_CHECK_INTERVAL = 0.25
 
@@ -92,12 +99,15 @@ class PollState:
         bad_requests: 400 answers so far (a 408 starts the count again).
         backoff: the back-off policy's progress (429s and connection errors in a row, the
             current run of 402s); any other answer resets it.
+        unreachable_since: when the current run of connection errors began (``None`` after
+            any HTTP answer).
     """
 
     iteration: int = 0
     allow_metadata_only: bool = True
     bad_requests: int = 0
     backoff: RetryState = attrs.field(factory=RetryState)
+    unreachable_since: float | None = None
 
 
 @attrs.frozen
@@ -167,7 +177,9 @@ def next_action(
     402                                         sleep 5 s, re-poll, for up to ``billing_max_pause``
     410                                         :class:`RetryableException`
     other 4xx                                   ``ValueError`` naming the request id and status
-    connection error / timeout                  sleep ``min(2**n, 30)`` s, re-poll
+    connection error / timeout                  sleep ``min(2**n, 30)`` s, re-poll; after
+                                                ``UNREACHABLE_LIMIT`` s without any HTTP answer,
+                                                :class:`APIConnectionError`
     ==========================================  =================================================
 
     ``n`` counts consecutive connection errors and 429s; any other HTTP answer resets it.
@@ -175,7 +187,8 @@ def next_action(
     label = f"request_id={request_id!r} ({request_type})"
     after = attrs.evolve(state, iteration=state.iteration + 1)
     if isinstance(answer, APIConnectionError):
-        return _back_off(after, answer, now, policy, label)
+        return _unanswered(after, answer, now, policy, label)
+    after = attrs.evolve(after, unreachable_since=None)
     if isinstance(answer, APIStatusError):
         return _status_row(after, answer, now, policy, label)
     after = attrs.evolve(after, backoff=RetryState())
@@ -226,6 +239,21 @@ def _status_row(
     return Fail(_fatal(exc, label), exc)
 
 
+def _unanswered(
+    after: PollState, exc: APIConnectionError, now: float, policy: RetryPolicy, label: str
+) -> PollAction:
+    """A poll that got no HTTP answer: back off, until ``UNREACHABLE_LIMIT`` s of them."""
+    since = now if after.unreachable_since is None else after.unreachable_since
+    if now - since >= UNREACHABLE_LIMIT:
+        message = (
+            f"Waiting for the result of {label}: no answer from the server for "
+            f"{now - since:.0f} s (last error: {exc}). The server may be down or unreachable: "
+            "check base_url / TINKER_BASE_URL and the network, then retry."
+        )
+        return Fail(APIConnectionError(exc.request, message=message), exc)
+    return _back_off(attrs.evolve(after, unreachable_since=since), exc, now, policy, label)
+
+
 def _back_off(
     after: PollState,
     exc: APIStatusError | APIConnectionError,
@@ -245,6 +273,22 @@ def _fatal(exc: APIStatusError, label: str) -> ValueError:
     return ValueError(
         f"Error retrieving result: {exc.message} with status {exc.status_code} for {label}"
     )
+
+
+def _describe_answer(answer: Response | APIStatusError | APIConnectionError) -> str:
+    """One line on a poll's answer, for the long-wait warning."""
+    if isinstance(answer, APIConnectionError):
+        return f"none ({answer})"
+    if isinstance(answer, APIStatusError):
+        return f"HTTP {answer.status_code}"
+    body = None if answer.is_protobuf else answer.json()
+    if isinstance(body, dict) and body.get("type") == "try_again":
+        report = _queue_report(body)
+        if report is None:
+            return "try_again (the request is queued or running)"
+        state, reason = report
+        return f"try_again, queue state {state}" + (f" ({reason})" if reason else "")
+    return f"HTTP {answer.status_code}"
 
 
 def _describe_json(response: Response, body: Any) -> str:
@@ -328,10 +372,12 @@ def poll_future(
         while True:
             run.check()
             answer = run.retrieve(state, timeout, accept, create_roundtrip_time)
+            now = clock()
+            run.warn_if_long(now - started, answer)
             action = next_action(
                 state,
                 answer,
-                now=clock(),
+                now=now,
                 policy=policy,
                 request_id=request_id,
                 request_type=request_type,
@@ -380,6 +426,7 @@ class _PollRun:
         self.future = current_future()
         self.reserved = 0
         self.polls = 0
+        self.next_warning = WAIT_WARNING_AFTER
 
     def stopped(self) -> bool:
         return self.stop.is_set() or (self.future is not None and self.future.cancelled())
@@ -473,6 +520,23 @@ class _PollRun:
                 f"Error retrieving result: could not decode the {kind} payload for request_id="
                 f"{self.request_id!r} ({self.request_type}): {exc}"
             ) from exc
+
+    def warn_if_long(
+        self, waited: float, answer: Response | APIStatusError | APIConnectionError
+    ) -> None:
+        """Log a warning when the wait has grown long: no future waits silently."""
+        if waited < self.next_warning:
+            return
+        self.next_warning = min(waited * 2, waited + WAIT_WARNING_MAX_INTERVAL)
+        logger.warning(
+            "still waiting for request_id=%r (%s) after %.1f min (%d polls); the server's last "
+            "answer: %s",
+            self.request_id,
+            self.request_type,
+            waited / 60,
+            self.polls,
+            _describe_answer(answer),
+        )
 
     def unusable(self, response: Response, what: str) -> APIResponseValidationError:
         """The error for a 200 answer that is not what a Tinker API sends (issue 10.7)."""

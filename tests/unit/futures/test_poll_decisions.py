@@ -180,3 +180,26 @@ def test_the_decision_is_pure() -> None:
     answer = status(429)
     assert decide(answer, state) == decide(answer, state)
     assert state == PollState(iteration=3, bad_requests=1)
+
+
+def test_no_answer_for_the_unreachable_limit_fails_naming_the_request() -> None:
+    """A poller that gets no HTTP answer at all does not retry forever (the official SDK
+    does): after UNREACHABLE_LIMIT seconds of connection errors in a row it fails."""
+    from tinkex._poller import UNREACHABLE_LIMIT
+
+    down = APIConnectionError("POST /api/v1/retrieve_future", message="connection refused")
+    first = decide(down, now=100.0)
+    assert isinstance(first, Repoll) and first.state.unreachable_since == 100.0
+    still = decide(down, first.state, now=100.0 + UNREACHABLE_LIMIT - 1)
+    assert isinstance(still, Repoll)
+    # any HTTP answer (even an error) shows the server is there: the clock starts again
+    answered = decide(status(503), still.state, now=100.0 + UNREACHABLE_LIMIT - 0.5)
+    assert isinstance(answered, Repoll) and answered.state.unreachable_since is None
+    again = decide(down, answered.state, now=100.0 + UNREACHABLE_LIMIT)
+    assert isinstance(again, Repoll)
+    gone = decide(down, again.state, now=100.0 + 2 * UNREACHABLE_LIMIT)
+    assert isinstance(gone, Fail) and isinstance(gone.error, APIConnectionError)
+    message = str(gone.error)
+    assert f"no answer from the server for {UNREACHABLE_LIMIT:.0f} s" in message
+    assert "request_id='req-1' (OptimStep)" in message and "connection refused" in message
+    assert "TINKER_BASE_URL" in message

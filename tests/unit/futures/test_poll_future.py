@@ -539,3 +539,41 @@ def test_telemetry_queue_state_and_complete_events(
     assert seen[0][2]["queue_state"] == "paused_capacity"
     assert seen[2][2] == {"request_id": "req-1", "request_type": "OptimStep", "outcome": "ok"}
     assert seen[2][1]["iterations"] == 2.0
+
+
+# ---- long waits are visible (no future waits silently) ---------------------------------------
+
+
+def test_a_long_wait_logs_what_it_waits_on_with_growing_intervals(
+    transport: Transport, mocked: responses.RequestsMock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each poll takes 25 s of a fake clock; warnings after 1 min of waiting, then whenever the
+    wait has doubled, each naming the request and the server's last answer."""
+    now = [0.0]
+    paused = {"type": "try_again", "queue_state": "paused_capacity", "queue_state_reason": "full"}
+    for _ in range(12):
+        mocked.post(URL, json=paused)
+    mocked.post(URL, json={"ok": 1})
+
+    def clock() -> float:
+        now[0] += 25.0  # read once per answer
+        return now[0]
+
+    caplog.set_level("WARNING", logger="tinkex")
+    result = poll(transport, Sleeps(), request_type="ForwardBackward", clock=clock)
+    assert result == ("json", {"ok": 1})
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 3, warnings
+    assert all("still waiting for request_id='req-1' (ForwardBackward)" in w for w in warnings)
+    assert "after 1.2 min" in warnings[0] and "after 2.5 min" in warnings[1]
+    assert "paused_capacity (full)" in warnings[0]
+
+
+def test_a_short_wait_logs_nothing(
+    transport: Transport, mocked: responses.RequestsMock, caplog: pytest.LogCaptureFixture
+) -> None:
+    mocked.post(URL, json={"type": "try_again"})
+    mocked.post(URL, json={"ok": 1})
+    caplog.set_level("WARNING", logger="tinkex")
+    assert poll(transport, Sleeps()) == ("json", {"ok": 1})
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
