@@ -39,6 +39,7 @@ from tinkex._transport import (
 )
 from tinkex._transport.retry import BILLING_MAX_PAUSE
 from tinkex._version import TINKER_SDK_VERSION
+from tinkex.clients._sample_backoff import SampleBackoff
 from tinkex.types import _session as ses
 from tinkex.types._converter import from_wire, to_wire
 
@@ -102,6 +103,7 @@ class ClientHolder:
         self._fwdbwd_bytes: BytesSemaphore | None = None
         self._sample_bytes: BytesSemaphore | None = None
         self._response_bytes: BytesSemaphore | None = None
+        self._sample_backoff: SampleBackoff | None = None
         self._on_close: list[Callable[[], None]] = []
         self._reporter: Reporter | None = None
 
@@ -413,6 +415,13 @@ class ClientHolder:
                 size = self.client_config().sample_dispatch_bytes_semaphore_size
                 self._sample_bytes = BytesSemaphore(size)
             return self._sample_bytes
+
+    def sample_backoff(self) -> SampleBackoff:
+        """The samplers' back-off after a 429 without a hint (shared by this holder's samplers)."""
+        with self._lock:
+            if self._sample_backoff is None:
+                self._sample_backoff = SampleBackoff()
+            return self._sample_backoff
 
     def response_bytes(self) -> BytesSemaphore:
         """Budget for large results announced by ``complete_metadata`` answers."""

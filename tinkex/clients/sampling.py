@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from tinkex._deprecation import async_twin
-from tinkex._exceptions import APIConnectionError
+from tinkex._exceptions import APIConnectionError, RateLimitError
 from tinkex._futures import APIFuture
-from tinkex._transport import NO_RETRY, Response, estimate_sample_bytes
+from tinkex._transport import NO_RETRY, Response, estimate_sample_bytes, parse_retry_after
 from tinkex._transport.retry import BILLING_PAUSE, RetryPolicy, sample_submission_policy
 from tinkex.clients._backcompat import ClientFuture, client_names
 from tinkex.lib.retry_handler import RetryConfig
@@ -38,6 +38,7 @@ _QUEUE_LOG_INTERVAL = 60.0
 #: The 402 pause of asample resends (the policy's; a module name so tests can shorten it).
 _BILLING_PAUSE = BILLING_PAUSE
 _ASAMPLE = "POST /api/v1/asample"
+_ASAMPLE_HEADERS = {"X-Tinker-Sampling-Backpressure": "1", "x-sdk-method": "SamplingClient.sample"}
 
 
 def decode_sample(response: Response) -> smp.SampleResponse:
@@ -274,21 +275,28 @@ class SamplingClient:
         started = time.monotonic()
         allowance = holder.client_config().billing_exception_max_pause_duration_sec
         resend = sample_submission_policy(float(allowance), billing_pause=_BILLING_PAUSE)
-        with holder.sample_bytes().hold(nbytes), seq_ids.submitting(seq_id):
-            response = resend.call(
-                holder.transport.request,
-                "POST",
-                "/api/v1/asample",
-                json=body,
-                headers={
-                    "X-Tinker-Sampling-Backpressure": "1",
-                    "x-sdk-method": "SamplingClient.sample",
-                },
-                retry=NO_RETRY,
-                stop=holder.stop_event,
-                stop_event=holder.stop_event,
-                describe=_ASAMPLE,
-            )
+        backoff = holder.sample_backoff()
+
+        def submit() -> Response:
+            backoff.wait(holder.stop_event)
+            try:
+                return holder.transport.request(
+                    "POST",
+                    "/api/v1/asample",
+                    json=body,
+                    headers=_ASAMPLE_HEADERS,
+                    retry=NO_RETRY,
+                    stop=holder.stop_event,
+                )
+            except RateLimitError as exc:
+                # The server's hint is honoured by the transport's rate limiter; without one,
+                # back off and throttle as the official SDK does (docs/protocol.md, "Sampling").
+                if parse_retry_after(getattr(exc.response, "headers", None)) is None:
+                    backoff.back_off(nbytes)
+                raise
+
+        with backoff.dispatch(nbytes, holder.sample_bytes()), seq_ids.submitting(seq_id):
+            response = resend.run(submit, describe=_ASAMPLE, stop_event=holder.stop_event)
         handle = from_wire(response.json(), UntypedAPIFuture, request="POST /api/v1/asample")
         ids = handle.sample_sequence_ids
         result = holder.poll(

@@ -1,0 +1,85 @@
+"""The samplers' back-off after a 429 without a hint (docs/protocol.md, "Sampling"; issue 11.5).
+
+A 429 to ``asample`` that carries a ``Retry-After``/``retry-after-ms`` hint is honoured by the
+transport's per-key :class:`~tinkex._transport.RateLimiter` (the local server hints 50 ms, so
+tinkex keeps up with it). Without a hint, a holder's samplers do as the official SDK does:
+every sample submission of the holder waits 1 s (5 s when the prompt is estimated over
+128 KiB), and for 10 s after that back-off, dispatch is throttled to 10 submissions at once
+with their byte estimates counted 20 times.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import CancelledError
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tinkex._transport import BytesSemaphore
+
+__all__ = ["SampleBackoff"]
+
+#: Back-off after an unhinted 429, for prompts up to / over ``LARGE_PROMPT_BYTES``.
+BACKOFF_SMALL = 1.0
+BACKOFF_LARGE = 5.0
+LARGE_PROMPT_BYTES = 128 * 1024
+#: How long after a back-off dispatch stays throttled, and how.
+THROTTLE_SECONDS = 10.0
+THROTTLED_CONCURRENCY = 10
+THROTTLED_BYTES_FACTOR = 20
+
+
+class SampleBackoff:
+    """The back-off window and dispatch throttle shared by one holder's samplers.
+
+    Args:
+        clock: monotonic clock (tests).
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._until: float | None = None
+        self._throttle = threading.BoundedSemaphore(THROTTLED_CONCURRENCY)
+
+    def back_off(self, nbytes: int) -> float:
+        """Hold every sample submission (1 s, or 5 s for a large prompt); returns the seconds."""
+        seconds = BACKOFF_LARGE if nbytes > LARGE_PROMPT_BYTES else BACKOFF_SMALL
+        with self._lock:
+            until = self._clock() + seconds
+            self._until = until if self._until is None else max(self._until, until)
+        return seconds
+
+    def remaining(self) -> float:
+        """Seconds left in the back-off window (0 when none)."""
+        with self._lock:
+            return 0.0 if self._until is None else max(0.0, self._until - self._clock())
+
+    def throttled(self) -> bool:
+        """Whether dispatch is throttled: during a back-off and ``THROTTLE_SECONDS`` after it."""
+        with self._lock:
+            return self._until is not None and self._clock() - self._until < THROTTLE_SECONDS
+
+    def wait(self, stop: threading.Event) -> None:
+        """Wait until the back-off window has passed.
+
+        Raises:
+            concurrent.futures.CancelledError: ``stop`` was set (the client is closing).
+        """
+        while (remaining := self.remaining()) > 0:
+            if stop.wait(remaining):
+                raise CancelledError("sample submission cancelled: client is closing")
+
+    @contextlib.contextmanager
+    def dispatch(self, nbytes: int, budget: BytesSemaphore) -> Iterator[None]:
+        """Hold a submission's place: its bytes on ``budget`` (x20 and one of 10 slots while
+        throttled)."""
+        if not self.throttled():
+            with budget.hold(nbytes):
+                yield
+            return
+        with self._throttle, budget.hold(nbytes * THROTTLED_BYTES_FACTOR):
+            yield
