@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from tinkex._futures import APIFuture
 from tinkex._transport import PROTOBUF_CONTENT_TYPE, Response
 from tinkex.clients._chunking import Chunk, chunk_datums
+from tinkex.clients._ordered import is_clean_rejection
 from tinkex.types import _training as tr
 from tinkex.types._converter import from_wire, to_wire
 from tinkex.types._datum import Datum
@@ -112,6 +113,8 @@ def submit_chunks(
     encoding, the transfer and the server's work on earlier chunks. Sent one by one, a failed
     chunk stops the call; the later chunks' ``seq_id``s then stay unsent, a hole the server
     waits for, so ``poison(failure)`` is called (the sender fails the client's later calls).
+    Sent concurrently, every chunk is tried; ``poison`` is called when any failure left its
+    outcome unknown (see :func:`~tinkex.clients._ordered.is_clean_rejection`).
     """
     if len(sends) == 1 or not holder.client_config().parallel_fwdbwd_chunks:
         results = []
@@ -140,6 +143,12 @@ def submit_chunks(
         done: Future[None] = Future()
         submitted.append(done)
         results.append(holder.run(send_then_poll, send, done))
-    for done in submitted:
-        done.result()  # every chunk was sent: the first failure fails the call
+    # Every chunk was tried: the first failure fails the call; one whose outcome is unknown
+    # (not a clean rejection) may have left a hole, so it poisons too.
+    failures = [exc for exc in (done.exception() for done in submitted) if exc is not None]
+    unknown = [exc for exc in failures if not is_clean_rejection(exc)]
+    if unknown:
+        poison(unknown[0])
+    if failures:
+        raise failures[0]
     return results

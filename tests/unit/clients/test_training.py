@@ -473,3 +473,24 @@ def test_parallel_chunks_rejected_with_400_do_not_poison(
     with pytest.raises(tinkex.BadRequestError, match="bad chunk"):
         future.result(timeout=10)
     assert training.optim_step(types.AdamParams()).result(timeout=10).metrics
+
+
+def test_parallel_chunks_one_rejected_one_unanswered_poison(
+    fake: FakeTinker, service: tinkex.ServiceClient
+) -> None:
+    """The first chunk is rejected (its seq_id consumed), the second gets no usable answer
+    (413: not taken): the call fails with the first failure and the client is poisoned."""
+    fake.config = {"fwdbwd_max_chunk_len": 1}
+    training = service.create_lora_training_client("tiny-base").result(timeout=10)
+    fake.reply(
+        "POST",
+        "/api/v1/forward_backward",
+        (400, {"detail": "bad chunk"}),
+        (413, {"detail": "too large"}),
+        None,
+    )
+    future = training.forward_backward([datum([1]), datum([2])], "cross_entropy")
+    with pytest.raises(tinkex.APIStatusError):
+        future.result(timeout=10)
+    with pytest.raises(RuntimeError, match="poisoned"):
+        training.optim_step(types.AdamParams()).result(timeout=10)
