@@ -13,7 +13,6 @@ converter.
 from __future__ import annotations
 
 import re
-import zlib
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -34,7 +33,6 @@ __all__ = [
     "SessionProjectBody",
     "TelemetryBody",
     "WeightsInfoBody",
-    "body_digest",
     "checkpoint_name",
     "json_body",
     "limit_offset",
@@ -51,14 +49,6 @@ def short(value: Any, limit: int = 80) -> str:
     """``repr(value)``, cut to ``limit`` characters (for error messages)."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def body_digest(body: bytes) -> str:
-    """Identifies a request body for resend detection (same seq_id, same body).
-
-    Not a security boundary, so a fast checksum plus the length is enough.
-    """
-    return f"{len(body):x}-{zlib.crc32(body):08x}-{zlib.adler32(body):08x}"
 
 
 def json_body(call: Call) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from tinkex.local.engine import FutureTable, Sequencer, TrainingModel
 from tinkex.local.engine.jobs import Sampler
+from tinkex.local.engine.resends import Fingerprint
 from tinkex.local.engine.seeding import SeedCounter
 from tinkex.local.engine.stability import DAY, StabilityRecords
 from tinkex.local.faults import FaultInjector
@@ -31,7 +32,7 @@ from tinkex.local.model import resolve_arch
 from tinkex.local.storage import KINDS, CheckpointRow, Store, parse_tinker_path, tinker_path
 from tinkex.tokenizer.byte import ByteTokenizer
 
-__all__ = ["SUPPORTED_MODELS", "AppOptions", "ServerState"]
+__all__ = ["SUPPORTED_MODELS", "AcceptedSample", "AppOptions", "ServerState"]
 
 logger = logging.getLogger("tinkex.local")
 T = TypeVar("T")
@@ -49,6 +50,15 @@ SUPPORTED_MODELS: tuple[str, ...] = (
     "meta-llama/Llama-3.2-1B",
     "meta-llama/Llama-3.1-8B",
 )
+
+
+@dataclass(frozen=True)
+class AcceptedSample:
+    """What a resend of an accepted sample request is answered from."""
+
+    fingerprint: Fingerprint
+    request_id: str
+    sequence_ids: list[str]
 
 
 @dataclass
@@ -107,8 +117,8 @@ class ServerState:
         #: live sessions: session id -> time of the last heartbeat (or other request)
         self.session_seen: dict[str, float] = {}
         self.run_touched: dict[str, float] = {}
-        #: (sampler id, seq_id) -> (body digest, request id, sequence ids) of recent samples
-        self.sample_dedupe: OrderedDict[tuple[str, int], tuple[str, str, list[str]]] = OrderedDict()
+        #: (sampler id, seq_id) -> the sample request accepted under it (recent ones)
+        self.sample_dedupe: OrderedDict[tuple[str, int], AcceptedSample] = OrderedDict()
         #: sequences sampled with record_stability_info (stable_reinforce trains on them)
         self.stability = StabilityRecords(ttl_seconds=options.stability_ttl)
         self.seeds = None if options.sampling_seed is None else SeedCounter(options.sampling_seed)

@@ -4,10 +4,12 @@
 * :mod:`.sequencer`: training runs in memory and their strict ``seq_id`` ordering.
 * :mod:`.jobs`: what each training / sampling request computes (worker threads).
 * :mod:`.outcomes`: results vs failures across threads.
+* :mod:`.resends`: whether a request resends the one accepted under its number.
 """
 
 from __future__ import annotations
 
+from tinkex.local.engine import resends
 from tinkex.local.engine.futures import FutureRecord, FutureTable
 from tinkex.local.engine.outcomes import Failure, UserError, failure_of, run_guarded
 from tinkex.local.engine.sequencer import Job, JobFn, Sequencer, TrainingModel
@@ -22,5 +24,6 @@ __all__ = [
     "TrainingModel",
     "UserError",
     "failure_of",
+    "resends",
     "run_guarded",
 ]

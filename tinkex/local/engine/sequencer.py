@@ -2,8 +2,9 @@
 
 The wire protocol lets clients send a model's requests concurrently and out of order; the
 server must run them in ``seq_id`` order, wait for gaps (up to ``gap_timeout``), return the
-original request id for a resend of the same (seq_id, payload), and reject a different payload
-for a used seq_id. A rejected request still consumes its seq_id so later ones do not wait.
+original request id for a resend of the same request under its seq_id, and reject a different
+request for a used seq_id (:mod:`.resends` says what "the same" means). A rejected request still
+consumes its seq_id so later ones do not wait.
 
 Loop thread only; jobs run on a worker pool and report back with ``call_soon_threadsafe``.
 """
@@ -21,6 +22,7 @@ from typing import Any
 
 from tinkex.local.engine.futures import FutureRecord, FutureTable
 from tinkex.local.engine.outcomes import Failure, UserError, failure_of, run_guarded
+from tinkex.local.engine.resends import Fingerprint
 from tinkex.local.model import LoraSpec, ModelArch, TrainableModel
 
 __all__ = ["Job", "JobFn", "Sequencer", "TrainingModel"]
@@ -51,7 +53,9 @@ class TrainingModel:
     trainable: TrainableModel | None = None
     next_seq: int = 0
     pending: dict[int, Job] = field(default_factory=dict)
-    seen: dict[int, tuple[str, str]] = field(default_factory=dict)
+    #: seq_id -> (request id, fingerprint) of each request received (request id "" when the
+    #: request was rejected and only consumed its seq_id)
+    seen: dict[int, tuple[str, Fingerprint]] = field(default_factory=dict)
     busy: bool = False
     gap_since: float | None = None
     unloaded: str | None = None
@@ -84,31 +88,55 @@ class Sequencer:
         self._futures = futures
         self.gap_timeout = gap_timeout
 
+    def accepted(
+        self, model: TrainingModel, seq_id: int | None, fingerprint: Fingerprint
+    ) -> str | None:
+        """The request id of the accepted request that this one resends under ``seq_id``, or
+        None if there is none (``seq_id`` unused, or used by a rejected request with this same
+        fingerprint: that one is validated again, and fails again).
+
+        Raises:
+            UserError: ``seq_id`` was used by a different request (the message names the
+                fields that differ).
+        """
+        if seq_id is None or seq_id not in model.seen:
+            return None
+        request_id, previous = model.seen[seq_id]
+        if previous == fingerprint:
+            return request_id or None
+        fields = ", ".join(previous.differing(fingerprint))
+        by = f"request {request_id}" if request_id else "a request that was rejected"
+        raise UserError(
+            f"seq_id {seq_id} of model {model.model_id} was already used by {by}, which differs "
+            f"from this one in {fields}; a resend must repeat the request unchanged, and a new "
+            "request needs the next seq_id"
+        )
+
     def submit(
         self,
         model: TrainingModel,
         seq_id: int | None,
-        digest: str,
+        fingerprint: Fingerprint,
         kind: str,
         fn: JobFn,
     ) -> str:
         """Queue ``fn`` as request ``seq_id`` of ``model``; returns the request id.
 
-        A resend of an already received (seq_id, payload) returns the original request id.
+        A resend of an already received request (see :meth:`accepted`) returns the original
+        request id.
 
         Raises:
             UserError: the seq_id was already used by a different request, or is in the past.
         """
         if seq_id is None:
             seq_id = max([model.next_seq, *(s + 1 for s in model.seen)])
-        previous = model.seen.get(seq_id)
-        if previous is not None:
-            request_id, old_digest = previous
-            if old_digest == digest and request_id:
-                return request_id
+        original = self.accepted(model, seq_id, fingerprint)
+        if original is not None:
+            return original
+        if seq_id in model.seen:
             raise UserError(
-                f"seq_id {seq_id} of model {model.model_id} was already used by another request"
-                f"{f' ({request_id})' if request_id else ''}; seq_ids must be unique per model"
+                f"seq_id {seq_id} of model {model.model_id} was already used by a request that "
+                "was rejected; a new request needs the next seq_id"
             )
         if seq_id < model.next_seq:
             raise UserError(
@@ -118,17 +146,17 @@ class Sequencer:
         if model.unloaded:
             raise UserError(f"model {model.model_id} is no longer loaded: {model.unloaded}")
         record = self._futures.new(kind, model.model_id)
-        model.seen[seq_id] = (record.request_id, digest)
+        model.seen[seq_id] = (record.request_id, fingerprint)
         model.pending[seq_id] = Job(seq_id, record, fn)
         self._prune_seen(model)
         self._pump(model)
         return record.request_id
 
-    def consume(self, model: TrainingModel, seq_id: int | None, digest: str) -> None:
+    def consume(self, model: TrainingModel, seq_id: int | None, fingerprint: Fingerprint) -> None:
         """Mark ``seq_id`` as used by a rejected request, so later requests do not wait for it."""
         if seq_id is None or seq_id in model.seen or seq_id < model.next_seq:
             return
-        model.seen[seq_id] = ("", digest)
+        model.seen[seq_id] = ("", fingerprint)
         model.pending[seq_id] = Job(seq_id, None, None)
         self._pump(model)
 

@@ -1,8 +1,9 @@
 """Sampling endpoints: sampling sessions (create, join, get) and ``asample``.
 
 ``asample`` answers at once with a future and the ids of the sequences it will return
-(``sample_sequence_ids``); the sample runs in the sampling pool. A resend of the same
-(sampling session, seq_id, body) gets the same future back.
+(``sample_sequence_ids``); the sample runs in the sampling pool. A resend of the same request
+under its (sampling session, seq_id) gets the same future back, never a second run; a different
+request under a used seq_id is a 400.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ import numpy as np
 import numpy.typing as npt
 
 from tinkex import types
-from tinkex.local.app.parsing import body_digest, parse
+from tinkex.local.app.parsing import json_body, parse
 from tinkex.local.app.responses import future_response
 from tinkex.local.app.routing import Call, route
-from tinkex.local.app.state import ServerState
+from tinkex.local.app.state import AcceptedSample, ServerState
 from tinkex.local.codec import (
     CodecError,
     SamplePayload,
@@ -26,8 +27,9 @@ from tinkex.local.codec import (
     stop_tokens,
     target_ids,
 )
-from tinkex.local.engine import FutureRecord, failure_of, run_guarded
+from tinkex.local.engine import FutureRecord, failure_of, resends, run_guarded
 from tinkex.local.engine.jobs import SampleJob, Sampler, run_sample
+from tinkex.local.engine.resends import Fingerprint
 from tinkex.local.http import HTTPError, Response, json_response
 from tinkex.local.model import ModelArch, SampleSettings
 from tinkex.tokenizer.byte import EOS_ID
@@ -64,7 +66,10 @@ async def create_sampler(call: Call) -> Response:
         raise HTTPError(
             400,
             f"sampling_session_seq_id {body.sampling_session_seq_id} of session "
-            f"{body.session_id} is already used by {sampler_id}",
+            f"{body.session_id} is already used by sampling session {sampler_id} (base_model "
+            f"{existing.base_model!r}, model_path {existing.model_path!r}), which differs from "
+            "this request; a resend must repeat the request unchanged, and a new sampling "
+            "session needs the next sampling_session_seq_id",
         )
     sampler = state.make_sampler(sampler_id, body.session_id, body.base_model, body.model_path)
     state.samplers[sampler_id] = sampler
@@ -272,26 +277,47 @@ def _sample_done(
     state.futures.complete(record, outcome)
 
 
+def _original_sample(
+    state: ServerState, key: tuple[str, int] | None, fingerprint: Fingerprint
+) -> Response | None:
+    """The original future when this request resends an accepted sample under its seq_id.
+
+    Raises:
+        HTTPError: 400 when the seq_id was used by a different sample request.
+    """
+    previous = None if key is None else state.sample_dedupe.get(key)
+    if previous is None:
+        return None
+    if previous.fingerprint == fingerprint:
+        return future_response(previous.request_id, sample_sequence_ids=previous.sequence_ids)
+    sampler_id, seq_id = key or ("", 0)
+    raise HTTPError(
+        400,
+        f"seq_id {seq_id} of sampling session {sampler_id} was already used by request "
+        f"{previous.request_id}, which differs from this one in "
+        f"{', '.join(previous.fingerprint.differing(fingerprint))}; a resend must repeat the "
+        "request unchanged, and a new request needs the next seq_id",
+    )
+
+
 async def asample(call: Call) -> Response:
     state = call.state
-    req = parse(call, types.SampleRequest)
+    body = json_body(call)
+    req = parse(call, types.SampleRequest, body=body)
     sampler = _request_sampler(state, req)
-    dedupe_key = None
+    key = None
     if req.sampling_session_id is not None and req.seq_id is not None:
-        dedupe_key = (req.sampling_session_id, req.seq_id)
-        previous = state.sample_dedupe.get(dedupe_key)
-        if previous is not None and previous[0] == body_digest(call.request.body):
-            return future_response(previous[1], sample_sequence_ids=previous[2])
+        key = (req.sampling_session_id, req.seq_id)
+    fingerprint = resends.fingerprint(body, call.route.name)
+    original = _original_sample(state, key, fingerprint)
+    if original is not None:
+        return original
     job = _sample_job(state, req, sampler)
     record = state.futures.new("Sample", sampler.sampler_id)
     state.sample_counter += 1
     job.sequence_ids = [f"sq-{state.sample_counter}-{i}" for i in range(job.num_samples)]
-    if dedupe_key is not None:
-        state.sample_dedupe[dedupe_key] = (
-            body_digest(call.request.body),
-            record.request_id,
-            job.sequence_ids,
-        )
+    if key is not None:
+        state.sample_dedupe[key] = AcceptedSample(fingerprint, record.request_id, job.sequence_ids)
         while len(state.sample_dedupe) > 100_000:
             state.sample_dedupe.popitem(last=False)
     store = state.store

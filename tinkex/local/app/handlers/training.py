@@ -1,9 +1,10 @@
 """Training endpoints: create/load/unload models, forward(_backward), optim_step, saves.
 
 Every request that names a model and a ``seq_id`` goes through the model's sequencer: it is
-answered with a future at once and runs in ``seq_id`` order. A request that is invalid still
-consumes its ``seq_id`` (so later ones do not wait for it) unless it is a resend of an accepted
-request, which gets the original future back.
+answered with a future at once and runs in ``seq_id`` order. A resend of an accepted request
+gets the original future back (:mod:`tinkex.local.engine.resends`: which fields may differ), a
+different request under a used ``seq_id`` is a 400, and a request that is invalid still
+consumes its ``seq_id`` (so later ones do not wait for it).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import numpy as np
 from tinkex import types
 from tinkex.local.app.parsing import (
     SequencedBody,
-    body_digest,
     checkpoint_name,
     json_body,
     parse,
@@ -28,7 +28,7 @@ from tinkex.local.app.responses import future_response
 from tinkex.local.app.routing import Call, route
 from tinkex.local.app.state import ServerState
 from tinkex.local.codec import FwdBwdCall, parse_forward_backward
-from tinkex.local.engine import JobFn, TrainingModel, UserError
+from tinkex.local.engine import JobFn, TrainingModel, UserError, resends
 from tinkex.local.engine.jobs import (
     Sampler,
     job_create,
@@ -43,6 +43,7 @@ from tinkex.local.engine.jobs import (
     lora_from_wire,
     lora_to_wire,
 )
+from tinkex.local.engine.resends import Fingerprint
 from tinkex.local.http import HTTPError, Response, error_response, json_response
 from tinkex.local.model import (
     LOSS_FUNCTIONS,
@@ -61,28 +62,46 @@ __all__ = ["ROUTES"]
 # --- sequencing --------------------------------------------------------------------------------
 
 
-def _submit(call: Call, model: TrainingModel, seq_id: int | None, kind: str, fn: JobFn) -> Response:
+def _submit(
+    call: Call,
+    model: TrainingModel,
+    seq_id: int | None,
+    fingerprint: Fingerprint,
+    kind: str,
+    fn: JobFn,
+) -> Response:
     """Queue ``fn`` as request ``seq_id`` of ``model``; answers its future."""
     state = call.state
     now = time.time()
     if now - state.run_touched.get(model.model_id, 0.0) > 1.0:  # at most 1 write/s/run
         state.run_touched[model.model_id] = now
         state.store.touch_run(model.model_id)
-    request_id = state.sequencer.submit(model, seq_id, body_digest(call.request.body), kind, fn)
+    request_id = state.sequencer.submit(model, seq_id, fingerprint, kind, fn)
     return future_response(request_id, model.model_id)
 
 
-def _resend_or_reject(
-    call: Call, model: TrainingModel, seq_id: int | None, exc: Exception
+def _original(
+    call: Call, model: TrainingModel, seq_id: int | None, fingerprint: Fingerprint
+) -> Response | None:
+    """The original future when this request resends an accepted one (checked before the
+    request is validated again: its checkpoint name may be taken by now, by itself).
+
+    Raises:
+        UserError: ``seq_id`` was used by a different request (answered with 400).
+    """
+    request_id = call.state.sequencer.accepted(model, seq_id, fingerprint)
+    return None if request_id is None else future_response(request_id, model.model_id)
+
+
+def _reject(
+    call: Call,
+    model: TrainingModel,
+    seq_id: int | None,
+    fingerprint: Fingerprint,
+    exc: Exception,
 ) -> Response:
-    """A resent request gets its original future back; anything else is rejected (400) and
-    consumes its seq_id."""
-    digest = body_digest(call.request.body)
-    if seq_id is not None and seq_id in model.seen:
-        request_id, seen_digest = model.seen[seq_id]
-        if request_id and seen_digest == digest:
-            return future_response(request_id, model.model_id)
-    call.state.sequencer.consume(model, seq_id, digest)
+    """Reject an invalid request (400); it consumes its seq_id so later ones do not wait."""
+    call.state.sequencer.consume(model, seq_id, fingerprint)
     return error_response(400, str(exc.detail if isinstance(exc, HTTPError) else exc))
 
 
@@ -94,14 +113,19 @@ def _sequenced(call: Call) -> tuple[TrainingModel, int | None, dict[str, Any]]:
 
 
 async def _run_sequenced(call: Call, kind: str, build: Callable[..., JobFn]) -> Response:
-    """The common shape of a sequenced JSON request: ``build(call, model, seq_id, body)``
-    validates and returns the job; its errors reject the request."""
+    """The common shape of a sequenced JSON request: a resend gets its original future;
+    otherwise ``build(call, model, seq_id, body)`` validates and returns the job, and its
+    errors reject the request."""
     model, seq_id, body = _sequenced(call)
+    fingerprint = resends.fingerprint(body, call.route.name)
+    original = _original(call, model, seq_id, fingerprint)
+    if original is not None:
+        return original
     try:
         fn = build(call, model, seq_id, body)
     except (UserError, CheckpointError, HTTPError) as exc:
-        return _resend_or_reject(call, model, seq_id, exc)
-    return _submit(call, model, seq_id, kind, fn)
+        return _reject(call, model, seq_id, fingerprint, exc)
+    return _submit(call, model, seq_id, fingerprint, kind, fn)
 
 
 # --- models ------------------------------------------------------------------------------------
@@ -118,12 +142,12 @@ def _register_model(
     kind: str,
     fn: JobFn,
 ) -> Response:
-    """Create (or find, for a resend) model ``model_id`` and queue its seq-0 job."""
+    """Create model ``model_id`` and queue its seq-0 job (a resend gets the original future)."""
     state = call.state
-    digest = body_digest(call.request.body)
+    fingerprint = resends.fingerprint(json_body(call), call.route.name)
     existing = state.models.get(model_id)
     if existing is not None:
-        return future_response(state.sequencer.submit(existing, 0, digest, kind, fn), model_id)
+        return _resent_creation(existing, fingerprint)
     lora = lora_from_wire(lora_config)
     model = TrainingModel(
         model_id=model_id,
@@ -142,7 +166,20 @@ def _register_model(
         user_metadata=metadata,
         optimizer_config={"type": "adamw"},
     )
-    return future_response(state.sequencer.submit(model, 0, digest, kind, fn), model_id)
+    return future_response(state.sequencer.submit(model, 0, fingerprint, kind, fn), model_id)
+
+
+def _resent_creation(model: TrainingModel, fingerprint: Fingerprint) -> Response:
+    """The original future of the request that created ``model``, if this one resends it."""
+    request_id, previous = model.seen.get(0, ("", None))
+    if previous == fingerprint and request_id:
+        return future_response(request_id, model.model_id)
+    differs = "" if previous is None else f" in {', '.join(previous.differing(fingerprint))}"
+    raise UserError(
+        f"model {model.model_id} already exists, created by a request that differs from this "
+        f"one{differs}; a resend must repeat the request unchanged, and a new model needs the "
+        "next model_seq_id"
+    )
 
 
 async def create_model(call: Call) -> Response:
@@ -262,6 +299,10 @@ async def _forward_backward(call: Call, *, forward_only_endpoint: bool) -> Respo
         )
     )
     model = call.state.model(fwdbwd.model_id)
+    fingerprint = resends.body_fingerprint(body)
+    original = _original(call, model, fwdbwd.seq_id, fingerprint)
+    if original is not None:
+        return original
     try:
         if fwdbwd.loss_fn not in LOSS_FUNCTIONS:
             raise UserError(
@@ -275,9 +316,9 @@ async def _forward_backward(call: Call, *, forward_only_endpoint: bool) -> Respo
         if fwdbwd.loss_fn == "stable_reinforce":
             _attach_stability_inputs(call.state, model, fwdbwd)
     except UserError as exc:
-        return _resend_or_reject(call, model, fwdbwd.seq_id, exc)
+        return _reject(call, model, fwdbwd.seq_id, fingerprint, exc)
     kind = "Forward" if fwdbwd.forward_only else "ForwardBackward"
-    return _submit(call, model, fwdbwd.seq_id, kind, job_forward_backward(fwdbwd))
+    return _submit(call, model, fwdbwd.seq_id, fingerprint, kind, job_forward_backward(fwdbwd))
 
 
 async def forward_backward(call: Call) -> Response:
