@@ -7,6 +7,7 @@ import http
 import json
 import socket
 
+import pytest
 import requests
 
 from tinkex.local import LocalServer
@@ -190,3 +191,30 @@ def test_audit_and_billing_are_well_formed(api: Api) -> None:
     assert events["data"] == [] and events["sessions"] == {}
     storage = api.get("billing/usage/checkpoints/current").json()
     assert isinstance(storage["data"][0]["checkpoint_count"], int)
+
+
+def test_tls_spoken_to_the_plain_http_port_is_answered_at_once(server: LocalServer) -> None:
+    """Issue 12.3: an https:// client used to wait 20 s for an answer to its TLS hello."""
+    import ssl
+    import time
+
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    started = time.monotonic()
+    with (
+        socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw,
+        pytest.raises(ssl.SSLError, match=r"WRONG_VERSION_NUMBER|wrong version number"),
+    ):
+        context.wrap_socket(raw, server_hostname="127.0.0.1")
+    with pytest.raises(requests.exceptions.SSLError):
+        requests.get(f"https://127.0.0.1:{server.port}/api/v1/healthz", timeout=10)
+    assert time.monotonic() - started < 5  # not a timeout: the server answered
+    # what the server sends is a readable plain-HTTP answer naming the right scheme
+    hello = b"\x16\x03\x01\x00\x05\x01\x00\x00\x01\x00"
+    answer = _send_all_then_read_to_eof(server.port, hello)
+    assert answer.startswith(b"HTTP/1.1 400 ")
+    body = json.loads(answer.split(b"\r\n\r\n", 1)[1])
+    assert f"use an http:// URL (http://127.0.0.1:{server.port})" in body["detail"]
+    # plain HTTP still works on new connections
+    assert requests.get(server.base_url + "/api/v1/healthz", timeout=5).status_code == 200

@@ -4,6 +4,10 @@ Supports keep-alive, ``Content-Length`` and chunked request bodies, a body size 
 aborting a connection on purpose (fault injection). Responses always carry ``Content-Length``.
 The application is one coroutine ``handler(request) -> Response``.
 
+A connection that opens with a TLS handshake (a client given an ``https://`` URL) is answered
+at once with a plain-HTTP 400 naming ``http://`` (TLS clients report it as a wrong version
+number) and closed, instead of waiting for a request head that never comes.
+
 An answer sent before the request was read in full (413, 431, a malformed body) ends the
 connection with a *lingering close*, as real servers do: ``Connection: close``, a half-close
 (FIN after the answer), then what the client still sends is read and discarded until it closes,
@@ -29,6 +33,8 @@ MAX_HEADER_BYTES = 64 * 1024
 DEFAULT_MAX_BODY_BYTES = 512 * 1024 * 1024
 #: How long a connection answered early keeps discarding what the client still sends.
 LINGER_SECONDS = 5.0
+#: The first byte of a TLS record carrying a handshake (a ClientHello): no HTTP method starts so.
+TLS_HANDSHAKE = b"\x16"
 
 
 @dataclass
@@ -86,6 +92,15 @@ class _BadRequest(Exception):
         super().__init__(detail)
         self.status = status
         self.detail = detail
+
+
+def _host_of(writer: asyncio.StreamWriter) -> str:
+    """``host:port`` the client connected to (for messages)."""
+    sockname = writer.get_extra_info("sockname")
+    if not isinstance(sockname, tuple) or len(sockname) < 2:
+        return "HOST:PORT"
+    host = str(sockname[0])
+    return f"[{host}]:{sockname[1]}" if ":" in host else f"{host}:{sockname[1]}"
 
 
 class HTTPServer:
@@ -174,9 +189,10 @@ class HTTPServer:
                 pass
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        first = True
         while not self._closing:
             try:
-                head = await reader.readuntil(b"\r\n\r\n")
+                head = await self._read_head(reader, writer, first)
             except asyncio.IncompleteReadError:
                 return  # client closed the connection between requests
             except asyncio.LimitOverrunError:
@@ -184,6 +200,9 @@ class HTTPServer:
                     reader, writer, error_response(431, "request headers are too large")
                 )
                 return
+            if head is None:
+                return  # a TLS handshake, answered
+            first = False
             try:
                 request, keep_alive = self._parse_head(head)
                 request.body = await self._read_body(reader, request)
@@ -208,6 +227,30 @@ class HTTPServer:
             )
             if not keep_alive:
                 return
+
+    async def _read_head(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, first: bool
+    ) -> bytes | None:
+        """The next request head; None when the connection opened with a TLS handshake, which
+        is answered at once (a client told ``https://`` for this plain-HTTP server would
+        otherwise wait for a head that never comes).
+
+        Raises:
+            asyncio.IncompleteReadError: the client closed the connection.
+            asyncio.LimitOverrunError: the head is larger than the limit.
+        """
+        if not first:
+            return await reader.readuntil(b"\r\n\r\n")
+        start = await reader.readexactly(1)
+        if start == TLS_HANDSHAKE:
+            detail = (
+                "this is a plain-HTTP server and the client spoke TLS to it: use an http:// URL "
+                f"(http://{_host_of(writer)}), not https://"
+            )
+            logger.info("answered a TLS handshake on the plain-HTTP port with 400")
+            await self._answer_early(reader, writer, error_response(400, detail))
+            return None
+        return start + await reader.readuntil(b"\r\n\r\n")
 
     async def _answer_early(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, response: Response
