@@ -31,7 +31,11 @@ def test_futures_of_an_earlier_run_fail_with_a_restart_error(tmp_path: Path) -> 
         assert api.post("retrieve_future", {"request_id": pending}).json()["type"] == "try_again"
         sample_session = api.ok(
             "create_sampling_session",
-            {"session_id": api.session(), "sampling_session_seq_id": 0, "base_model": "x"},
+            {
+                "session_id": api.session(),
+                "sampling_session_seq_id": 0,
+                "base_model": "tinkex/tiny",
+            },
         )["sampling_session_id"]
         sampled = api.ok(
             "asample",

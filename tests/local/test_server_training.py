@@ -208,20 +208,6 @@ def test_unsupported_optimizer_is_rejected(api: Api) -> None:
     assert response.status_code == 400 and "dimuon" in response.json()["detail"]
 
 
-def test_strict_models() -> None:
-    with LocalServer(strict_models=True, long_poll_seconds=0.3) as server:
-        api = Api(server)
-        session = api.session()
-        response = api.post(
-            "create_model",
-            {"session_id": session, "model_seq_id": 0, "base_model": "acme/unknown-1B"},
-        )
-        assert response.status_code == 400
-        detail = response.json()["detail"]
-        assert "acme/unknown-1B" in detail and "Qwen/Qwen3-8B" in detail
-        assert api.model("Qwen/Qwen3-8B", session=session, model_seq_id=1)
-
-
 def test_cancel_future_of_queued_request(api: Api) -> None:
     model_id = api.model()
     queued = api.ok("optim_step", optim(model_id, 2))

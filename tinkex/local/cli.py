@@ -21,9 +21,9 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "serve",
         help="Run a local Tinker-compatible server (tiny numpy model).",
-        description="Run a local Tinker-compatible server backed by a tiny numpy model. Any "
-        "base model name is served by the tiny model; use the API key 'tml-local' (the official "
-        "SDK requires the tml- prefix).",
+        description="Run a local Tinker-compatible server backed by a tiny numpy model. Every "
+        "base model the Tinker service serves (Qwen/Qwen3-8B, ...) is answered by the tiny "
+        "model; use the API key 'tml-local' (the official SDK requires the tml- prefix).",
     )
     parser.add_argument(
         "--host", default=DEFAULT_HOST, help=f"bind address (default {DEFAULT_HOST})"
@@ -54,10 +54,17 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="inject faults, e.g. 'http_5xx=0.1,seed=1' or 'asample:429:3' "
         "(grammar: tinkex.local.faults)",
     )
-    parser.add_argument(
+    names = parser.add_mutually_exclusive_group()
+    names.add_argument(
+        "--any-model",
+        action="store_true",
+        help="accept any base-model name (default: only the names the Tinker service serves, "
+        "plus tinkex/tiny and tinkex/null; others get 400 with a 'did you mean')",
+    )
+    names.add_argument(
         "--strict-models",
         action="store_true",
-        help="reject base models outside the server's capability list",
+        help="accept only the names the Tinker service serves (the default; kept for scripts)",
     )
     parser.add_argument(
         "--long-poll-seconds",
@@ -65,6 +72,15 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=None,
         metavar="S",
         help="how long retrieve_future holds a pending request (default 20)",
+    )
+    parser.add_argument(
+        "--memory-budget",
+        type=_size,
+        default=None,
+        metavar="SIZE",
+        help="what the server may hold for training runs, sampler weights, requests in flight "
+        "and kept results, e.g. 4GiB (default 2GiB); larger work is refused with 400, work "
+        "that does not fit now with 429",
     )
     parser.add_argument(
         "--sampling-seed",
@@ -78,14 +94,26 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
+def _size(text: str) -> int:
+    from tinkex.local.engine.memory import parse_bytes
+
+    try:
+        return parse_bytes(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def run_serve(args: argparse.Namespace) -> int:
     """Run the server until SIGINT/SIGTERM; returns the exit code."""
     from tinkex.local.server import LocalServer
 
-    options: dict[str, Any] = {"strict_models": bool(getattr(args, "strict_models", False))}
+    options: dict[str, Any] = {"any_model": bool(getattr(args, "any_model", False))}
     long_poll = getattr(args, "long_poll_seconds", None)
     if long_poll is not None:
         options["long_poll_seconds"] = long_poll
+    memory_budget = getattr(args, "memory_budget", None)
+    if memory_budget is not None:
+        options["memory_budget"] = memory_budget
     sampling_seed = getattr(args, "sampling_seed", None)
     if sampling_seed is not None:
         options["sampling_seed"] = sampling_seed

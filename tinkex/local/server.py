@@ -20,6 +20,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from tinkex.local.app import App, AppOptions, ServerState
+from tinkex.local.engine.memory import MemoryBudget
 from tinkex.local.faults import FaultInjector, FaultSpec, parse_faults
 from tinkex.local.http import HTTPServer
 from tinkex.local.storage import Store
@@ -42,13 +43,8 @@ class LocalServer:
         api_key: accept only this ``X-API-Key`` (None: accept any key).
         faults: fault-injection spec (see :mod:`tinkex.local.faults`).
         host, port: bind address.
-        **options: ``long_poll_seconds`` (20), ``heartbeat_timeout`` (300), ``gap_timeout``
-            (300), ``strict_models`` (False), ``train_workers`` (2), ``sample_workers`` (2),
-            ``future_ttl`` (3600), ``telemetry_max_events`` (1000), ``max_body_bytes`` (512 MiB,
-            as sent and after decompression), ``stability_ttl`` (86400: how long a sequence
-            sampled with ``record_stability_info`` stays trainable after its last use),
-            ``sampling_seed`` (None: an int makes sample requests without a seed
-            reproducible, see :mod:`tinkex.local.engine.seeding`).
+        **options: fields of :class:`~tinkex.local.app.AppOptions`, each documented there
+            (``long_poll_seconds``, ``any_model``, ``sampling_seed``, ...).
 
     Raises:
         ValueError: a bad fault spec or an unknown option (named).
@@ -151,6 +147,15 @@ class LocalServer:
     def pending_requests(self) -> int:
         """How many accepted requests have not finished yet (for tests)."""
         return self._on_loop(lambda app: app.futures.pending_count())
+
+    @property
+    def memory(self) -> MemoryBudget:
+        """The server's memory budget: ``memory.held("results")``, ``memory.limit``, ...
+        (see :mod:`tinkex.local.engine.memory`)."""
+        app = self.app
+        if app is None:
+            raise RuntimeError("the server is not running")
+        return app.state.memory
 
     def close(self) -> None:
         """Stop the server: close connections, stop the loop, join every thread. Idempotent."""

@@ -19,6 +19,7 @@ from tinkex.local.app.middleware import (
     RequestIds,
     authenticate,
     build_chain,
+    hold_body_memory,
     map_errors,
 )
 from tinkex.local.app.routing import Call, Handler, Route, RouteTable
@@ -54,6 +55,7 @@ class App:
                 FaultInjection(),
                 IdempotencyCache(_NOT_CACHED),
                 map_errors,
+                hold_body_memory,
             ],
             _dispatch,
         )

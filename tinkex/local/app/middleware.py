@@ -3,7 +3,8 @@
 A middleware is ``async (call, call_next) -> Response``. :func:`build_chain` composes them,
 outermost first; the application uses::
 
-    RequestIds -> authenticate -> inject_faults -> idempotency cache -> map_errors -> handler
+    RequestIds -> authenticate -> inject_faults -> idempotency cache -> map_errors
+        -> hold_body_memory -> handler
 
 * :class:`RequestIds`: every answer carries ``x-request-id`` (kept if the handler set one).
 * :func:`authenticate`: ``X-API-Key`` is required (and must match a configured key).
@@ -12,6 +13,8 @@ outermost first; the application uses::
   the first (2xx) answer again instead of being applied twice.
 * :func:`map_errors`: exceptions -> HTTP answers (bad input 400, oversized body 413,
   :class:`~tinkex.local.http.HTTPError` its own status).
+* :func:`hold_body_memory`: a large body is admitted against the memory budget for what
+  decoding it will allocate, before it is decoded.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ __all__ = [
     "Middleware",
     "authenticate",
     "build_chain",
+    "hold_body_memory",
     "map_errors",
 ]
 
@@ -168,3 +172,25 @@ async def map_errors(call: Call, call_next: Handler) -> Response:
         return error_response(413, str(exc))
     except (UserError, CheckpointError, CodecError) as exc:
         return error_response(400, str(exc))
+
+
+#: Bodies smaller than this are decoded without asking the memory budget.
+BODY_MEMORY_FROM = 1 << 20
+#: Bytes decoding allocates per body byte: JSON numbers become Python objects, then arrays.
+_DECODE_FACTOR = {"json": 10, "protobuf": 3}
+
+
+async def hold_body_memory(call: Call, call_next: Handler) -> Response:
+    """Admit what decoding a large body allocates (an estimate from its size) for as long as
+    the handler runs; 400/429 from the budget when it does not fit."""
+    size = len(call.request.body)
+    if size < BODY_MEMORY_FROM:
+        return await call_next(call)
+    kind = "protobuf" if "protobuf" in call.request.header("content-type") else "json"
+    holding = call.state.admit(
+        "jobs", size * _DECODE_FACTOR[kind], f"decoding the {size}-byte body of {call.endpoint}"
+    )
+    try:
+        return await call_next(call)
+    finally:
+        holding.release()

@@ -20,8 +20,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from tinkex.local.app.base_models import is_supported, unsupported_detail
+from tinkex.local.codec import result_bytes
 from tinkex.local.engine import FutureTable, Sequencer, TrainingModel
 from tinkex.local.engine.jobs import Sampler
+from tinkex.local.engine.memory import (
+    DEFAULT_MEMORY_BUDGET,
+    Holding,
+    MemoryBudget,
+    MemoryBudgetError,
+)
 from tinkex.local.engine.resends import Fingerprint
 from tinkex.local.engine.seeding import SeedCounter
 from tinkex.local.engine.stability import DAY, StabilityRecords
@@ -29,10 +37,11 @@ from tinkex.local.faults import FaultInjector
 from tinkex.local.hf_tokenizer import BYTE_LAYOUT, write_tokenizer_dir
 from tinkex.local.http import DEFAULT_MAX_BODY_BYTES, HTTPError
 from tinkex.local.model import resolve_arch
+from tinkex.local.model.footprint import snapshot_bytes
 from tinkex.local.storage import KINDS, CheckpointRow, Store, parse_tinker_path, tinker_path
 from tinkex.tokenizer.byte import ByteTokenizer
 
-__all__ = ["SUPPORTED_MODELS", "AcceptedSample", "AppOptions", "ServerState"]
+__all__ = ["AcceptedSample", "AppOptions", "ServerBusy", "ServerState"]
 
 logger = logging.getLogger("tinkex.local")
 T = TypeVar("T")
@@ -40,16 +49,12 @@ T = TypeVar("T")
 #: Where the tokenizer folder lives under the data dir.
 TOKENIZER_DIR = ("tokenizers", "tinkex-byte-tokenizer")
 
-#: Base model names listed by get_server_capabilities (all served by tinkex/tiny except null).
-SUPPORTED_MODELS: tuple[str, ...] = (
-    "tinkex/tiny",
-    "tinkex/null",
-    "Qwen/Qwen3-8B",
-    "Qwen/Qwen3-4B-Instruct-2507",
-    "Qwen/Qwen3-30B-A3B",
-    "meta-llama/Llama-3.2-1B",
-    "meta-llama/Llama-3.1-8B",
-)
+
+class ServerBusy(HTTPError):
+    """429: the memory budget is busy now; the same request may be sent again shortly."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(429, detail, {"Retry-After": "1"})
 
 
 @dataclass(frozen=True)
@@ -65,16 +70,37 @@ class AcceptedSample:
 class AppOptions:
     """Tunables of the local server (``LocalServer(**options)``)."""
 
+    #: accept only this X-API-Key (None: any key)
     api_key: str | None = None
+    #: how long retrieve_future holds a pending request before answering try_again
     long_poll_seconds: float = 20.0
+    #: a session without a heartbeat (or other request) for this long expires
     heartbeat_timeout: float = 300.0
+    #: how long a model's requests wait for a missing seq_id before they fail
     gap_timeout: float = 300.0
-    strict_models: bool = False
+    #: accept any base-model name (default: only the names in SUPPORTED_MODELS)
+    any_model: bool = False
+    #: worker threads for training requests / for sample requests
     train_workers: int = 2
     sample_workers: int = 2
+    #: how long a finished request's record (and result) is kept
     future_ttl: float = 3600.0
+    #: telemetry events kept in memory (the newest)
     telemetry_max_events: int = 1000
+    #: the bytes the server may hold for training runs, sampler weights, requests in flight
+    #: and kept results (see tinkex.local.engine.memory); work beyond it is refused
+    memory_budget: int = DEFAULT_MEMORY_BUDGET
+    #: a delivered result is released this many seconds after retrieve_future delivered it
+    delivered_result_ttl: float = 60.0
+    #: limits of what one request may ask for (each refused with a 400 naming it)
+    max_lora_rank: int = 1024
     max_num_samples: int = 1024
+    max_datums: int = 8192
+    max_batch_tokens: int = 1 << 20
+    #: the largest prompt_alt_tokens_k, and of target_prompt_logprobs columns
+    max_k: int = 1024
+    #: the largest number of stop strings or stop token ids
+    max_stop: int = 256
     #: limit of request bodies, as sent and after decompression (larger ones get 413)
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     #: how long a sequence sampled with record_stability_info stays trainable after its last use
@@ -99,9 +125,17 @@ class ServerState:
         self.options = options
         self.faults = faults
         self.base_url = ""
+        self.memory = MemoryBudget(options.memory_budget)
         self.futures = FutureTable(
-            ttl_seconds=options.future_ttl, loop=loop, journal=store.save_futures
+            ttl_seconds=options.future_ttl,
+            loop=loop,
+            journal=store.save_futures,
+            budget=self.memory,
+            sizer=result_bytes,
+            delivered_ttl=options.delivered_result_ttl,
         )
+        # admission frees delivered results first when the budget is short
+        self.memory.reclaim = self.futures.release_delivered
         # future records of earlier runs are kept as long as finished ones are kept in memory
         store.purge_futures(time.time() - options.future_ttl)
         self.train_pool = ThreadPoolExecutor(
@@ -189,9 +223,20 @@ class ServerState:
             self.store.set_session_status(
                 session_id, {"type": "cancelled", "detail": f"session expired: {reason}"}
             )
+            ended = f"session {session_id} expired ({reason})"
             for model in self.models.values():
                 if model.session_id == session_id and not model.unloaded:
-                    self.sequencer.unload(model, f"session {session_id} expired ({reason})")
+                    self.sequencer.unload(model, ended)
+            self.close_samplers(session_id, ended)
+
+    def close_samplers(self, session_id: str, reason: str) -> None:
+        """The session ended: its samplers go (their memory with them) and their pending
+        samples are cancelled, since nobody will fetch them."""
+        gone = {sid for sid, sampler in self.samplers.items() if sampler.session_id == session_id}
+        for sampler_id in gone:
+            self.samplers.pop(sampler_id).drop(reason)
+        if gone:
+            self.futures.cancel_pending(gone, f"the sample was cancelled: {reason}")
 
     # --- threads ---------------------------------------------------------------------------------
 
@@ -205,6 +250,36 @@ class ServerState:
             self.loop.call_soon_threadsafe(fn, *args)
         except RuntimeError:  # the loop is closed: the server is gone
             pass
+
+    # --- memory and limits -----------------------------------------------------------------------
+
+    def admit(self, kind: str, nbytes: int, what: str) -> Holding:
+        """Memory for ``what`` from the server's budget (:mod:`tinkex.local.engine.memory`).
+
+        Raises:
+            HTTPError: 400 when it cannot fit; :class:`ServerBusy` (429) when not now.
+        """
+        try:
+            return self.memory.admit(kind, nbytes, what)
+        except MemoryBudgetError as exc:
+            if exc.busy:
+                raise ServerBusy(str(exc)) from None
+            raise HTTPError(400, str(exc)) from None
+
+    def check_limit(self, field: str, value: int, option: str) -> int:
+        """``value`` of request field ``field`` if it is within option ``option``'s limit.
+
+        Raises:
+            HTTPError: 400 naming the field, the value and the limit.
+        """
+        limit = int(getattr(self.options, option))
+        if value > limit:
+            raise HTTPError(
+                400,
+                f"{field} = {value} exceeds this server's limit of {limit} (LocalServer option "
+                f"{option})",
+            )
+        return value
 
     # --- sessions --------------------------------------------------------------------------------
 
@@ -236,14 +311,14 @@ class ServerState:
 
     # --- models and samplers ---------------------------------------------------------------------
 
-    def check_base_model(self, base_model: str) -> None:
-        """With ``strict_models``, only :data:`SUPPORTED_MODELS` are served."""
-        if self.options.strict_models and base_model not in SUPPORTED_MODELS:
-            raise HTTPError(
-                400,
-                f"base_model {base_model!r} is not supported by this server (strict models); "
-                f"supported: {', '.join(SUPPORTED_MODELS)}",
-            )
+    def check_base_model(self, base_model: str, field: str = "base_model") -> None:
+        """Only :data:`SUPPORTED_MODELS` are served, unless the server runs with ``any_model``.
+
+        Raises:
+            HTTPError: 400 naming the model, the closest supported names and the list.
+        """
+        if not self.options.any_model and not is_supported(base_model):
+            raise HTTPError(400, unsupported_detail(base_model, field))
 
     def model(self, model_id: str) -> TrainingModel:
         """The loaded training run ``model_id`` (400 naming why it is not available)."""
@@ -288,11 +363,23 @@ class ServerState:
             base = base_model
         else:
             raise HTTPError(400, "either 'base_model' or 'model_path' is required")
-        self.check_base_model(base)
-        return Sampler(sampler_id, session_id, base, resolve_arch(base), model_path)
+        if base_model is not None:  # a checkpoint's own base model was checked when trained
+            self.check_base_model(base_model)
+        arch = resolve_arch(base)
+        memory = None
+        if model_path is not None:
+            rank = int((run.get("lora_config") or {}).get("rank", 32))
+            memory = self.admit(
+                "snapshots", snapshot_bytes(arch, rank), f"the sampler weights of {model_path}"
+            )
+        return Sampler(sampler_id, session_id, base, arch, model_path, memory=memory)
 
     def sampler(self, sampler_id: str) -> Sampler:
-        """The sampling session ``sampler_id`` (reloaded from the index after a restart)."""
+        """The sampling session ``sampler_id`` (reloaded from the index after a restart).
+
+        Raises:
+            HTTPError: 400 when it is unknown, its session ended, or it cannot be reloaded.
+        """
         sampler = self.samplers.get(sampler_id)
         if sampler is not None:
             self.touch_session(sampler.session_id)
@@ -300,21 +387,32 @@ class ServerState:
         row = self.store.get_sampler(sampler_id)
         if row is None:
             raise HTTPError(400, f"sampling_session_id {sampler_id!r} is unknown")
-        if row["model_path"] is not None:
-            try:
-                sampler = self.make_sampler(
-                    sampler_id, row["session_id"], row["base_model"], row["model_path"]
-                )
-            except HTTPError:
-                sampler = None
-            if sampler is not None:
-                self.samplers[sampler_id] = sampler
-                return sampler
-        raise HTTPError(
-            400,
-            f"sampling_session_id {sampler_id!r} is no longer available on this server (it was an "
-            "unsaved weights snapshot of a previous server run); create a new sampling client",
-        )
+        session = self.store.get_session(row["session_id"]) if row["session_id"] else None
+        status = None if session is None else session["status"].get("type")
+        if status not in (None, "active"):
+            raise HTTPError(
+                400,
+                f"sampling_session_id {sampler_id!r} belongs to session {row['session_id']}, "
+                f"which has ended ({status}); create a new sampling client",
+            )
+        if row["model_path"] is None:
+            raise HTTPError(
+                400,
+                f"sampling_session_id {sampler_id!r} is no longer available on this server (it "
+                "was an unsaved weights snapshot of a previous server run); create a new "
+                "sampling client",
+            )
+        try:
+            sampler = self.make_sampler(sampler_id, row["session_id"], None, row["model_path"])
+        except HTTPError as exc:
+            if exc.status != 404:
+                raise
+            raise HTTPError(
+                400,
+                f"sampling_session_id {sampler_id!r} cannot be reloaded: {exc.detail}",
+            ) from None
+        self.samplers[sampler_id] = sampler
+        return sampler
 
     # --- runs and checkpoints --------------------------------------------------------------------
 

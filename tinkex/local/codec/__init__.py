@@ -27,6 +27,7 @@ from tinkex.local.codec.results import (
     FwdBwdPayload,
     SamplePayload,
     encode_result,
+    result_bytes,
     result_size,
 )
 
@@ -44,6 +45,7 @@ __all__ = [
     "load_json",
     "parse_forward_backward",
     "prompt_tokens",
+    "result_bytes",
     "result_size",
     "stop_tokens",
     "target_ids",

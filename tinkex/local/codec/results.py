@@ -34,6 +34,7 @@ __all__ = [
     "SamplePayload",
     "encode_result",
     "fwdbwd_output",
+    "result_bytes",
     "result_size",
     "sample_response",
 ]
@@ -192,3 +193,34 @@ def result_size(payload: FwdBwdPayload | SamplePayload) -> int:
         for extra in (scores.target_logprobs, scores.alt_tokens):
             size += 0 if extra is None else int(extra.size)
     return size
+
+
+def result_bytes(result: Any) -> int:
+    """Bytes a finished result holds while the server keeps it (for the memory budget):
+    its arrays, plus a small constant for the objects around them."""
+    arrays: list[npt.NDArray[Any] | None]
+    if isinstance(result, FwdBwdPayload):
+        arrays = [a for out in result.outputs for a in out.values()]
+    elif isinstance(result, SamplePayload):
+        arrays = [
+            a for s in result.sequences for a in (s.tokens, s.logprobs, s.topk_ids, s.topk_logprobs)
+        ]
+        scores = result.prompt_scores
+        if scores is not None:
+            arrays += [
+                scores.logprobs,
+                scores.topk_ids,
+                scores.topk_logprobs,
+                scores.target_logprobs,
+                scores.alt_tokens,
+                scores.alt_logprobs,
+            ]
+    else:
+        return _OBJECT_BYTES
+    return _OBJECT_BYTES + sum(
+        int(np.asarray(a).nbytes) + _OBJECT_BYTES // 2 for a in arrays if a is not None
+    )
+
+
+#: what a result's Python objects (a dict, an array header) cost besides their values
+_OBJECT_BYTES = 256

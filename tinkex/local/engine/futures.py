@@ -2,6 +2,11 @@
 
 Used from the event-loop thread only. Records' metadata (never payloads) is journaled to the
 SQLite index in batches, so a restarted server can tell "this request existed" from "unknown".
+
+With a memory budget (:mod:`.memory`), a record holds its job's admitted memory until it
+finishes, then its result's bytes until the result is released: ``delivered_ttl`` seconds after
+``retrieve_future`` delivered it (a client that lost that answer polls again at once), earlier
+when the budget needs the room, or with the record after ``ttl_seconds``.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from tinkex.local.engine.memory import Holding, MemoryBudget
 from tinkex.local.storage import FutureRow
 
 __all__ = ["FutureRecord", "FutureTable"]
@@ -34,9 +40,19 @@ class FutureRecord:
     result: Any = None
     error: tuple[str, str] | None = None
     completed_at: float | None = None
+    #: set by cancel_future or when the request's session ends: its job stops (or never runs)
     cancelled: bool = False
+    cancel_reason: str = "request was cancelled"
     #: the model or sampler the request belongs to
     owner_id: str | None = None
+    #: the memory admitted for the request's job (released when it finishes)
+    job_memory: Holding | None = None
+    #: the memory its result holds while kept
+    result_memory: Holding | None = None
+    #: when retrieve_future first delivered the outcome
+    delivered_at: float | None = None
+    #: the result was delivered and released (a late poll is told so)
+    released: bool = False
 
     @property
     def finished(self) -> bool:
@@ -79,6 +95,9 @@ class FutureTable:
         loop: asyncio.AbstractEventLoop | None = None,
         journal: Callable[[list[FutureRow]], None] | None = None,
         flush_delay: float = 0.05,
+        budget: MemoryBudget | None = None,
+        sizer: Callable[[Any], int] | None = None,
+        delivered_ttl: float = 60.0,
     ) -> None:
         self._records: OrderedDict[str, FutureRecord] = OrderedDict()
         self._counter = itertools.count(1)
@@ -91,11 +110,20 @@ class FutureTable:
         self._dirty: dict[str, FutureRecord] = {}
         self._flush_handle: asyncio.TimerHandle | None = None
         self._finished: dict[tuple[str, str | None, str], int] = {}
+        self._budget = budget
+        self._sizer = sizer
+        self._delivered_ttl = delivered_ttl
+        #: delivered records whose result is still kept, oldest delivery first
+        self._delivered: OrderedDict[str, FutureRecord] = OrderedDict()
 
-    def new(self, kind: str, owner_id: str | None = None) -> FutureRecord:
-        """A new pending record with a fresh ``req-...`` id."""
+    def new(
+        self, kind: str, owner_id: str | None = None, job_memory: Holding | None = None
+    ) -> FutureRecord:
+        """A new pending record with a fresh ``req-...`` id (holding ``job_memory``)."""
         request_id = f"req-{self._prefix}-{next(self._counter)}"
-        record = FutureRecord(request_id, kind, time.time(), asyncio.Event(), owner_id=owner_id)
+        record = FutureRecord(
+            request_id, kind, time.time(), asyncio.Event(), owner_id=owner_id, job_memory=job_memory
+        )
         self._records[request_id] = record
         self._mark(record)
         return record
@@ -113,8 +141,9 @@ class FutureTable:
         if record.finished:
             return
         record.result = result
-        record.completed_at = time.time()
-        record.done.set()
+        self._finish(record)
+        if self._budget is not None and self._sizer is not None:
+            record.result_memory = self._budget.hold("results", self._sizer(result))
         self._count_finished(record, "complete")
         self._mark(record)
 
@@ -123,10 +152,47 @@ class FutureTable:
         if record.finished:
             return
         record.error = (message, category)
-        record.completed_at = time.time()
-        record.done.set()
+        self._finish(record)
         self._count_finished(record, "failed")
         self._mark(record)
+
+    @staticmethod
+    def _finish(record: FutureRecord) -> None:
+        record.completed_at = time.time()
+        record.done.set()
+        if record.job_memory is not None:
+            record.job_memory.release()
+
+    def delivered(self, record: FutureRecord) -> None:
+        """``retrieve_future`` answered ``record``'s outcome: its result may go soon."""
+        if record.delivered_at is not None or not record.finished:
+            return
+        record.delivered_at = time.time()
+        if record.result_memory is not None:
+            self._delivered[record.request_id] = record
+
+    def release_delivered(self, nbytes: int | None = None, before: float | None = None) -> int:
+        """Release delivered results, oldest delivery first: until ``nbytes`` are freed, or
+        those delivered before time ``before``; returns the bytes freed."""
+        freed = 0
+        while self._delivered and (nbytes is None or freed < nbytes):
+            request_id, record = next(iter(self._delivered.items()))
+            if before is not None and (record.delivered_at or 0.0) >= before:
+                break
+            del self._delivered[request_id]
+            freed += self._release(record)
+        return freed
+
+    def _release(self, record: FutureRecord) -> int:
+        """Drop ``record``'s result; returns the bytes it held."""
+        self._delivered.pop(record.request_id, None)
+        holding, record.result_memory = record.result_memory, None
+        if holding is None:
+            return 0
+        holding.release()
+        record.result = None
+        record.released = True
+        return holding.nbytes
 
     def _count_finished(self, record: FutureRecord, outcome: str) -> None:
         key = (record.kind, record.owner_id, outcome)
@@ -160,21 +226,34 @@ class FutureTable:
         except Exception:  # metadata only: a failed write must not break request handling
             logger.exception("local server could not persist %d future records", len(rows))
 
+    def cancel_pending(self, owner_ids: set[str], reason: str) -> int:
+        """Mark the pending requests of ``owner_ids`` cancelled (their jobs stop); returns how
+        many."""
+        count = 0
+        for record in self._records.values():
+            if not record.finished and not record.cancelled and record.owner_id in owner_ids:
+                record.cancelled = True
+                record.cancel_reason = reason
+                count += 1
+        return count
+
     def pending_count(self) -> int:
         """How many records are not finished."""
         return sum(1 for r in self._records.values() if not r.finished)
 
     def evict(self, now: float) -> None:
-        """Drop finished records older than the TTL, and the oldest beyond the size cap."""
+        """Release results delivered more than ``delivered_ttl`` ago; drop finished records
+        older than the TTL, and the oldest beyond the size cap."""
+        self.release_delivered(before=now - self._delivered_ttl)
         stale = [
             rid
             for rid, r in self._records.items()
             if r.completed_at is not None and now - r.completed_at > self._ttl
         ]
         for rid in stale:
-            del self._records[rid]
+            self._release(self._records.pop(rid))
         while len(self._records) > self._max:
             rid, record = next(iter(self._records.items()))
             if not record.finished:
                 break
-            del self._records[rid]
+            self._release(self._records.pop(rid))

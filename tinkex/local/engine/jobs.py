@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tinkex.local.codec import FwdBwdCall, FwdBwdPayload, SamplePayload, TargetIds
+from tinkex.local.engine.memory import Holding
 from tinkex.local.engine.outcomes import UserError
 from tinkex.local.engine.seeding import SeedBasis, derive_seed
 from tinkex.local.engine.sequencer import JobFn, TrainingModel
@@ -258,12 +259,17 @@ def job_load_into(store: Store, path: str, optimizer: bool) -> JobFn:
     return run
 
 
-def job_unnamed_sampler(register: Callable[[SamplerWeights], str]) -> JobFn:
-    """An unnamed save_weights_for_sampler job: snapshot weights into a new sampling session."""
+def job_unnamed_sampler(register: Callable[[SamplerWeights], str], memory: Holding) -> JobFn:
+    """An unnamed save_weights_for_sampler job: snapshot weights into a new sampling session
+    (which then owns ``memory``; released if the job fails)."""
 
     def run(model: TrainingModel) -> dict[str, Any]:
-        weights = model.require_trainable().sampler_weights()
-        sampler_id = register(weights)
+        try:
+            weights = model.require_trainable().sampler_weights()
+            sampler_id = register(weights)
+        except BaseException:
+            memory.release()
+            raise
         return {"sampling_session_id": sampler_id, "type": "save_weights_for_sampler"}
 
     return run
@@ -283,10 +289,28 @@ class Sampler:
     model_path: str | None
     weights: SamplerWeights | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: the memory budget's holding for the weights (released when the sampler is dropped)
+    memory: Holding | None = None
+    #: why the sampler is gone (its session ended), once dropped
+    dropped: str | None = None
+
+    def drop(self, reason: str) -> None:
+        """Forget the weights and give their memory back: the sampler is gone."""
+        with self.lock:
+            self.weights = None
+            self.dropped = reason
+        if self.memory is not None:
+            self.memory.release()
 
     def get_weights(self, store: Store) -> SamplerWeights:
-        """The sampling weights (loaded from the checkpoint on first use)."""
+        """The sampling weights (loaded from the checkpoint on first use).
+
+        Raises:
+            UserError: the sampler was dropped.
+        """
         with self.lock:
+            if self.dropped is not None:
+                raise UserError(f"sampling session {self.sampler_id} is closed: {self.dropped}")
             if self.weights is None:
                 if self.model_path is None:
                     self.weights = SamplerWeights.base(self.arch)
@@ -316,8 +340,14 @@ class SampleJob:
     seed_basis: SeedBasis | None = None
 
 
-def run_sample(sampler: Sampler, store: Store, job: SampleJob) -> SamplePayload:
-    """Sample in a worker thread."""
+def run_sample(
+    sampler: Sampler,
+    store: Store,
+    job: SampleJob,
+    cancelled: Callable[[], bool] | None = None,
+) -> SamplePayload:
+    """Sample in a worker thread; stops early (:class:`~tinkex.local.model.SampleCancelled`)
+    once ``cancelled()`` is true."""
     weights = sampler.get_weights(store)
     settings = job.settings
     if job.seed_basis is not None:
@@ -333,6 +363,7 @@ def run_sample(sampler: Sampler, store: Store, job: SampleJob) -> SamplePayload:
         topk_sample_logprobs=job.topk_sample_logprobs,
         target_prompt_logprobs=None if job.targets is None else job.targets.dense,
         prompt_alt_tokens_k=job.prompt_alt_tokens_k,
+        cancelled=cancelled,
     )
     if scores is not None and job.prompt_logprobs_last_n is not None:
         cut = max(0, scores.logprobs.shape[0] - job.prompt_logprobs_last_n)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tinkex.local.codec import CodecError
-from tinkex.local.model import ModelInputError
+from tinkex.local.model import ModelInputError, SampleCancelled
 from tinkex.local.storage import CheckpointError
 
 __all__ = ["Failure", "UserError", "failure_of", "run_guarded"]
@@ -33,9 +33,12 @@ class Failure:
 
 
 def run_guarded(fn: Callable[[], Any]) -> Any:
-    """Run ``fn``; user errors and bugs become a :class:`Failure` (never raised)."""
+    """Run ``fn``; user errors and bugs become a :class:`Failure` (never raised), a cancelled
+    sample None (what a job nobody waits for any more returns)."""
     try:
         return fn()
+    except SampleCancelled:
+        return None
     except (ModelInputError, UserError, CodecError, CheckpointError, FileExistsError) as exc:
         return Failure(str(exc), "user")
     except Exception as exc:

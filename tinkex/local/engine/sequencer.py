@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tinkex.local.engine.futures import FutureRecord, FutureTable
+from tinkex.local.engine.memory import Holding
 from tinkex.local.engine.outcomes import Failure, UserError, failure_of, run_guarded
 from tinkex.local.engine.resends import Fingerprint
 from tinkex.local.model import LoraSpec, ModelArch, TrainableModel
@@ -62,6 +63,14 @@ class TrainingModel:
     #: set when the run is marked corrupted; its later jobs fail with category "server"
     corrupted: bool = False
     optim_steps: int = 0
+    #: the memory budget's holding for the weights (released when they are dropped)
+    memory: Holding | None = None
+
+    def drop_weights(self) -> None:
+        """Free the weights (an unloaded model) and their memory."""
+        self.trainable = None
+        if self.memory is not None:
+            self.memory.release()
 
     def require_trainable(self) -> TrainableModel:
         """The model weights (created by its seq-0 job)."""
@@ -119,8 +128,10 @@ class Sequencer:
         fingerprint: Fingerprint,
         kind: str,
         fn: JobFn,
+        job_memory: Holding | None = None,
     ) -> str:
-        """Queue ``fn`` as request ``seq_id`` of ``model``; returns the request id.
+        """Queue ``fn`` as request ``seq_id`` of ``model``; returns the request id. Its record
+        holds ``job_memory`` until the job ends.
 
         A resend of an already received request (see :meth:`accepted`) returns the original
         request id.
@@ -145,7 +156,7 @@ class Sequencer:
             )
         if model.unloaded:
             raise UserError(f"model {model.model_id} is no longer loaded: {model.unloaded}")
-        record = self._futures.new(kind, model.model_id)
+        record = self._futures.new(kind, model.model_id, job_memory)
         model.seen[seq_id] = (record.request_id, fingerprint)
         model.pending[seq_id] = Job(seq_id, record, fn)
         self._prune_seen(model)
@@ -182,7 +193,7 @@ class Sequencer:
                 model.next_seq = job.seq_id + 1
                 continue
             if job.record.cancelled:
-                self._futures.fail(job.record, "request was cancelled", "user")
+                self._futures.fail(job.record, job.record.cancel_reason, "user")
                 model.next_seq = job.seq_id + 1
                 continue
             model.busy = True
@@ -210,6 +221,8 @@ class Sequencer:
                 self._futures.fail(job.record, failure.message, failure.category)
             else:
                 self._futures.complete(job.record, outcome)
+        if model.unloaded or model.trainable is None:  # unloaded meanwhile, or never created
+            model.drop_weights()
         self._pump(model)
 
     def check_gaps(self, models: Mapping[str, TrainingModel]) -> None:
@@ -243,7 +256,7 @@ class Sequencer:
                     job.record, f"model {model.model_id} was unloaded: {reason}", "user"
                 )
         if not model.busy:
-            model.trainable = None
+            model.drop_weights()
 
 
 def _run_job(model: TrainingModel, fn: JobFn) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
@@ -10,7 +11,7 @@ import numpy.typing as npt
 
 from . import tiny
 from ._blas import pin_blas_single_thread
-from .spec import ModelInputError, PromptScores, SampleOutput, SampleSettings
+from .spec import ModelInputError, PromptScores, SampleCancelled, SampleOutput, SampleSettings
 from .trainable import NULL_ARCH, SamplerWeights
 
 __all__ = ["sample"]
@@ -116,8 +117,12 @@ def sample(
     topk_sample_logprobs: int = 0,
     target_prompt_logprobs: Array | None = None,
     prompt_alt_tokens_k: int = 0,
+    cancelled: Callable[[], bool] | None = None,
 ) -> tuple[list[SampleOutput], PromptScores | None]:
     """Sample ``num_samples`` continuations of ``prompt`` (token ids) and optionally score it.
+
+    ``cancelled()`` is asked before each decoding step: once it is true, sampling stops with
+    :class:`SampleCancelled` (work nobody waits for is not computed).
 
     The same ``settings.seed`` gives the same output. Prompt scores are returned when
     ``prompt_logprobs``, ``topk_prompt_logprobs > 0``, ``target_prompt_logprobs`` (int ids of
@@ -158,6 +163,8 @@ def sample(
     stopper = _Stopper(num_samples, settings, topk_sample_logprobs)
     next_logp = np.broadcast_to(prompt_logp[-1], (num_samples, arch.vocab_size))
     for step in range(settings.max_tokens):
+        if cancelled is not None and cancelled():
+            raise SampleCancelled("the sample request was cancelled")
         chosen, chosen_lp, dist = _choose(next_logp, settings, rng)
         stopper.push(chosen, chosen_lp, dist)
         if stopper.all_done or step == settings.max_tokens - 1:

@@ -20,6 +20,7 @@ __all__ = [
     "LoraSpec",
     "ModelArch",
     "ModelInputError",
+    "SampleCancelled",
     "PromptScores",
     "SampleOutput",
     "SampleSettings",
@@ -42,6 +43,10 @@ LOSS_FUNCTIONS: tuple[str, ...] = (
 
 class ModelInputError(ValueError):
     """A request the model cannot run because of the caller's input (a "user" failure)."""
+
+
+class SampleCancelled(Exception):
+    """Sampling stopped early because the request was cancelled."""
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from .spec import (
     ModelInputError,
 )
 
-__all__ = ["SamplerWeights", "TrainableModel", "create_trainable"]
+__all__ = ["SamplerWeights", "TrainableModel", "batch_rows", "create_trainable"]
 
 Array = npt.NDArray[Any]
 
@@ -35,6 +35,8 @@ _M_PREFIX = "optimizer.exp_avg."
 _V_PREFIX = "optimizer.exp_avg_sq."
 # Upper bound of batch * heads * T * T attention entries per forward chunk (memory cap).
 _MAX_ATTENTION_ENTRIES = 1 << 24
+# Upper bound of tokens per forward chunk (memory cap: activations grow with tokens).
+_MAX_BATCH_TOKENS = 1 << 14
 
 
 def _lora_modules(arch: ModelArch, lora: LoraSpec) -> list[str]:
@@ -57,10 +59,12 @@ def _effective_weights(
     return weights
 
 
-def _batches(lengths: list[int], n_heads: int) -> list[list[int]]:
+def batch_rows(lengths: list[int], n_heads: int) -> list[list[int]]:
     """Datum indices grouped into right-padded batches of similar length (longest first).
 
-    Right padding is exact here: attention is causal, so padding never reaches real tokens.
+    A batch's attention entries and tokens stay under fixed caps, which bounds the memory of
+    one forward (:mod:`.footprint` estimates it from these batches). Right padding is exact
+    here: attention is causal, so padding never reaches real tokens.
     """
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
     batches: list[list[int]] = []
@@ -69,7 +73,11 @@ def _batches(lengths: list[int], n_heads: int) -> list[list[int]]:
         if current:
             longest = lengths[current[0]]
             too_short = lengths[index] < 0.75 * longest - 4
-            too_big = (len(current) + 1) * n_heads * longest * longest > _MAX_ATTENTION_ENTRIES
+            rows = len(current) + 1
+            too_big = (
+                rows * n_heads * longest * longest > _MAX_ATTENTION_ENTRIES
+                or rows * longest > _MAX_BATCH_TOKENS
+            )
             if too_short or too_big:
                 batches.append(current)
                 current = []
@@ -132,7 +140,7 @@ class TrainableModel:
             wanted = {key[: -len(".lora_A")] for key in self._params if key.endswith(".lora_A")}
             weight_grads: dict[str, Array] = {}
             lengths = [tokens.shape[0] for tokens, _, _ in checked]
-            for batch in _batches(lengths, self.arch.n_heads):
+            for batch in batch_rows(lengths, self.arch.n_heads):
                 longest = lengths[batch[0]]
                 tokens = np.zeros((len(batch), longest), np.int64)
                 targets = np.zeros((len(batch), longest), np.int64)

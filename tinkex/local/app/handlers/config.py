@@ -11,9 +11,9 @@ import json
 import time
 from typing import Any
 
+from tinkex.local.app.base_models import SUPPORTED_MODELS
 from tinkex.local.app.parsing import TelemetryBody, parse
 from tinkex.local.app.routing import Call, route
-from tinkex.local.app.state import SUPPORTED_MODELS
 from tinkex.local.http import Response, json_response
 from tinkex.local.model import resolve_arch
 from tinkex.local.storage import OWNER

@@ -2,8 +2,10 @@
 
 ``retrieve_future`` holds a pending request for up to ``long_poll_seconds``, then answers
 ``try_again``. Results are protobuf when the ``Accept`` header asks for it (forward/backward and
-sample results), JSON otherwise; failures are ``{"error", "category"}``. A request id of an
-earlier run of this server (found in the index, not in memory) fails with a restart error.
+sample results), JSON otherwise; failures are ``{"error", "category"}``. A delivered result is
+kept ``delivered_result_ttl`` seconds for a client that lost the answer, then released. A
+request id of an earlier run of this server (found in the index, not in memory) fails with a
+restart error.
 """
 
 from __future__ import annotations
@@ -81,6 +83,16 @@ async def retrieve_future(call: Call) -> Response:
                 {"type": "try_again", "request_id": request_id, "queue_state": "active"},
                 headers=headers,
             )
+    if record.released:
+        return json_response(
+            {
+                "error": f"the result of request {request_id} was already delivered and has "
+                "been released; resubmit the request to compute it again",
+                "category": "user",
+            },
+            headers=headers,
+        )
+    call.state.futures.delivered(record)
     if record.error is not None:
         message, category = record.error
         return json_response({"error": message, "category": category}, headers=headers)

@@ -32,13 +32,12 @@ from tinkex.local.engine.jobs import SampleJob, Sampler, run_sample
 from tinkex.local.engine.resends import Fingerprint
 from tinkex.local.http import HTTPError, Response, json_response
 from tinkex.local.model import ModelArch, SampleSettings
+from tinkex.local.model.footprint import sample_bytes
 from tinkex.tokenizer.byte import EOS_ID
 
-__all__ = ["DEFAULT_MAX_TOKENS", "MAX_PROMPT_ALT_TOKENS_K", "ROUTES"]
+__all__ = ["DEFAULT_MAX_TOKENS", "ROUTES"]
 
 DEFAULT_MAX_TOKENS = 64
-#: Upper bound of ``prompt_alt_tokens_k`` (draws per prompt position).
-MAX_PROMPT_ALT_TOKENS_K = 1024
 
 
 def _session_answer(state: ServerState, sampler_id: str) -> Response:
@@ -168,6 +167,9 @@ def _settings(
         ids, strings = stop_tokens(params.stop, "sampling_params.stop")
     except CodecError as exc:
         raise HTTPError(400, str(exc)) from None
+    state.check_limit("number of sampling_params.stop entries", len(ids or strings), "max_stop")
+    for text in strings:
+        state.check_limit("length of a sampling_params.stop string", len(text), "max_k")
     stop_ids = (EOS_ID,) if ids is None else tuple(ids)
     sequences = tuple(tuple(state.tokenizer.encode(s)) for s in strings)
     return SampleSettings(
@@ -181,16 +183,20 @@ def _settings(
     )
 
 
-def _at_most(name: str, value: int, limit: int) -> int:
-    if value > limit:
-        raise HTTPError(400, f"field {name!r} must be <= {limit}, got {value}")
+def _at_most_vocab(field: str, value: int, vocab: int) -> int:
+    if value > vocab:
+        raise HTTPError(400, f"{field} = {value} exceeds the vocabulary size {vocab}")
     return value
 
 
-def _targets(value: types.TensorData | None, prompt_size: int, arch: ModelArch) -> TargetIds | None:
+def _targets(
+    state: ServerState, value: types.TensorData | None, prompt_size: int, arch: ModelArch
+) -> TargetIds | None:
     where = "target_prompt_logprobs"
     if value is None:
         return None
+    if value.shape is not None and len(value.shape) == 2:  # bound it before allocating it
+        state.check_limit(f"{where} columns (K)", int(value.shape[1]), "max_k")
     try:
         targets = target_ids(value, where)
     except CodecError as exc:
@@ -214,7 +220,7 @@ def _targets(value: types.TensorData | None, prompt_size: int, arch: ModelArch) 
 def _sample_job(state: ServerState, req: types.SampleRequest, sampler: Sampler) -> SampleJob:
     """The validated work of one asample request (sequence ids are assigned by the caller)."""
     vocab = sampler.arch.vocab_size
-    _at_most("num_samples", req.num_samples, state.options.max_num_samples)
+    state.check_limit("num_samples", req.num_samples, "max_num_samples")
     prompt = _checked_prompt(req, sampler)
     settings = _settings(state, req.sampling_params, int(prompt.size), sampler)
     last_n = req.prompt_logprobs_last_n
@@ -229,13 +235,17 @@ def _sample_job(state: ServerState, req: types.SampleRequest, sampler: Sampler) 
         num_samples=req.num_samples,
         settings=settings,
         prompt_logprobs=bool(req.prompt_logprobs),
-        topk_prompt_logprobs=_at_most("topk_prompt_logprobs", req.topk_prompt_logprobs, vocab),
+        topk_prompt_logprobs=_at_most_vocab(
+            "topk_prompt_logprobs", req.topk_prompt_logprobs, vocab
+        ),
         prompt_logprobs_last_n=last_n,
         sequence_ids=[],
-        topk_sample_logprobs=_at_most("topk_sample_logprobs", req.topk_sample_logprobs, vocab),
-        targets=_targets(req.target_prompt_logprobs, int(prompt.size), sampler.arch),
-        prompt_alt_tokens_k=_at_most(
-            "prompt_alt_tokens_k", req.prompt_alt_tokens_k, MAX_PROMPT_ALT_TOKENS_K
+        topk_sample_logprobs=_at_most_vocab(
+            "topk_sample_logprobs", req.topk_sample_logprobs, vocab
+        ),
+        targets=_targets(state, req.target_prompt_logprobs, int(prompt.size), sampler.arch),
+        prompt_alt_tokens_k=state.check_limit(
+            "prompt_alt_tokens_k", req.prompt_alt_tokens_k, "max_k"
         ),
         record_stability=bool(req.record_stability_info),
         seed_basis=None
@@ -266,7 +276,7 @@ def _sample_done(
         return
     outcome = future.result()
     if outcome is None:
-        state.futures.fail(record, "request was cancelled", "user")
+        state.futures.fail(record, record.cancel_reason, "user")
         return
     failure = failure_of(outcome)
     if failure is not None:
@@ -313,7 +323,21 @@ async def asample(call: Call) -> Response:
     if original is not None:
         return original
     job = _sample_job(state, req, sampler)
-    record = state.futures.new("Sample", sampler.sampler_id)
+    memory = state.admit(
+        "jobs",
+        sample_bytes(
+            sampler.arch,
+            int(job.prompt.size),
+            job.num_samples,
+            job.settings.max_tokens,
+            topk_prompt=job.topk_prompt_logprobs,
+            topk_sample=job.topk_sample_logprobs,
+            target_columns=0 if job.targets is None else int(job.targets.dense.shape[1]),
+            alt_k=job.prompt_alt_tokens_k,
+        ),
+        f"a sample of {job.num_samples} x {job.settings.max_tokens} tokens",
+    )
+    record = state.futures.new("Sample", sampler.sampler_id, memory)
     state.sample_counter += 1
     job.sequence_ids = [f"sq-{state.sample_counter}-{i}" for i in range(job.num_samples)]
     if key is not None:
@@ -322,10 +346,13 @@ async def asample(call: Call) -> Response:
             state.sample_dedupe.popitem(last=False)
     store = state.store
 
+    def cancelled() -> bool:  # read from the worker thread: a plain attribute
+        return record.cancelled
+
     def run() -> Any:
         if record.cancelled:
             return None
-        return run_guarded(lambda: run_sample(sampler, store, job))
+        return run_guarded(lambda: run_sample(sampler, store, job, cancelled))
 
     future = state.sample_pool.submit(run)
     future.add_done_callback(

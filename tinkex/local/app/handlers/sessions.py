@@ -76,9 +76,11 @@ async def session_finish(call: Call) -> Response:
             status["detail"] = body.detail
         state.store.set_session_status(session_id, status)
     state.session_seen.pop(session_id, None)
+    ended = f"session {session_id} finished"
     for model in list(state.models.values()):
         if model.session_id == session_id and not model.pending and not model.busy:
-            state.sequencer.unload(model, f"session {session_id} finished")
+            state.sequencer.unload(model, ended)
+    state.close_samplers(session_id, ended)
     return json_response({})
 
 

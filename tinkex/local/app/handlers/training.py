@@ -26,7 +26,7 @@ from tinkex.local.app.parsing import (
 )
 from tinkex.local.app.responses import future_response
 from tinkex.local.app.routing import Call, route
-from tinkex.local.app.state import ServerState
+from tinkex.local.app.state import ServerBusy, ServerState
 from tinkex.local.codec import FwdBwdCall, parse_forward_backward
 from tinkex.local.engine import JobFn, TrainingModel, UserError, resends
 from tinkex.local.engine.jobs import (
@@ -43,6 +43,7 @@ from tinkex.local.engine.jobs import (
     lora_from_wire,
     lora_to_wire,
 )
+from tinkex.local.engine.memory import Holding
 from tinkex.local.engine.resends import Fingerprint
 from tinkex.local.http import HTTPError, Response, error_response, json_response
 from tinkex.local.model import (
@@ -52,6 +53,7 @@ from tinkex.local.model import (
     SamplerWeights,
     resolve_arch,
 )
+from tinkex.local.model.footprint import forward_backward_bytes, snapshot_bytes, trainable_bytes
 from tinkex.local.storage import CheckpointError, tinker_path
 from tinkex.local.storage.checkpoints import age_recipients
 from tinkex.types._converter import to_wire
@@ -69,14 +71,21 @@ def _submit(
     fingerprint: Fingerprint,
     kind: str,
     fn: JobFn,
+    memory: Holding | None = None,
 ) -> Response:
-    """Queue ``fn`` as request ``seq_id`` of ``model``; answers its future."""
+    """Queue ``fn`` as request ``seq_id`` of ``model`` (holding ``memory`` until it ends);
+    answers its future."""
     state = call.state
     now = time.time()
     if now - state.run_touched.get(model.model_id, 0.0) > 1.0:  # at most 1 write/s/run
         state.run_touched[model.model_id] = now
         state.store.touch_run(model.model_id)
-    request_id = state.sequencer.submit(model, seq_id, fingerprint, kind, fn)
+    try:
+        request_id = state.sequencer.submit(model, seq_id, fingerprint, kind, fn, memory)
+    except BaseException:
+        if memory is not None:
+            memory.release()
+        raise
     return future_response(request_id, model.model_id)
 
 
@@ -123,6 +132,8 @@ async def _run_sequenced(call: Call, kind: str, build: Callable[..., JobFn]) -> 
         return original
     try:
         fn = build(call, model, seq_id, body)
+    except ServerBusy:  # not a rejection: the same request may come again
+        raise
     except (UserError, CheckpointError, HTTPError) as exc:
         return _reject(call, model, seq_id, fingerprint, exc)
     return _submit(call, model, seq_id, fingerprint, kind, fn)
@@ -149,13 +160,19 @@ def _register_model(
     if existing is not None:
         return _resent_creation(existing, fingerprint)
     lora = lora_from_wire(lora_config)
+    state.check_limit("lora_config.rank", lora.rank, "max_lora_rank")
+    arch = resolve_arch(base_model)
+    memory = state.admit(
+        "runs", trainable_bytes(arch, lora), f"training run {model_id} (LoRA rank {lora.rank})"
+    )
     model = TrainingModel(
         model_id=model_id,
         session_id=session_id,
         base_model=base_model,
-        arch=resolve_arch(base_model),
+        arch=arch,
         lora=lora,
         user_metadata=metadata,
+        memory=memory,
     )
     state.models[model_id] = model
     state.store.add_run(
@@ -246,6 +263,11 @@ def _check_datum(index: int, datum: DatumArrays, model: TrainingModel) -> None:
             f"data[{index}].model_input has token id {int(outside[0])} outside the vocabulary "
             f"[0, {vocab}) of {model.base_model}"
         )
+    if tokens.size > model.arch.max_seq_len:
+        raise UserError(
+            f"data[{index}].model_input has {tokens.size} tokens, more than the context length "
+            f"{model.arch.max_seq_len} of {model.base_model}"
+        )
     for name, array in datum.loss_inputs.items():
         length = array.shape[0] if array.ndim else None
         if length != tokens.size:
@@ -298,7 +320,8 @@ async def _forward_backward(call: Call, *, forward_only_endpoint: bool) -> Respo
             limit=call.state.options.max_body_bytes,
         )
     )
-    model = call.state.model(fwdbwd.model_id)
+    state = call.state
+    model = state.model(fwdbwd.model_id)
     fingerprint = resends.body_fingerprint(body)
     original = _original(call, model, fwdbwd.seq_id, fingerprint)
     if original is not None:
@@ -311,14 +334,26 @@ async def _forward_backward(call: Call, *, forward_only_endpoint: bool) -> Respo
             )
         if not fwdbwd.data:
             raise UserError("data must contain at least one Datum")
+        state.check_limit("number of data", len(fwdbwd.data), "max_datums")
         for i, datum in enumerate(fwdbwd.data):
             _check_datum(i, datum, model)
+        lengths = [int(datum.tokens.size) for datum in fwdbwd.data]
+        state.check_limit("tokens of all data", sum(lengths), "max_batch_tokens")
         if fwdbwd.loss_fn == "stable_reinforce":
-            _attach_stability_inputs(call.state, model, fwdbwd)
-    except UserError as exc:
+            _attach_stability_inputs(state, model, fwdbwd)
+        kind = "Forward" if fwdbwd.forward_only else "ForwardBackward"
+        memory = state.admit(
+            "jobs",
+            forward_backward_bytes(model.arch, lengths, fwdbwd.forward_only),
+            f"{kind} of {len(lengths)} data ({sum(lengths)} tokens)",
+        )
+    except ServerBusy:
+        raise
+    except (UserError, HTTPError) as exc:
         return _reject(call, model, fwdbwd.seq_id, fingerprint, exc)
-    kind = "Forward" if fwdbwd.forward_only else "ForwardBackward"
-    return _submit(call, model, fwdbwd.seq_id, fingerprint, kind, job_forward_backward(fwdbwd))
+    return _submit(
+        call, model, fwdbwd.seq_id, fingerprint, kind, job_forward_backward(fwdbwd), memory
+    )
 
 
 async def forward_backward(call: Call) -> Response:
@@ -384,7 +419,9 @@ def _save_weights_job(call: Call, model: TrainingModel, seq_id: int | None, body
     return job_save_weights(call.state.store, name, ttl, req.user_metadata or None, req.overwrite)
 
 
-def _sampler_registrar(state: ServerState, model: TrainingModel, sampler_id: str) -> Any:
+def _sampler_registrar(
+    state: ServerState, model: TrainingModel, sampler_id: str, memory: Holding
+) -> Any:
     def register(weights: SamplerWeights) -> str:
         sampler = Sampler(
             sampler_id=sampler_id,
@@ -393,6 +430,7 @@ def _sampler_registrar(state: ServerState, model: TrainingModel, sampler_id: str
             arch=model.arch,
             model_path=None,
             weights=weights,
+            memory=memory,
         )
         # dict assignment is atomic; the loop reads it only after this job completes
         state.samplers[sampler_id] = sampler
@@ -417,7 +455,12 @@ def _save_for_sampler_job(call: Call, model: TrainingModel, seq_id: int | None, 
     if model.session_id is None:
         raise UserError(f"model {model.model_id} has no session for a sampling session")
     sampler_id = f"{model.session_id}:sample:{req.sampling_session_seq_id}"
-    return job_unnamed_sampler(_sampler_registrar(call.state, model, sampler_id))
+    memory = call.state.admit(
+        "snapshots",
+        snapshot_bytes(model.arch, model.lora.rank),
+        f"the sampler snapshot {sampler_id} (LoRA rank {model.lora.rank})",
+    )
+    return job_unnamed_sampler(_sampler_registrar(call.state, model, sampler_id, memory), memory)
 
 
 def _save_external_job(call: Call, model: TrainingModel, seq_id: int | None, body: Any) -> JobFn:
@@ -474,8 +517,9 @@ async def _create_via_load(call: Call, req: types.LoadWeightsRequest) -> Respons
         )
     if req.optimizer and row.kind != "weights":
         raise HTTPError(400, f"checkpoint {req.path} has no optimizer state (use optimizer=false)")
+    if req.base_model is not None:  # the checkpoint's own base model was checked when trained
+        state.check_base_model(req.base_model)
     base_model = req.base_model or run["base_model"]
-    state.check_base_model(base_model)
     if resolve_arch(base_model) != resolve_arch(run["base_model"]):
         raise HTTPError(
             400,

@@ -1,0 +1,84 @@
+"""Work nobody waits for any more is cancelled, not computed (issue 12.12): a sample cancelled
+with cancel_future stops at its next decoding step; the samples of a session that expired or
+finished are cancelled and its samplers' memory is given back."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from tinkex.local import LocalServer
+
+from .conftest import Api
+
+PROMPT = {"chunks": [{"tokens": [256, 72, 101], "type": "encoded_text"}]}
+#: ~5 s of decoding on the tiny model: long enough to be cancelled while it runs
+LONG = {"num_samples": 256, "sampling_params": {"max_tokens": 400, "stop": [], "seed": 1}}
+
+
+def _sampler(api: Api, session: str) -> str:
+    body = {"session_id": session, "sampling_session_seq_id": 0, "base_model": "tinkex/tiny"}
+    return str(api.ok("create_sampling_session", body)["sampling_session_id"])
+
+
+def _long_sample(api: Api, sampler_id: str, seq_id: int = 0) -> str:
+    body: dict[str, Any] = {"prompt": PROMPT, "sampling_session_id": sampler_id, "seq_id": seq_id}
+    return str(api.ok("asample", {**body, **LONG})["request_id"])
+
+
+def _samples_failed(server: LocalServer) -> int:
+    counts = server.finished_requests()
+    return sum(
+        n for (kind, _, outcome), n in counts.items() if (kind, outcome) == ("Sample", "failed")
+    )
+
+
+def test_a_running_sample_stops_when_its_future_is_cancelled() -> None:
+    with LocalServer(long_poll_seconds=0.3) as server:
+        api = Api(server)
+        request_id = _long_sample(api, _sampler(api, api.session()))
+        time.sleep(0.5)  # it is decoding now
+        cancelled_at = time.monotonic()
+        assert api.ok("cancel_future", {"request_id": request_id}) == {}
+        result = api.result(request_id, timeout=30)
+        stopped_after = time.monotonic() - cancelled_at
+        assert result == {"error": "request was cancelled", "category": "user"}
+        assert stopped_after < 2, stopped_after  # not the seconds the rest of it takes
+        assert server.memory.held("jobs") == 0 and _samples_failed(server) == 1
+
+
+def test_the_samples_of_an_expired_session_are_cancelled() -> None:
+    with LocalServer(heartbeat_timeout=0.5, long_poll_seconds=0.3) as server:
+        api = Api(server)
+        session = api.session()  # no heartbeats follow
+        sampler_id = _sampler(api, session)
+        running, queued, waiting = (_long_sample(api, sampler_id, i) for i in range(3))
+        for request_id in (running, queued, waiting):
+            result = api.result(request_id, timeout=30)
+            assert result["category"] == "user"
+            assert f"the sample was cancelled: session {session} expired" in result["error"]
+        assert server.memory.held("jobs") == 0
+        again = api.post(
+            "asample",
+            {
+                "prompt": PROMPT,
+                "sampling_session_id": sampler_id,
+                "seq_id": 9,
+                "num_samples": 1,
+                "sampling_params": {},
+            },
+        )
+        assert again.status_code == 400 and "which has ended (cancelled)" in again.text
+
+
+def test_finishing_a_session_gives_its_sampler_snapshots_memory_back() -> None:
+    with LocalServer(long_poll_seconds=0.3) as server:
+        api = Api(server)
+        session = api.session()
+        model_id = api.model(session=session)
+        body = {"model_id": model_id, "seq_id": 1, "sampling_session_seq_id": 0}
+        saved = api.result(api.ok("save_weights_for_sampler", body)["request_id"])
+        assert saved["sampling_session_id"] == f"{session}:sample:0"
+        assert server.memory.held("snapshots") > 0 and server.memory.held("runs") > 0
+        assert api.post(f"sessions/{session}/finish", {}).status_code == 200
+        assert server.memory.held("snapshots") == 0 and server.memory.held("runs") == 0
