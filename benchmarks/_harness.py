@@ -62,7 +62,7 @@ class Server:
     def __init__(self, latency: float = 0.0, *, start_timeout: float = 60.0) -> None:
         self.latency = latency
         argv = [sys.executable, "-m", "tinkex.cli.main", "serve", "--host", "127.0.0.1"]
-        argv += ["--port", "0"]
+        argv += ["--port", "0", "--ephemeral", "--log-level", "warning"]
         if latency > 0:
             argv += ["--faults", f"latency={latency}s"]
         self._log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed by close())

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -186,27 +188,93 @@ def test_port_in_use_raises_and_leaks_nothing() -> None:
         assert threading.active_count() == before
 
 
-def test_tinkex_serve_prints_ready_line_and_stops_on_sigterm(tmp_path: object) -> None:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tinkex.cli", "serve", "--port", "0", "--data-dir", str(tmp_path)],
+def _serve(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tinkex.cli", "serve", "--port", "0", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env={**os.environ, **(env or {})},
     )
+
+
+def _ready(process: subprocess.Popen[str]) -> str:
+    """The URL from the first line; checks the export line that follows it."""
+    assert process.stdout is not None
+    line = process.stdout.readline().strip()
+    prefix = "tinkex local server listening on http://127.0.0.1:"
+    assert line.startswith(prefix), (line, process.stderr.read() if process.stderr else "")
+    url = line.split(" on ", 1)[1]
+    assert process.stdout.readline().strip() == (
+        f"export TINKER_BASE_URL={url} TINKER_API_KEY=tml-local"
+    )
+    return url
+
+
+def _stop(process: subprocess.Popen[str]) -> str:
+    """SIGTERM, exit code 0, nothing more on stdout; returns stderr."""
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=20)
+    assert process.returncode == 0 and out == "", (out, err)
+    return err
+
+
+def test_tinkex_serve_prints_ready_and_export_lines_logs_requests_and_stops(
+    tmp_path: Path,
+) -> None:
+    process = _serve("--data-dir", str(tmp_path))
     try:
-        assert process.stdout is not None
-        line = process.stdout.readline().strip()
-        prefix = "tinkex local server listening on http://127.0.0.1:"
-        assert line.startswith(prefix), line
-        url = line.split(" on ", 1)[1]
+        url = _ready(process)
         assert requests.get(url + "/api/v1/healthz", timeout=5).json() == {"status": "ok"}
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=20) == 0
-        assert process.stdout.read() == ""  # exactly one line
+        bad = requests.post(url + "/api/v1/create_session", json={"secret": "s3cr3t"}, timeout=5)
+        assert bad.status_code == 401
+        err = _stop(process)
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
+    assert f"data directory {tmp_path} (kept across restarts)" in err
+    assert re.search(r"INFO GET /api/v1/healthz 200 [0-9.]+ ms http-\d+", err), err
+    assert re.search(r"INFO POST /api/v1/create_session 401 [0-9.]+ ms http-\d+", err), err
+    assert "s3cr3t" not in err  # bodies are never logged
+    assert "shutting down (SIGTERM): 0 requests pending" in err and err.rstrip().endswith(
+        "INFO stopped"
+    )
+    assert (tmp_path / "index.sqlite3").exists()
+
+
+def test_tinkex_serve_data_dir_defaults_to_the_user_cache_and_is_locked(tmp_path: Path) -> None:
+    env = {"XDG_CACHE_HOME": str(tmp_path)}
+    first = _serve(env=env)
+    try:
+        _ready(first)
+        default = tmp_path / "tinkex" / "local-server"
+        assert (default / "index.sqlite3").exists()
+        second = subprocess.run(
+            [sys.executable, "-m", "tinkex.cli", "serve", "--port", "0"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, **env},
+        )
+        assert second.returncode == 1
+        assert f"data directory {default} is in use by another tinkex local server" in (
+            second.stderr
+        )
+        assert f"(pid {first.pid})" in second.stderr and "--ephemeral" in second.stderr
+        ephemeral = _serve("--ephemeral", "--log-level", "warning", env=env)
+        try:
+            _ready(ephemeral)
+            assert _stop(ephemeral) == ""  # warning level: no request or lifecycle lines
+        finally:
+            if ephemeral.poll() is None:
+                ephemeral.kill()
+                ephemeral.wait()
+        _stop(first)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
 
 
 def test_tinkex_serve_bad_faults_exit_code() -> None:

@@ -7,7 +7,8 @@ The official ``tinker`` SDK and tinkex both talk to it over real HTTP::
     with LocalServer() as server:          # a free port on 127.0.0.1, temporary data dir
         print(server.base_url, server.api_key)
 
-Command line: ``tinkex serve [--host] [--port] [--data-dir] [--api-key] [--faults SPEC]``.
+Command line: ``tinkex serve [--host] [--port] [--data-dir DIR | --ephemeral] [--api-key]
+[--faults SPEC] [--log-level] ...`` (``tinkex serve --help``).
 Pytest: the ``tinker_server`` fixture (plugin ``tinkex.local.pytest_plugin``).
 
 ``LocalServer`` is imported lazily so that ``import tinkex.local`` (and the pytest plugin) stay

@@ -1,12 +1,22 @@
 """``tinkex serve``: run the local Tinker-compatible server in the foreground.
 
-Prints exactly one line ``tinkex local server listening on http://HOST:PORT`` when ready and
-shuts down cleanly (exit code 0) on Ctrl-C / SIGTERM.
+When ready it prints two lines on stdout::
+
+    tinkex local server listening on http://127.0.0.1:8080
+    export TINKER_BASE_URL=http://127.0.0.1:8080 TINKER_API_KEY=tml-local
+
+and logs to stderr (``--log-level``, default ``info``): where its data lives, one line per
+request (method, path, status, milliseconds, request id; never a body) and its shutdown. It
+stops cleanly (exit code 0) on Ctrl-C / SIGTERM. The data directory defaults to a per-user
+cache directory (:func:`default_data_dir`), so checkpoints and runs survive restarts;
+``--ephemeral`` uses a temporary one.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import signal
 import sys
 import threading
@@ -14,6 +24,14 @@ from typing import Any
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def default_data_dir() -> str:
+    """Where ``tinkex serve`` keeps its data without ``--data-dir``: a per-user cache directory
+    (``$XDG_CACHE_HOME/tinkex/local-server``, else ``~/.cache/tinkex/local-server``)."""
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(cache, "tinkex", "local-server")
 
 
 def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -34,11 +52,24 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=DEFAULT_PORT,
         help=f"port (default {DEFAULT_PORT}; 0: a free one)",
     )
-    parser.add_argument(
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
         "--data-dir",
         metavar="DIR",
         default=None,
-        help="keep sessions, runs and checkpoints here (default: a temporary directory)",
+        help="keep sessions, runs and checkpoints here (default: a per-user cache directory, "
+        "$XDG_CACHE_HOME/tinkex/local-server or ~/.cache/tinkex/local-server)",
+    )
+    where.add_argument(
+        "--ephemeral",
+        action="store_true",
+        help="use a temporary data directory, deleted when the server stops",
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        default="info",
+        help="log to stderr at this level (default info: one line per request, never a body)",
     )
     parser.add_argument(
         "--api-key",
@@ -105,8 +136,11 @@ def _size(text: str) -> int:
 
 def run_serve(args: argparse.Namespace) -> int:
     """Run the server until SIGINT/SIGTERM; returns the exit code."""
+    from tinkex.local.engine.memory import format_bytes
     from tinkex.local.server import LocalServer
 
+    _configure_logging(getattr(args, "log_level", "info"))
+    log = logging.getLogger("tinkex.local")
     options: dict[str, Any] = {"any_model": bool(getattr(args, "any_model", False))}
     long_poll = getattr(args, "long_poll_seconds", None)
     if long_poll is not None:
@@ -119,26 +153,58 @@ def run_serve(args: argparse.Namespace) -> int:
         options["sampling_seed"] = sampling_seed
     # `tinkex --api-key KEY serve` means the same as `tinkex serve --api-key KEY`
     api_key = getattr(args, "serve_api_key", None) or getattr(args, "api_key", None)
+    ephemeral = bool(getattr(args, "ephemeral", False))
+    data_dir = None if ephemeral else (args.data_dir or default_data_dir())
     stop = threading.Event()
+    received: list[str] = []
 
     def on_signal(signum: int, frame: object) -> None:
+        received.append(signal.Signals(signum).name)
         stop.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         with LocalServer(
-            data_dir=args.data_dir,
+            data_dir=data_dir,
             api_key=api_key,
             faults=args.faults,
             host=args.host,
             port=args.port,
             **options,
         ) as server:
+            kept = "temporary, deleted on exit" if ephemeral else "kept across restarts"
+            log.info("data directory %s (%s)", server.data_dir, kept)
+            log.info("memory budget %s", format_bytes(server.memory.limit))
+            if args.faults:
+                log.info("injecting faults: %s", args.faults)
             print(f"tinkex local server listening on {server.base_url}", flush=True)
+            print(
+                f"export TINKER_BASE_URL={server.base_url} TINKER_API_KEY={server.api_key}",
+                flush=True,
+            )
             while not stop.wait(0.5):
                 pass
+            log.info(
+                "shutting down (%s): %d requests pending", received[0], server.pending_requests()
+            )
+        log.info("stopped")
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     sys.stdout.flush()
     return 0
+
+
+_HANDLER: logging.Handler | None = None
+
+
+def _configure_logging(level: str) -> None:
+    """The server's logs (``tinkex.local`` and below) to stderr at ``level``."""
+    global _HANDLER
+    logger = logging.getLogger("tinkex.local")
+    if _HANDLER is None:
+        _HANDLER = logging.StreamHandler(sys.stderr)
+        _HANDLER.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logger.addHandler(_HANDLER)
+    logger.setLevel(level.upper())
+    logger.propagate = False

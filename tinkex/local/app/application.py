@@ -7,6 +7,8 @@ middleware chain (:mod:`.middleware`) to their handler (:mod:`.handlers`).
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any
 
 import numpy as np
@@ -30,11 +32,16 @@ from tinkex.local.storage.checkpoints import checkpoint_tensors
 
 __all__ = ["App"]
 
+access_log = logging.getLogger("tinkex.local.access")
+
 #: Polling, heartbeats and telemetry are never answered from the idempotency cache.
 _NOT_CACHED = frozenset(
     {"retrieve_future", "retrieve_futures", "session_heartbeat", "telemetry", "cancel_future"}
 )
 _FILES = Route("GET", "files", "files", serve_file, auth=False)
+#: Requests that keep a client's session alive without asking for work: the server counts as
+#: idle (and gives memory back) while only these come.
+_KEEPALIVES = frozenset({"session_heartbeat", "telemetry", "healthz"})
 
 
 async def _dispatch(call: Call) -> Response:
@@ -62,7 +69,23 @@ class App:
         self._files: Handler = build_chain([request_ids, map_errors], _dispatch)
 
     async def handle(self, request: Request) -> Response:
-        """Entry point for every HTTP request."""
+        """Entry point for every HTTP request (logged on ``tinkex.local.access`` at info:
+        method, path, status, milliseconds, request id; never a body)."""
+        if not access_log.isEnabledFor(logging.INFO):
+            return await self._route(request)
+        started = time.perf_counter()
+        response = await self._route(request)
+        access_log.info(
+            "%s %s %s %.1f ms %s",
+            request.method,
+            request.path,
+            "reset" if response.abort else response.status,
+            (time.perf_counter() - started) * 1000,
+            response.headers.get("x-request-id", "-"),
+        )
+        return response
+
+    async def _route(self, request: Request) -> Response:
         if request.path.startswith("/files/"):
             return await self._files(Call(self.state, request, _FILES))
         match = self.routes.match(request.method, request.path)
@@ -72,6 +95,8 @@ class App:
                     405, f"method {request.method} is not allowed on {request.path}"
                 )
             return error_response(404, f"no endpoint {request.method} {request.path}")
+        if match.route.name not in _KEEPALIVES:
+            self.state.last_request = time.monotonic()
         return await self._api(Call(self.state, request, match.route, match.params))
 
     # --- life cycle (LocalServer drives these) ---------------------------------------------------

@@ -29,6 +29,7 @@ from tinkex.local.engine.memory import (
     Holding,
     MemoryBudget,
     MemoryBudgetError,
+    return_memory_to_the_os,
 )
 from tinkex.local.engine.resends import Fingerprint
 from tinkex.local.engine.seeding import SeedCounter
@@ -92,6 +93,8 @@ class AppOptions:
     memory_budget: int = DEFAULT_MEMORY_BUDGET
     #: a delivered result is released this many seconds after retrieve_future delivered it
     delivered_result_ttl: float = 60.0
+    #: after this many seconds without a request, freed memory is given back to the OS
+    idle_trim_seconds: float = 10.0
     #: limits of what one request may ask for (each refused with a 400 naming it)
     max_lora_rank: int = 1024
     max_num_samples: int = 1024
@@ -169,6 +172,8 @@ class ServerState:
             write_tokenizer_dir(BYTE_LAYOUT, os.path.join(store.data_dir, *TOKENIZER_DIR))
         )
         self._maintenance: asyncio.Task[None] | None = None
+        #: time.monotonic() of the last request (idle memory is given back after a while)
+        self.last_request = time.monotonic()
 
     # --- life cycle ------------------------------------------------------------------------------
 
@@ -195,6 +200,7 @@ class ServerState:
         options = self.options
         interval = max(0.05, min(1.0, options.heartbeat_timeout / 4, options.gap_timeout / 4))
         last_purge = 0.0
+        trimmed_at, held_at_trim = 0.0, 0
         while True:
             await asyncio.sleep(interval)
             try:
@@ -203,6 +209,12 @@ class ServerState:
                 self.sequencer.check_gaps(self.models)
                 self.futures.evict(now)
                 self.stability.evict(now)
+                # idle, and requests came or memory was released since the last time
+                idle = time.monotonic() - self.last_request > options.idle_trim_seconds
+                held = self.memory.held()
+                if idle and (trimmed_at < self.last_request or held < held_at_trim):
+                    trimmed_at, held_at_trim = time.monotonic(), held
+                    await self.in_io(return_memory_to_the_os)
                 for token, (_, expires) in list(self.file_tokens.items()):
                     if expires < now:
                         del self.file_tokens[token]

@@ -28,6 +28,9 @@ Thread-safe (holdings are taken on the event loop and released wherever their jo
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import gc
 import re
 import threading
 from collections.abc import Callable
@@ -41,6 +44,7 @@ __all__ = [
     "MemoryBudgetError",
     "format_bytes",
     "parse_bytes",
+    "return_memory_to_the_os",
 ]
 
 #: 2 GiB: room for dozens of training runs of the tiny model and the largest sample requests.
@@ -179,3 +183,27 @@ def format_bytes(nbytes: int) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{value:.1f} GiB"  # pragma: no cover - the loop always returns
+
+
+def return_memory_to_the_os() -> None:
+    """Collect garbage, then ask the C allocator to give its free pages back (glibc's
+    ``malloc_trim``; elsewhere only the collection). Freed arrays otherwise stay in the
+    process as free heap, and an idle server would keep its peak size."""
+    gc.collect()
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
+_LIBC: list[ctypes.CDLL | None] = []
+
+
+def _libc() -> ctypes.CDLL | None:
+    if not _LIBC:
+        name = ctypes.util.find_library("c")
+        try:
+            libc = ctypes.CDLL(name) if name else None
+        except OSError:
+            libc = None
+        _LIBC.append(libc if libc is not None and hasattr(libc, "malloc_trim") else None)
+    return _LIBC[0]

@@ -4,11 +4,13 @@
 * :mod:`.index`: :class:`Store`, the SQLite index of sessions, runs, samplers, checkpoints and
   future records (state only).
 * :mod:`.checkpoints`: checkpoint file formats (safetensors, PEFT adapter config, tar archives).
+* :mod:`.lock`: one server per data directory.
 """
 
 from __future__ import annotations
 
 from tinkex.local.storage.index import CheckpointRow, FutureRow, Store
+from tinkex.local.storage.lock import DataDirInUseError
 from tinkex.local.storage.paths import (
     KINDS,
     OWNER,
@@ -25,6 +27,7 @@ __all__ = [
     "CheckpointError",
     "CheckpointPathError",
     "CheckpointRow",
+    "DataDirInUseError",
     "FutureRow",
     "Store",
     "iso",

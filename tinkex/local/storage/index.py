@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from tinkex.local.storage.lock import DataDirLock
 from tinkex.local.storage.paths import KINDS, OWNER, iso, tinker_path
 
 _SCHEMA = """
@@ -147,12 +148,18 @@ class FutureRow:
 
 
 class Store:
-    """SQLite index + checkpoint directories under ``data_dir``."""
+    """SQLite index + checkpoint directories under ``data_dir`` (locked while open: one server
+    per data directory, see :mod:`.lock`).
+
+    Raises:
+        DataDirInUseError: another running server uses ``data_dir``.
+    """
 
     def __init__(self, data_dir: str) -> None:
         self.data_dir = os.path.abspath(data_dir)
         os.makedirs(os.path.join(self.data_dir, "checkpoints"), exist_ok=True)
         os.makedirs(os.path.join(self.data_dir, "traces"), exist_ok=True)
+        self._dir_lock = DataDirLock(self.data_dir)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(
             os.path.join(self.data_dir, "index.sqlite3"),
@@ -166,9 +173,10 @@ class Store:
             self._db.executescript(_SCHEMA)
 
     def close(self) -> None:
-        """Close the database connection."""
+        """Close the database connection and give the data directory up."""
         with self._lock:
             self._db.close()
+        self._dir_lock.release()
 
     def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         with self._lock:
