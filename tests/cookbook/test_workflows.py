@@ -62,13 +62,6 @@ RUN_TIMEOUT = 300
 #: ``batch_time``: searched, not matched at the start)
 TIMING_KEY = re.compile(r"(^|[/_])time([/_]|$)")
 
-# Why a run cannot pass yet: the area that must provide the piece, and the piece.
-SPAWN_CLONES = (
-    "open: SamplingClients unpickled in spawn workers number their requests from a random "
-    "offset (as tinker's do) and the workers' share of the rollouts varies, so the server's "
-    "sampling_seed cannot make their samples repeat"
-)
-
 
 @dataclass(frozen=True)
 class Workflow:
@@ -101,10 +94,7 @@ WORKFLOWS: dict[str, Workflow] = {
         ("math_rl", "--loss-fn", "importance_sampling", "--max-steps-off-policy", "1"),
         compare="totals",
     ),
-    "spawn_rollouts": Workflow(
-        ("rl_basic", "--spawn-rollouts"),
-        metrics_xfail=SPAWN_CLONES,
-    ),
+    "spawn_rollouts": Workflow(("rl_basic", "--spawn-rollouts")),
     "dpo": Workflow(("dpo",)),
     "evaluators": Workflow(("evaluators",)),
     "weights_external": Workflow(("weights_download", "--kinds", "external")),

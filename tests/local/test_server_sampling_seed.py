@@ -94,3 +94,55 @@ def test_serve_has_a_sampling_seed_option() -> None:
     add_serve_parser(parser.add_subparsers())
     assert parser.parse_args(["serve", "--sampling-seed", "5"]).sampling_seed == 5
     assert parser.parse_args(["serve"]).sampling_seed is None
+
+
+STRIDE = 1_000_000_000  # the clone block of a seq_id (tinker's request_metadata_hash_tag)
+
+
+def _clones_run(server: LocalServer, blocks: list[int]) -> list[Any]:
+    """What a spawn-pool rollout does: the original client samples, then each unpickled copy
+    (numbering its requests from ``block * STRIDE``) samples the same prompts in order."""
+    api = Api(server)
+    sampler_id = _sampler(api, api.session(), 0)
+    results = [_tokens(api, sampler_id, i, p) for i, p in enumerate(PROMPTS)]
+    for block in blocks:
+        results += [_tokens(api, sampler_id, block * STRIDE + i, p) for i, p in enumerate(PROMPTS)]
+    return results
+
+
+def test_unpickled_clients_sample_the_same_across_runs_whatever_their_offsets() -> None:
+    """Before: the seed came from the whole seq_id, so copies of a SamplingClient unpickled in
+    spawn workers (random offsets) sampled differently in every run (cookbook SPAWN_CLONES)."""
+    with LocalServer(sampling_seed=7, long_poll_seconds=0.5) as first:
+        reference = _clones_run(first, [431_017, 88])
+    with LocalServer(sampling_seed=7, long_poll_seconds=0.5) as second:
+        assert _clones_run(second, [5, 999_999_999]) == reference
+    n = len(PROMPTS)
+    original, clone_a, clone_b = reference[:n], reference[n : 2 * n], reference[2 * n :]
+    for mine, a, b in zip(original, clone_a, clone_b, strict=True):
+        # identical requests of different clients at the same position still differ
+        assert mine != a and a != b and mine != b
+
+
+def test_a_resend_gets_the_same_answer_and_a_429_consumes_no_seed() -> None:
+    body = {
+        "num_samples": 2,
+        "prompt": {"chunks": [{"tokens": PROMPTS[0], "type": "encoded_text"}]},
+        "sampling_params": {"max_tokens": 12, "temperature": 1.0, "stop": []},
+        "seq_id": 3 * STRIDE,
+    }
+    runs = []
+    for refuse_first in (False, True):
+        with LocalServer(sampling_seed=7, long_poll_seconds=0.5) as server:
+            api = Api(server)
+            request = {**body, "sampling_session_id": _sampler(api, api.session(), 0)}
+            if refuse_first:  # as if the memory budget were busy: 429, the client retries
+                busy = server.memory.hold("jobs", server.memory.limit - 1024)
+                assert api.post("asample", request).status_code == 429
+                busy.release()
+            accepted = api.ok("asample", request)
+            resent = api.ok("asample", request)  # the answer was lost: the same request again
+            assert resent["request_id"] == accepted["request_id"]
+            runs.append(api.result(accepted["request_id"])["sequences"])
+            assert api.result(resent["request_id"])["sequences"] == runs[-1]
+    assert runs[0] == runs[1]

@@ -248,9 +248,6 @@ def _sample_job(state: ServerState, req: types.SampleRequest, sampler: Sampler) 
             "prompt_alt_tokens_k", req.prompt_alt_tokens_k, "max_k"
         ),
         record_stability=bool(req.record_stability_info),
-        seed_basis=None
-        if state.seeds is None or settings.seed is not None
-        else state.seeds.basis(sampler.sampler_id, prompt, settings, req.num_samples, req.seq_id),
     )
 
 
@@ -338,6 +335,10 @@ async def asample(call: Call) -> Response:
         f"a sample of {job.num_samples} x {job.settings.max_tokens} tokens",
     )
     record = state.futures.new("Sample", sampler.sampler_id, memory)
+    if state.seeds is not None and job.settings.seed is None:  # counted once accepted
+        job.seed_basis = state.seeds.basis(
+            sampler.sampler_id, job.prompt, job.settings, job.num_samples, req.seq_id
+        )
     state.sample_counter += 1
     job.sequence_ids = [f"sq-{state.sample_counter}-{i}" for i in range(job.num_samples)]
     if key is not None:
