@@ -121,6 +121,13 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="give sample requests without a seed one derived from N and the request, so "
         "repeated runs sample the same tokens (default: fresh randomness)",
     )
+    parser.add_argument(
+        "--tokenizer-id",
+        default=None,
+        metavar="ID",
+        help="the tokenizer id to answer every client (default: the path of the server's "
+        "tokenizer folder to clients on this machine, tinkex/byte-tokenizer to others)",
+    )
     parser.set_defaults(handler=run_serve)
     return parser
 
@@ -142,15 +149,10 @@ def run_serve(args: argparse.Namespace) -> int:
     _configure_logging(getattr(args, "log_level", "info"))
     log = logging.getLogger("tinkex.local")
     options: dict[str, Any] = {"any_model": bool(getattr(args, "any_model", False))}
-    long_poll = getattr(args, "long_poll_seconds", None)
-    if long_poll is not None:
-        options["long_poll_seconds"] = long_poll
-    memory_budget = getattr(args, "memory_budget", None)
-    if memory_budget is not None:
-        options["memory_budget"] = memory_budget
-    sampling_seed = getattr(args, "sampling_seed", None)
-    if sampling_seed is not None:
-        options["sampling_seed"] = sampling_seed
+    for name in ("long_poll_seconds", "memory_budget", "sampling_seed", "tokenizer_id"):
+        value = getattr(args, name, None)
+        if value is not None:
+            options[name] = value
     # `tinkex --api-key KEY serve` means the same as `tinkex serve --api-key KEY`
     api_key = getattr(args, "serve_api_key", None) or getattr(args, "api_key", None)
     ephemeral = bool(getattr(args, "ephemeral", False))

@@ -46,6 +46,8 @@ class Request:
     query: dict[str, str]
     headers: dict[str, str]
     body: bytes = b""
+    #: the client's IP address ("" when unknown)
+    peer: str = ""
 
     def header(self, name: str, default: str = "") -> str:
         """The value of header ``name`` (case-insensitive) or ``default``."""
@@ -190,6 +192,8 @@ class HTTPServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         first = True
+        peername = writer.get_extra_info("peername")
+        peer = str(peername[0]) if isinstance(peername, tuple) and peername else ""
         while not self._closing:
             try:
                 head = await self._read_head(reader, writer, first)
@@ -205,6 +209,7 @@ class HTTPServer:
             first = False
             try:
                 request, keep_alive = self._parse_head(head)
+                request.peer = peer
                 request.body = await self._read_body(reader, request)
             except _BadRequest as exc:
                 await self._answer_early(reader, writer, error_response(exc.status, exc.detail))

@@ -77,6 +77,7 @@ class LocalServer:
             data_dir = self._temp_dir
         self.data_dir = data_dir
         self._api_key = api_key
+        self.store = Store(data_dir)  # first: it raises when another server uses data_dir
         self._loop = asyncio.new_event_loop()
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -84,7 +85,6 @@ class LocalServer:
         self._stop: asyncio.Event | None = None
         self._closed = False
         self._lock = threading.Lock()
-        self.store = Store(data_dir)
         self.app: App | None = None
         self._http: HTTPServer | None = None
         self.port = 0
@@ -104,12 +104,13 @@ class LocalServer:
 
     @property
     def tokenizer_id(self) -> str:
-        """The tokenizer id the server answers: the path of its tokenizer folder (Hugging Face
-        format, under the data dir), which ``AutoTokenizer.from_pretrained`` loads offline."""
+        """The tokenizer id the server answers clients on this machine: the path of its
+        tokenizer folder (Hugging Face format, under the data dir), which
+        ``AutoTokenizer.from_pretrained`` loads offline, unless ``tokenizer_id=`` set another."""
         app = self.app
         if app is None:
             raise RuntimeError("the server is not running")
-        return app.state.tokenizer_id
+        return app.state.tokenizer_for("127.0.0.1")
 
     @property
     def telemetry_events(self) -> list[dict[str, Any]]:

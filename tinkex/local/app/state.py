@@ -9,6 +9,7 @@ server's event loop; only the worker pools' jobs run elsewhere.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import os
 import secrets
@@ -40,7 +41,7 @@ from tinkex.local.http import DEFAULT_MAX_BODY_BYTES, HTTPError
 from tinkex.local.model import resolve_arch
 from tinkex.local.model.footprint import snapshot_bytes
 from tinkex.local.storage import KINDS, CheckpointRow, Store, parse_tinker_path, tinker_path
-from tinkex.tokenizer.byte import ByteTokenizer
+from tinkex.tokenizer.byte import TOKENIZER_ID, ByteTokenizer
 
 __all__ = ["AcceptedSample", "AppOptions", "ServerBusy", "ServerState"]
 
@@ -111,6 +112,9 @@ class AppOptions:
     #: derive a seed for sample requests that bring none (see tinkex.local.engine.seeding);
     #: None: such requests draw from fresh entropy
     sampling_seed: int | None = None
+    #: the tokenizer id answered to every client (None: the tokenizer folder's path to clients
+    #: on this machine, ``tinkex/byte-tokenizer`` to others; see :meth:`ServerState.tokenizer_for`)
+    tokenizer_id: str | None = None
 
 
 class ServerState:
@@ -386,6 +390,15 @@ class ServerState:
             )
         return Sampler(sampler_id, session_id, base, arch, model_path, memory=memory)
 
+    def tokenizer_for(self, peer: str) -> str:
+        """The tokenizer id to answer a client at IP address ``peer``: the configured one, else
+        the tokenizer folder's path to a client on this machine (loopback), which
+        ``AutoTokenizer.from_pretrained`` loads offline, and ``tinkex/byte-tokenizer`` to others,
+        for whom the path names nothing (tinkex resolves that id without files)."""
+        if self.options.tokenizer_id is not None:
+            return self.options.tokenizer_id
+        return self.tokenizer_id if _is_loopback(peer) else TOKENIZER_ID
+
     def sampler(self, sampler_id: str) -> Sampler:
         """The sampling session ``sampler_id`` (reloaded from the index after a restart).
 
@@ -489,3 +502,13 @@ class ServerState:
         if not target.startswith(directory + os.sep) or not os.path.isfile(target):
             raise HTTPError(404, f"no file {rel!r} at this URL")
         return target
+
+
+def _is_loopback(address: str) -> bool:
+    """Whether IP ``address`` is this machine's loopback (also IPv4-mapped); False if unknown."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return bool((mapped or ip).is_loopback)

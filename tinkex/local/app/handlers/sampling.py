@@ -40,12 +40,12 @@ __all__ = ["DEFAULT_MAX_TOKENS", "ROUTES"]
 DEFAULT_MAX_TOKENS = 64
 
 
-def _session_answer(state: ServerState, sampler_id: str) -> Response:
+def _session_answer(call: Call, sampler_id: str) -> Response:
     return json_response(
         {
             "type": "create_sampling_session",
             "sampling_session_id": sampler_id,
-            "tokenizer_id": state.tokenizer_id,
+            "tokenizer_id": call.state.tokenizer_for(call.request.peer),
         }
     )
 
@@ -61,7 +61,7 @@ async def create_sampler(call: Call) -> Response:
             None,
             existing.base_model,
         ):
-            return _session_answer(state, sampler_id)
+            return _session_answer(call, sampler_id)
         raise HTTPError(
             400,
             f"sampling_session_seq_id {body.sampling_session_seq_id} of session "
@@ -78,7 +78,7 @@ async def create_sampler(call: Call) -> Response:
         base_model=sampler.base_model,
         model_path=body.model_path,
     )
-    return _session_answer(state, sampler_id)
+    return _session_answer(call, sampler_id)
 
 
 async def join_sampler(call: Call) -> Response:
@@ -105,7 +105,7 @@ async def get_sampler(call: Call) -> Response:
             "sampler_id": sampler_id,
             "base_model": base_model,
             "model_path": model_path,
-            "tokenizer_id": call.state.tokenizer_id,
+            "tokenizer_id": call.state.tokenizer_for(call.request.peer),
         }
     )
 

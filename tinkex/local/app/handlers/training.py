@@ -231,7 +231,7 @@ async def get_info(call: Call) -> Response:
             "model_data": {
                 "arch": model.arch.arch,
                 "model_name": model.base_model,
-                "tokenizer_id": call.state.tokenizer_id,
+                "tokenizer_id": call.state.tokenizer_for(call.request.peer),
             },
             "is_lora": True,
             "lora_rank": model.lora.rank,
