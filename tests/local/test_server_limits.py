@@ -194,3 +194,61 @@ def test_sizes_parse_and_print() -> None:
     with pytest.raises(ValueError, match="is not a size"):
         parse_bytes("lots")
     assert format_bytes(1536) == "1.5 KiB" and format_bytes(3 << 30) == "3.0 GiB"
+
+
+TEN_YEARS = 10 * 365 * 24 * 3600
+
+
+def test_checkpoint_ttls_are_bounded_and_listing_keeps_working(api: Api) -> None:
+    """Before: ttl_seconds 10**30 was accepted, and every later checkpoint listing was a 500
+    (OverflowError: timestamp out of range)."""
+    model_id = api.model()
+    expected = f"ttl_seconds = {10**30} exceeds this server's limit of {TEN_YEARS}"
+    for seq_id, endpoint in enumerate(("save_weights", "save_weights_for_sampler"), start=1):
+        body = {"model_id": model_id, "seq_id": seq_id, "path": "x", "ttl_seconds": 10**30}
+        answer = api.post(endpoint, body)
+        assert answer.status_code == 400 and expected in answer.json()["detail"], answer.text
+    saved = api.ok(
+        "save_weights", {"model_id": model_id, "seq_id": 3, "path": "kept", "ttl_seconds": 7200}
+    )
+    path = api.result(saved["request_id"])["path"]
+    ttl_url = api.base + f"training_runs/{model_id}/checkpoints/weights/kept/ttl"
+    answer = api.http.put(ttl_url, json={"ttl_seconds": TEN_YEARS + 1})
+    assert answer.status_code == 400 and "exceeds this server's limit" in answer.text
+    assert api.http.put(ttl_url, json={"ttl_seconds": TEN_YEARS}).status_code == 200
+    listed = api.get("checkpoints")
+    assert listed.status_code == 200, listed.text
+    assert [c["tinker_path"] for c in listed.json()["checkpoints"]] == [path]
+
+
+def test_tags_and_user_metadata_are_bounded() -> None:
+    """Before: 200,000 tags and 10 MB of session metadata went into the index unchecked."""
+    with LocalServer(max_metadata_bytes=1000, long_poll_seconds=0.3) as server:
+        api = Api(server)
+        big = {"k": "v" * 2000}
+        for body, field in (
+            ({"tags": ["t" * 10] * 200, "user_metadata": {}}, "tags"),
+            ({"tags": [], "user_metadata": big}, "user_metadata"),
+        ):
+            answer = api.post("create_session", body)
+            assert answer.status_code == 400, answer.text
+            assert f"JSON size in bytes of {field} = " in answer.text
+            limit = "exceeds this server's limit of 1000 (LocalServer option max_metadata_bytes)"
+            assert limit in answer.text
+        session = api.session()
+        model = api.post(
+            "create_model",
+            {
+                "session_id": session,
+                "model_seq_id": 0,
+                "base_model": "tinkex/tiny",
+                "lora_config": {"rank": 4},
+                "user_metadata": big,
+            },
+        )
+        assert model.status_code == 400 and "JSON size in bytes of user_metadata" in model.text
+        model_id = api.model(session=session, model_seq_id=1)
+        save = api.post(
+            "save_weights", {"model_id": model_id, "seq_id": 1, "path": "a", "user_metadata": big}
+        )
+        assert save.status_code == 400 and "JSON size in bytes of user_metadata" in save.text

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import logging
 import os
 import secrets
@@ -105,6 +106,11 @@ class AppOptions:
     max_k: int = 1024
     #: the largest number of stop strings or stop token ids
     max_stop: int = 256
+    #: the longest ttl_seconds of a checkpoint: 10 years, the hosted service's range (its CLI says
+    #: "1 hour to 10 years"); longer ones would not fit a timestamp
+    max_ttl_seconds: int = 10 * 365 * 24 * 3600
+    #: the largest tags / user_metadata of a session, run or checkpoint, as JSON bytes
+    max_metadata_bytes: int = 64 << 10
     #: limit of request bodies, as sent and after decompression (larger ones get 413)
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     #: how long a sequence sampled with record_stability_info stays trainable after its last use
@@ -296,6 +302,26 @@ class ServerState:
                 f"{option})",
             )
         return value
+
+    def ttl(self, seconds: int | None) -> float | None:
+        """A request's ``ttl_seconds`` (None: no expiry) if within ``max_ttl_seconds``.
+
+        Raises:
+            HTTPError: 400 naming the value and the limit.
+        """
+        if seconds is None:
+            return None
+        return float(self.check_limit("ttl_seconds", seconds, "max_ttl_seconds"))
+
+    def check_metadata(self, field: str, value: Any) -> None:
+        """Refuse request field ``field`` (tags, user_metadata) above ``max_metadata_bytes``.
+
+        Raises:
+            HTTPError: 400 naming the field, its size and the limit.
+        """
+        if value:
+            size = len(json.dumps(value, default=str, separators=(",", ":")))
+            self.check_limit(f"JSON size in bytes of {field}", size, "max_metadata_bytes")
 
     # --- sessions --------------------------------------------------------------------------------
 

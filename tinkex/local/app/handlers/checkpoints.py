@@ -95,7 +95,7 @@ async def set_ttl(call: Call) -> Response:
     if "ttl_seconds" not in raw:
         raise HTTPError(400, "field 'ttl_seconds' is required (an int, or null for no expiry)")
     body = parse(call, CheckpointTtlBody, body=raw)
-    ttl = None if body.ttl_seconds is None else float(body.ttl_seconds)
+    ttl = call.state.ttl(body.ttl_seconds)
     call.state.store.set_ttl(row, ttl)
     return json_response({})
 
@@ -158,7 +158,7 @@ async def copy_weights(call: Call) -> Response:
             optimizer_config=run["optimizer_config"],
         )
     directory = state.store.checkpoint_dir(row)
-    ttl = None if body.ttl_seconds is None else float(body.ttl_seconds)
+    ttl = call.state.ttl(body.ttl_seconds)
 
     def copy() -> CheckpointRow:
         files = {}

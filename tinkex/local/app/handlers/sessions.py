@@ -33,6 +33,8 @@ _SESSION_DEFAULTS = {"tags": [], "user_metadata": {}, "sdk_version": "unknown"}
 
 async def create_session(call: Call) -> Response:
     body = parse(call, types.CreateSessionRequest, defaults=_SESSION_DEFAULTS)
+    call.state.check_metadata("tags", list(body.tags))
+    call.state.check_metadata("user_metadata", body.user_metadata)
     session_id = str(uuid.uuid4())
     call.state.store.add_session(
         session_id,

@@ -161,6 +161,7 @@ def _register_model(
         return _resent_creation(existing, fingerprint)
     lora = lora_from_wire(lora_config)
     state.check_limit("lora_config.rank", lora.rank, "max_lora_rank")
+    state.check_metadata("user_metadata", metadata)
     arch = resolve_arch(base_model)
     memory = state.admit(
         "runs", trainable_bytes(arch, lora), f"training run {model_id} (LoRA rank {lora.rank})"
@@ -415,7 +416,8 @@ def _save_weights_job(call: Call, model: TrainingModel, seq_id: int | None, body
     )
     if not req.overwrite and call.state.checkpoint_taken(model, "weights", name):
         raise _already_exists(model, "weights", name, "pass overwrite=True or choose another name")
-    ttl = None if req.ttl_seconds is None else float(req.ttl_seconds)
+    ttl = call.state.ttl(req.ttl_seconds)
+    call.state.check_metadata("user_metadata", req.user_metadata)
     return job_save_weights(call.state.store, name, ttl, req.user_metadata or None, req.overwrite)
 
 
@@ -448,7 +450,8 @@ def _save_for_sampler_job(call: Call, model: TrainingModel, seq_id: int | None, 
         name = checkpoint_name(req.path)
         if call.state.checkpoint_taken(model, "sampler_weights", name):
             raise _already_exists(model, "sampler_weights", name, "choose another name")
-        ttl = None if req.ttl_seconds is None else float(req.ttl_seconds)
+        ttl = call.state.ttl(req.ttl_seconds)
+        call.state.check_metadata("user_metadata", req.user_metadata)
         return job_save_sampler_named(call.state.store, name, ttl, req.user_metadata or None)
     if req.sampling_session_seq_id is None:
         raise UserError("either 'path' or 'sampling_session_seq_id' is required")
@@ -471,7 +474,7 @@ def _save_external_job(call: Call, model: TrainingModel, seq_id: int | None, bod
         recipients = age_recipients(list(req.age_encryption_recipients))
     if call.state.checkpoint_taken(model, "external_weights", name):
         raise _already_exists(model, "external_weights", name, "choose another name")
-    ttl = None if req.ttl_seconds is None else float(req.ttl_seconds)
+    ttl = call.state.ttl(req.ttl_seconds)
     return job_save_external(call.state.store, name, ttl, recipients)
 
 
