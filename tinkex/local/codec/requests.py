@@ -9,6 +9,8 @@ field and the value.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -18,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from tinkex.local.codec.images import image_ids
 from tinkex.local.model import DatumArrays
 
 if TYPE_CHECKING:
@@ -275,18 +278,50 @@ def target_ids(tensor: TensorData, where: str) -> TargetIds:
 
 
 def prompt_tokens(prompt: ModelInput, where: str = "prompt") -> npt.NDArray[np.int64]:
-    """Token ids of a sampling prompt (text chunks only: the local model reads no images)."""
-    from tinkex.types import EncodedTextChunk
+    """Token ids of a ``ModelInput`` (text chunks, and images as :mod:`.images` reads them)."""
+    from tinkex.types import EncodedTextChunk, ImageAssetPointerChunk, ImageChunk
 
-    parts: list[Any] = []
+    parts: list[npt.NDArray[np.int64]] = []
     for i, chunk in enumerate(prompt.chunks):
-        if not isinstance(chunk, EncodedTextChunk):
-            raise CodecError(
-                f"{where}.chunks[{i}].type {chunk.type!r} is not supported by the local model "
-                "(only encoded_text)"
-            )
-        parts.extend(chunk.tokens)
-    return np.asarray(parts, dtype=np.int64)
+        here = f"{where}.chunks[{i}]"
+        if isinstance(chunk, EncodedTextChunk):
+            parts.append(np.asarray(chunk.tokens, dtype=np.int64))
+        elif isinstance(chunk, ImageChunk):
+            parts.append(_image(chunk.data, chunk.format, chunk.expected_tokens, here))
+        elif isinstance(chunk, ImageAssetPointerChunk):
+            location = chunk.location.encode()
+            parts.append(_image(location, chunk.format, chunk.expected_tokens, here, inline=False))
+        else:
+            raise CodecError(f"{here}.type {chunk.type!r} is not supported by the local model")
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+
+def _image(
+    content: bytes, fmt: str, expected: int | None, where: str, *, inline: bool = True
+) -> npt.NDArray[np.int64]:
+    try:
+        return image_ids(content, fmt, expected, where, inline=inline)
+    except ValueError as exc:
+        raise CodecError(str(exc)) from None
+
+
+def _json_image(chunk: Mapping[str, Any], kind: str, where: str) -> npt.NDArray[np.int64]:
+    """The ids of an ``image`` / ``image_asset_pointer`` chunk in JSON."""
+    expected = chunk.get("expected_tokens")
+    if expected is not None and (not isinstance(expected, int) or isinstance(expected, bool)):
+        raise CodecError(f"{where}.expected_tokens must be an int or null, got {_short(expected)}")
+    fmt = str(chunk.get("format"))
+    if kind == "image_asset_pointer":
+        location = chunk.get("location")
+        if not isinstance(location, str):
+            raise CodecError(f"{where}.location must be a string, got {_short(location)}")
+        return _image(location.encode(), fmt, expected, where, inline=False)
+    data = chunk.get("data")
+    try:
+        content = base64.b64decode(data if isinstance(data, str) else b"?", validate=True)
+    except (binascii.Error, ValueError):
+        raise CodecError(f"{where}.data must be base64 text, got {_short(data)}") from None
+    return _image(content, fmt, expected, where)
 
 
 def stop_tokens(
@@ -325,9 +360,13 @@ def model_input_tokens(value: Any, where: str) -> npt.NDArray[np.int64]:
         if not isinstance(chunk, Mapping):
             raise CodecError(f"{here} must be an object, got {_short(chunk)}")
         kind = chunk.get("type", "encoded_text")
+        if kind in ("image", "image_asset_pointer"):
+            parts.append(_json_image(chunk, kind, here).tolist())
+            continue
         if kind != "encoded_text":
             raise CodecError(
-                f"{here}.type {kind!r} is not supported by the local model (only encoded_text)"
+                f"{here}.type {kind!r} is not supported by the local model (encoded_text, "
+                "image and image_asset_pointer are)"
             )
         tokens = chunk.get("tokens")
         if not isinstance(tokens, list) or not all(
@@ -447,7 +486,7 @@ def _fwdbwd_from_json(obj: Any, forward_only_endpoint: bool) -> FwdBwdCall:
 
 
 def _fwdbwd_from_proto(body: bytes) -> FwdBwdCall:
-    from tinkex.types import _proto
+    from tinkex.types import ForwardRequest, _proto
 
     try:
         request = _proto.decode_forward_backward_arrays(body)
@@ -455,18 +494,23 @@ def _fwdbwd_from_proto(body: bytes) -> FwdBwdCall:
         raise CodecError(f"malformed protobuf ForwardBackwardRequest: {exc}") from None
     data: list[DatumArrays] = []
     provenance: list[Provenance | None] = []
+    typed = None  # the request as SDK types, decoded only when a datum has an image
     for i, datum in enumerate(request.data):
+        tokens = datum.tokens.astype(np.int64, copy=False)
         if datum.non_text is not None:
-            raise CodecError(
-                f"data[{i}].model_input has a {datum.non_text} chunk; the local model supports "
-                "only encoded_text chunks"
+            if typed is None:
+                try:
+                    typed = _proto.decode_forward_backward_request(body)
+                except ValueError as exc:
+                    raise CodecError(f"malformed protobuf ForwardBackwardRequest: {exc}") from None
+            inputs = (
+                typed.forward_input
+                if isinstance(typed, ForwardRequest)
+                else typed.forward_backward_input
             )
-        data.append(
-            DatumArrays(
-                tokens=datum.tokens.astype(np.int64, copy=False),
-                loss_inputs=dict(datum.loss_fn_inputs),
-            )
-        )
+            model_input = inputs.data[i].model_input
+            tokens = prompt_tokens(model_input, f"data[{i}].model_input")
+        data.append(DatumArrays(tokens=tokens, loss_inputs=dict(datum.loss_fn_inputs)))
         spans = (datum.model_input_spans, datum.loss_fn_input_spans)
         provenance.append(
             None
