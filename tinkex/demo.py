@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from tinkex.cli._progress import ProgressBar, format_rate
+from tinkex.cli._progress import ProgressBar, format_rate, wait_for
 
 if TYPE_CHECKING:
     import tinkex
@@ -132,7 +132,7 @@ def pick_base_model(client_kwargs: dict[str, str], requested: str | None) -> str
     import tinkex
 
     with tinkex.RestClient(**client_kwargs) as rest:
-        models = rest.get_server_capabilities().result().supported_models
+        models = wait_for(rest.get_server_capabilities(), "the list of models").supported_models
     for model in models:
         if model.model_name and model.trainable is not False:
             return str(model.model_name)
@@ -159,8 +159,9 @@ def train(
 
         def finish_oldest() -> None:
             fwd_bwd, optim = in_flight.popleft()
-            metrics = fwd_bwd.result().metrics
-            optim.result()
+            step = len(losses) + 1
+            metrics = wait_for(fwd_bwd, f"training step {step} (forward_backward)").metrics
+            wait_for(optim, f"training step {step} (optim_step)")
             losses.append(float(metrics["loss:sum"]) / max(weight_per_step, 1.0))
             rate = tokens_per_step * len(losses) / max(time.monotonic() - start, 1e-9)
             bar.update(1, loss=f"{losses[-1]:.3f}", **{"tok/s": format_rate(rate)})
@@ -199,7 +200,7 @@ def sample_all(
     ]
     texts = []
     for future in futures:
-        tokens = list(future.result().sequences[0].tokens)
+        tokens = list(wait_for(future, "the samples").sequences[0].tokens)
         texts.append(str(tokenizer.decode(tokens, skip_special_tokens=True)))
     return texts
 
@@ -286,9 +287,12 @@ def run(args: argparse.Namespace) -> DemoResult:
         kwargs = {k: v for k, v in (("base_url", base_url), ("api_key", api_key)) if v}
         base_model = pick_base_model(kwargs, args.base_model)
         with tinkex.ServiceClient(**kwargs) as service:
-            training = service.create_lora_training_client(
-                base_model=base_model, rank=args.rank, seed=args.seed
-            ).result()
+            training = wait_for(
+                service.create_lora_training_client(
+                    base_model=base_model, rank=args.rank, seed=args.seed
+                ),
+                f"a LoRA training client for {base_model}",
+            )
             tokenizer = training.get_tokenizer()
             data = [build_datum(tokenizer, e) for e in examples]
             tokens = sum(d.model_input.length for d in data)
@@ -297,13 +301,18 @@ def run(args: argparse.Namespace) -> DemoResult:
                 f"tokenizer {getattr(tokenizer, 'name_or_path', type(tokenizer).__name__)}"
             )
             print(f"data: {len(data)} Q/A pairs, {tokens} tokens per step (full batch)")
-            base_sampler = service.create_sampling_client(base_model=base_model).result()
+            base_sampler = wait_for(
+                service.create_sampling_client(base_model=base_model),
+                f"a sampling client for {base_model}",
+            )
             result = DemoResult(base_url or os.environ["TINKER_BASE_URL"], base_model, args.steps)
             result.losses, result.tokens_per_second, result.train_seconds = train(
                 training, data, steps=args.steps, learning_rate=args.learning_rate
             )
-            tuned_sampler = training.save_weights_and_get_sampling_client().result()
-            saved = training.save_weights_for_sampler("demo-final").result()
+            tuned_sampler = wait_for(
+                training.save_weights_and_get_sampling_client(), "the trained weights"
+            )
+            saved = wait_for(training.save_weights_for_sampler("demo-final"), "the saved weights")
             result.sampler_path = saved.path
             prompts = [e.prompt for e in examples]
             max_tokens = args.max_tokens

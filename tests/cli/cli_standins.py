@@ -127,6 +127,34 @@ class StandIn:
         return [(r.method, r.path) for r in self.requests]
 
 
+_HOP_BY_HOP = {"connection", "content-length", "transfer-encoding", "content-encoding", "host"}
+
+
+def forward_to(base_url: str) -> Handler:
+    """A handler that passes the request on to a real server at ``base_url`` (a
+    :class:`StandIn` in front of a ``LocalServer``, to make one route slow or odd)."""
+    import requests
+
+    def forward(request: Recorded) -> Reply:
+        headers = {k: v for k, v in request.headers.items() if k not in _HOP_BY_HOP}
+        headers["accept-encoding"] = "identity"
+        answer = requests.request(
+            request.method,
+            base_url + request.path,
+            params=request.query,
+            headers=headers,
+            data=request.body,
+            timeout=60,
+        )
+        kept = {k: v for k, v in answer.headers.items() if k.lower() not in _HOP_BY_HOP}
+        content_type = kept.pop("Content-Type", "application/json")
+        return Reply(
+            answer.status_code, body=answer.content, content_type=content_type, headers=kept
+        )
+
+    return forward
+
+
 class StaticWebServer:
     """``python3 -m http.server`` in-process: a web server that is not a Tinker API."""
 

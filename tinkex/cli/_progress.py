@@ -1,4 +1,5 @@
-"""A tiny dependency-free progress bar, used by downloads and by ``python -m tinkex.demo``.
+"""A tiny dependency-free progress bar, used by downloads and by ``python -m tinkex.demo``,
+and :func:`wait_for`, which says so on stderr when a result takes long.
 
 On a terminal the bar redraws in place; in a pipe or a CI log it prints a plain line at most
 every ``log_interval`` seconds and once at the end, so logs stay readable. While the total is
@@ -9,7 +10,22 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from typing import Protocol, TextIO, TypeVar
+
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+#: A result not ready after this many seconds gets a "still waiting" line on stderr, then one
+#: more every NOTICE_EVERY seconds: the SDK retries an unreachable or busy server for minutes,
+#: and a command or the demo must not sit there silently meanwhile.
+NOTICE_AFTER = 5.0
+NOTICE_EVERY = 15.0
+
+
+class _Waitable(Protocol[T_co]):
+    def result(self, timeout: float | None = None) -> T_co: ...
+
+    def done(self) -> bool: ...
 
 
 class ProgressBar:
@@ -157,6 +173,36 @@ class FileProgress:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def wait_for(
+    future: _Waitable[T],
+    what: str,
+    *,
+    notice_after: float = NOTICE_AFTER,
+    every: float = NOTICE_EVERY,
+    stream: TextIO | None = None,
+) -> T:
+    """``future.result()``, printing ``still waiting for WHAT (0:05) ...`` on stderr once the
+    wait passes ``notice_after`` seconds, and again every ``every`` seconds until it ends."""
+    start = time.monotonic()
+    next_notice = notice_after
+    while True:
+        try:
+            return future.result(timeout=max(next_notice - (time.monotonic() - start), 0.0))
+        except TimeoutError:
+            if future.done():  # the operation itself failed with a timeout
+                raise
+        waited = time.monotonic() - start
+        out = stream if stream is not None else sys.stderr
+        isatty = getattr(out, "isatty", None)
+        erase = "\r\x1b[K" if callable(isatty) and isatty() else ""  # over a progress bar
+        out.write(
+            f"{erase}still waiting for {what} ({_clock(waited)}): the server has not answered "
+            "yet (the SDK retries while it is busy or unreachable; Ctrl-C stops)\n"
+        )
+        out.flush()
+        next_notice = waited + every
 
 
 def format_bytes(value: float) -> str:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from tinkex.cli._context import CommandError, Context
 from tinkex.cli._output import Output, format_bool, property_table
 from tinkex.cli._parsers import add_command, parse_path
+from tinkex.cli._progress import wait_for
 
 if TYPE_CHECKING:
     from tinkex import RestClient
@@ -177,7 +178,9 @@ def _readme_tinker_path(repo_id: str, revision: str | None, token: str | None) -
 
 def _weights_info(rest: RestClient, tinker_path: str) -> dict[str, Any]:
     try:
-        info = rest.get_weights_info_by_tinker_path(tinker_path).result()
+        info = wait_for(
+            rest.get_weights_info_by_tinker_path(tinker_path), f"the info of {tinker_path}"
+        )
     except Exception:  # the card then says less; the upload itself does not need it
         return {}
     return {

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from tinkex.cli._context import CommandError, Context
 from tinkex.cli._output import Output, property_table
 from tinkex.cli._parsers import add_command, add_group
+from tinkex.cli._progress import wait_for
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -238,7 +239,7 @@ def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_whoami(ctx: Context, args: argparse.Namespace) -> None:
     """``tinkex auth whoami``."""
-    identity = ctx.rest().whoami().result()
+    identity = wait_for(ctx.rest().whoami(), "the key's identity")
     pairs = [
         ("Email", identity.email or "N/A"),
         ("User", identity.user_urn),

@@ -18,6 +18,7 @@ from typing import Any, TextIO
 from tinkex.cli._context import Context
 from tinkex.cli._output import Output, Table, to_jsonable
 from tinkex.cli._parsers import add_command, add_group
+from tinkex.cli._progress import wait_for
 
 _TOKEN_TYPES = ("training", "sampling_prefill", "sampling_sample")
 _PRICED_FIELDS = {
@@ -129,7 +130,9 @@ def write_csv(rows: list[dict[str, Any]], path: str) -> None:
 def cmd_usage(ctx: Context, args: argparse.Namespace) -> None:
     """``tinkex billing usage STARTING_ON ENDING_BEFORE``."""
     with ctx.admin() as admin:
-        response = admin.get_billing_usage(args.starting_on, args.ending_before).result()
+        response = wait_for(
+            admin.get_billing_usage(args.starting_on, args.ending_before), "the billing usage"
+        )
     rows = _rows(response.data)
     sessions = {sid: to_jsonable(s, timestamps="json") for sid, s in response.sessions.items()}
     if args.sessions_csv_path is not None:
@@ -159,7 +162,10 @@ def cmd_usage(ctx: Context, args: argparse.Namespace) -> None:
 def cmd_checkpoint_storage(ctx: Context, args: argparse.Namespace) -> None:
     """``tinkex billing checkpoint-storage``."""
     with ctx.admin() as admin:
-        response = admin.get_current_checkpoint_storage_usage(project_id=args.project_id).result()
+        response = wait_for(
+            admin.get_current_checkpoint_storage_usage(project_id=args.project_id),
+            "the checkpoint storage usage",
+        )
     rate = response.effective_rate_usd_per_gigabyte_month
     rows = _rows(response.data)
     table_rows = [{"effective_rate_usd_per_gigabyte_month": rate, **row} for row in rows]

@@ -25,6 +25,7 @@ from tinkex.cli._parsers import (
     non_negative_int,
     parse_path,
 )
+from tinkex.cli._progress import wait_for
 
 if TYPE_CHECKING:
     from tinkex import RestClient
@@ -200,7 +201,10 @@ def list_user_checkpoints(
     total: int | None = None
     while limit == 0 or len(found) < limit:
         page_size = _PAGE if limit == 0 else min(_PAGE, limit - len(found))
-        page = rest.list_user_checkpoints(limit=page_size, offset=offset + len(found)).result()
+        page = wait_for(
+            rest.list_user_checkpoints(limit=page_size, offset=offset + len(found)),
+            "the list of checkpoints",
+        )
         found.extend(page.checkpoints)
         total = page.cursor.total_count if page.cursor is not None else None
         if len(page.checkpoints) < page_size or (
@@ -215,7 +219,8 @@ def cmd_list(ctx: Context, args: argparse.Namespace) -> None:
     rest = ctx.rest()
     data: dict[str, Any]
     if args.run_id:
-        checkpoints = list(rest.list_checkpoints(args.run_id).result().checkpoints)
+        listing = wait_for(rest.list_checkpoints(args.run_id), f"the checkpoints of {args.run_id}")
+        checkpoints = list(listing.checkpoints)
         title = count_title(len(checkpoints), "checkpoint", scope=f" for run {args.run_id}")
         data = {"run_id": args.run_id, "checkpoints": checkpoints}
     else:
@@ -228,7 +233,8 @@ def cmd_list(ctx: Context, args: argparse.Namespace) -> None:
 def find_checkpoint(rest: RestClient, path: str) -> Checkpoint:
     """The Checkpoint record behind a tinker path (CommandError when the run has no such one)."""
     parsed = parse_path(path)
-    listing = rest.list_checkpoints(parsed.training_run_id).result()
+    run_id = parsed.training_run_id
+    listing = wait_for(rest.list_checkpoints(run_id), f"the checkpoints of {run_id}")
     checkpoint: Checkpoint
     for checkpoint in listing.checkpoints:
         if checkpoint.checkpoint_id == parsed.checkpoint_id or checkpoint.tinker_path == path:
@@ -242,7 +248,8 @@ def cmd_info(ctx: Context, args: argparse.Namespace) -> None:
 
     rest = ctx.rest()
     checkpoint = find_checkpoint(rest, args.checkpoint_path)
-    run = rest.get_training_run(parse_path(args.checkpoint_path).training_run_id).result()
+    run_id = parse_path(args.checkpoint_path).training_run_id
+    run = wait_for(rest.get_training_run(run_id), f"training run {run_id}")
     pairs = [
         ("Checkpoint ID", checkpoint.checkpoint_id),
         ("Type", str(checkpoint.checkpoint_type)),
@@ -282,7 +289,8 @@ def _select_for_delete(rest: RestClient, args: argparse.Namespace) -> list[str]:
         raise CommandError("nothing to delete: give checkpoint paths or --run-id")
     wanted_type = _KIND_TO_TYPE.get(args.kind) if args.kind else None
     selected = []
-    for checkpoint in rest.list_checkpoints(args.run_id).result().checkpoints:
+    listing = wait_for(rest.list_checkpoints(args.run_id), f"the checkpoints of {args.run_id}")
+    for checkpoint in listing.checkpoints:
         created = _as_utc(checkpoint.time)
         if wanted_type and str(checkpoint.checkpoint_type) != wanted_type:
             continue
@@ -313,7 +321,7 @@ def cmd_delete(ctx: Context, args: argparse.Namespace) -> int:
     failed: list[dict[str, str]] = []
     for path in paths:
         try:
-            rest.delete_checkpoint_from_tinker_path(path).result()
+            wait_for(rest.delete_checkpoint_from_tinker_path(path), f"the deletion of {path}")
             deleted.append(path)
         except Exception as exc:
             failed.append({"tinker_path": path, "error": describe_error(exc)})
@@ -346,9 +354,15 @@ def cmd_publish(ctx: Context, args: argparse.Namespace) -> None:
     parse_path(args.checkpoint_path)
     rest = ctx.rest()
     if args.public:
-        rest.publish_checkpoint_from_tinker_path(args.checkpoint_path).result()
+        wait_for(
+            rest.publish_checkpoint_from_tinker_path(args.checkpoint_path),
+            f"publishing {args.checkpoint_path}",
+        )
     else:
-        rest.unpublish_checkpoint_from_tinker_path(args.checkpoint_path).result()
+        wait_for(
+            rest.unpublish_checkpoint_from_tinker_path(args.checkpoint_path),
+            f"unpublishing {args.checkpoint_path}",
+        )
     verb = "Published" if args.public else "Unpublished"
     data = {"checkpoint_path": args.checkpoint_path, "public": args.public}
     ctx.emit(Output(data, text=f"{verb} {args.checkpoint_path}"))
@@ -358,7 +372,10 @@ def cmd_set_ttl(ctx: Context, args: argparse.Namespace) -> None:
     """``tinkex checkpoint set-ttl PATH --ttl N | --remove``."""
     parse_path(args.checkpoint_path)
     ttl: int | None = None if args.remove else args.ttl
-    ctx.rest().set_checkpoint_ttl_from_tinker_path(args.checkpoint_path, ttl).result()
+    wait_for(
+        ctx.rest().set_checkpoint_ttl_from_tinker_path(args.checkpoint_path, ttl),
+        f"the new TTL of {args.checkpoint_path}",
+    )
     text = (
         f"Removed the expiry of {args.checkpoint_path}"
         if ttl is None

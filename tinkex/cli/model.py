@@ -8,6 +8,7 @@ from typing import Any
 from tinkex.cli._context import Context
 from tinkex.cli._output import Output, Table, format_bool
 from tinkex.cli._parsers import add_command, add_group
+from tinkex.cli._progress import wait_for
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -27,7 +28,8 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 def cmd_list(ctx: Context, args: argparse.Namespace) -> None:
     """``tinkex model list``."""
-    models = list(ctx.rest().get_server_capabilities().result().supported_models)
+    capabilities = wait_for(ctx.rest().get_server_capabilities(), "the list of models")
+    models = list(capabilities.supported_models)
     if args.substring:
         needle = args.substring.lower()
         models = [m for m in models if needle in (m.model_name or "").lower()]

@@ -16,6 +16,7 @@ from tinkex.cli._output import (
     property_table,
 )
 from tinkex.cli._parsers import add_access_scope, add_command, add_group, non_negative_int
+from tinkex.cli._progress import wait_for
 
 if TYPE_CHECKING:
     from tinkex import RestClient
@@ -110,11 +111,14 @@ def list_runs(
     total: int | None = None
     while limit == 0 or len(runs) < limit:
         page_size = _PAGE if limit == 0 else min(_PAGE, limit - len(runs))
-        page = rest.list_training_runs(
-            limit=page_size,
-            offset=offset + len(runs),
-            access_scope=access_scope,  # type: ignore[arg-type]
-        ).result()
+        page = wait_for(
+            rest.list_training_runs(
+                limit=page_size,
+                offset=offset + len(runs),
+                access_scope=access_scope,  # type: ignore[arg-type]
+            ),
+            "the list of training runs",
+        )
         runs.extend(page.training_runs)
         total = page.cursor.total_count if page.cursor is not None else None
         if len(page.training_runs) < page_size or (
@@ -140,7 +144,9 @@ def cmd_info(ctx: Context, args: argparse.Namespace) -> None:
     """``tinkex run info RUN_ID``."""
     if not args.run_id.strip():
         raise CommandError("RUN_ID must not be empty")
-    run = ctx.rest().get_training_run(args.run_id, args.access_scope).result()
+    run = wait_for(
+        ctx.rest().get_training_run(args.run_id, args.access_scope), f"training run {args.run_id}"
+    )
     pairs = [
         ("Run ID", run.training_run_id),
         ("Base Model", run.base_model),

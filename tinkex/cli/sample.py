@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from tinkex.cli._context import CommandError, Context
 from tinkex.cli._output import Output, to_jsonable
 from tinkex.cli._parsers import add_command, positive_int
+from tinkex.cli._progress import wait_for
 
 if TYPE_CHECKING:
     from tinkex import SamplingClient
@@ -177,14 +178,20 @@ def cmd_sample(ctx: Context, args: argparse.Namespace) -> None:
     )
     service: tinkex.ServiceClient
     with ctx.service() as service:
-        client = service.create_sampling_client(
-            model_path=args.model_path, base_model=args.base_model
-        ).result()
+        client = wait_for(
+            service.create_sampling_client(model_path=args.model_path, base_model=args.base_model),
+            "the sampling session",
+        )
         codec = _Codec(client)
         tokens = codec.encode(prompt) if isinstance(prompt, str) else prompt
-        response = client.sample(
-            types.ModelInput.from_ints(tokens), num_samples=args.num_samples, sampling_params=params
-        ).result()
+        response = wait_for(
+            client.sample(
+                types.ModelInput.from_ints(tokens),
+                num_samples=args.num_samples,
+                sampling_params=params,
+            ),
+            "the samples",
+        )
 
     samples = []
     for sequence in response.sequences:

@@ -8,6 +8,7 @@ from typing import Any
 from tinkex.cli._context import CommandError, Context
 from tinkex.cli._output import Output, Table, format_size, property_table
 from tinkex.cli._parsers import add_access_scope, add_command, add_group, non_negative_int
+from tinkex.cli._progress import wait_for
 
 _PAGE = 100
 
@@ -68,11 +69,14 @@ def cmd_list(ctx: Context, args: argparse.Namespace) -> None:
     sessions: list[str] = []
     while args.limit == 0 or len(sessions) < args.limit:
         page_size = _PAGE if args.limit == 0 else min(_PAGE, args.limit - len(sessions))
-        page = rest.list_sessions(
-            limit=page_size,
-            offset=args.offset + len(sessions),
-            access_scope=args.access_scope,
-        ).result()
+        page = wait_for(
+            rest.list_sessions(
+                limit=page_size,
+                offset=args.offset + len(sessions),
+                access_scope=args.access_scope,
+            ),
+            "the list of sessions",
+        )
         sessions.extend(page.sessions)
         if len(page.sessions) < page_size:
             break
@@ -81,7 +85,9 @@ def cmd_list(ctx: Context, args: argparse.Namespace) -> None:
 
 def cmd_info(ctx: Context, args: argparse.Namespace) -> None:
     """``tinkex session info SESSION_ID``."""
-    info = ctx.rest().get_session(args.session_id, args.access_scope).result()
+    info = wait_for(
+        ctx.rest().get_session(args.session_id, args.access_scope), f"session {args.session_id}"
+    )
     pairs = [
         ("Session ID", args.session_id),
         ("Display Name", info.display_name or "-"),
@@ -117,7 +123,7 @@ def cmd_export_trace(ctx: Context, args: argparse.Namespace) -> None:
             f"Exporting trace for session {args.session_id} (this may take a while)...",
             file=sys.stderr,
         )
-    url = rest.export_session_trace(args.session_id).result()
+    url = wait_for(rest.export_session_trace(args.session_id), "the trace export")
     if args.url_only:
         if ctx.format == "json":
             ctx.emit(Output({"session_id": args.session_id, "url": url}))
