@@ -29,20 +29,24 @@ MIN_IGNORE = $(shell grep -rlE '^(import tinker|from tinker[. ])' $(MIN_TESTS) 2
 	bench check clean
 
 $(PY):
+	@echo "Creating the virtual environment $(VENV) with $(PYTHON)..."
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
 $(RUNTIME_STAMP): $(PY) setup.cfg setup.py pyproject.toml tinkex/_alias/tinkex-as-tinker.pth
+	@echo "Installing tinkex into $(VENV) (a minute or two the first time)..."
 	$(PY) -m pip install --quiet -e .
 	touch $(RUNTIME_STAMP)
 
 $(STAMP): $(PY) setup.cfg setup.py pyproject.toml tinkex/_alias/tinkex-as-tinker.pth
+	@echo "Installing tinkex[dev] into $(VENV): the test and lint toolchain, the official tinker SDK and transformers (several minutes the first time)..."
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP) $(RUNTIME_STAMP)
 
 # Offline machines with tinkex already installed still run the demo (without the PNG if
 # matplotlib is missing); a fresh clone needs the install to succeed.
 $(DEMO_STAMP): $(PY) setup.cfg pyproject.toml
+	@echo "Installing tinkex[demo] into $(VENV) (a minute or two the first time)..."
 	$(PY) -m pip install --quiet -e '.[demo]' || { $(PY) -c 'import tinkex' && \
 		echo "warning: could not install tinkex[demo]; using the installed tinkex" >&2; }
 	touch $(DEMO_STAMP)
@@ -50,6 +54,7 @@ $(DEMO_STAMP): $(PY) setup.cfg pyproject.toml
 # tinker-cookbook for tests/cookbook: its requirement tml-renderers>=0.4.1 is missing from the
 # registry, so the cookbook is installed without dependencies and COOKBOOK_REQS lists the rest.
 $(COOKBOOK_STAMP): $(STAMP) $(COOKBOOK_REQS)
+	@echo "Installing tinker-cookbook $(COOKBOOK_VERSION) and its requirements for tests/cookbook..."
 	$(PY) -m pip install --quiet -r $(COOKBOOK_REQS)
 	$(PY) -m pip install --quiet --no-deps tinker-cookbook==$(COOKBOOK_VERSION)
 	touch $(COOKBOOK_STAMP)

@@ -104,6 +104,34 @@ def test_make_install_is_the_runtime_package_only(tmp_path):
     assert "-e '.[dev]'" in _make_dry_run("install-dev", tmp_path)
 
 
+def test_make_test_installs_what_the_suite_needs_before_running_it(tmp_path):
+    # .ci/run on a clean clone is `make test`: it has to install the dev extras (pytest, the
+    # official tinker, transformers) and the cookbook suite's packages by itself, first.
+    lines = _make_dry_run("test", tmp_path).splitlines()
+    runs = [i for i, line in enumerate(lines) if "-m pytest" in line]
+    dev = [i for i, line in enumerate(lines) if "pip install" in line and "-e '.[dev]'" in line]
+    cookbook = [i for i, line in enumerate(lines) if "tinker-cookbook==" in line]
+    assert runs and dev and cookbook, lines
+    assert max(dev + cookbook) < min(runs), lines
+
+
+@pytest.mark.parametrize("target", ["test", "demo", "install"])
+def test_every_install_step_says_what_it_installs_first(target, tmp_path):
+    # pip runs with --quiet; a fresh clone's first `make demo` / `make test` spends minutes
+    # there, so each step announces itself instead of sitting silently.
+    lines = _make_dry_run(target, tmp_path).splitlines()
+
+    def installs(line: str) -> bool:
+        return "pip install" in line and "--upgrade pip" not in line
+
+    steps = [i for i, line in enumerate(lines) if installs(line) and not installs(lines[i - 1])]
+    assert steps, lines
+    for i in steps:
+        assert lines[i - 1].startswith("echo ") and "Installing" in lines[i - 1], lines[
+            i - 1 : i + 1
+        ]
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> tuple[pathlib.Path, str]:
     """A wheel built from this checkout (no network: the build backend is installed)."""
