@@ -30,6 +30,8 @@ examples=(
     telemetry_metrics.py
     retries_and_faults.py
     recovery.py
+    kimi_k2_tokenization.py
+    llama3_tokenizer_override.py
 )
 
 failed=()

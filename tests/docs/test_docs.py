@@ -77,6 +77,8 @@ def test_docs_exist_for_every_topic():
         "forward-inference.md",
         "custom-loss-and-regularizers.md",
         "sampling.md",
+        "tokenization.md",
+        "kimi-k2-tokenization.md",
         "futures-and-concurrency.md",
         "retries-and-errors.md",
         "rate-limiting-and-flow-control.md",

@@ -19,6 +19,7 @@ from _child import assert_ok, run_code
 
 from tinkex.local.hf_tokenizer import (
     BYTE_LAYOUT,
+    KIMI_K2_LAYOUT,
     QWEN3_LAYOUT,
     hub_cache_dir,
     write_hub_cache_entry,
@@ -295,36 +296,26 @@ def test_thinking_machines_models_need_tml_tokenizers() -> None:
         tokenizer_for_model("TML/some-model")
 
 
-KIMI_FILES = """
-    import base64, json, pathlib, sys
-    home = pathlib.Path(sys.argv[1])
-    entry = home / "hub" / "models--moonshotai--Kimi-K2-Thinking"
-    # The Hub's Kimi K2 files (tiktoken.model + tokenizer_config.json, no tokenizer.json) on
-    # byte ranks; <|im_end|> has another id in each snapshot. No remote code is laid out, so
-    # transformers cannot build the tokenizer and tinkex's own tiktoken tokenizer reads them.
-    for revision, im_end in (("612681931a8c906ddb349f8ad0f582cb552189cd", 260), ("f" * 40, 261)):
-        snapshot = entry / "snapshots" / revision
-        snapshot.mkdir(parents=True)
-        (snapshot / "tiktoken.model").write_bytes(
-            b"".join(base64.b64encode(bytes([b])) + b" %d\\n" % b for b in range(256))
-        )
-        config = {
-            "added_tokens_decoder": {str(im_end): {"content": "<|im_end|>", "special": True}},
-            "auto_map": {"AutoTokenizer": ["tokenization_kimi.TikTokenTokenizer", None]},
-        }
-        (snapshot / "tokenizer_config.json").write_text(json.dumps(config))
-    (entry / "refs").mkdir()
-    (entry / "refs" / "main").write_text("f" * 40)
-"""
-
-
 @pytest.mark.parametrize("variant", ["with", "without"])
 def test_kimi_k2_tokenizer_is_read_at_the_pinned_revision(variant: str, tmp_path: Path) -> None:
-    """Offline, with or without transformers: the snapshot tinker 0.38 pins, not refs/main."""
+    """Offline, with or without transformers: the snapshot tinker 0.38 pins, not refs/main.
+
+    Both snapshots hold Kimi's file format (``tiktoken.model`` + ``tokenizer_config.json``,
+    no remote code, so transformers cannot build them and tinkex's tiktoken tokenizer reads
+    them); ``<|im_end|>`` has another id in each.
+    """
     from _child import run_python
 
     home = tmp_path / "hf-home"
-    assert_ok(run_python(["-c", KIMI_FILES.replace("\n    ", "\n"), str(home)]))
+    pin = "612681931a8c906ddb349f8ad0f582cb552189cd"
+    for layout, revision in ((KIMI_K2_LAYOUT, pin), (BYTE_LAYOUT, "f" * 40)):  # main: the last
+        write_hub_cache_entry(
+            layout,
+            hub_cache_dir(home),
+            "moonshotai/Kimi-K2-Thinking",
+            revision=revision,
+            file_format="tiktoken",
+        )
     code = """
         import sys
         if sys.argv[1] == "without":
@@ -335,4 +326,4 @@ def test_kimi_k2_tokenizer_is_read_at_the_pinned_revision(variant: str, tmp_path
     """
     args = ["-c", code.replace("\n        ", "\n"), variant]
     out = assert_ok(run_python(args, env=_offline(home))).split(maxsplit=1)
-    assert out == ["TiktokenTokenizer", "[104, 105, 260]\n"]
+    assert out == ["TiktokenTokenizer", f"[104, 105, {KIMI_K2_LAYOUT.token_id('<|im_end|>')}]\n"]

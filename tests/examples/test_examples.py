@@ -31,6 +31,19 @@ EXPECTED_OUTPUT = {
         "[telemetry] completed",
     ],
     "telemetry_metrics.py": ["reporter: session", "drained=True", "0 dropped"],
+    "kimi_k2_tokenization.py": [
+        "'revision': '612681931a8c906ddb349f8ad0f582cb552189cd'",
+        "-> 'Say hi<|im_end|>'",
+        "tokenizer_for_model: TiktokenTokenizer",
+        "special-token text as plain text: [60, 124,",
+        "round trip: 'hi  there'",
+        "sample 1:",
+    ],
+    "llama3_tokenizer_override.py": [
+        "meta-llama/Llama-3.1-8B                  -> thinkingmachineslabinc/meta-llama-3-instruct",
+        "from thinkingmachineslabinc/meta-llama-3-instruct-tokenizer",
+        "decoded sample (",
+    ],
     "structured_regularizers.py": [
         "with 13 regularizers",
         "kl_symmetric",

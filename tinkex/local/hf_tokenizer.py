@@ -10,9 +10,11 @@ and a chat template) and lays it out as a cache entry
 ``HF_HUB_OFFLINE=1`` such code gets a tokenizer whose ids fit the local model and nothing is
 downloaded.
 
-Two layouts are predefined: :data:`BYTE_LAYOUT` (the local server's own byte tokenizer, same
-ids and names as :class:`~tinkex.tokenizer.byte.ByteTokenizer`) and :data:`QWEN3_LAYOUT` (the
-special and added tokens that the Qwen3 chat format uses, on the same 264 ids), for example::
+Three layouts are predefined: :data:`BYTE_LAYOUT` (the local server's own byte tokenizer, same
+ids and names as :class:`~tinkex.tokenizer.byte.ByteTokenizer`), :data:`QWEN3_LAYOUT` (the
+special and added tokens that the Qwen3 chat format uses, on the same 264 ids) and
+:data:`KIMI_K2_LAYOUT` (Kimi K2's chat tokens on those ids; written in Kimi's own file format,
+``tiktoken.model`` + ``tokenizer_config.json``, with ``file_format="tiktoken"``), for example::
 
     from tinkex.local.hf_tokenizer import QWEN3_LAYOUT, write_hub_cache_entry
 
@@ -22,23 +24,27 @@ special and added tokens that the Qwen3 chat format uses, on the same 264 ids), 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from tinkex.tokenizer import byte
 
 __all__ = [
     "BYTE_LAYOUT",
+    "KIMI_K2_LAYOUT",
     "QWEN3_LAYOUT",
+    "TIKTOKEN_FILES",
     "TOKENIZER_FILES",
     "TokenizerLayout",
     "byte_to_unicode",
     "hub_cache_dir",
+    "tiktoken_files",
     "tokenizer_files",
     "write_hub_cache_entry",
     "write_tokenizer_dir",
@@ -54,6 +60,12 @@ TOKENIZER_FILES = (
     "special_tokens_map.json",
     "config.json",
 )
+
+#: The files ``file_format="tiktoken"`` writes (what Kimi K2's Hub repository ships instead of
+#: a ``tokenizer.json``).
+TIKTOKEN_FILES = ("tiktoken.model", "tokenizer_config.json")
+
+FileFormat = Literal["tokenizers", "tiktoken"]
 
 
 @dataclass(frozen=True)
@@ -183,6 +195,35 @@ QWEN3_LAYOUT = TokenizerLayout(
 )
 
 
+# Kimi K2's turn markers: <|im_system|>system<|im_middle|>...<|im_end|>, one turn per message.
+_KIMI_CHAT_TEMPLATE = (
+    "{%- for message in messages %}"
+    "{{- '<|im_' + message['role'] + '|>' + message['role'] + '<|im_middle|>'"
+    " + message['content'] + '<|im_end|>' }}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_assistant|>assistant<|im_middle|>' }}{%- endif %}"
+)
+
+#: Kimi K2's chat tokens (``[BOS]``, ``[EOS]``, ``<|im_end|>``, ``<|im_user|>``, ...) on the
+#: local model's 264 ids; EOS is ``[EOS]`` as in Kimi K2's tokenizer.
+KIMI_K2_LAYOUT = TokenizerLayout(
+    special_tokens={
+        "[BOS]": 256,
+        "[EOS]": 257,
+        "<|im_end|>": 258,
+        "<|im_user|>": 259,
+        "<|im_assistant|>": 260,
+        "<|im_system|>": 261,
+        "<|im_middle|>": 262,
+        "[PAD]": 263,
+    },
+    bos_token="[BOS]",
+    eos_token="[EOS]",
+    pad_token="[PAD]",
+    chat_template=_KIMI_CHAT_TEMPLATE,
+)
+
+
 def byte_to_unicode() -> dict[int, str]:
     """The printable character that byte-level BPE vocabularies use for each byte value.
 
@@ -296,12 +337,43 @@ def tokenizer_files(layout: TokenizerLayout) -> dict[str, str]:
     }
 
 
-def write_tokenizer_dir(layout: TokenizerLayout, directory: str | os.PathLike[str]) -> Path:
+def tiktoken_files(layout: TokenizerLayout) -> dict[str, str]:
+    """The contents of :data:`TIKTOKEN_FILES` for ``layout``, file name -> text: the byte ids
+    as tiktoken ranks (``<base64 byte> <rank>`` lines) and the named tokens as the
+    ``added_tokens_decoder`` of ``tokenizer_config.json``, as Kimi K2's repository lays them
+    out (without its ``tokenization_kimi.py``: only tinkex's own tiktoken tokenizer reads it)."""
+    ranks = "".join(
+        f"{base64.b64encode(bytes([value])).decode('ascii')} {value}\n" for value in range(256)
+    )
+    config = _tokenizer_config(layout)
+    del config["tokenizer_class"]  # no transformers class reads these files without Kimi's code
+    return {
+        "tiktoken.model": ranks,
+        "tokenizer_config.json": json.dumps(config, indent=2) + "\n",
+    }
+
+
+def _files(layout: TokenizerLayout, file_format: FileFormat) -> dict[str, str]:
+    if file_format == "tokenizers":
+        return tokenizer_files(layout)
+    if file_format == "tiktoken":
+        return tiktoken_files(layout)
+    raise ValueError(f"file_format must be 'tokenizers' or 'tiktoken', got {file_format!r}")
+
+
+def write_tokenizer_dir(
+    layout: TokenizerLayout,
+    directory: str | os.PathLike[str],
+    *,
+    file_format: FileFormat = "tokenizers",
+) -> Path:
     """Write :data:`TOKENIZER_FILES` for ``layout`` into ``directory`` (created if missing),
-    a folder ``AutoTokenizer.from_pretrained(directory)`` loads. Returns the folder."""
+    a folder ``AutoTokenizer.from_pretrained(directory)`` loads; with
+    ``file_format="tiktoken"``, :data:`TIKTOKEN_FILES` instead. Returns the folder."""
+    files = _files(layout, file_format)
     target = Path(directory)
     target.mkdir(parents=True, exist_ok=True)
-    for name, text in tokenizer_files(layout).items():
+    for name, text in files.items():
         (target / name).write_text(text, encoding="utf-8")
     return target
 
@@ -317,22 +389,24 @@ def write_hub_cache_entry(
     repo_id: str,
     *,
     revision: str | None = None,
+    file_format: FileFormat = "tokenizers",
 ) -> Path:
     """Lay out ``layout``'s files as the cached ``main`` revision of model repo ``repo_id``.
 
-    Writes ``<hub_cache>/models--ORG--NAME/snapshots/<revision>/`` (the files) and
+    Writes ``<hub_cache>/models--ORG--NAME/snapshots/<revision>/`` (the files:
+    :data:`TOKENIZER_FILES`, or :data:`TIKTOKEN_FILES` with ``file_format="tiktoken"``) and
     ``refs/main`` (naming the revision), which ``huggingface_hub`` resolves offline. The
     revision defaults to a digest of the files, so the same layout always gets the same one.
     An existing entry for the same revision is overwritten. Returns the snapshot folder.
 
     Raises:
-        ValueError: ``repo_id`` is not of the form ``ORG/NAME``, or ``revision`` is not 40
-            hex digits.
+        ValueError: ``repo_id`` is not of the form ``ORG/NAME``, ``revision`` is not 40
+            hex digits, or ``file_format`` is unknown.
     """
     parts = repo_id.split("/")
     if len(parts) != 2 or not all(parts) or any(part in (".", "..") for part in parts):
         raise ValueError(f"repo_id must be 'ORG/NAME' (a Hub model id), got {repo_id!r}")
-    files = tokenizer_files(layout)
+    files = _files(layout, file_format)
     if revision is None:
         digest = hashlib.sha1(usedforsecurity=False)
         for name, text in sorted(files.items()):

@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from tinkex.tokenizer._for_model import hub_arguments, tokenizer_for_model
     from tinkex.tokenizer._hf import HFTokenizer
     from tinkex.tokenizer._loader import (
+        LLAMA3_TOKENIZER,
         PINNED_TOKENIZERS,
         clear_cache,
         get_tokenizer,
@@ -44,6 +45,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "BYTE_TOKENIZER_ID",
     "KIMI_PATTERN",
+    "LLAMA3_TOKENIZER",
     "PINNED_TOKENIZERS",
     "ByteTokenizer",
     "HFTokenizer",
@@ -73,6 +75,7 @@ _LAZY: dict[str, str] = {
     "tokenizer_for_model": "tinkex.tokenizer._for_model",
     **dict.fromkeys(
         (
+            "LLAMA3_TOKENIZER",
             "PINNED_TOKENIZERS",
             "clear_cache",
             "get_tokenizer",

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 HF_TOKENIZER_FILE = "tokenizer.json"
 TIKTOKEN_FILE = "tiktoken.model"
+#: Where Llama 3 models read their tokenizer (an ungated copy of Meta's gated repositories).
 LLAMA3_TOKENIZER = "thinkingmachineslabinc/meta-llama-3-instruct-tokenizer"
 
 #: Tokenizers read at a pinned Hub revision (the official SDK's pins: their custom code is
@@ -114,9 +115,28 @@ def unregister_tokenizer(tokenizer_id: str) -> bool:
 
 
 def _forget(tokenizer_id: str) -> None:
-    """Drop every cached load of ``tokenizer_id`` (call with ``_lock`` held)."""
-    for key in [key for key in _cache if key[0] == tokenizer_id]:
+    """Drop every cached load that ``tokenizer_id`` answers for (call with ``_lock`` held)."""
+    for key in [key for key in _cache if tokenizer_id in _names(key[0])]:
         del _cache[key]
+
+
+def _names(tokenizer_id: str) -> list[str]:
+    """The ids ``tokenizer_id`` is looked up as: itself, without ``:suffix``, after
+    :func:`resolve_tokenizer_id`."""
+    return list(
+        dict.fromkeys(
+            [tokenizer_id, tokenizer_id.split(":", 1)[0], resolve_tokenizer_id(tokenizer_id)]
+        )
+    )
+
+
+def _registration(tokenizer_id: str) -> TokenizerSource | None:
+    """What was registered for ``tokenizer_id`` or a name it resolves to (call with
+    ``_lock`` held)."""
+    for name in _names(tokenizer_id):
+        if name in _registered:
+            return _registered[name]
+    return None
 
 
 def is_registered(tokenizer_id: str) -> bool:
@@ -143,7 +163,8 @@ def get_tokenizer(
     ``tokenizer_id`` may be:
 
     * ``"tinkex/byte-tokenizer"``: the local server's built-in byte tokenizer;
-    * an id registered with :func:`register_tokenizer`;
+    * an id registered with :func:`register_tokenizer` (also reached by model names that
+      resolve to it, such as ``"org/model:peft"``);
     * a path to a ``tokenizer.json`` (Hugging Face ``tokenizers``) or a ``tiktoken.model``
       file, or to a directory holding one (plus an optional ``tokenizer_config.json`` for
       BOS/EOS/PAD and special-token names);
@@ -176,7 +197,7 @@ def get_tokenizer(
     with loading:
         with _lock:
             cached = _cache.get(key)
-            source = _registered.get(tokenizer_id)
+            source = _registration(tokenizer_id)
         if cached is not None:
             return cached
         tokenizer = _load(tokenizer_id, source, revision, pat_str)
@@ -267,9 +288,9 @@ def _load(
         return load_tokenizer_path(tokenizer_id, pat_str=pat_str)
 
     searched: list[str] = []
-    names = [tokenizer_id.split(":", 1)[0], resolve_tokenizer_id(tokenizer_id)]
     wanted: list[tuple[str, str | None]] = []
-    for name in dict.fromkeys(names):
+    hub_names = [tokenizer_id.split(":", 1)[0], resolve_tokenizer_id(tokenizer_id)]
+    for name in dict.fromkeys(hub_names):
         repo, pinned = pinned_revision(name)
         wanted.append((repo, revision or pinned))
     for repo, wanted_revision in dict.fromkeys(wanted):

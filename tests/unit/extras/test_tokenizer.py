@@ -418,3 +418,50 @@ def test_special_token_text_can_be_encoded_as_plain_text(tmp_path: Path) -> None
     assert tok.encode("hi<|im_end|>") == [104, 105, n + 4]
     plain = tok.encode("hi<|im_end|>", allow_special_tokens=False)
     assert n + 4 not in plain and tok.decode(plain) == "hi<|im_end|>"
+
+
+def test_kimi_k2_layout_written_in_kimi_file_format(tmp_path: Path) -> None:
+    from tinkex.local.hf_tokenizer import (
+        KIMI_K2_LAYOUT,
+        TIKTOKEN_FILES,
+        hub_cache_dir,
+        write_hub_cache_entry,
+        write_tokenizer_dir,
+    )
+
+    folder = write_tokenizer_dir(KIMI_K2_LAYOUT, tmp_path / "kimi", file_format="tiktoken")
+    assert sorted(p.name for p in folder.iterdir()) == sorted(TIKTOKEN_FILES)
+    tok = get_tokenizer(str(folder))
+    assert isinstance(tok, TiktokenTokenizer)
+    layout_ids = [KIMI_K2_LAYOUT.token_id(t) for t in ("[BOS]", "[EOS]", "[PAD]")]
+    assert [tok.bos_token_id, tok.eos_token_id, tok.pad_token_id] == layout_ids
+    assert tok.encode("hi<|im_user|>") == [104, 105, KIMI_K2_LAYOUT.token_id("<|im_user|>")]
+    assert tok.decode(list(range(256, 264))) == "".join(KIMI_K2_LAYOUT.special_tokens)
+    # At the pinned revision of the Kimi K2 repo, get_tokenizer finds it by Hub id.
+    write_hub_cache_entry(
+        KIMI_K2_LAYOUT,
+        hub_cache_dir(tmp_path / "hf-home"),
+        KIMI_K2,
+        revision=KIMI_K2_PIN,
+        file_format="tiktoken",
+    )
+    assert get_tokenizer(KIMI_K2).encode("<|im_end|>") == [KIMI_K2_LAYOUT.token_id("<|im_end|>")]
+    with pytest.raises(ValueError, match="file_format must be 'tokenizers' or 'tiktoken'"):
+        write_tokenizer_dir(KIMI_K2_LAYOUT, tmp_path / "x", file_format="sentencepiece")  # type: ignore[arg-type]
+
+
+def test_registered_ids_also_answer_for_model_names_that_resolve_to_them() -> None:
+    mine, other = ByteTokenizer(), ByteTokenizer()
+    register_tokenizer("org/registered", mine)
+    try:
+        assert get_tokenizer("org/registered:peft") is mine
+        assert get_tokenizer("org/registered/fp8") is mine
+        register_tokenizer("org/registered", other)  # replaces what the model names loaded too
+        assert get_tokenizer("org/registered:peft") is other
+        register_tokenizer("org/registered:peft", mine)  # an exact registration wins
+        assert get_tokenizer("org/registered:peft") is mine
+    finally:
+        unregister_tokenizer("org/registered")
+        unregister_tokenizer("org/registered:peft")
+    with pytest.raises(TokenizerNotFoundError):
+        get_tokenizer("org/registered:peft")
