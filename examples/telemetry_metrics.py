@@ -82,7 +82,7 @@ def main() -> None:
         lat = stats["latency"]
         print(
             f"  {endpoint:42} n={stats['requests']:3d} p50={lat['p50']:.4f} "
-            f"p90={lat['p90']:.4f} p99={lat['p99']:.4f} max={lat['max']:.4f}"
+            f"p90={lat['p90']:.4f} p95={lat['p95']:.4f} p99={lat['p99']:.4f} max={lat['max']:.4f}"
         )
     assert any("forward_backward" in e for e in registry.snapshot()["endpoints"])
     metrics.reset()

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from tinkex.metrics._registry import (
+    DEFAULT_BUCKETS,
     DEFAULT_EVENTS,
     Histogram,
     MetricsRegistry,
@@ -26,10 +27,12 @@ from tinkex.metrics._registry import (
 )
 
 __all__ = [
+    "DEFAULT_BUCKETS",
     "DEFAULT_EVENTS",
     "Histogram",
     "MetricsRegistry",
     "add_gauge",
+    "configure",
     "default_registry",
     "disable",
     "enable",
@@ -60,6 +63,11 @@ def enable(events: Iterable[str] = DEFAULT_EVENTS) -> MetricsRegistry:
 def disable() -> bool:
     """Stop collecting; returns whether collection was on. Values are kept."""
     return _DEFAULT.disable()
+
+
+def configure(*, max_samples: int | None = None, buckets: Iterable[float] | None = None) -> None:
+    """Histogram settings of the default registry: see :meth:`MetricsRegistry.configure`."""
+    _DEFAULT.configure(max_samples=max_samples, buckets=buckets)
 
 
 def snapshot() -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import json
 import math
 import random
@@ -42,7 +44,28 @@ DEFAULT_EVENTS: tuple[str, ...] = (
     REGULARIZER_COMPUTE,
     CIRCUIT_BREAKER_STATE_CHANGE,
 )
-PERCENTILES: tuple[tuple[str, float], ...] = (("p50", 50.0), ("p90", 90.0), ("p99", 99.0))
+PERCENTILES: tuple[tuple[str, float], ...] = (
+    ("p50", 50.0),
+    ("p90", 90.0),
+    ("p95", 95.0),
+    ("p99", 99.0),
+)
+#: Upper bounds (seconds) of the bucket counts every histogram keeps by default: Elixir
+#: Tinkex's latency buckets (1 ms ... 5 s), in the seconds tinkex's durations are measured in.
+DEFAULT_BUCKETS: tuple[float, ...] = (
+    0.001,
+    0.002,
+    0.005,
+    0.01,
+    0.02,
+    0.05,
+    0.1,
+    0.2,
+    0.5,
+    1.0,
+    2.0,
+    5.0,
+)
 
 # Path segments that are ids, not routes: uuids, long hex, numbers, tinker ids ("sess:train:0").
 _ID_SEGMENT = re.compile(
@@ -79,18 +102,51 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
     return sorted_values[lower] + (sorted_values[upper] - sorted_values[lower]) * fraction
 
 
+def check_buckets(buckets: Iterable[float]) -> tuple[float, ...]:
+    """``buckets`` as a tuple of floats, checked: finite and strictly increasing.
+
+    Raises:
+        ValueError: a bound is not a finite number, or the bounds are not strictly increasing.
+    """
+    bounds = tuple(buckets)
+    for bound in bounds:
+        if (
+            isinstance(bound, bool)
+            or not isinstance(bound, int | float)
+            or not math.isfinite(bound)
+        ):
+            raise ValueError(f"histogram buckets must be finite numbers, got {bound!r}")
+    if any(b <= a for a, b in itertools.pairwise(bounds)):
+        raise ValueError(f"histogram buckets must be strictly increasing, got {list(bounds)}")
+    return tuple(float(bound) for bound in bounds)
+
+
+def _bucket_label(bound: float) -> str:
+    return format(bound, "g")
+
+
 class Histogram:
-    """Distribution of observed values: exact count/sum/min/max, percentiles from a sample.
+    """Distribution of observed values: exact count/sum/min/max and bucket counts,
+    percentiles from a sample.
 
     Up to ``max_samples`` values are kept verbatim (percentiles are exact below that); beyond
-    it a uniform reservoir sample of that size is kept. Not thread-safe on its own; the
+    it a uniform reservoir sample of that size is kept. ``buckets`` are upper bounds: each
+    value is counted in the first bucket whose bound it does not exceed (values above the
+    last bound in ``"+Inf"``); ``()`` keeps no bucket counts. Not thread-safe on its own; the
     registry serialises access.
+
+    Raises:
+        ValueError: ``max_samples`` < 1, or ``buckets`` not finite and strictly increasing.
     """
 
-    def __init__(self, max_samples: int = 10_000, seed: int = 0) -> None:
+    def __init__(
+        self, max_samples: int = 10_000, seed: int = 0, buckets: Iterable[float] = DEFAULT_BUCKETS
+    ) -> None:
         if max_samples < 1:
             raise ValueError(f"Histogram.max_samples must be >= 1, got {max_samples}")
         self.max_samples = max_samples
+        self.buckets = check_buckets(buckets)
+        self._bucket_counts = [0] * (len(self.buckets) + 1)
         self._rng = random.Random(seed)
         self._samples: list[float] = []
         self.count = 0
@@ -105,6 +161,8 @@ class Histogram:
         self.sum += value
         self.min = min(self.min, value)
         self.max = max(self.max, value)
+        if self.buckets:
+            self._bucket_counts[bisect.bisect_left(self.buckets, value)] += 1
         if len(self._samples) < self.max_samples:
             self._samples.append(value)
         else:
@@ -118,32 +176,42 @@ class Histogram:
             return None
         return percentile(sorted(self._samples), q)
 
-    def summary(self) -> dict[str, float | int | None]:
-        """``count``, ``sum``, ``mean``, ``min``, ``max``, ``p50``, ``p90``, ``p99``."""
-        if not self.count:
-            return {"count": 0, "sum": 0.0, "mean": None, "min": None, "max": None}
-        ordered = sorted(self._samples)
-        result: dict[str, float | int | None] = {
+    def bucket_counts(self) -> dict[str, int]:
+        """Cumulative counts per upper bound, as Prometheus reports them: ``{"0.001": n, ...,
+        "+Inf": count}`` (values <= each bound); ``{}`` when the histogram keeps no buckets."""
+        if not self.buckets:
+            return {}
+        cumulative = itertools.accumulate(self._bucket_counts)
+        labels = [*map(_bucket_label, self.buckets), "+Inf"]
+        return dict(zip(labels, cumulative, strict=True))
+
+    def summary(self) -> dict[str, Any]:
+        """``count``, ``sum``, ``mean``, ``min``, ``max``, ``p50``, ``p90``, ``p95``, ``p99``
+        (``None`` when empty) and ``buckets`` (:meth:`bucket_counts`, when it keeps any)."""
+        result: dict[str, Any] = {
             "count": self.count,
             "sum": self.sum,
-            "mean": self.sum / self.count,
-            "min": self.min,
-            "max": self.max,
+            "mean": self.sum / self.count if self.count else None,
+            "min": self.min if self.count else None,
+            "max": self.max if self.count else None,
         }
+        ordered = sorted(self._samples)
         for label, q in PERCENTILES:
-            result[label] = percentile(ordered, q)
+            result[label] = percentile(ordered, q) if ordered else None
+        if self.buckets:
+            result["buckets"] = self.bucket_counts()
         return result
 
 
 class _Endpoint:
     __slots__ = ("errors", "latency", "requests", "retries", "statuses")
 
-    def __init__(self, max_samples: int) -> None:
+    def __init__(self, max_samples: int, buckets: tuple[float, ...]) -> None:
         self.requests = 0
         self.errors = 0
         self.retries = 0
         self.statuses: dict[str, int] = {}
-        self.latency = Histogram(max_samples)
+        self.latency = Histogram(max_samples, buckets=buckets)
 
 
 def _number(measurements: Mapping[str, Any], key: str) -> float | None:
@@ -151,6 +219,12 @@ def _number(measurements: Mapping[str, Any], key: str) -> float | None:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
     return None
+
+
+def _check_settings(max_samples: int, buckets: Iterable[float]) -> tuple[int, tuple[float, ...]]:
+    if isinstance(max_samples, bool) or not isinstance(max_samples, int) or max_samples < 1:
+        raise ValueError(f"MetricsRegistry max_samples must be an int >= 1, got {max_samples!r}")
+    return max_samples, check_buckets(buckets)
 
 
 class MetricsRegistry:
@@ -161,14 +235,24 @@ class MetricsRegistry:
     in seconds, ``method``, ``path``, ``status``) become per-endpoint request counts, status
     counts and latency percentiles, keyed ``"METHOD /normalized/path"``.
 
+    Every histogram keeps up to ``max_samples`` values for its percentiles and counts its
+    values per bucket of ``buckets`` (upper bounds, in the unit observed: seconds for the
+    latencies; ``()`` for none). :meth:`configure` changes both later.
+
     >>> registry = MetricsRegistry()
     >>> registry.observe("step.seconds", 1.5)
     >>> registry.snapshot()["histograms"]["step.seconds"]["p50"]
     1.5
     """
 
-    def __init__(self, *, max_samples: int = 10_000, handler_id: str | None = None) -> None:
-        self.max_samples = max_samples
+    def __init__(
+        self,
+        *,
+        max_samples: int = 10_000,
+        buckets: Iterable[float] = DEFAULT_BUCKETS,
+        handler_id: str | None = None,
+    ) -> None:
+        self.max_samples, self.buckets = _check_settings(max_samples, buckets)
         self.handler_id = handler_id or f"tinkex.metrics.{id(self):x}"
         self._lock = threading.Lock()
         self._counters: dict[str, float] = {}
@@ -209,7 +293,7 @@ class MetricsRegistry:
         with self._lock:
             return self._gauges.get(name)
 
-    def histogram(self, name: str) -> dict[str, float | int | None] | None:
+    def histogram(self, name: str) -> dict[str, Any] | None:
         """Summary of histogram ``name``, or ``None``."""
         with self._lock:
             histogram = self._histograms.get(name)
@@ -221,9 +305,10 @@ class MetricsRegistry:
         """Everything as plain data::
 
         {"counters": {name: value}, "gauges": {name: value},
-         "histograms": {name: {count, sum, mean, min, max, p50, p90, p99}},
+         "histograms": {name: {count, sum, mean, min, max, p50, p90, p95, p99,
+                               buckets: {"0.001": n, ..., "+Inf": count}}},
          "endpoints": {"POST /api/v1/forward": {"requests", "errors", "retries",
-                       "statuses": {"200": n}, "latency": {count, ..., p50, p90, p99, max}}}}
+                       "statuses": {"200": n}, "latency": {count, ..., p99, buckets}}}}
         """
         with self._lock:
             return {
@@ -250,6 +335,26 @@ class MetricsRegistry:
         """:meth:`snapshot` as JSON (``kwargs`` go to :func:`json.dumps`)."""
         kwargs.setdefault("sort_keys", True)
         return json.dumps(self.snapshot(), **kwargs)
+
+    def configure(
+        self, *, max_samples: int | None = None, buckets: Iterable[float] | None = None
+    ) -> None:
+        """Change the histograms' sample size and bucket bounds (``None``: keep).
+
+        The histograms recorded so far are forgotten (they were kept under the old settings);
+        counters and gauges stay.
+
+        Raises:
+            ValueError: ``max_samples`` < 1, or ``buckets`` not finite and strictly increasing.
+        """
+        new_max, new_buckets = _check_settings(
+            self.max_samples if max_samples is None else max_samples,
+            self.buckets if buckets is None else buckets,
+        )
+        with self._lock:
+            self.max_samples, self.buckets = new_max, new_buckets
+            self._histograms.clear()
+            self._endpoints.clear()
 
     def reset(self) -> None:
         """Forget every value (the registry stays enabled if it was)."""
@@ -381,7 +486,7 @@ class MetricsRegistry:
     def _histogram(self, name: str) -> Histogram:
         histogram = self._histograms.get(name)
         if histogram is None:
-            histogram = self._histograms[name] = Histogram(self.max_samples)
+            histogram = self._histograms[name] = Histogram(self.max_samples, buckets=self.buckets)
         return histogram
 
     def _endpoint(self, method: str | None, path: str | None) -> _Endpoint | None:
@@ -390,7 +495,7 @@ class MetricsRegistry:
         key = f"{str(method or '').upper()} {normalize_path(path)}".strip()
         endpoint = self._endpoints.get(key)
         if endpoint is None:
-            endpoint = self._endpoints[key] = _Endpoint(self.max_samples)
+            endpoint = self._endpoints[key] = _Endpoint(self.max_samples, self.buckets)
         return endpoint
 
     def _request_ended(self, *, failed: bool) -> None:

@@ -29,6 +29,7 @@ def test_percentiles_of_one_to_hundred() -> None:
     summary = hist.summary()
     assert summary["p50"] == pytest.approx(50.5)
     assert summary["p90"] == pytest.approx(90.1)
+    assert summary["p95"] == pytest.approx(95.05)
     assert summary["p99"] == pytest.approx(99.01)
     assert (summary["min"], summary["max"], summary["count"]) == (1.0, 100.0, 100)
     assert summary["mean"] == pytest.approx(50.5)
@@ -99,6 +100,7 @@ def test_endpoint_latency_from_telemetry() -> None:
     assert fwd["requests"] == 100 and fwd["errors"] == 0 and fwd["statuses"] == {"200": 100}
     assert fwd["latency"]["p50"] == pytest.approx(0.0505)
     assert fwd["latency"]["p90"] == pytest.approx(0.0901)
+    assert fwd["latency"]["p95"] == pytest.approx(0.09505)
     assert fwd["latency"]["p99"] == pytest.approx(0.09901)
     assert fwd["latency"]["max"] == pytest.approx(0.1)
     sample = snap["endpoints"]["POST /api/v1/asample"]
@@ -215,3 +217,79 @@ def test_with_retry_retries_are_attributed_to_the_named_endpoint() -> None:
             call, BackoffPolicy(base_delay=0), name="POST /api/v1/asample", sleep=lambda s: None
         )
     assert registry.snapshot()["endpoints"]["POST /api/v1/asample"]["retries"] == 1
+
+
+def test_bucket_counts_are_cumulative_per_upper_bound() -> None:
+    hist = Histogram(buckets=[0.01, 0.1, 1.0])
+    for value in (0.005, 0.01, 0.05, 0.1, 0.5, 2.0, 7.0):
+        hist.observe(value)
+    # A value equal to a bound is counted in that bound's bucket ("<=").
+    assert hist.bucket_counts() == {"0.01": 2, "0.1": 4, "1": 5, "+Inf": 7}
+    assert hist.summary()["buckets"] == hist.bucket_counts()
+    default = Histogram()
+    default.observe(0.003)
+    assert default.buckets == tinkex.metrics.DEFAULT_BUCKETS
+    assert default.bucket_counts()["0.002"] == 0 and default.bucket_counts()["0.005"] == 1
+    none = Histogram(buckets=())
+    none.observe(1.0)
+    assert none.bucket_counts() == {} and "buckets" not in none.summary()
+    empty = Histogram().summary()
+    assert empty["p95"] is None and set(empty["buckets"].values()) == {0}
+
+
+@pytest.mark.parametrize(
+    ("buckets", "message"),
+    [
+        ([0.1, 0.1], "strictly increasing, got \\[0.1, 0.1\\]"),
+        ([1.0, 0.5], "strictly increasing"),
+        ([0.1, float("inf")], "finite numbers, got inf"),
+        (["0.1"], "finite numbers, got '0.1'"),
+    ],
+)
+def test_bad_buckets_are_rejected_with_the_value(buckets: list[object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Histogram(buckets=buckets)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=message):
+        MetricsRegistry(buckets=buckets)  # type: ignore[arg-type]
+
+
+def test_registry_buckets_apply_to_endpoint_latency_and_configure_changes_them() -> None:
+    registry = MetricsRegistry(buckets=[0.05, 0.5], max_samples=3).enable()
+    try:
+        for duration in (0.01, 0.2, 0.3, 0.9):
+            stop_event("/api/v1/asample", duration)
+        latency = registry.snapshot()["endpoints"]["POST /api/v1/asample"]["latency"]
+        assert latency["buckets"] == {"0.05": 1, "0.5": 3, "+Inf": 4}
+        assert latency["count"] == 4  # exact, though only 3 samples are kept
+        registry.increment("steps")
+        registry.configure(buckets=[1.0])
+        assert registry.max_samples == 3 and registry.buckets == (1.0,)
+        snap = registry.snapshot()
+        assert snap["endpoints"] == {} and snap["histograms"] == {}  # recorded under old bounds
+        assert snap["counters"]["steps"] == 1
+        stop_event("/api/v1/asample", 0.2)
+        latency = registry.snapshot()["endpoints"]["POST /api/v1/asample"]["latency"]
+        assert latency["buckets"] == {"1": 1, "+Inf": 1}
+        with pytest.raises(ValueError, match="max_samples must be an int >= 1, got 0"):
+            registry.configure(max_samples=0)
+        assert registry.max_samples == 3  # a rejected change changes nothing
+    finally:
+        registry.disable()
+    assert json.loads(registry.to_json())["endpoints"]["POST /api/v1/asample"]["latency"][
+        "buckets"
+    ] == {"1": 1, "+Inf": 1}
+
+
+def test_module_level_configure_sets_the_default_registry() -> None:
+    default = tinkex.metrics.default_registry()
+    try:
+        tinkex.metrics.configure(buckets=[0.25], max_samples=7)
+        tinkex.metrics.observe("step.seconds", 0.1)
+        assert tinkex.metrics.snapshot()["histograms"]["step.seconds"]["buckets"] == {
+            "0.25": 1,
+            "+Inf": 1,
+        }
+        assert default.max_samples == 7
+    finally:
+        tinkex.metrics.configure(buckets=tinkex.metrics.DEFAULT_BUCKETS, max_samples=10_000)
+        tinkex.metrics.reset()
