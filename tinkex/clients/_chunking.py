@@ -5,13 +5,16 @@ The rules are docs/protocol.md, "Forward/backward".
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import math
+import struct
 from collections.abc import Sequence
 
 from tinkex._transport.estimates import estimate_datum_bytes
 from tinkex.types import Datum, ForwardBackwardOutput
 
-__all__ = ["Chunk", "chunk_datums", "combine_outputs", "reduce_metrics"]
+__all__ = ["Chunk", "chunk_datums", "combine_outputs", "hash_unordered", "reduce_metrics"]
 
 logger = logging.getLogger("tinkex")
 
@@ -67,6 +70,8 @@ def _reduce(key: str, values: list[float], weights: list[int]) -> dict[str, floa
         for v in values:
             acc = (acc + (int(v) & 0xFFFFFFFFFFFFFFFF)) & 0xFFFFFFFFFFFFFFFF
         return {key: float(acc)}
+    if reduction == "hash_unordered":
+        return {key: hash_unordered(values)}
     if reduction == "unique":
         # The first value keeps the key; the others get ``_1``, ``_2``, ... (official SDK).
         out = {key: values[0]}
@@ -75,6 +80,19 @@ def _reduce(key: str, values: list[float], weights: list[int]) -> dict[str, floa
         return out
     logger.debug("dropping metric %r: unknown reduction %r", key, reduction)
     return {}
+
+
+def hash_unordered(values: Sequence[float]) -> float:
+    """An order-independent fingerprint of ``values`` (Elixir Tinkex's ``hash_unordered``
+    reduction): equal for the same values in any order, in any process.
+
+    A digest of the sorted float64 values (NaNs last), cut to 53 bits so that it is an
+    integer a float holds exactly (metrics are floats, and JSON-safe).
+    """
+    ordered = sorted((float(v) for v in values), key=lambda v: (math.isnan(v), v))
+    packed = struct.pack(f"<{len(ordered)}d", *ordered)
+    digest = hashlib.blake2b(packed, digest_size=8).digest()
+    return float(int.from_bytes(digest, "big") >> 11)
 
 
 def reduce_metrics(metrics: Sequence[dict[str, float]], weights: Sequence[int]) -> dict[str, float]:

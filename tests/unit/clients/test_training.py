@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -10,6 +13,7 @@ import pytest
 import tinkex
 from tinkex import types
 from tinkex._transport.estimates import estimate_datum_bytes
+from tinkex.clients._chunking import hash_unordered
 
 from .conftest import API_KEY, BASE_URL, MODEL_ID, SESSION_ID, FakeTinker, datum
 
@@ -178,6 +182,7 @@ def test_metric_reduction_by_suffix(fake: FakeTinker, service: tinkex.ServiceCli
                 "hi:max": 1.0,
                 "sl:slack": 2.0,
                 "h:hash2": 3.0,
+                "hu:hash_unordered": 7.0,
                 "u:unique": 10.0,
                 "odd:median": 1.0,
                 "only_first:sum": 4.0,
@@ -189,6 +194,7 @@ def test_metric_reduction_by_suffix(fake: FakeTinker, service: tinkex.ServiceCli
                 "hi:max": 5.0,
                 "sl:slack": 6.0,
                 "h:hash2": 4.0,
+                "hu:hash_unordered": 2.5,
                 "u:unique": 20.0,
                 "odd:median": 2.0,
             },
@@ -203,6 +209,7 @@ def test_metric_reduction_by_suffix(fake: FakeTinker, service: tinkex.ServiceCli
     assert metrics["hi:max"] == 5.0
     assert math.isclose(metrics["sl:slack"], 6.0 - (2.0 * 2 + 6.0) / 3)
     assert metrics["h:hash2"] == 7.0
+    assert metrics["hu:hash_unordered"] == hash_unordered([2.5, 7.0])
     assert metrics["u:unique"] == 10.0
     assert metrics["u:unique_1"] == 20.0
     assert "odd:median" not in metrics  # unknown reduction: dropped
@@ -494,3 +501,21 @@ def test_parallel_chunks_one_rejected_one_unanswered_poison(
         future.result(timeout=10)
     with pytest.raises(RuntimeError, match="poisoned"):
         training.optim_step(types.AdamParams()).result(timeout=10)
+
+
+def test_hash_unordered_fingerprints_the_values_whatever_their_order() -> None:
+    values = [0.25, -3.0, 1e9, 7.0, float("nan")]
+    fingerprint = hash_unordered(values)
+    assert hash_unordered(list(reversed(values))) == fingerprint
+    assert hash_unordered([7.0, float("nan"), 0.25, 1e9, -3.0]) == fingerprint
+    assert hash_unordered(values[:-1]) != fingerprint  # another multiset
+    assert hash_unordered([0.25, 0.25]) != hash_unordered([0.25])
+    assert hash_unordered([1, 2]) == hash_unordered([2.0, 1.0])
+    # An integer a float holds exactly (53 bits), so it survives JSON and float arithmetic.
+    assert fingerprint.is_integer() and 0 <= fingerprint < 2**53
+    # The same in every process: a digest, not Python's salted or id-based hash().
+    code = "from tinkex.clients._chunking import hash_unordered as h; print(repr(h([2.0, 1.0])))"
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+        assert float(out.stdout) == hash_unordered([1.0, 2.0]), out.stderr
