@@ -20,6 +20,7 @@ import numpy as np
 
 from tinkex import telemetry
 from tinkex.regularizers import (
+    EVENTS,
     L1,
     L2,
     Consistency,
@@ -158,7 +159,7 @@ def main() -> None:
     events: list[str] = []
     telemetry.attach(
         "example.regularizers",
-        [telemetry.REGULARIZER_COMPUTE, telemetry.CUSTOM_LOSS_COMPUTE],
+        EVENTS,
         lambda event, measurements, metadata: events.append(
             f"{event} {metadata.get('name', '')}".strip()
         ),

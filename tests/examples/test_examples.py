@@ -48,7 +48,9 @@ EXPECTED_OUTPUT = {
         "with 13 regularizers",
         "kl_symmetric",
         "same result: True",
-        "tinkex.regularizer.compute l1_sparsity",
+        "tinkex.regularizer.compute.start l1_sparsity",
+        "tinkex.regularizer.compute.stop l1_sparsity",
+        "tinkex.custom_loss.stop",
         "duplicate regularizer names ['l1']",
     ],
 }

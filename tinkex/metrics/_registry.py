@@ -14,14 +14,16 @@ from typing import Any, cast
 
 from tinkex.telemetry import (
     CIRCUIT_BREAKER_STATE_CHANGE,
-    CUSTOM_LOSS_COMPUTE,
+    CUSTOM_LOSS_EXCEPTION,
+    CUSTOM_LOSS_STOP,
     FUTURE_COMPLETE,
     FUTURE_QUEUE_STATE,
     HTTP_REQUEST_EXCEPTION,
     HTTP_REQUEST_START,
     HTTP_REQUEST_STOP,
     HTTP_RETRY,
-    REGULARIZER_COMPUTE,
+    REGULARIZER_EXCEPTION,
+    REGULARIZER_STOP,
     CircuitBreakerMetadata,
     HttpRequestExceptionMetadata,
     HttpRequestStopMetadata,
@@ -40,8 +42,10 @@ DEFAULT_EVENTS: tuple[str, ...] = (
     HTTP_RETRY,
     FUTURE_QUEUE_STATE,
     FUTURE_COMPLETE,
-    CUSTOM_LOSS_COMPUTE,
-    REGULARIZER_COMPUTE,
+    CUSTOM_LOSS_STOP,
+    CUSTOM_LOSS_EXCEPTION,
+    REGULARIZER_STOP,
+    REGULARIZER_EXCEPTION,
     CIRCUIT_BREAKER_STATE_CHANGE,
 )
 PERCENTILES: tuple[tuple[str, float], ...] = (
@@ -461,6 +465,13 @@ class MetricsRegistry:
         if loss is not None:
             self._gauges["custom_loss.loss_total"] = loss
 
+    def _on_custom_loss_failure(self, m: Mapping[str, float], md: Mapping[str, Any]) -> None:
+        self._bump("custom_loss.failed")
+
+    def _on_regularizer_failure(self, m: Mapping[str, float], md: Mapping[str, Any]) -> None:
+        meta = cast(RegularizerMetadata, md)
+        self._bump(f"regularizer.{meta.get('name', 'unnamed')}.failed")
+
     def _on_regularizer(self, m: Mapping[str, float], md: Mapping[str, Any]) -> None:
         meta = cast(RegularizerMetadata, md)
         name = meta.get("name", "unnamed")
@@ -514,7 +525,9 @@ _UPDATES: dict[str, _Update] = {
     HTTP_RETRY: MetricsRegistry._on_retry,
     FUTURE_QUEUE_STATE: MetricsRegistry._on_queue_state,
     FUTURE_COMPLETE: MetricsRegistry._on_future_complete,
-    CUSTOM_LOSS_COMPUTE: MetricsRegistry._on_custom_loss,
-    REGULARIZER_COMPUTE: MetricsRegistry._on_regularizer,
+    CUSTOM_LOSS_STOP: MetricsRegistry._on_custom_loss,
+    CUSTOM_LOSS_EXCEPTION: MetricsRegistry._on_custom_loss_failure,
+    REGULARIZER_STOP: MetricsRegistry._on_regularizer,
+    REGULARIZER_EXCEPTION: MetricsRegistry._on_regularizer_failure,
     CIRCUIT_BREAKER_STATE_CHANGE: MetricsRegistry._on_breaker,
 }

@@ -37,6 +37,14 @@ from tinkex.regularizers._types import (
     RegularizerOutput,
     RegularizerSpec,
 )
+from tinkex.telemetry import (
+    CUSTOM_LOSS_EXCEPTION,
+    CUSTOM_LOSS_START,
+    CUSTOM_LOSS_STOP,
+    REGULARIZER_EXCEPTION,
+    REGULARIZER_START,
+    REGULARIZER_STOP,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from tinkex.regularizers._base import NumpyRegularizer
@@ -57,7 +65,19 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from tinkex.regularizers._torch import torch_available, torch_gradient_penalty
 
+#: The telemetry events of the custom-loss pipeline (payloads: ``tinkex.telemetry.EVENT_SCHEMAS``),
+#: e.g. for ``tinkex.telemetry.attach_logger(events=EVENTS)``.
+EVENTS: tuple[str, ...] = (
+    CUSTOM_LOSS_START,
+    CUSTOM_LOSS_STOP,
+    CUSTOM_LOSS_EXCEPTION,
+    REGULARIZER_START,
+    REGULARIZER_STOP,
+    REGULARIZER_EXCEPTION,
+)
+
 __all__ = [
+    "EVENTS",
     "L1",
     "L2",
     "Backend",

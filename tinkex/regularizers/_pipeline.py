@@ -32,7 +32,22 @@ from tinkex.regularizers._types import (
     RegularizerOutput,
     RegularizerSpec,
 )
-from tinkex.telemetry import CUSTOM_LOSS_COMPUTE, REGULARIZER_COMPUTE, emit, has_handlers
+from tinkex.telemetry import (
+    CUSTOM_LOSS_EXCEPTION,
+    CUSTOM_LOSS_START,
+    CUSTOM_LOSS_STOP,
+    REGULARIZER_EXCEPTION,
+    REGULARIZER_START,
+    REGULARIZER_STOP,
+    CustomLossExceptionMetadata,
+    CustomLossMeasurements,
+    CustomLossMetadata,
+    RegularizerExceptionMetadata,
+    RegularizerMeasurements,
+    RegularizerMetadata,
+    emit,
+    has_handlers,
+)
 
 NumpyLossResult = tuple[float, dict[str, float], list[Array]]
 
@@ -252,11 +267,10 @@ def compute_custom_loss(
         TypeError: a function returned the wrong shape of result.
         RegularizerError: a regularizer raised (its name in the message, the error as cause).
 
-    Emits ``tinkex.regularizer.compute`` per regularizer (measurements ``value``,
-    ``contribution``, ``weight``, ``duration``, ``grad_norm`` when tracked; metadata ``name``,
-    ``backend``, ``async``) and ``tinkex.custom_loss.compute`` once (measurements ``duration``,
-    ``loss_total``, ``base_loss``, ``regularizer_total``; metadata ``regularizer_count``,
-    ``backend``, ``parallel``, ``track_grad_norms``, and ``error``/``error_type`` on failure).
+    Emits ``tinkex.custom_loss.start`` once the arguments are checked, then
+    ``tinkex.custom_loss.stop`` (the totals) or ``tinkex.custom_loss.exception`` (what failed);
+    per regularizer ``tinkex.regularizer.compute.start`` and ``.stop`` (value, contribution,
+    duration, gradient norm) or ``.exception``. Payloads: ``tinkex.telemetry.EVENT_SCHEMAS``.
     """
     started = time.perf_counter()
     specs = list(regularizers or ())
@@ -276,12 +290,14 @@ def compute_custom_loss(
         raise ValueError(f"compute_custom_loss: duplicate regularizer names {duplicates}")
     arrays = [read_only(as_float_array(lp)) for lp in logprobs_list]
     base_backend = resolve_backend(base_loss_fn, backend, fallback=default_backend())
-    meta: dict[str, Any] = {
+    meta: CustomLossMetadata = {
         "regularizer_count": len(specs),
         "backend": base_backend,
         "parallel": parallel,
         "track_grad_norms": track_grad_norms,
     }
+    if has_handlers(CUSTOM_LOSS_START):
+        emit(CUSTOM_LOSS_START, {"system_time": time.time()}, meta)
     try:
         output, grads = _compute(
             data,
@@ -295,15 +311,16 @@ def compute_custom_loss(
             timeout,
         )
     except BaseException as exc:
-        if has_handlers(CUSTOM_LOSS_COMPUTE):
-            emit(
-                CUSTOM_LOSS_COMPUTE,
-                {"duration": time.perf_counter() - started},
-                {**meta, "error_type": type(exc).__name__, "error": str(exc)},
-            )
+        if has_handlers(CUSTOM_LOSS_EXCEPTION):
+            failure: CustomLossExceptionMetadata = {
+                **meta,
+                "error_type": type(exc).__name__,
+                "error": str(exc),
+            }
+            emit(CUSTOM_LOSS_EXCEPTION, {"duration": time.perf_counter() - started}, failure)
         raise
-    if has_handlers(CUSTOM_LOSS_COMPUTE):
-        measurements = {
+    if has_handlers(CUSTOM_LOSS_STOP):
+        measurements: CustomLossMeasurements = {
             "duration": time.perf_counter() - started,
             "loss_total": output.loss_total,
             "base_loss": output.base_loss,
@@ -311,8 +328,27 @@ def compute_custom_loss(
         }
         if output.total_grad_norm is not None:
             measurements["total_grad_norm"] = output.total_grad_norm
-        emit(CUSTOM_LOSS_COMPUTE, measurements, meta)
+        emit(CUSTOM_LOSS_STOP, measurements, meta)
     return output, grads
+
+
+def _regularizer_meta(spec: RegularizerSpec, backend: str) -> RegularizerMetadata:
+    return {"name": spec.name, "backend": backend, "async": spec.async_}
+
+
+def _regularizer_failed(
+    spec: RegularizerSpec, backend: str, started: float, cause: BaseException, message: str
+) -> RegularizerError:
+    """Emit ``tinkex.regularizer.compute.exception``; returns the :class:`RegularizerError`
+    to raise (``from cause``)."""
+    if has_handlers(REGULARIZER_EXCEPTION):
+        meta: RegularizerExceptionMetadata = {
+            **_regularizer_meta(spec, backend),
+            "error_type": type(cause).__name__,
+            "error": message,
+        }
+        emit(REGULARIZER_EXCEPTION, {"duration": time.perf_counter() - started}, meta)
+    return RegularizerError(spec.name, message)
 
 
 def _compute(
@@ -343,22 +379,28 @@ def _compute(
 
     def start(spec: RegularizerSpec) -> Evaluation:
         reg_backend = resolve_backend(spec.fn, spec.backend, fallback=base_backend)
+        if has_handlers(REGULARIZER_START):
+            emit(
+                REGULARIZER_START,
+                {"system_time": time.time()},
+                _regularizer_meta(spec, reg_backend),
+            )
+        started = time.perf_counter()
         try:
             return Evaluation(reg_fn(spec), reg_backend, data, arrays, f"regularizer {spec.name!r}")
-        except RegularizerError:
+        except RegularizerError as exc:
+            _regularizer_failed(spec, reg_backend, started, exc, exc.message)
             raise
         except Exception as exc:
-            raise RegularizerError(
-                spec.name, f"regularizer {spec.name!r} failed: {type(exc).__name__}: {exc}"
-            ) from exc
+            message = f"regularizer {spec.name!r} failed: {type(exc).__name__}: {exc}"
+            raise _regularizer_failed(spec, reg_backend, started, exc, message) from exc
 
     def finish(spec: RegularizerSpec, run: Evaluation, raw: Any) -> tuple[NumpyLossResult, float]:
         try:
             result = run.finish(raw, require_grads=False)
         except Exception as exc:
-            raise RegularizerError(
-                spec.name, f"regularizer {spec.name!r} failed: {type(exc).__name__}: {exc}"
-            ) from exc
+            message = f"regularizer {spec.name!r} failed: {type(exc).__name__}: {exc}"
+            raise _regularizer_failed(spec, run.backend, run.started, exc, message) from exc
         return result, time.perf_counter() - run.started
 
     results: dict[str, tuple[NumpyLossResult, float, str]] = {}
@@ -396,16 +438,21 @@ def _compute(
     if gathered is not None:
         try:
             values = gathered.result(timeout)
-        except concurrent.futures.TimeoutError as exc:
-            raise RegularizerError(
-                ",".join(coroutine_names),
-                f"async regularizers {coroutine_names} did not finish within {timeout} s",
-            ) from exc
         except Exception as exc:
-            raise RegularizerError(
-                ",".join(coroutine_names),
-                f"async regularizer failed: {type(exc).__name__}: {exc}",
-            ) from exc
+            if isinstance(exc, concurrent.futures.TimeoutError):
+                message = f"async regularizers {coroutine_names} did not finish within {timeout} s"
+            else:
+                which = (
+                    f"async regularizer {coroutine_names[0]!r}"
+                    if len(coroutine_names) == 1
+                    else f"one of the async regularizers {coroutine_names}"
+                )
+                message = f"{which} failed: {type(exc).__name__}: {exc}"
+            for spec in async_specs:  # awaited together: each pending one failed with them
+                if spec.name in coroutine_names:
+                    run = async_runs[spec.name]
+                    _regularizer_failed(spec, run.backend, run.started, exc, message)
+            raise RegularizerError(",".join(coroutine_names), message) from exc
         awaited = dict(zip(coroutine_names, values, strict=True))
     for spec in async_specs:
         run = async_runs[spec.name]
@@ -414,9 +461,8 @@ def _compute(
             try:
                 raw = raw.result(timeout)
             except Exception as exc:
-                raise RegularizerError(
-                    spec.name, f"regularizer {spec.name!r} failed: {type(exc).__name__}: {exc}"
-                ) from exc
+                message = f"regularizer {spec.name!r} failed: {type(exc).__name__}: {exc}"
+                raise _regularizer_failed(spec, run.backend, run.started, exc, message) from exc
         result, duration = finish(spec, run, raw)
         results[spec.name] = (result, duration, run.backend)
 
@@ -439,8 +485,8 @@ def _compute(
             duration=duration,
         )
         outputs[spec.name] = output
-        if has_handlers(REGULARIZER_COMPUTE):
-            measurements = {
+        if has_handlers(REGULARIZER_STOP):
+            measurements: RegularizerMeasurements = {
                 "value": value,
                 "contribution": output.contribution,
                 "weight": spec.weight,
@@ -448,11 +494,7 @@ def _compute(
             }
             if grad_norm is not None:
                 measurements["grad_norm"] = grad_norm
-            emit(
-                REGULARIZER_COMPUTE,
-                measurements,
-                {"name": spec.name, "backend": reg_backend, "async": spec.async_},
-            )
+            emit(REGULARIZER_STOP, measurements, _regularizer_meta(spec, reg_backend))
     regularizer_total = sum(output.contribution for output in outputs.values())
     combined = CustomLossOutput(
         loss_total=base_loss + regularizer_total,

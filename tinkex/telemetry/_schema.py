@@ -14,8 +14,9 @@ event                                       emitted by
                                             counted retry's wait
 ``tinkex.future.queue_state``               the ``retrieve_future`` poller (queue-state reports)
 ``tinkex.future.complete``                  the poller, when it ends (any outcome)
-``tinkex.custom_loss.compute``              ``tinkex.regularizers.compute_custom_loss``
-``tinkex.regularizer.compute``              the same, once per regularizer
+``tinkex.custom_loss.start|stop|exception``  ``tinkex.regularizers.compute_custom_loss``
+``tinkex.regularizer.compute.start|stop|     the same, once per regularizer
+exception``
 ``tinkex.circuit_breaker.state_change``     ``tinkex.resilience.CircuitBreaker``
 ==========================================  =================================================
 
@@ -34,8 +35,12 @@ HTTP_REQUEST_EXCEPTION = "tinkex.http.request.exception"
 HTTP_RETRY = "tinkex.http.retry"
 FUTURE_QUEUE_STATE = "tinkex.future.queue_state"
 FUTURE_COMPLETE = "tinkex.future.complete"
-CUSTOM_LOSS_COMPUTE = "tinkex.custom_loss.compute"
-REGULARIZER_COMPUTE = "tinkex.regularizer.compute"
+CUSTOM_LOSS_START = "tinkex.custom_loss.start"
+CUSTOM_LOSS_STOP = "tinkex.custom_loss.stop"
+CUSTOM_LOSS_EXCEPTION = "tinkex.custom_loss.exception"
+REGULARIZER_START = "tinkex.regularizer.compute.start"
+REGULARIZER_STOP = "tinkex.regularizer.compute.stop"
+REGULARIZER_EXCEPTION = "tinkex.regularizer.compute.exception"
 CIRCUIT_BREAKER_STATE_CHANGE = "tinkex.circuit_breaker.state_change"
 
 
@@ -130,29 +135,45 @@ class FutureCompleteMetadata(TypedDict):
 # -- losses --------------------------------------------------------------------------------------
 
 
-class CustomLossMeasurements(TypedDict):
-    """``tinkex.custom_loss.compute``: values are absent when the computation failed."""
+class StartMeasurements(TypedDict):
+    """``*.start`` events of a computation: when it began (``time.time()``, seconds)."""
 
-    duration: float
-    loss_total: NotRequired[float]
-    base_loss: NotRequired[float]
-    regularizer_total: NotRequired[float]
-    total_grad_norm: NotRequired[float]
+    system_time: float
 
 
 class CustomLossMetadata(TypedDict):
-    """``tinkex.custom_loss.compute``: how the loss was computed (``error*`` on failure)."""
+    """``tinkex.custom_loss.start|stop``: how the loss is computed."""
 
     regularizer_count: int
     backend: str
     parallel: bool
     track_grad_norms: bool
-    error_type: NotRequired[str]
-    error: NotRequired[str]
+
+
+class CustomLossMeasurements(TypedDict):
+    """``tinkex.custom_loss.stop``: the totals and how long they took."""
+
+    duration: float
+    loss_total: float
+    base_loss: float
+    regularizer_total: float
+    total_grad_norm: NotRequired[float]
+
+
+class CustomLossExceptionMetadata(CustomLossMetadata):
+    """``tinkex.custom_loss.exception`` (measurements: ``duration``): what failed."""
+
+    error_type: str  #: exception class name
+    error: str  #: its message
+
+
+# ``tinkex.regularizer.compute.start|stop``: which regularizer, its backend as resolved ("numpy"
+# or "torch"), whether it is async. "async" is a keyword, hence the functional form.
+RegularizerMetadata = TypedDict("RegularizerMetadata", {"name": str, "backend": str, "async": bool})
 
 
 class RegularizerMeasurements(TypedDict):
-    """``tinkex.regularizer.compute``: one regularizer's value and cost."""
+    """``tinkex.regularizer.compute.stop``: one regularizer's value and cost."""
 
     value: float
     contribution: float
@@ -161,8 +182,14 @@ class RegularizerMeasurements(TypedDict):
     grad_norm: NotRequired[float]
 
 
-# "async" is a keyword, hence the functional form.
-RegularizerMetadata = TypedDict("RegularizerMetadata", {"name": str, "backend": str, "async": bool})
+class RegularizerExceptionMetadata(RegularizerMetadata):
+    """``tinkex.regularizer.compute.exception`` (measurements: ``duration``): what failed.
+
+    For async regularizers awaited together, a failure that cannot be told apart (a shared
+    timeout) is reported once per regularizer still pending."""
+
+    error_type: str
+    error: str
 
 
 # -- resilience ---------------------------------------------------------------------
@@ -197,8 +224,12 @@ EVENT_SCHEMAS: Mapping[str, EventSchema] = {
     HTTP_RETRY: _schema(RetryMeasurements, RetryMetadata),
     FUTURE_QUEUE_STATE: _schema(NoMeasurements, QueueStateMetadata),
     FUTURE_COMPLETE: _schema(FutureCompleteMeasurements, FutureCompleteMetadata),
-    CUSTOM_LOSS_COMPUTE: _schema(CustomLossMeasurements, CustomLossMetadata),
-    REGULARIZER_COMPUTE: _schema(RegularizerMeasurements, RegularizerMetadata),
+    CUSTOM_LOSS_START: _schema(StartMeasurements, CustomLossMetadata),
+    CUSTOM_LOSS_STOP: _schema(CustomLossMeasurements, CustomLossMetadata),
+    CUSTOM_LOSS_EXCEPTION: _schema(DurationMeasurements, CustomLossExceptionMetadata),
+    REGULARIZER_START: _schema(StartMeasurements, RegularizerMetadata),
+    REGULARIZER_STOP: _schema(RegularizerMeasurements, RegularizerMetadata),
+    REGULARIZER_EXCEPTION: _schema(DurationMeasurements, RegularizerExceptionMetadata),
     CIRCUIT_BREAKER_STATE_CHANGE: _schema(FailuresMeasurements, CircuitBreakerMetadata),
 }
 

@@ -120,10 +120,10 @@ def test_in_flight_gauge_and_other_events() -> None:
         assert registry.gauge("http.in_flight") == 1
         telemetry.emit(telemetry.FUTURE_QUEUE_STATE, {}, {"queue_state": "paused_capacity"})
         telemetry.emit(telemetry.FUTURE_COMPLETE, {"duration": 2.0}, {"request_id": "r"})
-        telemetry.emit(telemetry.CUSTOM_LOSS_COMPUTE, {"duration": 0.5, "loss_total": 3.0}, {})
-        telemetry.emit(
-            telemetry.REGULARIZER_COMPUTE, {"duration": 0.1, "value": 0.2}, {"name": "l1"}
-        )
+        telemetry.emit(telemetry.CUSTOM_LOSS_STOP, {"duration": 0.5, "loss_total": 3.0}, {})
+        telemetry.emit(telemetry.CUSTOM_LOSS_EXCEPTION, {"duration": 0.5}, {})
+        telemetry.emit(telemetry.REGULARIZER_STOP, {"duration": 0.1, "value": 0.2}, {"name": "l1"})
+        telemetry.emit(telemetry.REGULARIZER_EXCEPTION, {"duration": 0.1}, {"name": "kl"})
         telemetry.emit(telemetry.CIRCUIT_BREAKER_STATE_CHANGE, {}, {"name": "ep", "to": "open"})
     snap = registry.snapshot()
     assert snap["counters"]["future.queue_state.paused_capacity"] == 1
@@ -132,6 +132,8 @@ def test_in_flight_gauge_and_other_events() -> None:
     assert snap["gauges"]["custom_loss.loss_total"] == 3.0
     assert snap["gauges"]["regularizer.l1.value"] == 0.2
     assert snap["histograms"]["regularizer.l1.duration"]["max"] == 0.1
+    assert snap["counters"]["custom_loss.failed"] == 1
+    assert snap["counters"]["regularizer.kl.failed"] == 1
     assert snap["gauges"]["circuit_breaker.ep.open"] == 1.0
     assert snap["counters"][f"events.{telemetry.HTTP_REQUEST_START}"] == 2
     assert not registry.enabled

@@ -493,9 +493,9 @@ def test_pipeline_composes_loss_and_gradients(
         float(np.sqrt(sum((d.loss_fn_inputs["weights"] ** 2).sum() for d in data)))
     )
 
-    reg_events = [md["name"] for e, _, md in emitted if e == telemetry.REGULARIZER_COMPUTE]
+    reg_events = [md["name"] for e, _, md in emitted if e == telemetry.REGULARIZER_STOP]
     assert reg_events == ["l1", "entropy", "kl"]
-    (loss_event,) = [(m, md) for e, m, md in emitted if e == telemetry.CUSTOM_LOSS_COMPUTE]
+    (loss_event,) = [(m, md) for e, m, md in emitted if e == telemetry.CUSTOM_LOSS_STOP]
     assert loss_event[0]["loss_total"] == pytest.approx(output.loss_total)
     assert loss_event[1]["regularizer_count"] == 3 and loss_event[1]["backend"] == "numpy"
 
@@ -711,7 +711,7 @@ def test_failure_emits_telemetry(
 
     with pytest.raises(RegularizerError):
         compute_custom_loss(data, xs, weighted_nll, [RegularizerSpec(broken, 1.0, "bad")])
-    (meta,) = [md for e, _, md in events if e == telemetry.CUSTOM_LOSS_COMPUTE]
+    (meta,) = [md for e, _, md in events if e == telemetry.CUSTOM_LOSS_EXCEPTION]
     assert meta["error_type"] == "RegularizerError"
 
 

@@ -122,8 +122,10 @@ def test_emitted_events_follow_their_schema(events: list[Event], transport: Tran
         telemetry.FUTURE_QUEUE_STATE,
         telemetry.FUTURE_COMPLETE,
         telemetry.CIRCUIT_BREAKER_STATE_CHANGE,
-        telemetry.CUSTOM_LOSS_COMPUTE,
-        telemetry.REGULARIZER_COMPUTE,
+        telemetry.CUSTOM_LOSS_START,
+        telemetry.CUSTOM_LOSS_STOP,
+        telemetry.REGULARIZER_START,
+        telemetry.REGULARIZER_STOP,
     }
     problems = [p for event in events for p in schema_problems(*event)]
     assert problems == []
@@ -142,3 +144,71 @@ def test_every_event_name_has_a_schema() -> None:
     for name, schema in telemetry.EVENT_SCHEMAS.items():
         assert name.startswith("tinkex.")
         assert set(schema) == {"measurements", "metadata"}
+
+
+def _loss_events(events: list[Event]) -> list[tuple[str, str]]:
+    """(event suffix, regularizer name or "") of the custom-loss and regularizer events."""
+    prefixes = ("tinkex.custom_loss.", "tinkex.regularizer.compute.")
+    return [
+        (name.split(".", 2)[2], md.get("name", ""))
+        for name, _, md in events
+        if name.startswith(prefixes)
+    ]
+
+
+def test_custom_loss_and_regularizer_spans(events: list[Event]) -> None:
+    from tinkex.regularizers import L1, RegularizerError, RegularizerSpec
+
+    data = [FakeDatum(), FakeDatum()]
+    arrays = [np.array([-1.0, -2.0]), np.array([-0.5])]
+
+    async def async_l1(data: Any, arrays: list[np.ndarray]) -> Any:
+        return L1()(data, arrays)
+
+    specs = [L2().spec(0.1), RegularizerSpec(async_l1, 0.2, "l1", async_=True)]
+    output, _ = compute_custom_loss(data, arrays, nll, specs, backend="numpy")
+    # start, then each regularizer's start (async ones first: they are started first), then
+    # their stops once all are combined, then stop.
+    assert _loss_events(events) == [
+        ("start", ""),
+        ("compute.start", "l1"),
+        ("compute.start", "l2"),
+        ("compute.stop", "l2"),
+        ("compute.stop", "l1"),
+        ("stop", ""),
+    ]
+    assert [p for event in events for p in schema_problems(*event)] == []
+    (stop,) = [m for name, m, _ in events if name == telemetry.CUSTOM_LOSS_STOP]
+    assert stop["loss_total"] == output.loss_total and stop["duration"] >= 0
+    (l1_stop,) = [
+        m for name, m, md in events if name == telemetry.REGULARIZER_STOP and md["name"] == "l1"
+    ]
+    assert l1_stop["contribution"] == output.regularizers["l1"].contribution
+
+    def broken(data: Any, arrays: list[np.ndarray]) -> Any:
+        raise ZeroDivisionError("no")
+
+    async def broken_async(data: Any, arrays: list[np.ndarray]) -> Any:
+        raise KeyError("gone")
+
+    for spec, error_type in (
+        (RegularizerSpec(broken, 1.0, "bad"), "ZeroDivisionError"),
+        (RegularizerSpec(broken_async, 1.0, "bad", async_=True), "KeyError"),
+    ):
+        events.clear()
+        with pytest.raises(RegularizerError):
+            compute_custom_loss(data, arrays, nll, [L2().spec(0.1), spec], backend="numpy")
+        assert ("compute.exception", "bad") in _loss_events(events)
+        assert _loss_events(events)[-1] == ("exception", "")
+        assert ("stop", "") not in _loss_events(events)
+        assert [p for event in events for p in schema_problems(*event)] == []
+        (failure,) = [md for name, _, md in events if name == telemetry.REGULARIZER_EXCEPTION]
+        assert failure["error_type"] == error_type and "'bad'" in failure["error"]
+        (loss_failure,) = [md for name, _, md in events if name == telemetry.CUSTOM_LOSS_EXCEPTION]
+        assert loss_failure["error_type"] == "RegularizerError"
+        assert loss_failure["regularizer_count"] == 2
+    # Arguments that are rejected before anything is computed emit nothing.
+    events.clear()
+    with pytest.raises(ValueError, match="duplicate"):
+        compute_custom_loss(data, arrays, nll, [L2().spec(0.1), L2().spec(0.2)])
+    assert _loss_events(events) == []
