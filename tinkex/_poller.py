@@ -37,10 +37,15 @@ from tinkex._transport.retry import (
     poll_retry_policy,
 )
 from tinkex.telemetry import (
+    FUTURE_API_ERROR,
     FUTURE_COMPLETE,
+    FUTURE_CONNECTION_ERROR,
     FUTURE_QUEUE_STATE,
+    FUTURE_REQUEST_FAILED,
+    FUTURE_VALIDATION_ERROR,
     FutureCompleteMeasurements,
     FutureCompleteMetadata,
+    FutureErrorMetadata,
     QueueStateMetadata,
     emit,
     has_handlers,
@@ -359,13 +364,14 @@ def poll_future(
         ValueError: a fatal HTTP status, too many 400s, or an undecodable payload.
         concurrent.futures.CancelledError: ``stop`` was set or the future was cancelled.
     """
-    run = _PollRun(transport, request_id, request_type, stop, sleep, on_queue_state, response_bytes)
+    run = _PollRun(
+        transport, request_id, request_type, stop, sleep, on_queue_state, response_bytes, clock
+    )
     if accept is None:
         accept = (
             "application/x-protobuf" if request_type in PROTO_REQUEST_TYPES else "application/json"
         )
     policy = poll_retry_policy(float(billing_max_pause))
-    started = clock()
     state = PollState()
     outcome = "error"
     try:
@@ -373,7 +379,7 @@ def poll_future(
             run.check()
             answer = run.retrieve(state, timeout, accept, create_roundtrip_time)
             now = clock()
-            run.warn_if_long(now - started, answer)
+            run.warn_if_long(now - run.started, answer)
             action = next_action(
                 state,
                 answer,
@@ -384,6 +390,7 @@ def poll_future(
             )
             if action.queue_state is not None:
                 run.report(*action.queue_state)
+            run.report_error(answer, action)
             if isinstance(action, Fail):
                 outcome = action.outcome
                 raise action.error from action.cause
@@ -400,7 +407,7 @@ def poll_future(
         outcome = "cancelled"
         raise
     finally:
-        run.finish(outcome, clock() - started)
+        run.finish(outcome)
 
 
 class _PollRun:
@@ -415,6 +422,7 @@ class _PollRun:
         sleep: Callable[[float], None] | None,
         on_queue_state: QueueStateCallback | None,
         response_bytes: BytesSemaphore | None,
+        clock: Callable[[], float],
     ) -> None:
         self.transport = transport
         self.request_id = request_id
@@ -427,6 +435,8 @@ class _PollRun:
         self.reserved = 0
         self.polls = 0
         self.next_warning = WAIT_WARNING_AFTER
+        self.clock = clock
+        self.started = clock()
 
     def stopped(self) -> bool:
         return self.stop.is_set() or (self.future is not None and self.future.cancelled())
@@ -485,8 +495,9 @@ class _PollRun:
             self.check()
         self.reserved = nbytes
 
-    def finish(self, outcome: str, duration: float) -> None:
+    def finish(self, outcome: str) -> None:
         """Give the reserved bytes back and report how polling ended."""
+        duration = self.clock() - self.started
         if self.reserved and self.response_bytes is not None:
             self.response_bytes.release(self.reserved)
             self.reserved = 0
@@ -507,15 +518,17 @@ class _PollRun:
         if not response.is_protobuf:
             body = response.json()
             if not isinstance(body, dict):
-                raise self.unusable(response, _describe_json(response, body))
+                raise self.invalid(self.unusable(response, _describe_json(response, body)))
         try:
             return decode(response)
         except APIResponseValidationError as exc:
-            raise self.unusable(response, f"a result it could not use ({exc.message})") from exc
+            what = f"a result it could not use ({exc.message})"
+            raise self.invalid(self.unusable(response, what)) from exc
         except TinkerError:
             raise
         except Exception as exc:
             kind = "protobuf" if response.is_protobuf else "JSON"
+            self._emit_error(FUTURE_VALIDATION_ERROR, exc, status=response.status_code)
             raise ValueError(
                 f"Error retrieving result: could not decode the {kind} payload for request_id="
                 f"{self.request_id!r} ({self.request_type}): {exc}"
@@ -555,6 +568,42 @@ class _PollRun:
             request=f"POST {RETRIEVE_FUTURE_PATH}",
             status_code=response.status_code,
         )
+
+    def invalid(self, error: APIResponseValidationError) -> APIResponseValidationError:
+        """Emit ``tinkex.future.validation_error`` for ``error``; returns it to raise."""
+        self._emit_error(FUTURE_VALIDATION_ERROR, error, status=error.status_code)
+        return error
+
+    def report_error(
+        self, answer: Response | APIStatusError | APIConnectionError, action: PollAction
+    ) -> None:
+        """Emit the ``tinkex.future.*`` error event of ``answer``, if it was an error."""
+        retrying = not isinstance(action, Fail)
+        if isinstance(answer, APIConnectionError):
+            self._emit_error(FUTURE_CONNECTION_ERROR, answer, retrying=retrying)
+        elif isinstance(answer, APIStatusError):
+            self._emit_error(FUTURE_API_ERROR, answer, status=answer.status_code, retrying=retrying)
+        elif isinstance(action, Fail):
+            failed = isinstance(action.error, RequestFailedError)
+            event = FUTURE_REQUEST_FAILED if failed else FUTURE_VALIDATION_ERROR
+            self._emit_error(event, action.error, status=answer.status_code)
+
+    def _emit_error(
+        self, event: str, error: BaseException, *, status: int | None = None, retrying: bool = False
+    ) -> None:
+        if not has_handlers(event):
+            return
+        category = error.category if isinstance(error, RequestFailedError) else None
+        meta: FutureErrorMetadata = {
+            "request_id": self.request_id,
+            "request_type": self.request_type,
+            "iteration": self.polls - 1,
+            "status": status,
+            "category": None if category is None else str(category),
+            "error": type(error).__name__,
+            "retrying": retrying,
+        }
+        emit(event, {"elapsed": self.clock() - self.started}, meta)
 
     def report(self, state: QueueState, reason: str | None) -> None:
         if has_handlers(FUTURE_QUEUE_STATE):

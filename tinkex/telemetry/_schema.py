@@ -14,6 +14,8 @@ event                                       emitted by
                                             counted retry's wait
 ``tinkex.future.queue_state``               the ``retrieve_future`` poller (queue-state reports)
 ``tinkex.future.complete``                  the poller, when it ends (any outcome)
+``tinkex.future.api_error|connection_error|  the poller, for each poll answer that is an error
+request_failed|validation_error``           (re-polled or not)
 ``tinkex.custom_loss.start|stop|exception``  ``tinkex.regularizers.compute_custom_loss``
 ``tinkex.regularizer.compute.start|stop|     the same, once per regularizer
 exception``
@@ -35,6 +37,10 @@ HTTP_REQUEST_EXCEPTION = "tinkex.http.request.exception"
 HTTP_RETRY = "tinkex.http.retry"
 FUTURE_QUEUE_STATE = "tinkex.future.queue_state"
 FUTURE_COMPLETE = "tinkex.future.complete"
+FUTURE_API_ERROR = "tinkex.future.api_error"
+FUTURE_CONNECTION_ERROR = "tinkex.future.connection_error"
+FUTURE_REQUEST_FAILED = "tinkex.future.request_failed"
+FUTURE_VALIDATION_ERROR = "tinkex.future.validation_error"
 CUSTOM_LOSS_START = "tinkex.custom_loss.start"
 CUSTOM_LOSS_STOP = "tinkex.custom_loss.stop"
 CUSTOM_LOSS_EXCEPTION = "tinkex.custom_loss.exception"
@@ -132,6 +138,26 @@ class FutureCompleteMetadata(TypedDict):
     outcome: str  #: "ok", "failed" (server-side failure), "error" or "cancelled"
 
 
+class FutureErrorMeasurements(TypedDict):
+    """``tinkex.future.*`` error events: seconds since polling began."""
+
+    elapsed: float
+
+
+class FutureErrorMetadata(TypedDict):
+    """``tinkex.future.api_error`` (an HTTP error status), ``connection_error`` (no answer),
+    ``request_failed`` (the server says the request failed) or ``validation_error`` (an answer
+    that cannot be used), for one poll of a pending request."""
+
+    request_id: str
+    request_type: str
+    iteration: int  #: the poll that got this answer (0 first)
+    status: int | None  #: HTTP status of the answer, if it was one
+    category: str | None  #: ``RequestFailedError`` category ("user", "server", "unknown")
+    error: str  #: class name of the error
+    retrying: bool  #: polling goes on after it
+
+
 # -- losses --------------------------------------------------------------------------------------
 
 
@@ -224,6 +250,10 @@ EVENT_SCHEMAS: Mapping[str, EventSchema] = {
     HTTP_RETRY: _schema(RetryMeasurements, RetryMetadata),
     FUTURE_QUEUE_STATE: _schema(NoMeasurements, QueueStateMetadata),
     FUTURE_COMPLETE: _schema(FutureCompleteMeasurements, FutureCompleteMetadata),
+    FUTURE_API_ERROR: _schema(FutureErrorMeasurements, FutureErrorMetadata),
+    FUTURE_CONNECTION_ERROR: _schema(FutureErrorMeasurements, FutureErrorMetadata),
+    FUTURE_REQUEST_FAILED: _schema(FutureErrorMeasurements, FutureErrorMetadata),
+    FUTURE_VALIDATION_ERROR: _schema(FutureErrorMeasurements, FutureErrorMetadata),
     CUSTOM_LOSS_START: _schema(StartMeasurements, CustomLossMetadata),
     CUSTOM_LOSS_STOP: _schema(CustomLossMeasurements, CustomLossMetadata),
     CUSTOM_LOSS_EXCEPTION: _schema(DurationMeasurements, CustomLossExceptionMetadata),

@@ -24,6 +24,7 @@ from tinkex._executor import DaemonThreadPoolExecutor
 from tinkex._futures import APIFuture, QueueState
 from tinkex._poller import poll_future
 from tinkex._transport import BytesSemaphore, RateLimiter, Response, Transport
+from tinkex.metrics import MetricsRegistry
 from tinkex.telemetry import attach, detach
 
 BASE_URL = "http://tinker.test"
@@ -577,3 +578,83 @@ def test_a_short_wait_logs_nothing(
     caplog.set_level("WARNING", logger="tinkex")
     assert poll(transport, Sleeps()) == ("json", {"ok": 1})
     assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
+def test_telemetry_event_per_error_answer(
+    transport: Transport, mocked: responses.RequestsMock, sleeps: Sleeps
+) -> None:
+    events = [
+        "tinkex.future.api_error",
+        "tinkex.future.connection_error",
+        "tinkex.future.request_failed",
+        "tinkex.future.validation_error",
+    ]
+    seen: list[tuple[str, dict[str, float], dict[str, Any]]] = []
+    attach("poll-errors", events, lambda e, m, md: seen.append((e, dict(m), dict(md))))
+    try:
+        mocked.post(URL, status=503, json={})
+        mocked.post(URL, body=requests.ConnectionError("reset"))
+        mocked.post(URL, status=429, json={})
+        mocked.post(URL, json={"error": "loss exploded", "category": "user"})
+        with MetricsRegistry() as registry, pytest.raises(RequestFailedError):
+            poll(transport, sleeps)
+        assert registry.counter("events.tinkex.future.api_error") == 2
+        got = [
+            (e.rsplit(".", 1)[1], md["iteration"], md["status"], md["retrying"])
+            for e, _, md in seen
+        ]
+        assert got == [
+            ("api_error", 0, 503, True),
+            ("connection_error", 1, None, True),
+            ("api_error", 2, 429, True),
+            ("request_failed", 3, 200, False),
+        ]
+        assert seen[1][2]["error"] == "APIConnectionError"
+        assert seen[3][2]["category"] == "user" and seen[3][2]["error"] == "RequestFailedError"
+        assert all(
+            md["request_id"] == "req-1" and md["request_type"] == "OptimStep" for _, _, md in seen
+        )
+        assert all(m["elapsed"] >= 0 for _, m, _ in seen)
+
+        seen.clear()
+        mocked.reset()
+        mocked.post(URL, status=404, json={})
+        with pytest.raises(ValueError, match="status 404"):
+            poll(transport, sleeps)
+        assert [(e, md["status"], md["retrying"]) for e, _, md in seen] == [
+            ("tinkex.future.api_error", 404, False)
+        ]
+
+        seen.clear()
+        mocked.reset()
+        mocked.post(URL, json={"ok": 1})
+
+        def broken(response: Response) -> Any:
+            raise KeyError("sequences")
+
+        with pytest.raises(ValueError, match="could not decode"):
+            poll(transport, sleeps, decode=broken)
+        assert [(e, md["error"], md["retrying"]) for e, _, md in seen] == [
+            ("tinkex.future.validation_error", "KeyError", False)
+        ]
+
+        seen.clear()
+        mocked.reset()
+        mocked.post(URL, json=[1, 2])  # not what a Tinker API answers
+        with pytest.raises(APIResponseValidationError):
+            poll(transport, sleeps)
+        assert [(e, md["error"], md["status"]) for e, _, md in seen] == [
+            ("tinkex.future.validation_error", "APIResponseValidationError", 200)
+        ]
+    finally:
+        detach("poll-errors")
+    # Answers that are not errors emit none of these.
+    seen.clear()
+    mocked.reset()
+    mocked.post(URL, json={"ok": 1})
+    attach("poll-errors", events, lambda e, m, md: seen.append((e, dict(m), dict(md))))
+    try:
+        poll(transport, sleeps)
+    finally:
+        detach("poll-errors")
+    assert seen == []
