@@ -85,6 +85,7 @@ def test_rest_client(tinker_server: Any, training: tinkex.TrainingClient) -> Non
     saved = training.save_state("rest-e2e").result(timeout=30)
     run_id = training.model_id
     with tinkex.RestClient(base_url=tinker_server.base_url, api_key=tinker_server.api_key) as rest:
+        assert rest.health_check().result(timeout=30) == types.HealthResponse(status="ok")
         runs = rest.list_training_runs(limit=100).result(timeout=30)
         assert run_id in {r.training_run_id for r in runs.training_runs}
         run = rest.get_training_run(run_id).result(timeout=30)

@@ -97,6 +97,15 @@ class RestClient(_SessionlessClient):
     _name = "RestClient"
 
     # -- capabilities and runs -----------------------------------------------------------------
+    def health_check(self) -> APIFuture[rest.HealthResponse]:
+        """``GET /api/v1/healthz``: ``HealthResponse(status="ok")`` when the service is up.
+
+        A tinkex extension (Elixir Tinkex's ``health_check``; the official SDK has the
+        endpoint but no client method). Retried like every request; an unhealthy service
+        fails the future with the error it answered.
+        """
+        return self._run(lambda: self._get("/api/v1/healthz", rest.HealthResponse, "health_check"))
+
     def get_server_capabilities(self) -> APIFuture[rest.GetServerCapabilitiesResponse]:
         """Models the server supports."""
         return self._run(

@@ -221,6 +221,15 @@ def test_weights_info_and_capabilities(fake: FakeTinker, rest: tinkex.RestClient
     assert fake.calls[-1].method == "GET"
 
 
+def test_health_check(fake: FakeTinker, rest: tinkex.RestClient) -> None:
+    fake.reply("GET", "/api/v1/healthz", (200, {"status": "ok"}))
+    assert rest.health_check().result(timeout=10) == tinkex.types.HealthResponse(status="ok")
+    assert fake.calls[-1].headers["x-sdk-method"] == "RestClient.health_check"
+    fake.reply("GET", "/api/v1/healthz", (404, {"detail": "no such route"}))
+    with pytest.raises(tinkex.NotFoundError):
+        rest.health_check().result(timeout=10)
+
+
 def test_external_weights_urls(fake: FakeTinker, rest: tinkex.RestClient) -> None:
     path = f"tinker://{RUN}/external_weights/hf"
     url_path = f"/api/v1/training_runs/{RUN}/checkpoints/external_weights/hf/external_weights_urls"
