@@ -32,6 +32,7 @@ examples=(
     recovery.py
     kimi_k2_tokenization.py
     llama3_tokenizer_override.py
+    model_info_and_unload.py
 )
 
 failed=()

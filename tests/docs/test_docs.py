@@ -79,6 +79,7 @@ def test_docs_exist_for_every_topic():
         "sampling.md",
         "tokenization.md",
         "kimi-k2-tokenization.md",
+        "model-info-and-unload.md",
         "futures-and-concurrency.md",
         "retries-and-errors.md",
         "rate-limiting-and-flow-control.md",

@@ -179,3 +179,16 @@ def test_chunked_forward_backward_matches_one_request(training: tinkex.TrainingC
     parts = [training.forward(c.data, "cross_entropy") for c in chunks]
     summed = sum(_loss(p.result(timeout=30)) for p in parts)
     assert summed == pytest.approx(_loss(whole), rel=1e-5)
+
+
+def test_unload_model_frees_the_model_on_the_server(
+    service: tinkex.ServiceClient, training: tinkex.TrainingClient
+) -> None:
+    training.forward_backward(BATCH, "cross_entropy").result(timeout=30)
+    other = service.create_lora_training_client(BASE_MODEL, rank=4, seed=1).result(timeout=30)
+    unloaded = training.unload_model().result(timeout=30)
+    assert unloaded.model_id == training.model_id
+    with pytest.raises(tinkex.BadRequestError, match="no longer loaded: unloaded by the client"):
+        training.forward_backward(BATCH, "cross_entropy").result(timeout=30)
+    # Another model of the same session is not affected.
+    other.forward_backward(BATCH, "cross_entropy").result(timeout=30)

@@ -39,6 +39,12 @@ EXPECTED_OUTPUT = {
         "round trip: 'hi  there'",
         "sample 1:",
     ],
+    "model_info_and_unload.py": [
+        "health: HealthResponse(status='ok')",
+        "lora rank 4",
+        "is no longer loaded: unloaded by the client",
+        "still trains",
+    ],
     "llama3_tokenizer_override.py": [
         "meta-llama/Llama-3.1-8B                  -> thinkingmachineslabinc/meta-llama-3-instruct",
         "from thinkingmachineslabinc/meta-llama-3-instruct-tokenizer",

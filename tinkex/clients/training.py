@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from tinkex._deprecation import async_twin, warn_deprecated
 from tinkex._futures import APIFuture, mirror
@@ -517,6 +517,26 @@ class TrainingClient:
         from tinkex.tokenizer import tokenizer_for_model
 
         return tokenizer_for_model(self._base_model(), self._info.model_data.tokenizer_id)
+
+    def unload_model(self) -> APIFuture[tr.UnloadModelResponse]:
+        """Free this model on the server now, instead of when the session ends.
+
+        A tinkex extension (Elixir Tinkex's ``unload_model``; the official SDK has the
+        endpoint's types but no method). Requests of this client that have not finished fail,
+        and so do later ones: the server no longer knows the model. A server without the
+        endpoint fails the future with its answer (e.g. ``NotFoundError``).
+        """
+        self.holder.check_open()
+        request = tr.UnloadModelRequest(model_id=self.model_id)
+
+        def unload() -> tr.UnloadModelResponse:
+            sent = self._send_json("/api/v1/unload_model", request, "TrainingClient.unload_model")
+            return cast(
+                tr.UnloadModelResponse,
+                self._poll_sent(sent, "UnloadModel", _json_decoder(tr.UnloadModelResponse)),
+            )
+
+        return self.holder.run(unload)
 
     def get_console_url(self) -> str:
         """Web console page of this training run."""
