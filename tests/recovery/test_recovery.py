@@ -287,6 +287,37 @@ def test_policy_validation() -> None:
         RecoveryPolicy(poll_interval=0)
 
 
+def test_the_service_client_carries_the_recovery_policy(
+    server: LocalServer, events: list[Event]
+) -> None:
+    policy = RecoveryPolicy(enabled=True, poll_interval=0.05)
+    recovered = threading.Event()
+    with tinkex.ServiceClient(
+        base_url=server.base_url, api_key=server.api_key, recovery=policy
+    ) as svc:
+        assert svc.recovery_policy is policy
+        training = svc.create_lora_training_client("tinkex/tiny", rank=4).result(timeout=30)
+        _step(training)
+        training.save_state("early").result(timeout=30)
+        _step(training)  # the fault marks the run corrupted
+        with RecoveryMonitor(svc, on_recovery=lambda result: recovered.set()) as monitor:
+            assert monitor.policy is policy
+            monitor.watch(training.model_id)
+            assert recovered.wait(30), "the monitor did not recover the run"
+        # An explicit policy wins over the service's.
+        other = RecoveryPolicy(enabled=False)
+        with RecoveryMonitor(svc, other) as monitor:
+            assert monitor.policy is other
+    assert "completed" in _names(events)
+
+    with tinkex.ServiceClient(base_url=server.base_url, api_key=server.api_key) as svc:
+        assert svc.recovery_policy is None
+        with pytest.raises(ValueError, match=r"ServiceClient\(recovery=RecoveryPolicy"):
+            RecoveryMonitor(svc)
+    with pytest.raises(TypeError, match=r"must be a tinkex\.recovery\.RecoveryPolicy, got dict"):
+        tinkex.ServiceClient(base_url=server.base_url, api_key=server.api_key, recovery={})  # type: ignore[arg-type]
+
+
 def test_server_marks_runs_corrupted_on_request(server: LocalServer) -> None:
     with tinkex.ServiceClient(base_url=server.base_url, api_key=server.api_key) as svc:
         training = svc.create_lora_training_client("tinkex/tiny", rank=4).result(timeout=30)

@@ -76,6 +76,11 @@ def _signature_problem(official: Callable[..., Any], ours: Callable[..., Any]) -
     mine = _params(ours)
     if [(p.name, p.kind) for p in theirs] == [(p.name, p.kind) for p in _FORWARDER]:
         return None
+    if theirs and theirs[-1].kind is inspect.Parameter.VAR_KEYWORD:
+        # ``**kwargs`` comes last: tinkex-only keyword-only parameters may stand before it.
+        if not mine or mine[-1].kind is not inspect.Parameter.VAR_KEYWORD:
+            return f"official takes **{theirs[-1].name}, tinkex does not"
+        theirs, mine = theirs[:-1], mine[:-1]
     head = mine[: len(theirs)]
     if _describe(head) != _describe(theirs):
         return f"official {_describe(theirs)} != tinkex {_describe(head)}"

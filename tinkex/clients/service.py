@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from tinkex.clients.rest import RestClient
     from tinkex.clients.sampling import BackcompatSamplingClientFuture
     from tinkex.lib.retry_handler import RetryConfig
+    from tinkex.recovery import RecoveryPolicy
     from tinkex.telemetry import Reporter
     from tinkex.types import GetServerCapabilitiesResponse
 
@@ -46,6 +47,10 @@ class ServiceClient:
         base_url: server URL (default ``TINKER_BASE_URL``, then the hosted service).
         api_key: credential (default ``TINKER_API_KEY`` ...; see :mod:`tinkex._config`).
         default_headers_overrides: headers added to every request.
+        recovery: the :class:`~tinkex.recovery.RecoveryPolicy` that a
+            :class:`~tinkex.recovery.RecoveryMonitor` of this client uses when it is given none
+            (a tinkex extension; Elixir Tinkex's ``Config.recovery``). Nothing is watched until
+            you create the monitor.
         **kwargs: unknown options are ignored with a ``FutureWarning``.
     """
 
@@ -58,8 +63,18 @@ class ServiceClient:
         base_url: str | None = None,
         api_key: str | None = None,
         default_headers_overrides: Mapping[str, str] | None = None,
+        recovery: RecoveryPolicy | None = None,
         **kwargs: Any,
     ) -> None:
+        if recovery is not None:
+            from tinkex.recovery import RecoveryPolicy
+
+            if not isinstance(recovery, RecoveryPolicy):
+                raise TypeError(
+                    "ServiceClient(recovery=...) must be a tinkex.recovery.RecoveryPolicy, "
+                    f"got {type(recovery).__name__}"
+                )
+        self._recovery = recovery
         if kwargs:
             warnings.warn(
                 f"ServiceClient ignores unknown options {sorted(kwargs)}",
@@ -78,6 +93,11 @@ class ServiceClient:
             project_id=project_id,
             display_name=display_name,
         )
+
+    @property
+    def recovery_policy(self) -> RecoveryPolicy | None:
+        """The ``recovery=`` policy this client was created with (``None``: none)."""
+        return self._recovery
 
     @property
     def holder(self) -> ClientHolder:

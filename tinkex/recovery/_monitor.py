@@ -297,7 +297,8 @@ class RecoveryMonitor:
 
     Args:
         service: the ServiceClient that creates the replacement training clients.
-        policy: the recovery policy (nothing happens unless ``policy.enabled``).
+        policy: the recovery policy (nothing happens unless ``policy.enabled``); default the
+            one the service was created with (``ServiceClient(recovery=...)``).
         rest: RestClient used to poll runs (default: one with the service's settings, closed
             by :meth:`close`).
         on_recovery, on_failure: callbacks, called on a recovery worker thread.
@@ -306,12 +307,19 @@ class RecoveryMonitor:
     def __init__(
         self,
         service: ServiceClient,
-        policy: RecoveryPolicy,
+        policy: RecoveryPolicy | None = None,
         rest: RestClient | None = None,
         *,
         on_recovery: Callable[[RecoveryResult], None] | None = None,
         on_failure: Callable[[str, BaseException], None] | None = None,
     ) -> None:
+        if policy is None:
+            policy = service.recovery_policy
+        if policy is None:
+            raise ValueError(
+                "RecoveryMonitor needs a policy: pass RecoveryMonitor(service, policy) or create "
+                "the service with ServiceClient(recovery=RecoveryPolicy(enabled=True, ...))"
+            )
         self.policy = policy
         # A RestClient made here is ours to close; one passed in stays the caller's.
         self._owns_rest = rest is None
