@@ -45,7 +45,17 @@ import attrs
 
 from tinkex._exceptions import APIConnectionError, APIStatusError, BillingError
 from tinkex._transport._response import parse_retry_after
-from tinkex.telemetry import HTTP_RETRY, RetryMetadata, emit, has_handlers
+from tinkex.telemetry import (
+    HTTP_RETRY,
+    RETRY_ATTEMPT_FAILED,
+    RETRY_ATTEMPT_START,
+    RETRY_ATTEMPT_STOP,
+    RetryAttemptFailedMetadata,
+    RetryAttemptMetadata,
+    RetryMetadata,
+    emit,
+    has_handlers,
+)
 
 if TYPE_CHECKING:
     from tenacity.retry import retry_base
@@ -158,6 +168,15 @@ class RetryDecision:
     def exhausted(self) -> bool:
         """The failure was retryable but the budget is spent."""
         return self.reason == "exhausted"
+
+
+def _attempts_watched() -> bool:
+    """Whether any handler listens to the ``tinkex.retry.attempt.*`` events."""
+    return (
+        has_handlers(RETRY_ATTEMPT_START)
+        or has_handlers(RETRY_ATTEMPT_STOP)
+        or has_handlers(RETRY_ATTEMPT_FAILED)
+    )
 
 
 @attrs.frozen(slots=False)
@@ -310,6 +329,7 @@ class RetryPolicy:
         event: str | None = HTTP_RETRY,
         event_extra: Callable[[BaseException, int], Mapping[str, Any]] | None = None,
         give_up: Callable[[BaseException], BaseException] | None = None,
+        attempt_events: bool = False,
     ) -> T:
         """Call ``attempt()`` until it returns, retrying per this policy; returns its result.
 
@@ -321,6 +341,9 @@ class RetryPolicy:
                 the next attempt (and default waits end at once).
             rng: random source of the jitter.
             event: telemetry event emitted before each counted retry (``None``: none).
+            attempt_events: also emit ``tinkex.retry.attempt.start`` / ``.stop`` around each
+                attempt and ``.failed`` when the loop gives up (``with_retry`` does; the HTTP
+                layer has its own per-attempt ``tinkex.http.request.*`` events).
             event_extra: extra metadata for that event, from ``(exc, attempt_number)``.
             give_up: builds the exception raised (from the last one) when the budget is
                 spent; by default the last exception itself propagates.
@@ -330,14 +353,30 @@ class RetryPolicy:
             concurrent.futures.CancelledError: ``stop_event`` was set.
         """
         state = RetryState(started=clock())
+        attempts = 0
         while True:
             if stop_event is not None and stop_event.is_set():
                 raise CancelledError(f"{describe or 'call'} cancelled: client is closing")
+            attempt_meta: RetryAttemptMetadata | None = None
+            if attempt_events and _attempts_watched():
+                attempt_meta = {"policy": self.name, "request": describe, "attempt": attempts}
+                if has_handlers(RETRY_ATTEMPT_START):
+                    emit(RETRY_ATTEMPT_START, {"system_time": time.time()}, attempt_meta)
+            began = clock()
+            attempts += 1
             try:
-                return attempt()
+                result = attempt()
             except Exception as exc:
                 decision = self.decide(exc, state, clock(), rng)
                 if not decision.retry:
+                    if attempt_meta is not None and has_handlers(RETRY_ATTEMPT_FAILED):
+                        failed: RetryAttemptFailedMetadata = {
+                            **attempt_meta,
+                            "error": type(exc).__name__,
+                            "status": getattr(exc, "status_code", None),
+                            "reason": decision.reason,
+                        }
+                        emit(RETRY_ATTEMPT_FAILED, {"duration": clock() - began}, failed)
                     if decision.exhausted and give_up is not None:
                         raise give_up(exc) from exc
                     raise
@@ -345,6 +384,10 @@ class RetryPolicy:
                     self._report(exc, decision, describe, event, event_extra)
                 _wait(decision.delay, sleep, stop_event)
                 state = decision.state
+            else:
+                if attempt_meta is not None and has_handlers(RETRY_ATTEMPT_STOP):
+                    emit(RETRY_ATTEMPT_STOP, {"duration": clock() - began}, attempt_meta)
+                return result
 
     def call(
         self,

@@ -207,7 +207,9 @@ def with_retry(
     Before each retry the telemetry event ``event`` (default ``tinkex.http.retry``, schema
     ``tinkex.telemetry.RetryMetadata``) is emitted: ``request`` is ``name`` (so
     ``name="POST /api/v1/x"`` is attributed to that endpoint by :mod:`tinkex.metrics`),
-    plus ``name``, ``retry_count`` and ``error_type`` for older handlers. With ``breaker``,
+    plus ``name``, ``retry_count`` and ``error_type`` for older handlers. Around each attempt
+    ``tinkex.retry.attempt.start`` / ``.stop`` are emitted, and ``.failed`` when it gives up
+    (Elixir Tinkex's ``[:tinkex, :retry, :attempt, ...]``). With ``breaker``,
     every attempt goes through it and an open circuit stops the retries at once.
     ``sleep`` and ``rng`` are injectable for tests.
 
@@ -227,5 +229,11 @@ def with_retry(
         return {"name": name, "retry_count": attempt_number, "error_type": type(exc).__name__}
 
     return policy.run(
-        attempt, describe=name, sleep=sleep, rng=rng, event=event, event_extra=legacy_keys
+        attempt,
+        describe=name,
+        sleep=sleep,
+        rng=rng,
+        event=event,
+        event_extra=legacy_keys,
+        attempt_events=True,
     )

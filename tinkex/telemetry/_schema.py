@@ -12,6 +12,8 @@ event                                       emitted by
 ``tinkex.http.request.start|stop|exception``  ``Transport.request``, once per HTTP attempt
 ``tinkex.http.retry``                       every retry loop (``RetryPolicy.run``), before a
                                             counted retry's wait
+``tinkex.retry.attempt.start|stop|failed``  the same loops, around each attempt (``failed``:
+                                            the loop gives up)
 ``tinkex.future.queue_state``               the ``retrieve_future`` poller (queue-state reports)
 ``tinkex.future.complete``                  the poller, when it ends (any outcome)
 ``tinkex.future.api_error|connection_error|  the poller, for each poll answer that is an error
@@ -35,6 +37,9 @@ HTTP_REQUEST_START = "tinkex.http.request.start"
 HTTP_REQUEST_STOP = "tinkex.http.request.stop"
 HTTP_REQUEST_EXCEPTION = "tinkex.http.request.exception"
 HTTP_RETRY = "tinkex.http.retry"
+RETRY_ATTEMPT_START = "tinkex.retry.attempt.start"
+RETRY_ATTEMPT_STOP = "tinkex.retry.attempt.stop"
+RETRY_ATTEMPT_FAILED = "tinkex.retry.attempt.failed"
 FUTURE_QUEUE_STATE = "tinkex.future.queue_state"
 FUTURE_COMPLETE = "tinkex.future.complete"
 FUTURE_API_ERROR = "tinkex.future.api_error"
@@ -109,6 +114,23 @@ class RetryMetadata(TypedDict):
     name: NotRequired[str]
     retry_count: NotRequired[int]
     error_type: NotRequired[str]
+
+
+class RetryAttemptMetadata(TypedDict):
+    """``tinkex.retry.attempt.start|stop``: one attempt of a retry loop (measurements:
+    ``system_time`` at start, ``duration`` at stop)."""
+
+    policy: str  #: the RetryPolicy's name
+    request: str | None  #: what is retried ("METHOD /path" for HTTP requests)
+    attempt: int  #: attempts made before this one (0 first)
+
+
+class RetryAttemptFailedMetadata(RetryAttemptMetadata):
+    """``tinkex.retry.attempt.failed`` (measurements: ``duration``): the loop gives up."""
+
+    error: str  #: exception class name
+    status: int | None  #: HTTP status of the failure, if it was one
+    reason: str  #: "not_retryable" or "exhausted" (the attempt, time or billing budget)
 
 
 # -- futures -------------------------------------------------------------------------------------
@@ -248,6 +270,9 @@ EVENT_SCHEMAS: Mapping[str, EventSchema] = {
     HTTP_REQUEST_STOP: _schema(DurationMeasurements, HttpRequestStopMetadata),
     HTTP_REQUEST_EXCEPTION: _schema(DurationMeasurements, HttpRequestExceptionMetadata),
     HTTP_RETRY: _schema(RetryMeasurements, RetryMetadata),
+    RETRY_ATTEMPT_START: _schema(StartMeasurements, RetryAttemptMetadata),
+    RETRY_ATTEMPT_STOP: _schema(DurationMeasurements, RetryAttemptMetadata),
+    RETRY_ATTEMPT_FAILED: _schema(DurationMeasurements, RetryAttemptFailedMetadata),
     FUTURE_QUEUE_STATE: _schema(NoMeasurements, QueueStateMetadata),
     FUTURE_COMPLETE: _schema(FutureCompleteMeasurements, FutureCompleteMetadata),
     FUTURE_API_ERROR: _schema(FutureErrorMeasurements, FutureErrorMetadata),

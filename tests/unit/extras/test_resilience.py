@@ -250,6 +250,48 @@ def test_with_retry_retries_then_succeeds_and_emits_telemetry(
     assert retries[0][1]["name"] == "get_info" and retries[0][1]["retry_count"] == 1
 
 
+def test_with_retry_emits_attempt_start_stop_and_failed(
+    events: list[tuple[str, Mapping[str, float], Mapping[str, Any]]],
+) -> None:
+    from tinkex.resilience import RetryPolicy
+
+    outcomes: list[Exception | str] = [InternalServerError("b", status_code=503), "done"]
+
+    def call() -> str:
+        item = outcomes.pop(0)
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+    policy = RetryPolicy(name="test", max_retries=1, backoff_initial=0, jitter=0)
+    assert with_retry(call, policy, name="POST /api/v1/x", sleep=lambda s: None) == "done"
+    names = [e.removeprefix("tinkex.") for e, _, _ in events]
+    assert names == [
+        "retry.attempt.start",
+        "http.retry",
+        "retry.attempt.start",
+        "retry.attempt.stop",
+    ]
+    starts = [md for e, _, md in events if e == telemetry.RETRY_ATTEMPT_START]
+    assert [md["attempt"] for md in starts] == [0, 1]
+    (stop,) = [(m, md) for e, m, md in events if e == telemetry.RETRY_ATTEMPT_STOP]
+    assert stop[1] == {"policy": policy.name, "request": "POST /api/v1/x", "attempt": 1}
+    assert stop[0]["duration"] >= 0
+
+    for failure, reason in (
+        (InternalServerError("b", status_code=503), "exhausted"),
+        (BadRequestError("no", status_code=400), "not_retryable"),
+    ):
+        events.clear()
+        outcomes[:] = [failure, failure]
+        with pytest.raises(type(failure)):
+            with_retry(call, policy, name="POST /api/v1/x", sleep=lambda s: None)
+        (failed,) = [md for e, _, md in events if e == telemetry.RETRY_ATTEMPT_FAILED]
+        assert failed["reason"] == reason and failed["error"] == type(failure).__name__
+        assert failed["status"] == failure.status_code
+        assert telemetry.RETRY_ATTEMPT_STOP not in [e for e, _, _ in events]
+
+
 def test_with_retry_gives_up_and_reraises() -> None:
     calls = []
 
