@@ -33,6 +33,7 @@ examples=(
     kimi_k2_tokenization.py
     llama3_tokenizer_override.py
     model_info_and_unload.py
+    telemetry_reporter.py
 )
 
 failed=()

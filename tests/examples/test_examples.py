@@ -15,9 +15,9 @@ EXAMPLES = ROOT / "examples"
 RUN_ALL = EXAMPLES / "run_all.sh"
 
 #: Examples that must start their own (fault-injecting) local server.
-OWN_SERVER = {"retries_and_faults.py", "recovery.py"}
+OWN_SERVER = {"retries_and_faults.py", "recovery.py", "telemetry_reporter.py"}
 #: Examples run with server-side telemetry on (the others run with TINKER_TELEMETRY=0).
-TELEMETRY_ON = {"telemetry_metrics.py"}
+TELEMETRY_ON = {"telemetry_metrics.py", "telemetry_reporter.py"}
 #: What each example must print (beyond running green), so a silent no-op cannot pass.
 EXPECTED_OUTPUT = {
     "recovery.py": [
@@ -38,6 +38,16 @@ EXPECTED_OUTPUT = {
         "special-token text as plain text: [60, 124,",
         "round trip: 'hi  there'",
         "sample 1:",
+    ],
+    "telemetry_reporter.py": [
+        "flaky call: ok after 3 call(s)",
+        "doomed call gave up: flaky (call 4)",
+        "drained=True, dropped=0",
+        "GENERIC_EVENT        INFO     example.started",
+        "UNHANDLED_EXCEPTION  WARNING  KeyError",
+        "UNHANDLED_EXCEPTION  ERROR    APIConnectionError",
+        "GENERIC_EVENT        WARNING  user_error",
+        "SESSION_END",
     ],
     "model_info_and_unload.py": [
         "health: HealthResponse(status='ok')",
