@@ -34,6 +34,7 @@ examples=(
     llama3_tokenizer_override.py
     model_info_and_unload.py
     telemetry_reporter.py
+    adam_and_chunking.py
 )
 
 failed=()

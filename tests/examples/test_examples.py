@@ -49,6 +49,10 @@ EXPECTED_OUTPUT = {
         "GENERIC_EVENT        WARNING  user_error",
         "SESSION_END",
     ],
+    "adam_and_chunking.py": [
+        "1025 datums -> 2 forward_backward requests, 1025 outputs",
+        "optim_step with weight_decay=0.01, grad_clip_norm=1.0",
+    ],
     "model_info_and_unload.py": [
         "health: HealthResponse(status='ok')",
         "lora rank 4",
