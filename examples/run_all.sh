@@ -35,6 +35,7 @@ examples=(
     model_info_and_unload.py
     telemetry_reporter.py
     adam_and_chunking.py
+    cli_sampling_and_cleanup.py
 )
 
 failed=()

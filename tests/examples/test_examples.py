@@ -53,6 +53,12 @@ EXPECTED_OUTPUT = {
         "1025 datums -> 2 forward_backward requests, 1025 outputs",
         "optim_step with weight_decay=0.01, grad_clip_norm=1.0",
     ],
+    "cli_sampling_and_cleanup.py": [
+        "text prompt: 1 sample(s)",
+        "prompt file, saved weights:",
+        "deleted in one call: 2, failed: []",
+        "left: ['sampler_weights/final', 'weights/step-2']",
+    ],
     "model_info_and_unload.py": [
         "health: HealthResponse(status='ok')",
         "lora rank 4",
