@@ -1,4 +1,5 @@
-"""Weights inspection: what a checkpoint is (weights_info, training run), and its tensors.
+"""Weights inspection: what a checkpoint is (weights_info, the sampler serving it, the training run
+read with access_scope), and its tensors.
 
 Run: python examples/weights_inspection.py
 """
@@ -30,8 +31,18 @@ def main() -> None:
             training_client.forward_backward([datum], "cross_entropy")
             training_client.optim_step(types.AdamParams(learning_rate=1e-2))
         path = training_client.save_weights_for_sampler("inspect-me").result().path
+        sampler = training_client.create_sampling_client(path).result()
+        run_id = training_client.model_id
 
     rest_client = tinker.RestClient()
+    # What the server knows about the sampler serving these weights, and about the run.
+    sampler_info = rest_client.get_sampler(sampler.sampling_session_id).result()
+    print(
+        f"sampler {sampler_info.sampler_id}: {sampler_info.base_model} at {sampler_info.model_path}"
+    )
+    assert sampler_info.model_path == path
+    run = rest_client.get_training_run(run_id, access_scope="accessible").result()
+    print(f"run {run.training_run_id}: LoRA rank {run.lora_rank}, owner {run.model_owner}")
     info = rest_client.get_weights_info_by_tinker_path(path).result()
     print(f"base model {info.base_model}, LoRA={info.is_lora}, rank {info.lora_rank}")
     print(f"trains attn={info.train_attn} mlp={info.train_mlp} unembed={info.train_unembed}")

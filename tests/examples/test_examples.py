@@ -59,6 +59,7 @@ EXPECTED_OUTPUT = {
         "deleted in one call: 2, failed: []",
         "left: ['sampler_weights/final', 'weights/step-2']",
     ],
+    "weights_inspection.py": ["sampler ", "/sampler_weights/inspect-me", "LoRA rank 8, owner"],
     "model_info_and_unload.py": [
         "health: HealthResponse(status='ok')",
         "lora rank 4",
