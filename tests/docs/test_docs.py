@@ -80,6 +80,7 @@ def test_docs_exist_for_every_topic():
         "tokenization.md",
         "kimi-k2-tokenization.md",
         "model-info-and-unload.md",
+        "api-reference.md",
         "futures-and-concurrency.md",
         "retries-and-errors.md",
         "rate-limiting-and-flow-control.md",
@@ -176,3 +177,25 @@ def test_page_code_blocks_run(page, doc_server, tmp_path):
             timeout=150,
         )
         assert done.returncode == 0, f"{block.label} (pytest block):\n{done.stdout[-4000:]}"
+
+
+def test_api_reference_lists_every_public_client_method():
+    import inspect
+
+    import tinkex
+
+    page = (ROOT / "docs" / "api-reference.md").read_text(encoding="utf-8")
+    missing = [
+        f"{cls.__name__}.{name}"
+        for cls in (
+            tinkex.ServiceClient,
+            tinkex.TrainingClient,
+            tinkex.SamplingClient,
+            tinkex.RestClient,
+            tinkex.AdminClient,
+        )
+        for name, value in inspect.getmembers(cls)
+        if callable(value) and not name.startswith("_") and not name.endswith("_async")
+        if f"`{name}(" not in page.split(f"## `{cls.__name__}`", 1)[-1].split("\n## ", 1)[0]
+    ]
+    assert not missing, f"docs/api-reference.md does not list {missing}"
