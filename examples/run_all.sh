@@ -36,6 +36,7 @@ examples=(
     telemetry_reporter.py
     adam_and_chunking.py
     cli_sampling_and_cleanup.py
+    multimodal.py
 )
 
 failed=()

@@ -60,6 +60,12 @@ EXPECTED_OUTPUT = {
         "left: ['sampler_weights/final', 'weights/step-2']",
     ],
     "weights_inspection.py": ["sampler ", "/sampler_weights/inspect-me", "LoRA rank 8, owner"],
+    "multimodal.py": [
+        "prompt: 3 chunks, 15 positions (the image takes 8)",
+        "logprobs: 15 per prompt; red and blue differ: True",
+        "same loss",
+        "checkpoints left: []",
+    ],
     "model_info_and_unload.py": [
         "health: HealthResponse(status='ok')",
         "lora rank 4",
