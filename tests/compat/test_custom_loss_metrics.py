@@ -77,11 +77,31 @@ def test_metrics_match_the_official_client(server: LocalServer) -> None:
         out = tinkex_trainer(service).forward_backward_custom(batch(tinkex.types), margin_loss)
         ours = dict(out.result(timeout=60).metrics)
     assert list(ours) == list(theirs)  # same keys, in the same order
-    # Same values to float32 precision: tinker hands the loss float32 tensors, tinkex float64
-    # ones (tinkex.regularizers computes in float64), so ``loss:sum`` and the backward weights
-    # differ in the last float32 digits (~1e-6 relative).
-    assert ours == pytest.approx(theirs, rel=1e-5)
+    assert ours == theirs  # both hand the loss float32 tensors of the same logprobs
     assert set(theirs) == {"margin", "accuracy", "loss:sum", "surrogate_loss:sum"}
+
+
+def loss_input_dtypes(service: Any, types: Any) -> set[Any]:
+    """The dtypes of the logprobs tensors the client hands a custom loss."""
+    seen: set[Any] = set()
+
+    def recording_loss(data: list[Any], logprobs: list[Any]) -> tuple[Any, dict[str, float]]:
+        seen.update(lp.dtype for lp in logprobs)
+        return margin_loss(data, logprobs)
+
+    created = service.create_lora_training_client(BASE_MODEL, rank=4)
+    trainer = created.result() if hasattr(created, "result") else created
+    trainer.forward_backward_custom(batch(types), recording_loss).result()
+    return seen
+
+
+def test_the_loss_sees_the_tensor_dtype_the_official_client_hands_it(server: LocalServer) -> None:
+    with tinker.ServiceClient(base_url=server.base_url, api_key="tml-local") as service:
+        theirs = loss_input_dtypes(service, tinker.types)
+    with tinkex.ServiceClient(base_url=server.base_url, api_key="tml-local") as service:
+        ours = loss_input_dtypes(service, tinkex.types)
+    assert theirs == {torch.get_default_dtype()}
+    assert ours == theirs
 
 
 def test_regularizers_add_their_metrics(server: LocalServer) -> None:

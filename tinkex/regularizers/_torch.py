@@ -31,9 +31,15 @@ def _require_torch(who: str) -> Any:
 
 
 def leaf_tensors(logprobs_list: Sequence[Array], who: str) -> list[Any]:
-    """Fresh ``requires_grad`` tensors holding copies of the logprobs arrays."""
+    """Fresh ``requires_grad`` tensors holding copies of the logprobs arrays.
+
+    They have torch's default dtype (float32 unless the user changed it), as the official
+    SDK's tensors built from the logprobs' values have: a loss sees the same dtype and
+    computes the same numbers on both.
+    """
     torch = _require_torch(who)
-    return [torch.tensor(np.array(lp), requires_grad=True) for lp in logprobs_list]
+    dtype = torch.get_default_dtype()
+    return [torch.tensor(np.array(lp), dtype=dtype, requires_grad=True) for lp in logprobs_list]
 
 
 def finish_torch(

@@ -1039,9 +1039,11 @@ def test_grad_norm_helpers_with_torch_functions() -> None:
     numpy_output, numpy_grads = compute_custom_loss(
         data, xs, weighted_nll, [RegularizerSpec(_numpy_squares, 0.5, "sq"), *specs[1:]]
     )
-    assert output.loss_total == pytest.approx(numpy_output.loss_total, rel=1e-9)
+    # The torch side computes in torch's default dtype (float32, as the official SDK hands a
+    # loss), the numpy side in float64: they agree to float32 precision.
+    assert output.loss_total == pytest.approx(numpy_output.loss_total, rel=1e-6)
     for a, b in zip(grads, numpy_grads, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
     assert total_grad_norm(official_style, specs, data, xs) == pytest.approx(
         float(np.sqrt(sum((g**2).sum() for g in grads)))
     )
