@@ -66,18 +66,33 @@ class Api:
         session = session or self.session()
         future = self.ok(
             "create_model",
-            {
-                "session_id": session,
-                "model_seq_id": model_seq_id,
-                "base_model": base_model,
-                "lora_config": {"rank": rank},
-            },
+            create_model_body(
+                session, {"rank": rank}, model_seq_id=model_seq_id, base_model=base_model
+            ),
         )
         assert self.result(future["request_id"]) == {
             "model_id": future["model_id"],
             "type": "create_model",
         }
         return str(future["model_id"])
+
+
+def create_model_body(
+    session: str,
+    lora_config: dict[str, Any],
+    *,
+    model_seq_id: int = 0,
+    base_model: str = "tinkex/tiny",
+    **extra: Any,
+) -> dict[str, Any]:
+    """A create_model request in JSON wire shape (``extra``: more fields, e.g. user_metadata)."""
+    return {
+        "session_id": session,
+        "model_seq_id": model_seq_id,
+        "base_model": base_model,
+        "lora_config": lora_config,
+        **extra,
+    }
 
 
 def datum(tokens: list[int], targets: list[int] | None = None) -> dict[str, Any]:

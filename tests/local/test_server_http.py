@@ -12,7 +12,7 @@ import requests
 
 from tinkex.local import LocalServer
 
-from .conftest import Api
+from .conftest import Api, create_model_body
 
 
 def test_config_endpoints_and_request_id(api: Api) -> None:
@@ -79,15 +79,7 @@ def test_validation_errors_name_the_field(api: Api) -> None:
         "create_model", {"session_id": "nope", "model_seq_id": 0, "base_model": "tinkex/tiny"}
     )
     assert response.status_code == 400 and "'nope'" in response.json()["detail"]
-    response = api.post(
-        "create_model",
-        {
-            "session_id": session,
-            "model_seq_id": 0,
-            "base_model": "tinkex/tiny",
-            "lora_config": {"rank": 0},
-        },
-    )
+    response = api.post("create_model", create_model_body(session, {"rank": 0}))
     assert response.status_code == 400 and "rank" in response.json()["detail"]
 
 

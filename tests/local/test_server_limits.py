@@ -13,7 +13,7 @@ import tinker
 from tinkex.local import LocalServer
 from tinkex.local.engine.memory import MemoryBudget, MemoryBudgetError, format_bytes, parse_bytes
 
-from .conftest import Api, datum, fwdbwd
+from .conftest import Api, create_model_body, datum, fwdbwd
 
 PROMPT = {"chunks": [{"tokens": [256, 72, 101, 108], "type": "encoded_text"}]}
 
@@ -33,6 +33,17 @@ def test_lora_rank_a_million_is_refused_in_milliseconds(server: LocalServer) -> 
 def _sampler(api: Api) -> str:
     body = {"session_id": api.session(), "sampling_session_seq_id": 0, "base_model": "tinkex/tiny"}
     return str(api.ok("create_sampling_session", body)["sampling_session_id"])
+
+
+def _asample(sampler_id: str, *, num_samples: int = 1, **sampling_params: Any) -> dict[str, Any]:
+    """An asample request (seq_id 0) of ``PROMPT`` in JSON wire shape."""
+    return {
+        "num_samples": num_samples,
+        "prompt": PROMPT,
+        "sampling_params": sampling_params,
+        "sampling_session_id": sampler_id,
+        "seq_id": 0,
+    }
 
 
 @pytest.mark.parametrize(
@@ -65,14 +76,7 @@ def _sampler(api: Api) -> str:
     ],
 )
 def test_sample_sizes_are_bounded(api: Api, change: dict[str, Any], expected: str) -> None:
-    body = {
-        "num_samples": 1,
-        "prompt": PROMPT,
-        "sampling_params": {"max_tokens": 4},
-        "sampling_session_id": _sampler(api),
-        "seq_id": 0,
-        **change,
-    }
+    body = {**_asample(_sampler(api), max_tokens=4), **change}
     answer = api.post("asample", body)
     assert answer.status_code == 400 and expected in answer.json()["detail"], answer.text
 
@@ -102,15 +106,7 @@ def test_a_request_that_cannot_fit_the_budget_is_400_and_names_what_holds_it() -
         api = Api(server)
         session = api.session()
         api.model(rank=8, session=session)  # ~1.3 MiB
-        second = api.post(
-            "create_model",
-            {
-                "session_id": session,
-                "model_seq_id": 1,
-                "base_model": "tinkex/tiny",
-                "lora_config": {"rank": 64},
-            },
-        )
+        second = api.post("create_model", create_model_body(session, {"rank": 64}, model_seq_id=1))
         assert second.status_code == 400
         detail = second.json()["detail"]
         assert "training run" in detail and "memory budget of 3.0 MiB" in detail
@@ -125,14 +121,7 @@ def test_a_request_that_cannot_fit_the_budget_is_400_and_names_what_holds_it() -
 def test_while_the_budget_is_busy_work_gets_429_and_runs_once_it_is_free() -> None:
     with LocalServer(memory_budget=64 << 20, long_poll_seconds=0.3) as server:
         api = Api(server)
-        sampler_id = _sampler(api)
-        body = {
-            "num_samples": 1,
-            "prompt": PROMPT,
-            "sampling_params": {"max_tokens": 4, "seed": 1},
-            "sampling_session_id": sampler_id,
-            "seq_id": 0,
-        }
+        body = _asample(_sampler(api), max_tokens=4, seed=1)
         # as if other requests were running and held all but 1 KiB
         busy = server.memory.hold("jobs", server.memory.limit - 1024)
         answer = api.post("asample", body)
@@ -148,14 +137,7 @@ def test_while_the_budget_is_busy_work_gets_429_and_runs_once_it_is_free() -> No
 def test_delivered_results_are_released_and_a_late_poll_is_told(tmp_path: Any) -> None:
     with LocalServer(delivered_result_ttl=0.2, long_poll_seconds=0.3) as server:
         api = Api(server)
-        sampler_id = _sampler(api)
-        body = {
-            "num_samples": 8,
-            "prompt": PROMPT,
-            "sampling_params": {"max_tokens": 16, "seed": 1},
-            "sampling_session_id": sampler_id,
-            "seq_id": 0,
-        }
+        body = _asample(_sampler(api), num_samples=8, max_tokens=16, seed=1)
         request_id = api.ok("asample", body)["request_id"]
         first = api.result(request_id)
         assert len(first["sequences"]) == 8
@@ -236,16 +218,7 @@ def test_tags_and_user_metadata_are_bounded() -> None:
             limit = "exceeds this server's limit of 1000 (LocalServer option max_metadata_bytes)"
             assert limit in answer.text
         session = api.session()
-        model = api.post(
-            "create_model",
-            {
-                "session_id": session,
-                "model_seq_id": 0,
-                "base_model": "tinkex/tiny",
-                "lora_config": {"rank": 4},
-                "user_metadata": big,
-            },
-        )
+        model = api.post("create_model", create_model_body(session, {"rank": 4}, user_metadata=big))
         assert model.status_code == 400 and "JSON size in bytes of user_metadata" in model.text
         model_id = api.model(session=session, model_seq_id=1)
         save = api.post(

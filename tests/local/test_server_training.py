@@ -11,7 +11,7 @@ import requests
 
 from tinkex.local import LocalServer
 
-from .conftest import Api, datum, fwdbwd, optim
+from .conftest import Api, create_model_body, datum, fwdbwd, optim
 
 TOKENS = [72, 101, 108, 108, 111]
 
@@ -20,12 +20,7 @@ def test_create_model_future_and_get_info(api: Api) -> None:
     session = api.session()
     future = api.ok(
         "create_model",
-        {
-            "session_id": session,
-            "model_seq_id": 0,
-            "base_model": "Qwen/Qwen3-8B",
-            "lora_config": {"rank": 8, "seed": 3},
-        },
+        create_model_body(session, {"rank": 8, "seed": 3}, base_model="Qwen/Qwen3-8B"),
     )
     assert future["model_id"] == f"{session}:train:0"
     assert isinstance(future["request_id"], str)

@@ -475,16 +475,17 @@ class Model:
     ) -> str:
         """``model_dump(mode="json")`` as JSON text (compact unless ``indent``; inf/NaN as
         null, as pydantic writes them)."""
-        from tinkex.types._converter import DumpOptions, dump, json_text
+        from tinkex.types._converter import json_text
 
-        options = DumpOptions(
+        data = self.model_dump(
             mode="json",
-            by_alias=bool(by_alias),
+            include=include,
+            exclude=exclude,
+            by_alias=by_alias,
             exclude_unset=exclude_unset,
             exclude_defaults=exclude_defaults,
             exclude_none=exclude_none,
         )
-        data = dump(self, options, include=include, exclude=exclude)
         return json_text(data, indent=indent, ensure_ascii=ensure_ascii)
 
     # -- copying and building ----------------------------------------------------------------

@@ -19,6 +19,7 @@ import responses
 import tinkex
 from tinkex._transport import RateLimiter, Transport
 from tinkex._transport.retry import RetryPolicy
+from tinkex.lib.retry_handler import RetryConfig
 from tinkex.types import Datum, ModelInput
 
 BASE_URL = "http://tinker.test"
@@ -258,4 +259,13 @@ def training(service: tinkex.ServiceClient) -> tinkex.TrainingClient:
     client: tinkex.TrainingClient = service.create_lora_training_client("tiny-base", rank=4).result(
         timeout=10
     )
+    return client
+
+
+@pytest.fixture
+def sampler(service: tinkex.ServiceClient) -> tinkex.SamplingClient:
+    """A sampling client of ``tiny-base`` whose retries wait about a millisecond."""
+    client: tinkex.SamplingClient = service.create_sampling_client(
+        base_model="tiny-base", retry_config=RetryConfig(retry_delay_base=0.001)
+    ).result(timeout=10)
     return client

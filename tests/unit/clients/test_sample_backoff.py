@@ -12,20 +12,11 @@ from tinkex import types
 from tinkex._transport import BytesSemaphore
 from tinkex.clients import _sample_backoff
 from tinkex.clients._sample_backoff import SampleBackoff
-from tinkex.lib.retry_handler import RetryConfig
 
 from .conftest import FakeTinker
 
 PROMPT = types.ModelInput.from_ints([1, 2, 3])
 PARAMS = types.SamplingParams(max_tokens=1)
-
-
-@pytest.fixture
-def sampler(service: tinkex.ServiceClient) -> tinkex.SamplingClient:
-    client: tinkex.SamplingClient = service.create_sampling_client(
-        base_model="tiny-base", retry_config=RetryConfig(retry_delay_base=0.001)
-    ).result(timeout=10)
-    return client
 
 
 class Clock:

@@ -20,14 +20,6 @@ PROMPT = types.ModelInput.from_ints([1, 2, 3])
 
 
 @pytest.fixture
-def sampler(service: tinkex.ServiceClient) -> tinkex.SamplingClient:
-    client: tinkex.SamplingClient = service.create_sampling_client(
-        base_model="tiny-base", retry_config=RetryConfig(retry_delay_base=0.001)
-    ).result(timeout=10)
-    return client
-
-
-@pytest.fixture
 def official_types() -> Iterator[Any]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

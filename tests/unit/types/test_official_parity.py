@@ -28,6 +28,7 @@ from .official import (
     DATACLASS_NAMES,
     MODEL_NAMES,
     arguments,
+    build,
     normalize,
     official_fields,
     official_types,
@@ -59,9 +60,7 @@ def same(name: str, check: str, ours: Any, theirs: Any) -> None:
 
 
 def _both(name: str, *, full: bool) -> tuple[Any, Any]:
-    theirs = getattr(official_types, name)(**arguments(name, official_types, full=full))
-    ours = getattr(tinkex_types, name)(**arguments(name, tinkex_types, full=full))
-    return ours, theirs
+    return build(name, tinkex_types, full=full), build(name, official_types, full=full)
 
 
 def _cases() -> list[Any]:
@@ -209,15 +208,15 @@ def test_json_schema_matches(name: str) -> None:
 
 @pytest.mark.parametrize("name", DATACLASS_NAMES)
 def test_dataclass_asdict_repr_eq_and_hash_match(name: str) -> None:
-    build = DATACLASS_BUILDERS[name]
-    ours, theirs = build(tinkex_types), build(official_types)
+    make = DATACLASS_BUILDERS[name]
+    ours, theirs = make(tinkex_types), make(official_types)
     mine = dataclasses.asdict(ours)
     for cls_name, field in DELIBERATE_FIELD_DIFFERENCES:
         if cls_name == name and field not in {f.name for f in dataclasses.fields(theirs)}:
             mine.pop(field)  # a tinkex-only field
     assert normalize(mine) == normalize(dataclasses.asdict(theirs))
     assert repr(ours) == repr(theirs)
-    other, theirs_other = build(tinkex_types), build(official_types)
+    other, theirs_other = make(tinkex_types), make(official_types)
     assert outcome(lambda: ours == other) == outcome(lambda: theirs == theirs_other)
     assert outcome(lambda: ours == ours) == outcome(lambda: theirs == theirs)
     assert outcome(lambda: hash(ours) and None) == outcome(lambda: hash(theirs) and None)
