@@ -92,10 +92,6 @@ BILLING_PAUSE = 5.0
 #: ``billing_exception_max_pause_duration_sec`` default).
 BILLING_MAX_PAUSE = 3600.0
 
-#: A retry loop still retrying this long (seconds) logs a warning naming what it retries and
-#: the last error; then again each time the wait has doubled (no long retry is silent).
-RETRY_WARNING_AFTER = 10.0
-
 
 class _HttpDefault:
     """Sentinel type of :data:`HTTP_DEFAULT`."""
@@ -358,7 +354,6 @@ class RetryPolicy:
         """
         state = RetryState(started=clock())
         attempts = 0
-        next_warning = RETRY_WARNING_AFTER
         while True:
             if stop_event is not None and stop_event.is_set():
                 raise CancelledError(f"{describe or 'call'} cancelled: client is closing")
@@ -387,10 +382,6 @@ class RetryPolicy:
                     raise
                 if decision.reason == "retry":
                     self._report(exc, decision, describe, event, event_extra)
-                waited = clock() - state.started
-                if waited >= next_warning:
-                    next_warning = waited * 2
-                    self._warn_still_retrying(exc, describe, waited, attempts)
                 _wait(decision.delay, sleep, stop_event)
                 state = decision.state
             else:
@@ -415,29 +406,6 @@ class RetryPolicy:
             sleep=sleep,
             clock=clock,
             stop_event=stop_event,
-        )
-
-    def _warn_still_retrying(
-        self, exc: BaseException, describe: str | None, waited: float, attempts: int
-    ) -> None:
-        if self.max_elapsed is not None:
-            limit = f"gives up after {self.max_elapsed:.0f} s"
-        elif self.max_retries is not None:
-            limit = f"gives up after {self.max_retries + 1} attempts"
-        else:
-            limit = "retries until it succeeds or the client closes"
-        error = str(exc)
-        if len(error) > 200:
-            error = error[:200] + "..."
-        logger.warning(
-            "still retrying %s after %.0f s (%d attempts, %s; last error %s: %s); check the "
-            "base URL, the network and the service status",
-            describe or "a call",
-            waited,
-            attempts,
-            limit,
-            type(exc).__name__,
-            error,
         )
 
     def _report(

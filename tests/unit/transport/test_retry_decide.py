@@ -167,51 +167,6 @@ def test_run_raises_give_up_error_only_when_the_budget_is_spent(clock: FakeClock
     assert not isinstance(other.value, TimeoutError)
 
 
-def test_a_long_retry_loop_warns_what_it_retries_with_growing_intervals(
-    clock: FakeClock, caplog: pytest.LogCaptureFixture
-) -> None:
-    # A new user's wrong base URL: connection errors retried for minutes must not be silent.
-    policy = RetryPolicy(
-        name="t",
-        max_retries=None,
-        max_elapsed=120.0,
-        backoff_initial=2.0,
-        backoff_max=2.0,
-        jitter=0.0,
-    )
-
-    def unreachable() -> None:
-        raise APIConnectionError(message="Connection refused (http://127.0.0.1:9)")
-
-    with caplog.at_level("WARNING", logger="tinkex.retry"), pytest.raises(APIConnectionError):
-        policy.run(
-            unreachable, describe="POST /api/v1/create_session", sleep=clock.sleep, clock=clock
-        )
-    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-    # after 10 s, then each time the wait has doubled: 20, 40, 80 s
-    assert len(warnings) == 4
-    first = warnings[0]
-    assert "POST /api/v1/create_session" in first
-    assert "APIConnectionError" in first and "Connection refused (http://127.0.0.1:9)" in first
-    assert "10 s" in first and "gives up after 120 s" in first
-
-
-def test_a_short_retry_loop_warns_nothing(
-    clock: FakeClock, caplog: pytest.LogCaptureFixture
-) -> None:
-    policy = RetryPolicy(name="t", max_retries=3, backoff_initial=1.0, jitter=0.0)
-    outcomes: list[Exception] = [APIConnectionError(), APIConnectionError()]
-
-    def flaky() -> str:
-        if outcomes:
-            raise outcomes.pop()
-        return "ok"
-
-    with caplog.at_level("WARNING", logger="tinkex.retry"):
-        assert policy.run(flaky, sleep=clock.sleep, clock=clock) == "ok"
-    assert not [r for r in caplog.records if r.levelname == "WARNING"]
-
-
 def test_run_event_extra_and_no_event(
     clock: FakeClock, events: list[tuple[str, dict[str, Any], dict[str, Any]]]
 ) -> None:
