@@ -17,11 +17,12 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urljoin, urlsplit
 
 from tinkex._config import ClientSettings
 from tinkex._exceptions import (
     APIConnectionError,
+    APIResponseValidationError,
     APIStatusError,
     APITimeoutError,
     AuthenticationError,
@@ -60,6 +61,13 @@ EXCEPTION_EVENT = HTTP_REQUEST_EXCEPTION
 
 #: A 429 without a usable Retry-After holds the key for this long (docs/protocol.md, "Retries").
 DEFAULT_RATE_LIMIT_BACKOFF = 1.0
+#: What the official SDK advertises; zstd answers are decoded with ``zstandard`` when urllib3
+#: cannot (docs/protocol.md, "Transport").
+ACCEPT_ENCODING = "gzip, deflate, zstd"
+#: Same-origin redirects followed for one request before giving up (docs/protocol.md, "Redirects").
+MAX_REDIRECTS = 5
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 # Canonical spelling of the headers we set, so a caller's "accept" replaces our "Accept".
 _CANONICAL = {
@@ -68,6 +76,7 @@ _CANONICAL = {
         "X-API-Key",
         "User-Agent",
         "Accept",
+        "Accept-Encoding",
         "Content-Type",
         "X-Idempotency-Key",
         "x-stainless-retry-count",
@@ -115,6 +124,27 @@ def _decode_error_body(content: bytes) -> object | None:
     except ValueError:
         return content.decode("utf-8", errors="replace")
     return body
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(scheme)
+
+
+def _without_query(url: str) -> str:
+    # Signed URLs carry their secrets in the query: never put it into a message.
+    parts = urlsplit(url)
+    return parts._replace(query="", fragment="").geturl()
+
+
+def _redirect_error(status: int, label: str, location: str | None, why: str) -> APIStatusError:
+    where = f" to {_without_query(location)}" if location else " with no Location header"
+    return APIStatusError(
+        f"{label} was redirected ({status}){where}: {why}",
+        status_code=status,
+        request=label,
+    )
 
 
 def _registry_key(settings: ClientSettings) -> tuple[Any, ...]:
@@ -204,7 +234,9 @@ class Transport:
             "verify": self._session.verify,
             "cert": self._session.cert,
             "proxies": dict(self._session.proxies),
-            "allow_redirects": True,
+            # Redirects are decided by _follow_redirects (same origin only), never by requests,
+            # which would carry X-API-Key to any origin a 3xx names.
+            "allow_redirects": False,
         }
         for name, value in self._base_headers_for_validation(settings):
             _check_header(name, value)
@@ -214,7 +246,9 @@ class Transport:
         self._base_headers: dict[str, str] = {
             "X-API-Key": settings.api_key,
             "User-Agent": USER_AGENT,
+            "Accept-Encoding": ACCEPT_ENCODING,
         }
+        self._decode_zstd = not _urllib3_decodes_zstd()
         _merge(self._base_headers, settings.access_headers)
         self._default_headers = dict(settings.default_headers)
 
@@ -455,10 +489,8 @@ class Transport:
             meta: HttpRequestMetadata = {"method": method, "path": path, "retry_count": retry_count}
             emit(START_EVENT, {}, meta)
         try:
-            raw = self._session.send(
-                self._prepare(method, url, headers, body, params),
-                timeout=timeouts,
-                **self._send_kwargs,
+            raw = self._send_following_redirects(
+                method, url, label, headers, body, params, timeouts
             )
         except self._timeout_exc as exc:
             self._emit_exception(method, path, retry_count, started, exc)
@@ -473,7 +505,10 @@ class Transport:
             ) from exc
         elapsed = time.perf_counter() - started
         status = raw.status_code
-        response = Response(status, raw.headers, raw.content, request=label, elapsed=elapsed)
+        content = raw.content
+        if self._decode_zstd and "zstd" in raw.headers.get("content-encoding", ""):
+            content = _decode_zstd(content, label)
+        response = Response(status, raw.headers, content, request=label, elapsed=elapsed)
         if status == 429:
             self._limiter.back_off(parse_retry_after(raw.headers) or DEFAULT_RATE_LIMIT_BACKOFF)
         if observed:
@@ -493,6 +528,61 @@ class Transport:
             request=label,
             request_id=response.request_id,
             response=response,
+        )
+
+    def _send_following_redirects(
+        self,
+        method: str,
+        url: str,
+        label: str,
+        headers: dict[str, str],
+        body: bytes | None,
+        params: Mapping[str, Any] | None,
+        timeouts: tuple[float, float],
+    ) -> requests.Response:
+        """Send, following redirects within the API's origin only (docs/protocol.md, "Redirects").
+
+        307/308 keep the method and body; 301/302/303 are followed for GET only (a POST turned
+        into a GET would be a different request). Any other redirect, one to another origin
+        (the credentials would go with it) and more than ``MAX_REDIRECTS`` hops raise an
+        ``APIStatusError`` of the 3xx status naming the request and the ``Location``.
+        """
+        origin = _origin(self._base_url)
+        for _ in range(MAX_REDIRECTS + 1):
+            raw = self._session.send(
+                self._prepare(method, url, headers, body, params),
+                timeout=timeouts,
+                **self._send_kwargs,
+            )
+            status = raw.status_code
+            if status not in _REDIRECT_STATUSES:
+                return raw
+            raw.close()
+            location = raw.headers.get("location")
+            if not location:
+                raise _redirect_error(status, label, None, "cannot follow it.")
+            target = urljoin(url, location)
+            if _origin(target) != origin:
+                scheme, host, port = _origin(target)
+                raise _redirect_error(
+                    status,
+                    label,
+                    target,
+                    "tinkex does not follow redirects to another origin, so the API key is not "
+                    f"sent there. If {scheme}://{host}:{port} is the Tinker API, set base_url "
+                    "(or TINKER_BASE_URL) to it.",
+                )
+            if status in (301, 302, 303) and method != "GET":
+                raise _redirect_error(
+                    status,
+                    label,
+                    target,
+                    f"a {status} would turn this {method} into a GET, so it is not followed; "
+                    "check base_url (or TINKER_BASE_URL) and the server's routing.",
+                )
+            url, params = target, None
+        raise _redirect_error(
+            status, label, target, f"more than {MAX_REDIRECTS} redirects; check the server."
         )
 
     def _prepare(
@@ -523,6 +613,10 @@ class Transport:
         prepared.body = body
         if self._session.cookies:
             prepared.prepare_cookies(self._session.cookies)
+        else:
+            # requests reads the jar when an answer is a redirect (to offer ``Response.next``),
+            # even with allow_redirects=False: a prepared request without one crashes there.
+            prepared._cookies = self._session.cookies  # type: ignore[attr-defined]
         return prepared
 
     @staticmethod
@@ -537,3 +631,28 @@ class Transport:
                 "error": type(exc).__name__,
             }
             emit(EXCEPTION_EVENT, {"duration": time.perf_counter() - started}, meta)
+
+
+def _urllib3_decodes_zstd() -> bool:
+    from urllib3.response import HTTPResponse
+
+    return "zstd" in HTTPResponse.CONTENT_DECODERS
+
+
+def _decode_zstd(content: bytes, label: str) -> bytes:
+    import io
+
+    import zstandard
+
+    try:
+        reader = zstandard.ZstdDecompressor().stream_reader(
+            io.BytesIO(content), read_across_frames=True
+        )
+        return reader.read()
+    except zstandard.ZstdError as exc:
+        raise APIResponseValidationError(
+            None,
+            None,
+            message=f"Response to {label} says Content-Encoding: zstd but does not decode: {exc}",
+            request=label,
+        ) from None

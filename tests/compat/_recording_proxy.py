@@ -1,0 +1,131 @@
+"""A loopback HTTP proxy that records every request before forwarding it to an upstream server.
+
+Put it in front of ``tinkex.local.LocalServer`` and point a client (tinkex or the official SDK)
+at ``proxy.base_url``: each request is stored as a :class:`Recorded` (method, path, query,
+headers, body) and forwarded unchanged; the upstream answer goes back unchanged too. The
+recording is what the client put on the wire, so two clients running the same script can be
+compared request by request.
+"""
+
+from __future__ import annotations
+
+import http.client
+import http.server
+import threading
+import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+__all__ = ["Recorded", "RecordingProxy", "recording_proxy"]
+
+# Hop-by-hop headers are not forwarded (RFC 9110 section 7.6.1).
+_HOP_BY_HOP = frozenset(
+    {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade"}
+)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """One request as it arrived at the proxy; ``headers`` keys are lower-case."""
+
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def endpoint(self) -> str:
+        """``"POST /api/v1/asample"``."""
+        return f"{self.method} {self.path}"
+
+
+class RecordingProxy:
+    """Records and forwards requests to ``upstream`` (``http://127.0.0.1:PORT``)."""
+
+    def __init__(self, upstream: str) -> None:
+        parsed = urllib.parse.urlsplit(upstream)
+        self._upstream = (parsed.hostname or "127.0.0.1", parsed.port or 80)
+        self._lock = threading.Lock()
+        self._records: list[Recorded] = []
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="recording-proxy", daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def records(self) -> list[Recorded]:
+        """What was recorded so far, in arrival order."""
+        with self._lock:
+            return list(self._records)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._records.clear()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5.0)
+
+    def _record(self, record: Recorded) -> None:
+        with self._lock:
+            self._records.append(record)
+
+    def _handler_class(self) -> type[http.server.BaseHTTPRequestHandler]:
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def _forward(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                path, _, query = self.path.partition("?")
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                proxy._record(Recorded(self.command, path, query, headers, body))
+                upstream = http.client.HTTPConnection(*proxy._upstream, timeout=120)
+                try:
+                    forwarded = {
+                        k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP
+                    }
+                    upstream.request(self.command, self.path, body=body or None, headers=forwarded)
+                    answer = upstream.getresponse()
+                    payload = answer.read()
+                    self.send_response_only(answer.status, answer.reason)
+                    for key, value in answer.getheaders():
+                        if key.lower() not in _HOP_BY_HOP and key.lower() != "content-length":
+                            self.send_header(key, value)
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (OSError, http.client.HTTPException):
+                    # The upstream dropped the connection (an injected reset): drop ours too.
+                    self.close_connection = True
+                    self.connection.close()
+                finally:
+                    upstream.close()
+
+            do_GET = do_POST = do_PUT = do_DELETE = _forward
+
+        return Handler
+
+
+@contextmanager
+def recording_proxy(upstream: str) -> Iterator[RecordingProxy]:
+    """A :class:`RecordingProxy` in front of ``upstream`` for the ``with`` block."""
+    proxy = RecordingProxy(upstream)
+    try:
+        yield proxy
+    finally:
+        proxy.close()
