@@ -454,6 +454,8 @@ class _PollRun:
         headers = {
             "X-Tinker-Request-Iteration": str(state.iteration),
             "X-Tinker-Request-Type": self.request_type,
+            # The official SDK marks its polls so; servers may ignore it (docs/protocol.md).
+            "X-Stainless-Raw-Response": "raw",
         }
         if state.iteration == 0 and roundtrip is not None:
             headers["X-Tinker-Create-Promise-Roundtrip-Time"] = str(roundtrip)

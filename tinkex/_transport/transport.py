@@ -32,6 +32,7 @@ from tinkex._exceptions import (
 from tinkex._transport._response import Response, parse_retry_after
 from tinkex._transport.limits import RateLimiter
 from tinkex._transport.retry import HTTP_DEFAULT, RetryPolicy, http_retry_policy
+from tinkex._transport.sdk_method import current_sdk_method
 from tinkex._version import TINKER_SDK_VERSION, __version__
 from tinkex.telemetry import (
     HTTP_REQUEST_EXCEPTION,
@@ -47,7 +48,7 @@ from tinkex.telemetry import (
 if TYPE_CHECKING:
     import requests
 
-__all__ = ["USER_AGENT", "Transport"]
+__all__ = ["USER_AGENT", "Transport", "platform_headers"]
 
 logger = logging.getLogger("tinkex.transport")
 
@@ -83,8 +84,42 @@ _CANONICAL = {
         "x-stainless-read-timeout",
         "CF-Access-Client-Id",
         "CF-Access-Client-Secret",
+        "x-sdk-version",
+        "x-sdk-method",
     )
 }
+
+_OS_NAMES = {"linux": "Linux", "darwin": "MacOS", "windows": "Windows", "freebsd": "FreeBSD"}
+_ARCH_NAMES = {
+    "x86_64": "x64",
+    "amd64": "x64",
+    "i386": "x32",
+    "i686": "x32",
+    "arm64": "arm64",
+    "aarch64": "arm64",
+}
+
+
+def platform_headers() -> dict[str, str]:
+    """The ``X-Stainless-*`` platform headers the official SDK sends, with this process's values.
+
+    The package version is the API version tinkex speaks (0.38.0); ``X-Stainless-Async`` is
+    ``false`` because tinkex's clients are synchronous (thread pools), as in Stainless's own
+    synchronous clients.
+    """
+    system = platform.system()
+    machine = platform.machine()
+    arch = _ARCH_NAMES.get(machine.lower())
+    if arch is None:
+        arch = "arm" if machine.lower().startswith("arm") else f"other:{machine}"
+    return {
+        "X-Stainless-Package-Version": TINKER_SDK_VERSION,
+        "X-Stainless-OS": _OS_NAMES.get(system.lower(), f"Other:{system}"),
+        "X-Stainless-Arch": arch,
+        "X-Stainless-Runtime": platform.python_implementation(),
+        "X-Stainless-Runtime-Version": platform.python_version(),
+        "X-Stainless-Async": "false",
+    }
 
 
 # Characters that may appear unescaped in our URLs; anything else goes through requote_uri.
@@ -247,6 +282,7 @@ class Transport:
             "X-API-Key": settings.api_key,
             "User-Agent": USER_AGENT,
             "Accept-Encoding": ACCEPT_ENCODING,
+            **platform_headers(),
         }
         self._decode_zstd = not _urllib3_decodes_zstd()
         _merge(self._base_headers, settings.access_headers)
@@ -465,6 +501,10 @@ class Transport:
             request_headers["Content-Type"] = content_type or "application/json"
             # One key per call, reused by every HTTP-layer retry of it.
             request_headers["X-Idempotency-Key"] = f"tinkex-retry-{uuid.uuid4()}"
+        sdk_method = current_sdk_method()
+        if sdk_method is not None:
+            request_headers["x-sdk-version"] = TINKER_SDK_VERSION
+            request_headers["x-sdk-method"] = sdk_method
         if headers:
             _merge(request_headers, headers)
         if self._default_headers:

@@ -15,6 +15,7 @@ poller (they raise ``CancelledError``) and shuts the pools down. Closing twice i
 
 from __future__ import annotations
 
+import contextvars
 import itertools
 import logging
 import threading
@@ -38,6 +39,7 @@ from tinkex._transport import (
     holder_retry_policy,
 )
 from tinkex._transport.retry import BILLING_MAX_PAUSE
+from tinkex._transport.sdk_method import background, current_sdk_method
 from tinkex._version import TINKER_SDK_VERSION
 from tinkex.clients._sample_backoff import SampleBackoff
 from tinkex.types import _session as ses
@@ -56,6 +58,8 @@ HEARTBEAT_INTERVAL = 10.0
 #: Sampling workers started up front when the sampling pool is created (the rest on demand).
 SAMPLE_PRESTART = 128
 _HEARTBEAT_WARN_AFTER = 120.0
+#: Read timeout of ``sessions/{id}/finish``, as in the official SDK (its default).
+FINISH_TIMEOUT = 60.0
 
 
 class ClientHolder:
@@ -143,7 +147,7 @@ class ClientHolder:
                     "POST",
                     f"/api/v1/sessions/{session_id}/finish",
                     json=body,
-                    timeout=10.0,
+                    timeout=FINISH_TIMEOUT,
                     retry=holder_retry_policy(max_elapsed=30.0),
                 )
         finally:
@@ -184,7 +188,10 @@ class ClientHolder:
 
         A failure is also reported to the server's telemetry (when enabled).
         """
-        future = APIFuture.run(self._pool(sampling), fn, *args)
+        # The job runs in the caller's context, so its requests report the public method that
+        # queued it (tinkex._transport.sdk_method).
+        context = contextvars.copy_context()
+        future = APIFuture.run(self._pool(sampling), context.run, fn, *args)
         if self.settings.telemetry_enabled:
             future.add_done_callback(self._report_failure)
         return future
@@ -209,9 +216,10 @@ class ClientHolder:
         transport = self.transport
 
         def send(payload: dict[str, Any]) -> None:
-            transport.request(
-                "POST", "/api/v1/telemetry", json=payload, timeout=5.0, retry=NO_RETRY
-            )
+            with background():  # also when close() flushes it on the caller's thread
+                transport.request(
+                    "POST", "/api/v1/telemetry", json=payload, timeout=5.0, retry=NO_RETRY
+                )
 
         return Reporter(
             send,
@@ -257,7 +265,7 @@ class ClientHolder:
         transport's own (layer-1) policy inside that loop.
         """
         all_headers = dict(headers or {})
-        if sdk_method is not None:
+        if sdk_method is not None and current_sdk_method() is None:
             all_headers["x-sdk-version"] = TINKER_SDK_VERSION
             all_headers["x-sdk-method"] = sdk_method
         policy = retry if retry is not None else self.holder_policy()
@@ -379,7 +387,7 @@ class ClientHolder:
         config = self._config
         if config is not None:
             return config
-        with self._lock:
+        with self._lock, background():
             if self._config is None:
                 config = self.call(
                     "POST",
@@ -437,7 +445,7 @@ class ClientHolder:
             return self._session_id
         if not self.with_session:
             raise TinkerError("this client has no session (RestClient/AdminClient)")
-        with self._lock:
+        with self._lock, background():
             self.check_open()
             if self._session_id is None:
                 self.client_config()

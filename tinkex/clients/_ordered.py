@@ -14,6 +14,7 @@ failure, instead of hanging. A clean rejection (:func:`is_clean_rejection`: the 
 
 from __future__ import annotations
 
+import contextvars
 import queue
 import threading
 from collections.abc import Callable
@@ -46,7 +47,9 @@ def is_clean_rejection(exc: BaseException) -> bool:
     )
 
 
-_Job = tuple[Callable[[], Any], Callable[[Any], None], Callable[[BaseException], None]]
+_Job = tuple[
+    Callable[[], Any], Callable[[Any], None], Callable[[BaseException], None], contextvars.Context
+]
 
 
 class OrderedSender:
@@ -82,7 +85,9 @@ class OrderedSender:
             if self._poison is not None:
                 on_error(self._poisoned_error())
                 return first
-            self._queue.put((lambda: send(first), on_sent, on_error))
+            # The job runs in the caller's context (the public method its requests report).
+            context = contextvars.copy_context()
+            self._queue.put((lambda: send(first), on_sent, on_error, context))
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
                 self._thread.start()
@@ -120,15 +125,15 @@ class OrderedSender:
                     job[2](RuntimeError("the client was closed before this request was sent"))
                     continue
                 return
-            send, on_sent, on_error = job
+            send, on_sent, on_error, context = job
             if self._poison is not None:
-                on_error(self._poisoned_error())
+                context.run(on_error, self._poisoned_error())
                 continue
             try:
-                result = send()
+                result = context.run(send)
             except BaseException as exc:
                 if not is_clean_rejection(exc):
                     self.poison(exc)
-                on_error(exc)
+                context.run(on_error, exc)
             else:
-                on_sent(result)
+                context.run(on_sent, result)

@@ -13,6 +13,7 @@ from tinkex._config import ClientSettings
 from tinkex._deprecation import async_twin, warn_deprecated
 from tinkex._exceptions import ExperimentalWarning, TinkerError
 from tinkex._futures import APIFuture
+from tinkex._transport.sdk_method import public_method
 from tinkex.clients._holder import ClientHolder
 from tinkex.types import _rest as rest
 from tinkex.types import _session as ses
@@ -129,6 +130,7 @@ class RestClient(_SessionlessClient):
             ),
         )
 
+    @public_method
     def get_training_run_by_tinker_path(
         self, tinker_path: str, access_scope: AccessScope = "owned"
     ) -> APIFuture[rest.TrainingRun]:
@@ -245,6 +247,7 @@ class RestClient(_SessionlessClient):
             ),
         )
 
+    @public_method
     def delete_checkpoint_from_tinker_path(self, tinker_path: str) -> APIFuture[None]:
         """Delete the checkpoint at ``tinker_path``."""
         return self.delete_checkpoint(*_checkpoint_url_part(tinker_path))

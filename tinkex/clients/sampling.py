@@ -17,6 +17,7 @@ from tinkex._exceptions import APIConnectionError, RateLimitError
 from tinkex._futures import APIFuture
 from tinkex._transport import NO_RETRY, Response, estimate_sample_bytes, parse_retry_after
 from tinkex._transport.retry import BILLING_PAUSE, RetryPolicy, sample_submission_policy
+from tinkex._transport.sdk_method import public_method
 from tinkex.clients._backcompat import ClientFuture, client_names
 from tinkex.lib.retry_handler import RetryConfig
 from tinkex.types import _sampling as smp
@@ -38,7 +39,8 @@ _QUEUE_LOG_INTERVAL = 60.0
 #: The 402 pause of asample resends (the policy's; a module name so tests can shorten it).
 _BILLING_PAUSE = BILLING_PAUSE
 _ASAMPLE = "POST /api/v1/asample"
-_ASAMPLE_HEADERS = {"X-Tinker-Sampling-Backpressure": "1", "x-sdk-method": "SamplingClient.sample"}
+#: x-sdk-method comes from the public method running (tinkex._transport.sdk_method).
+_ASAMPLE_HEADERS = {"X-Tinker-Sampling-Backpressure": "1"}
 
 
 def decode_sample(response: Response) -> smp.SampleResponse:
@@ -167,6 +169,7 @@ class SamplingClient:
             self._next_seq += 1
             return seq
 
+    @public_method
     def sample(
         self,
         prompt: ModelInput,
@@ -326,6 +329,7 @@ class SamplingClient:
             )
         return result
 
+    @public_method
     def compute_logprobs(
         self, prompt: ModelInput, prompt_logprobs_last_n: int | None = None
     ) -> APIFuture[list[float | None]]:

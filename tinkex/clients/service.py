@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from tinkex._config import ClientSettings
 from tinkex._deprecation import async_twin, warn_deprecated
 from tinkex._futures import APIFuture
+from tinkex._transport.sdk_method import public_method
 from tinkex.clients._holder import ClientHolder
 from tinkex.clients.training import BackcompatTrainingClientFuture, TrainingClient
 from tinkex.types import _training as tr
@@ -118,6 +119,7 @@ class ServiceClient:
         )
         return TrainingClient(self._holder, model_seq_id, model_id, info=info)
 
+    @public_method
     def create_lora_training_client(
         self,
         base_model: str,
@@ -223,6 +225,7 @@ class ServiceClient:
         )
         return future
 
+    @public_method
     def create_training_client_from_state(
         self,
         path: str,
@@ -246,6 +249,7 @@ class ServiceClient:
             sdk_method="ServiceClient.create_training_client_from_state",
         )
 
+    @public_method
     def create_training_client_from_state_with_optimizer(
         self,
         path: str,
@@ -265,6 +269,7 @@ class ServiceClient:
         )
 
     # -- sampling clients --------------------------------------------------------------------------
+    @public_method
     def create_sampling_client(
         self,
         model_path: str | None = None,
@@ -288,6 +293,7 @@ class ServiceClient:
         )
         return future
 
+    @public_method
     def create_custom_loss(self, fn: Any, input_ranks: Mapping[str, int]) -> APIFuture[Any]:
         """Server-side custom losses (alpha in the official SDK) are not supported by tinkex.
 
@@ -303,6 +309,7 @@ class ServiceClient:
         )
 
     # -- weights and REST -------------------------------------------------------------------------
+    @public_method
     def copy_weights(
         self,
         path: str,
@@ -336,6 +343,7 @@ class ServiceClient:
         warn_deprecated("ServiceClient.create_rest_client", "construct RestClient() instead")
         return self.create_rest_client_internal()
 
+    @public_method
     def get_server_capabilities(self) -> GetServerCapabilitiesResponse:
         """DEPRECATED: use ``RestClient().get_server_capabilities()``."""
         warn_deprecated(
@@ -364,6 +372,7 @@ class ServiceClient:
     create_sampling_client_async = async_twin(create_sampling_client)
 
     # -- lifecycle ---------------------------------------------------------------------------------
+    @public_method
     def close(
         self,
         status: Literal["success", "errored", "interrupted"] = "success",

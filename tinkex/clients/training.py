@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 from tinkex._deprecation import async_twin, warn_deprecated
 from tinkex._futures import APIFuture, mirror
 from tinkex._transport import HTTP_DEFAULT, NO_RETRY, Response
+from tinkex._transport.sdk_method import public_method
 from tinkex.clients._backcompat import ClientFuture, client_names
 from tinkex.clients._chunking import combine_outputs
 from tinkex.clients._custom_loss_step import CustomLossStep
@@ -176,6 +177,7 @@ class TrainingClient:
 
         return self._ordered(len(chunks), send, finish)
 
+    @public_method
     def forward(
         self,
         data: list[Datum],
@@ -191,6 +193,7 @@ class TrainingClient:
             data, loss_fn, loss_fn_config, forward_only=True, sdk_method="TrainingClient.forward"
         )
 
+    @public_method
     def forward_backward(
         self,
         data: list[Datum],
@@ -217,6 +220,7 @@ class TrainingClient:
             sdk_method="TrainingClient.forward_backward",
         )
 
+    @public_method
     def forward_backward_custom(
         self,
         data: list[Datum],
@@ -276,6 +280,7 @@ class TrainingClient:
         return future
 
     # -- optimizer ---------------------------------------------------------------------------------
+    @public_method
     def optim_step(
         self,
         optim_params: tr.OptimParams | None = None,
@@ -306,6 +311,7 @@ class TrainingClient:
         )
 
     # -- checkpoints -------------------------------------------------------------------------------
+    @public_method
     def save_state(
         self,
         name: str,
@@ -330,6 +336,7 @@ class TrainingClient:
             "TrainingClient.save_state",
         )
 
+    @public_method
     def save_weights_for_sampler(
         self,
         name: str,
@@ -360,6 +367,7 @@ class TrainingClient:
             "TrainingClient.save_weights_for_sampler",
         )
 
+    @public_method
     def save_weights_external(
         self,
         name: str,
@@ -415,6 +423,7 @@ class TrainingClient:
             "TrainingClient.load_state",
         )
 
+    @public_method
     def load_state(
         self, path: str, weights_access_token: str | None = None
     ) -> APIFuture[tr.LoadWeightsResponse]:
@@ -422,6 +431,7 @@ class TrainingClient:
         warn_deprecated("load_state", "use ServiceClient.create_training_client_from_state")
         return self._load(path, False, weights_access_token)
 
+    @public_method
     def load_state_with_optimizer(
         self, path: str, weights_access_token: str | None = None
     ) -> APIFuture[tr.LoadWeightsResponse]:
@@ -433,6 +443,7 @@ class TrainingClient:
         return self._load(path, True, weights_access_token)
 
     # -- samplers ----------------------------------------------------------------------------------
+    @public_method
     def save_weights_and_get_sampling_client(
         self,
         name: str | None = None,
@@ -481,6 +492,7 @@ class TrainingClient:
         )
         return BackcompatSamplingClientFuture.wrap(future)
 
+    @public_method
     def create_sampling_client(
         self,
         model_path: str,
@@ -501,6 +513,7 @@ class TrainingClient:
     def _base_model(self) -> str:
         return self._info.model_data.model_name or self._info.model_name or ""
 
+    @public_method
     def get_info(self) -> tr.GetInfoResponse:
         """Model facts fetched when the client was created (no request)."""
         return self._info
