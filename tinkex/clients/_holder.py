@@ -60,6 +60,10 @@ SAMPLE_PRESTART = 128
 _HEARTBEAT_WARN_AFTER = 120.0
 #: Read timeout of ``sessions/{id}/finish``, as in the official SDK (its default).
 FINISH_TIMEOUT = 60.0
+#: The dynamic config is refreshed at most this often, whatever the server asks.
+DYNAMIC_CONFIG_MIN_REFRESH = 10.0
+#: Seconds spent trying to cancel an abandoned sample server-side.
+CANCEL_BUDGET = 30.0
 
 
 class ClientHolder:
@@ -99,6 +103,8 @@ class ClientHolder:
         self._executor: DaemonThreadPoolExecutor | None = None
         self._sample_executor: DaemonThreadPoolExecutor | None = None
         self._config: ses.ClientConfigResponse | None = None
+        self._dynamic: ses.ClientDynamicConfigResponse | None = None
+        self._dynamic_fetched = 0.0
         self._session_id: str | None = None
         self._heartbeat: threading.Thread | None = None
         self._model_seq = itertools.count()
@@ -400,7 +406,75 @@ class ClientHolder:
                         use_credential_cmd=config.credential_default_source == "credential_cmd"
                     )
                 self._config = config
+                self._refresh_dynamic_config()
             return self._config
+
+    # -- dynamic config (docs/protocol.md, "Life cycle") ---------------------------------------
+    def dynamic_config(self) -> ses.ClientDynamicConfigResponse:
+        """The server's dynamic flags: fetched after the client config, refreshed by the
+        heartbeat thread every ``max(refresh_interval_sec, 10)`` s; defaults when the server
+        has no such endpoint."""
+        dynamic = self._dynamic
+        if dynamic is None:
+            with self._lock:
+                if self._dynamic is None:
+                    self._refresh_dynamic_config()
+                dynamic = self._dynamic
+        assert dynamic is not None
+        return dynamic
+
+    def _dynamic_config_stale(self) -> bool:
+        dynamic = self._dynamic
+        if dynamic is None:
+            return True
+        interval = max(float(dynamic.refresh_interval_sec), DYNAMIC_CONFIG_MIN_REFRESH)
+        return time.monotonic() - self._dynamic_fetched >= interval
+
+    def _refresh_dynamic_config(self) -> None:
+        """One ``POST /api/v1/client/dynamic_config`` (10 s, no retries); a failure keeps the
+        flags known so far (the defaults at first)."""
+        with background():
+            try:
+                response = self.transport.request(
+                    "POST",
+                    "/api/v1/client/dynamic_config",
+                    json={"sdk_version": TINKER_SDK_VERSION},
+                    timeout=10.0,
+                    retry=NO_RETRY,
+                    stop=self._stop,
+                )
+                dynamic = from_wire(
+                    response.json() or {},
+                    ses.ClientDynamicConfigResponse,
+                    request="POST /api/v1/client/dynamic_config",
+                )
+            except Exception as exc:
+                logger.debug("dynamic client config not refreshed: %s", exc)
+                if self._dynamic is None:
+                    self._dynamic = ses.ClientDynamicConfigResponse()
+            else:
+                if self._dynamic is not None and dynamic != self._dynamic:
+                    logger.debug("dynamic client config changed: %s", to_wire(dynamic))
+                self._dynamic = dynamic
+            self._dynamic_fetched = time.monotonic()
+
+    def cancel_sample(self, request_id: str) -> None:
+        """Tell the server to stop an abandoned sample (when the dynamic config says
+        ``sample_cancel_enabled``); best effort, for at most ``CANCEL_BUDGET`` seconds."""
+        if self._stop.is_set() or not self.dynamic_config().sample_cancel_enabled:
+            return
+        try:
+            with background():
+                self.request(
+                    "POST",
+                    "/api/v1/cancel_future",
+                    json={"request_id": request_id},
+                    timeout=30.0,
+                    retry=holder_retry_policy(max_elapsed=CANCEL_BUDGET),
+                    http_retry=NO_RETRY,
+                )
+        except Exception as exc:
+            logger.warning("could not cancel sampling request %s: %s", request_id, exc)
 
     def set_client_config(self, config: ses.ClientConfigResponse) -> None:
         """Use ``config`` (e.g. carried by a pickled client) instead of fetching it."""
@@ -500,6 +574,8 @@ class ClientHolder:
         last_ok = time.monotonic()
         body = to_wire(ses.SessionHeartbeatRequest(session_id=session_id))
         while not self._stop.wait(HEARTBEAT_INTERVAL):
+            if self._dynamic_config_stale():
+                self._refresh_dynamic_config()
             try:
                 self.transport.request(
                     "POST", "/api/v1/session_heartbeat", json=body, timeout=10.0, retry=NO_RETRY

@@ -10,6 +10,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import CancelledError
 from typing import TYPE_CHECKING, Any
 
 from tinkex._deprecation import async_twin
@@ -302,13 +303,17 @@ class SamplingClient:
             response = resend.run(submit, describe=_ASAMPLE, stop_event=holder.stop_event)
         handle = from_wire(response.json(), UntypedAPIFuture, request="POST /api/v1/asample")
         ids = handle.sample_sequence_ids
-        result = holder.poll(
-            handle,
-            request_type="Sample",
-            decode=decode_sample,
-            on_queue_state=self.on_queue_state_change,
-            create_roundtrip_time=time.monotonic() - started,
-        )
+        try:
+            result = holder.poll(
+                handle,
+                request_type="Sample",
+                decode=decode_sample,
+                on_queue_state=self.on_queue_state_change,
+                create_roundtrip_time=time.monotonic() - started,
+            )
+        except CancelledError:
+            holder.cancel_sample(handle.request_id)  # abandoned: let the server stop the work
+            raise
         if ids is not None:
             if len(ids) != len(result.sequences):
                 # A protocol violation, not a transient failure: resubmitting would not help.
