@@ -47,7 +47,8 @@ def query(fake: FakeTinker) -> dict[str, list[str]]:
 
 def test_construction_fetches_the_config(fake: FakeTinker) -> None:
     with tinkex.RestClient(base_url=BASE_URL, api_key=API_KEY):
-        assert fake.paths() == ["/api/v1/client/config"]
+        # as the official RestClient: the client config, then the dynamic config
+        assert fake.paths() == ["/api/v1/client/config", "/api/v1/client/dynamic_config"]
     assert fake.requests_to("/api/v1/create_session") == []
 
 

@@ -23,13 +23,14 @@ def test_create_lora_training_client_flow(fake: FakeTinker, service: tinkex.Serv
     assert training.model_id == MODEL_ID
     assert fake.paths() == [
         "/api/v1/client/config",
+        "/api/v1/client/dynamic_config",
         "/api/v1/create_session",
         "/api/v1/create_model",
         "/api/v1/retrieve_future",
         "/api/v1/get_info",
     ]
-    config, session, create, poll, info = fake.calls
-    assert config.json == {"sdk_version": "0.38.0"}
+    config, dynamic, session, create, poll, info = fake.calls
+    assert config.json == dynamic.json == {"sdk_version": "0.38.0"}
     assert config.headers["X-API-Key"] == API_KEY
     assert session.json == {
         "tags": [],
