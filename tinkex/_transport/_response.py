@@ -82,10 +82,17 @@ class Response:
                 try:
                     self._json = _json.loads(self.content)
                 except ValueError as exc:
+                    message = f"Response to {self.request or 'request'} is not valid JSON: {exc}"
+                    if "html" in self.content_type.lower():
+                        message = (
+                            f"Response to {self.request or 'request'} is an HTML page "
+                            f"({self.status_code} {self.content_type}), not JSON: the base URL "
+                            "is not a Tinker API; check base_url (or TINKER_BASE_URL)."
+                        )
                     raise APIResponseValidationError(
                         self,
                         self.text[:500],
-                        message=f"Response to {self.request or 'request'} is not valid JSON: {exc}",
+                        message=message,
                         request=self.request or None,
                         status_code=self.status_code,
                     ) from None

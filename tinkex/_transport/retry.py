@@ -32,6 +32,7 @@ Example::
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import logging
 import random
@@ -45,6 +46,7 @@ import attrs
 
 from tinkex._exceptions import APIConnectionError, APIStatusError, BillingError
 from tinkex._transport._response import parse_retry_after
+from tinkex._transport.diagnose import NotATinkerAPIError, PermanentConnectionError
 from tinkex.telemetry import (
     HTTP_RETRY,
     RETRY_ATTEMPT_FAILED,
@@ -81,6 +83,17 @@ __all__ = [
 T = TypeVar("T")
 
 logger = logging.getLogger("tinkex.retry")
+
+_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "tinkex_retry_deadline", default=None
+)
+
+
+def retry_deadline() -> float | None:
+    """``time.monotonic()`` at which the outermost time-bounded retry loop running in this
+    context gives up, or None (for "retrying for N more minutes" warnings)."""
+    return _DEADLINE.get()
+
 
 #: Statuses every layer treats as transient (plus any 5xx).
 RETRYABLE_STATUSES: frozenset[int] = frozenset({408, 409, 429})
@@ -244,6 +257,8 @@ class RetryPolicy:
         """Whether ``exc`` is a transient failure under this policy (ignores the budget)."""
         if self.never_retry and isinstance(exc, self.never_retry):
             return False
+        if isinstance(exc, PermanentConnectionError | NotATinkerAPIError):
+            return False  # retrying cannot fix these (tinkex._transport.diagnose)
         if isinstance(exc, APIStatusError):
             verdict = self._status_verdict(exc)
             if verdict is not None:
@@ -353,6 +368,42 @@ class RetryPolicy:
             concurrent.futures.CancelledError: ``stop_event`` was set.
         """
         state = RetryState(started=clock())
+        deadline_token = None
+        if self.max_elapsed is not None and _DEADLINE.get() is None:
+            # The outermost time-bounded loop says when retrying ends (for retry warnings).
+            deadline_token = _DEADLINE.set(time.monotonic() + self.max_elapsed)
+        try:
+            return self._run(
+                attempt,
+                state,
+                describe,
+                sleep,
+                clock,
+                stop_event,
+                rng,
+                event,
+                event_extra,
+                give_up,
+                attempt_events,
+            )
+        finally:
+            if deadline_token is not None:
+                _DEADLINE.reset(deadline_token)
+
+    def _run(
+        self,
+        attempt: Callable[[], T],
+        state: RetryState,
+        describe: str | None,
+        sleep: Callable[[float], object] | None,
+        clock: Callable[[], float],
+        stop_event: threading.Event | None,
+        rng: random.Random | None,
+        event: str | None,
+        event_extra: Callable[[BaseException, int], Mapping[str, Any]] | None,
+        give_up: Callable[[BaseException], BaseException] | None,
+        attempt_events: bool,
+    ) -> T:
         attempts = 0
         while True:
             if stop_event is not None and stop_event.is_set():

@@ -30,8 +30,9 @@ from tinkex._exceptions import (
     make_status_error,
 )
 from tinkex._transport._response import Response, parse_retry_after
+from tinkex._transport.diagnose import connection_failure, failure_reason, not_a_tinker_api
 from tinkex._transport.limits import RateLimiter
-from tinkex._transport.retry import HTTP_DEFAULT, RetryPolicy, http_retry_policy
+from tinkex._transport.retry import HTTP_DEFAULT, RetryPolicy, http_retry_policy, retry_deadline
 from tinkex._transport.sdk_method import current_sdk_method
 from tinkex._version import TINKER_SDK_VERSION, __version__
 from tinkex.telemetry import (
@@ -68,6 +69,8 @@ ACCEPT_ENCODING = "gzip, deflate, zstd"
 #: Same-origin redirects followed for one request before giving up (docs/protocol.md, "Redirects").
 MAX_REDIRECTS = 5
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+#: Seconds between two "cannot reach ...; retrying" warnings of one transport.
+RETRY_WARNING_INTERVAL = 10.0
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 # Canonical spelling of the headers we set, so a caller's "accept" replaces our "Accept".
@@ -285,6 +288,8 @@ class Transport:
             **platform_headers(),
         }
         self._decode_zstd = not _urllib3_decodes_zstd()
+        self._warn_lock = threading.Lock()
+        self._warned_at: float | None = None
         _merge(self._base_headers, settings.access_headers)
         self._default_headers = dict(settings.default_headers)
 
@@ -466,8 +471,13 @@ class Transport:
                 return self._send_once(
                     method, url, label, request_headers, body, params, timeouts, attempt - 1
                 )
-            except AuthenticationError as exc:
-                if provider is None or not _invalid_token(exc):
+            except (APIConnectionError, APIStatusError) as exc:
+                if (
+                    not isinstance(exc, AuthenticationError)
+                    or provider is None
+                    or not _invalid_token(exc)
+                ):
+                    self._warn_while_retrying(exc, label, policy, attempt)
                     raise
                 # The JWT expired or was revoked: refresh it and replay this request once.
                 request_headers["X-API-Key"] = provider(True)
@@ -477,6 +487,36 @@ class Transport:
 
         return policy.call(
             send, sleep=self._sleep, clock=self._clock, stop_event=stop, describe=label
+        )
+
+    def _warn_while_retrying(
+        self, exc: BaseException, label: str, policy: RetryPolicy, attempts: int
+    ) -> None:
+        """A WARNING (at most one per ``RETRY_WARNING_INTERVAL`` per transport) while the
+        server cannot be reached or fails (connection errors, timeouts, 5xx), naming the URL,
+        the cause and how long retrying goes on."""
+        if not (
+            isinstance(exc, APIConnectionError)
+            or (isinstance(exc, APIStatusError) and exc.status_code >= 500)
+        ):
+            return
+        deadline = retry_deadline()
+        if deadline is None and not policy.is_retryable(exc):
+            return  # nothing retries it (e.g. a heartbeat): no "retrying" to announce
+        now = time.monotonic()
+        with self._warn_lock:
+            if self._warned_at is not None and now - self._warned_at < RETRY_WARNING_INTERVAL:
+                return
+            self._warned_at = now
+        if deadline is not None:
+            left = f"retrying for {_duration(max(deadline - now, 0.0))} more"
+        elif policy.max_retries is not None:
+            left = f"retrying up to {max(policy.max_retries - attempts + 1, 0)} more times"
+        else:
+            left = "retrying"
+        reach = "cannot reach" if isinstance(exc, APIConnectionError) else "server error from"
+        logger.warning(
+            "%s %s (%s): %s; %s", reach, self._base_url, label, failure_reason(exc), left
         )
 
     def _headers_and_body(
@@ -539,10 +579,7 @@ class Transport:
             ) from exc
         except self._request_exc as exc:
             self._emit_exception(method, path, retry_count, started, exc)
-            raise APIConnectionError(
-                message=f"Connection error on {label}: {type(exc).__name__}: {exc}",
-                request=label,
-            ) from exc
+            raise connection_failure(exc, self._base_url, label) from exc
         elapsed = time.perf_counter() - started
         status = raw.status_code
         content = raw.content
@@ -562,6 +599,11 @@ class Transport:
             emit(STOP_EVENT, {"duration": elapsed}, stop)
         if 200 <= status < 300:
             return response
+        mismatch = not_a_tinker_api(
+            status, response.content_type, content, self._base_url, label, response
+        )
+        if mismatch is not None:
+            raise mismatch
         raise make_status_error(
             status,
             _decode_error_body(response.content),
@@ -696,3 +738,9 @@ def _decode_zstd(content: bytes, label: str) -> bytes:
             message=f"Response to {label} says Content-Encoding: zstd but does not decode: {exc}",
             request=label,
         ) from None
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 90:
+        return f"{seconds / 60:.0f} minutes"
+    return f"{seconds:.0f} s"

@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import CancelledError, Future
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from tinkex._config import ClientSettings
+from tinkex._config import ClientSettings, configure_logging
 from tinkex._exceptions import APIStatusError, TinkerError
 from tinkex._executor import DaemonThreadPoolExecutor
 from tinkex._futures import APIFuture
@@ -91,6 +91,7 @@ class ClientHolder:
         sample_workers: int = 1000,
     ) -> None:
         self.settings = settings
+        configure_logging(settings.log_level)  # TINKER_LOG=debug|info|warning|error
         self.transport = Transport.shared(settings)
         self.user_metadata = dict(user_metadata or {})
         self.project_id = project_id if project_id is not None else settings.project_id
@@ -325,11 +326,16 @@ class ClientHolder:
         decode: Callable[[Response], T],
         sdk_method: str | None = None,
         retry: RetryPolicy | None = None,
+        on_queue_state: Callable[..., None] | None = None,
     ) -> T:
         """POST a future-returning request, then poll ``retrieve_future`` for its result."""
         untyped, roundtrip = self.submit(path, body, sdk_method=sdk_method, retry=retry)
         return self.poll(
-            untyped, request_type=request_type, decode=decode, create_roundtrip_time=roundtrip
+            untyped,
+            request_type=request_type,
+            decode=decode,
+            on_queue_state=on_queue_state,
+            create_roundtrip_time=roundtrip,
         )
 
     def submit(

@@ -13,6 +13,7 @@ from tinkex._deprecation import async_twin, warn_deprecated
 from tinkex._futures import APIFuture
 from tinkex._transport.sdk_method import public_method
 from tinkex.clients._holder import ClientHolder
+from tinkex.clients._queue_state import QueueStateLogger
 from tinkex.clients.training import BackcompatTrainingClientFuture, TrainingClient
 from tinkex.types import _training as tr
 from tinkex.types._converter import from_wire
@@ -172,6 +173,7 @@ class ServiceClient:
                 decode=lambda r: from_wire(r.json(), tr.CreateModelResponse),
                 sdk_method=sdk_method,
                 retry=NO_RETRY,
+                on_queue_state=QueueStateLogger(base_model, "Model creation"),
             )
             return self._training_client(model_seq_id, created.model_id, sdk_method)
 
@@ -216,6 +218,9 @@ class ServiceClient:
                 request_type="LoadWeights",
                 decode=lambda r: from_wire(r.json(), tr.LoadWeightsResponse),
                 sdk_method=sdk_method,
+                on_queue_state=QueueStateLogger(
+                    f"{session_id}:train:{model_seq_id}", "Model creation"
+                ),
             )
             model_id = loaded.model_id or f"{session_id}:train:{model_seq_id}"
             return self._training_client(model_seq_id, model_id, sdk_method)

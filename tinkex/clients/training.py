@@ -16,6 +16,7 @@ from tinkex.clients._chunking import combine_outputs
 from tinkex.clients._custom_loss_step import CustomLossStep
 from tinkex.clients._fwdbwd import decode_fwdbwd, plan_chunks, send_chunk, submit_chunks
 from tinkex.clients._ordered import OrderedSender
+from tinkex.clients._queue_state import QueueStateLogger
 from tinkex.types import _training as tr
 from tinkex.types._converter import from_wire, to_wire
 from tinkex.types._datum import Datum
@@ -68,6 +69,7 @@ class TrainingClient:
         self.model_seq_id = model_seq_id
         self._info = info
         self._sender = OrderedSender(f"tinkex-send-{model_id}", holder.stop_event)
+        self._queue_state_logger = QueueStateLogger(model_id, "Training")
         holder.on_close(self._sender.close)
 
     def __repr__(self) -> str:
@@ -112,7 +114,11 @@ class TrainingClient:
         """The result of a submitted request, from its ``(handle, round-trip seconds)``."""
         handle, roundtrip = sent
         return self.holder.poll(
-            handle, request_type=request_type, decode=decode, create_roundtrip_time=roundtrip
+            handle,
+            request_type=request_type,
+            decode=decode,
+            on_queue_state=self._queue_state_logger,
+            create_roundtrip_time=roundtrip,
         )
 
     def _simple(

@@ -1,0 +1,133 @@
+"""A client that says what it is doing (issue 11, "A client that says what it is doing"), against
+real sockets on 127.0.0.1: warnings while retrying, failing fast where retrying cannot help,
+``TINKER_LOG``."""
+
+from __future__ import annotations
+
+import http.server
+import logging
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+import tinkex
+from tinkex._config import ClientSettings, configure_logging
+from tinkex._exceptions import APIConnectionError, APIResponseValidationError
+from tinkex._transport import NO_RETRY, RateLimiter, Transport
+from tinkex._transport.diagnose import NotATinkerAPIError, PermanentConnectionError
+from tinkex._transport.retry import holder_retry_policy, http_retry_policy
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def plain_web_server() -> Iterator[str]:
+    """Python's own http.server: answers GET with a directory listing, POST with 501 HTML."""
+    handler = http.server.SimpleHTTPRequestHandler
+    handler.log_message = lambda *a: None  # type: ignore[method-assign]
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, args=(0.01,), daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def make(base_url: str) -> Transport:
+    return Transport(ClientSettings(base_url=base_url, api_key="tml-x"), rate_limiter=RateLimiter())
+
+
+def test_a_web_server_that_is_not_a_tinker_api_fails_at_once(plain_web_server: str) -> None:
+    started = time.monotonic()
+    with pytest.raises(NotATinkerAPIError) as info:
+        tinkex.ServiceClient(
+            base_url=plain_web_server, api_key="tml-x"
+        ).create_lora_training_client("Qwen/Qwen3-8B").result(timeout=60)
+    assert time.monotonic() - started < 10  # was: ~6 minutes of silent retries (501 is a 5xx)
+    message = str(info.value)
+    assert f"{plain_web_server} is not a Tinker API" in message
+    assert "POST /api/v1/client/config was answered 501 text/html" in message
+    assert "TINKER_BASE_URL" in message
+
+
+def test_an_html_page_with_200_says_the_url_is_not_a_tinker_api(plain_web_server: str) -> None:
+    with make(plain_web_server) as transport:
+        response = transport.request("GET", "/", retry=NO_RETRY)
+    with pytest.raises(APIResponseValidationError, match="HTML page.*not a Tinker API"):
+        response.json()
+
+
+def test_dns_failure_fails_fast_naming_the_host() -> None:
+    with (
+        make("http://no-such-host.invalid") as transport,
+        pytest.raises(PermanentConnectionError) as info,
+    ):
+        transport.request("POST", "/api/v1/client/config", json={})
+    assert "Cannot resolve the host of http://no-such-host.invalid" in str(info.value)
+    assert isinstance(info.value, APIConnectionError)  # still what tinker raises
+    assert not http_retry_policy(10).is_retryable(info.value)
+    assert not holder_retry_policy().is_retryable(info.value)
+
+
+def test_tls_to_a_plain_http_server_fails_fast_with_the_fix(plain_web_server: str) -> None:
+    tls_url = plain_web_server.replace("http://", "https://")
+    started = time.monotonic()
+    with make(tls_url) as transport, pytest.raises(PermanentConnectionError) as info:
+        transport.request("POST", "/api/v1/client/config", json={})
+    assert time.monotonic() - started < 10
+    assert f"Use {plain_web_server} as base_url" in str(info.value)
+
+
+def test_retrying_warns_once_per_interval_with_url_cause_and_time_left(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    caplog.set_level(logging.WARNING, logger="tinkex")
+    sleeps: list[float] = []
+    with make(url) as transport:
+        transport._sleep = sleeps.append  # no real waiting: each attempt fails at once
+        policy = holder_retry_policy(max_elapsed=240.0)
+        with pytest.raises(APIConnectionError):
+            policy.call(
+                transport.request,
+                "POST",
+                "/api/v1/client/config",
+                json={},
+                sleep=sleeps.append,
+                clock=iter(range(0, 10_000, 30)).__next__,
+            )
+    warnings = [r for r in caplog.records if r.name == "tinkex.transport"]
+    assert len(sleeps) > 10  # many attempts ...
+    assert len(warnings) == 1  # ... one warning (they all happened within 10 s)
+    message = warnings[0].getMessage()
+    assert message.startswith(f"cannot reach {url} (POST /api/v1/client/config)")
+    assert "connection refused" in message
+    assert "retrying for 4 minutes more" in message or "retrying for 240 s more" in message
+
+
+def test_tinker_log_configures_the_tinkex_logger() -> None:
+    logger = logging.getLogger("tinkex")
+    saved = (logger.level, list(logger.handlers))
+    try:
+        logger.handlers.clear()
+        settings = ClientSettings.resolve(
+            base_url="http://127.0.0.1:1", api_key="tml-x", environ={"TINKER_LOG": "debug"}
+        )
+        assert settings.log_level == "debug"
+        from tinkex.clients._holder import ClientHolder
+
+        ClientHolder(settings, with_session=False).close()  # each client applies TINKER_LOG
+        assert logger.level == logging.DEBUG
+        assert len(logger.handlers) == 1
+        configure_logging("debug")  # once per client: still one handler
+        assert len(logger.handlers) == 1
+    finally:
+        logger.handlers[:] = saved[1]
+        logger.setLevel(saved[0])
