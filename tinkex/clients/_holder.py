@@ -20,12 +20,13 @@ import itertools
 import logging
 import threading
 import time
+import traceback
 from collections.abc import Callable, Mapping
 from concurrent.futures import CancelledError, Future
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from tinkex._config import ClientSettings, configure_logging
-from tinkex._exceptions import APIStatusError, TinkerError
+from tinkex._exceptions import APIStatusError, BillingError, TinkerError
 from tinkex._executor import DaemonThreadPoolExecutor
 from tinkex._futures import APIFuture
 from tinkex._poller import poll_future
@@ -277,20 +278,62 @@ class ClientHolder:
             all_headers["x-sdk-method"] = sdk_method
         policy = retry if retry is not None else self.holder_policy()
         label = f"{method} {path}"
-        return policy.call(
-            self.transport.request,
-            method,
-            path,
-            json=json,
-            content=content,
-            content_type=content_type,
-            params=params,
-            headers=all_headers,
-            timeout=timeout,
-            retry=http_retry,
-            stop=self._stop,
-            stop_event=self._stop,
-            describe=label,
+        started = time.time()
+        attempts = 0
+
+        def attempt() -> Response:
+            nonlocal attempts
+            try:
+                return self.transport.request(
+                    method,
+                    path,
+                    json=json,
+                    content=content,
+                    content_type=content_type,
+                    params=params,
+                    headers=all_headers,
+                    timeout=timeout,
+                    retry=http_retry,
+                    stop=self._stop,
+                )
+            except Exception as exc:
+                self._report_attempt_failure(exc, label, policy, attempts, started)
+                attempts += 1
+                raise
+
+        return policy.run(attempt, stop_event=self._stop, describe=label)
+
+    def _report_attempt_failure(
+        self, exc: Exception, label: str, policy: RetryPolicy, attempts: int, started: float
+    ) -> None:
+        """The telemetry warning of one failed attempt of the holder loop, as the official
+        SDK's ``execute_with_retries`` sends it (a 402 pause is not reported)."""
+        if not self.settings.telemetry_enabled or isinstance(exc, BillingError):
+            return
+        reporter = self._reporter if self._session_id is not None else self.telemetry()
+        if reporter is None:
+            return
+        from tinkex.telemetry._reporter import _is_user_error
+
+        retryable = policy.is_retryable(exc)
+        user_error = _is_user_error(exc)
+        now = time.time()
+        reporter.log(
+            "InternalClientHolder.execute_with_retries.exception",
+            {
+                "func": label,
+                "exception": str(exc),
+                "exception_type": type(exc).__name__,
+                "exception_stack": "".join(traceback.format_exception(exc)),
+                "status_code": getattr(exc, "status_code", None),
+                "is_retryable": retryable,
+                "is_user_error": user_error,
+                "attempt_count": attempts,
+                "start_time": started,
+                "current_time": now,
+                "elapsed_time": now - started,
+            },
+            severity="WARNING" if retryable or user_error else "ERROR",
         )
 
     def call(
