@@ -88,11 +88,14 @@ def run_script(module: Any, base_url: str) -> None:
 
 
 def record(module: Any, tmp_path: Any) -> list[Recorded]:
-    with LocalServer(data_dir=str(tmp_path), faults=FAULTS, long_poll_seconds=0.3) as server:
-        with recording_proxy(server.base_url) as proxy, warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            run_script(module, proxy.base_url)
-            return proxy.records()
+    with (
+        LocalServer(data_dir=str(tmp_path), faults=FAULTS, long_poll_seconds=0.3) as server,
+        recording_proxy(server.base_url) as proxy,
+        warnings.catch_warnings(),
+    ):
+        warnings.simplefilter("ignore")
+        run_script(module, proxy.base_url)
+        return proxy.records()
 
 
 class Normaliser:

@@ -28,7 +28,7 @@ def test_a_retried_failure_is_a_warning_event_in_the_next_batch(
     training.save_state("step-1").result(timeout=10)
     service.close()
     events = sent_events(fake)
-    assert [e["event"] for e in events][0] == "SESSION_START"
+    assert events[0]["event"] == "SESSION_START"
     retries = [e for e in events if e.get("event_name") == EVENT]
     assert len(retries) == 1
     retry = retries[0]

@@ -60,7 +60,7 @@ def test_a_web_server_that_is_not_a_tinker_api_fails_at_once(plain_web_server: s
 def test_an_html_page_with_200_says_the_url_is_not_a_tinker_api(plain_web_server: str) -> None:
     with make(plain_web_server) as transport:
         response = transport.request("GET", "/", retry=NO_RETRY)
-    with pytest.raises(APIResponseValidationError, match="HTML page.*not a Tinker API"):
+    with pytest.raises(APIResponseValidationError, match=r"HTML page.*not a Tinker API"):
         response.json()
 
 
