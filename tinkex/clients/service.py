@@ -77,17 +77,20 @@ class ServiceClient:
                     f"got {type(recovery).__name__}"
                 )
         self._recovery = recovery
+        http = _http_options(kwargs)  # what the official SDK passes to its HTTP client
         if kwargs:
             warnings.warn(
                 f"ServiceClient ignores unknown options {sorted(kwargs)}",
                 FutureWarning,
                 stacklevel=2,
             )
+        headers = {**http.pop("default_headers", {}), **(default_headers_overrides or {})}
         settings = ClientSettings.resolve(
             base_url=base_url,
             api_key=api_key,
             project_id=project_id,
-            default_headers=default_headers_overrides,
+            default_headers=headers,
+            **http,
         )
         self._holder = ClientHolder(
             settings,
@@ -428,3 +431,30 @@ class ServiceClient:
         ``get_telemetry().log("my_event", {"k": 1})`` adds your own events.
         """
         return self._holder.telemetry()
+
+
+def _http_options(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Take the HTTP options the official ``ServiceClient(**kwargs)`` passes to its HTTP client
+    out of ``kwargs``, as ``ClientSettings.resolve`` arguments (explicit beats environment).
+
+    ``timeout`` (seconds, or an object with ``read``/``connect`` like ``httpx.Timeout``),
+    ``max_retries``, ``default_headers`` (``default_headers_overrides`` wins over them), and
+    tinkex's ``connect_timeout`` and ``max_connections`` (the connection-pool size). An
+    ``http_client`` cannot be used (tinkex speaks HTTP through ``requests``): it is ignored
+    with a ``FutureWarning`` naming it, like any other unknown option.
+    """
+    options: dict[str, Any] = {}
+    if "timeout" in kwargs:
+        timeout = kwargs.pop("timeout")
+        read = getattr(timeout, "read", timeout)
+        connect = getattr(timeout, "connect", None)
+        if read is not None:
+            options["timeout"] = float(read)
+        if connect is not None:
+            options["connect_timeout"] = float(connect)
+    for name in ("max_retries", "connect_timeout", "max_connections"):
+        if name in kwargs:
+            options[name] = kwargs.pop(name)
+    if "default_headers" in kwargs:
+        options["default_headers"] = dict(kwargs.pop("default_headers") or {})
+    return options
