@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import ParamSpec, TypeVar
+
+from tinkex.telemetry._context import calling, reset_calling
 
 __all__ = ["background", "current_sdk_method", "public_method", "sdk_method_scope"]
 
@@ -44,9 +46,16 @@ def sdk_method_scope(name: str | None) -> Iterator[None]:
         _SDK_METHOD.reset(token)
 
 
-def background() -> AbstractContextManager[None]:
-    """A block whose requests are background traffic (no ``x-sdk-method``)."""
-    return sdk_method_scope(None)
+@contextmanager
+def background() -> Iterator[None]:
+    """A block whose requests are background traffic (no ``x-sdk-method``, no caller ids)."""
+    token = _SDK_METHOD.set(None)
+    caller = calling(None)
+    try:
+        yield
+    finally:
+        reset_calling(caller)
+        _SDK_METHOD.reset(token)
 
 
 def public_method(fn: Callable[P, R]) -> Callable[P, R]:
@@ -59,9 +68,11 @@ def public_method(fn: Callable[P, R]) -> Callable[P, R]:
         if _SDK_METHOD.get() is not None:
             return fn(*args, **kwargs)
         token = _SDK_METHOD.set(name)
+        caller = calling(args[0] if args else None)  # the client, for telemetry ids
         try:
             return fn(*args, **kwargs)
         finally:
+            reset_calling(caller)
             _SDK_METHOD.reset(token)
 
     return wrapper

@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 from urllib.parse import urlencode, urljoin, urlsplit
 
 from tinkex._config import ClientSettings
@@ -45,6 +45,7 @@ from tinkex.telemetry import (
     emit,
     has_handlers,
 )
+from tinkex.telemetry._context import call_context
 
 if TYPE_CHECKING:
     import requests
@@ -290,6 +291,7 @@ class Transport:
         self._decode_zstd = not _urllib3_decodes_zstd()
         self._warn_lock = threading.Lock()
         self._warned_at: float | None = None
+        self._failing_since: float | None = None  # first failure of the current streak
         _merge(self._base_headers, settings.access_headers)
         self._default_headers = dict(settings.default_headers)
 
@@ -468,9 +470,11 @@ class Transport:
             attempt += 1
             self._limiter.wait()
             try:
-                return self._send_once(
+                response = self._send_once(
                     method, url, label, request_headers, body, params, timeouts, attempt - 1
                 )
+                self._failing_since = None
+                return response
             except (APIConnectionError, APIStatusError) as exc:
                 if (
                     not isinstance(exc, AuthenticationError)
@@ -492,9 +496,10 @@ class Transport:
     def _warn_while_retrying(
         self, exc: BaseException, label: str, policy: RetryPolicy, attempts: int
     ) -> None:
-        """A WARNING (at most one per ``RETRY_WARNING_INTERVAL`` per transport) while the
-        server cannot be reached or fails (connection errors, timeouts, 5xx), naming the URL,
-        the cause and how long retrying goes on."""
+        """A WARNING while the server cannot be reached or fails (connection errors,
+        timeouts, 5xx) for longer than ``RETRY_WARNING_INTERVAL``, then at most once per
+        interval (per transport), naming the URL, the cause and how long retrying goes on.
+        A blip that retries fix at once stays quiet."""
         if not (
             isinstance(exc, APIConnectionError)
             or (isinstance(exc, APIStatusError) and exc.status_code >= 500)
@@ -503,11 +508,16 @@ class Transport:
         deadline = retry_deadline()
         if deadline is None and not policy.is_retryable(exc):
             return  # nothing retries it (e.g. a heartbeat): no "retrying" to announce
-        now = time.monotonic()
+        now = self._clock()
         with self._warn_lock:
-            if self._warned_at is not None and now - self._warned_at < RETRY_WARNING_INTERVAL:
+            if self._failing_since is None:
+                self._failing_since = now
+            if now - self._failing_since < RETRY_WARNING_INTERVAL or (
+                self._warned_at is not None and now - self._warned_at < RETRY_WARNING_INTERVAL
+            ):
                 return
             self._warned_at = now
+        now = time.monotonic()  # the deadline is on this clock
         if deadline is not None:
             left = f"retrying for {_duration(max(deadline - now, 0.0))} more"
         elif policy.max_retries is not None:
@@ -566,19 +576,19 @@ class Transport:
         started = time.perf_counter()
         path = label.partition(" ")[2]
         if observed:
-            meta: HttpRequestMetadata = {"method": method, "path": path, "retry_count": retry_count}
+            meta = _request_meta(method, path, retry_count, headers)
             emit(START_EVENT, {}, meta)
         try:
             raw = self._send_following_redirects(
                 method, url, label, headers, body, params, timeouts
             )
         except self._timeout_exc as exc:
-            self._emit_exception(method, path, retry_count, started, exc)
+            self._emit_exception(method, path, retry_count, started, exc, headers)
             raise APITimeoutError(
                 label, message=f"Request timed out after {timeouts[1]:g} s: {label}"
             ) from exc
         except self._request_exc as exc:
-            self._emit_exception(method, path, retry_count, started, exc)
+            self._emit_exception(method, path, retry_count, started, exc, headers)
             raise connection_failure(exc, self._base_url, label) from exc
         elapsed = time.perf_counter() - started
         status = raw.status_code
@@ -589,13 +599,9 @@ class Transport:
         if status == 429:
             self._limiter.back_off(parse_retry_after(raw.headers) or DEFAULT_RATE_LIMIT_BACKOFF)
         if observed:
-            stop: HttpRequestStopMetadata = {
-                "method": method,
-                "path": path,
-                "retry_count": retry_count,
-                "status": status,
-                "request_id": response.request_id,
-            }
+            stop = cast(HttpRequestStopMetadata, _request_meta(method, path, retry_count, headers))
+            stop["status"] = status
+            stop["request_id"] = response.request_id
             emit(STOP_EVENT, {"duration": elapsed}, stop)
         if 200 <= status < 300:
             return response
@@ -703,15 +709,18 @@ class Transport:
 
     @staticmethod
     def _emit_exception(
-        method: str, path: str, retry_count: int, started: float, exc: BaseException
+        method: str,
+        path: str,
+        retry_count: int,
+        started: float,
+        exc: BaseException,
+        headers: Mapping[str, str],
     ) -> None:
         if has_handlers(EXCEPTION_EVENT):
-            meta: HttpRequestExceptionMetadata = {
-                "method": method,
-                "path": path,
-                "retry_count": retry_count,
-                "error": type(exc).__name__,
-            }
+            meta = cast(
+                HttpRequestExceptionMetadata, _request_meta(method, path, retry_count, headers)
+            )
+            meta["error"] = type(exc).__name__
             emit(EXCEPTION_EVENT, {"duration": time.perf_counter() - started}, meta)
 
 
@@ -744,3 +753,15 @@ def _duration(seconds: float) -> str:
     if seconds >= 90:
         return f"{seconds / 60:.0f} minutes"
     return f"{seconds:.0f} s"
+
+
+def _request_meta(
+    method: str, path: str, retry_count: int, headers: Mapping[str, str]
+) -> HttpRequestMetadata:
+    """The metadata of an HTTP event: the request, and what it was made for."""
+    meta: HttpRequestMetadata = {"method": method, "path": path, "retry_count": retry_count}
+    sdk_method = headers.get("x-sdk-method")
+    if sdk_method is not None:
+        meta["sdk_method"] = sdk_method
+    meta.update(cast(HttpRequestMetadata, call_context()))
+    return meta

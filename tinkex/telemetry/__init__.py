@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from tinkex.telemetry._context import metadata
 from tinkex.telemetry._events import (
     Handler,
     attach,
@@ -128,6 +129,7 @@ __all__ = [
     "detach",
     "emit",
     "has_handlers",
+    "metadata",
     "scrub",
     "scrub_text",
     "telemetry_enabled_from_env",

@@ -68,6 +68,14 @@ class HttpRequestMetadata(TypedDict):
     method: str
     path: str
     retry_count: int  #: HTTP-layer retry number of this attempt (0 first)
+    #: the public method that made the request (``x-sdk-method``), when one did
+    sdk_method: NotRequired[str]
+    #: ids of the client the public method was called on (tinkex/telemetry/_context.py)
+    session_id: NotRequired[str]
+    model_id: NotRequired[str]
+    sampling_session_id: NotRequired[str]
+    #: what the user attached with ``tinkex.telemetry.metadata(...)``
+    metadata: NotRequired[dict[str, object]]
 
 
 class DurationMeasurements(TypedDict):
