@@ -16,6 +16,8 @@ Environment variables read (all optional):
 ``TINKER_CREDENTIAL_CMD``     shell command that prints a credential
 ``CLOUDFLARE_ACCESS_CLIENT_ID`` / ``CLOUDFLARE_ACCESS_CLIENT_SECRET``  Cloudflare Access
 ``TINKEX_WIRE_FORMAT``        ``protobuf`` (default) or ``json`` for forward/backward bodies
+``TINKEX_DUMP_HEADERS``       ``1/true/yes/on``: log every request's and answer's headers
+                              (secrets masked) to the ``tinkex.wire`` logger at INFO
 ============================  ==========================================================
 
 The API key never appears in ``repr(settings)`` nor in any error message.
@@ -130,6 +132,7 @@ class ClientSettings:
         api_key_source: where ``api_key`` came from: ``"explicit"``, ``"env"``,
             ``"credential_cmd"``, ``"credentials_file"`` or ``"none"``.
         log_level: ``TINKER_LOG`` (lower-case) or ``None``.
+        dump_headers: ``TINKEX_DUMP_HEADERS``: log each request/answer (headers masked).
     """
 
     base_url: str = DEFAULT_BASE_URL
@@ -152,6 +155,7 @@ class ClientSettings:
     )
     api_key_source: str = "explicit"
     log_level: str | None = None
+    dump_headers: bool = False
 
     @classmethod
     def resolve(
@@ -227,6 +231,7 @@ class ClientSettings:
             access_headers=_cloudflare_headers(env),
             api_key_source=source,
             log_level=log if log in _LOG_LEVELS else None,
+            dump_headers=env.get("TINKEX_DUMP_HEADERS", "").strip().lower() in _TRUTHY,
         )
         settings.validate()
         return settings

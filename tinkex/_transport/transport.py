@@ -12,6 +12,7 @@ import logging
 import os
 import platform
 import re
+import sys
 import threading
 import time
 import uuid
@@ -53,6 +54,20 @@ if TYPE_CHECKING:
 __all__ = ["USER_AGENT", "Transport", "platform_headers"]
 
 logger = logging.getLogger("tinkex.transport")
+#: ``TINKEX_DUMP_HEADERS=1``: one INFO record per request and its answer, secrets masked.
+wire_logger = logging.getLogger("tinkex.wire")
+#: Headers whose values are never logged.
+_SECRET_HEADERS = frozenset(
+    {
+        "x-api-key",
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "set-cookie",
+        "cf-access-client-secret",
+        "x-tinker-weights-access-token",
+    }
+)
 
 USER_AGENT = (
     f"tinkex/{__version__} (tinker-api/{TINKER_SDK_VERSION}; Python/{platform.python_version()})"
@@ -196,6 +211,7 @@ def _registry_key(settings: ClientSettings) -> tuple[Any, ...]:
         settings.timeout,
         settings.connect_timeout,
         settings.max_retries,
+        settings.dump_headers,
     )
 
 
@@ -559,6 +575,7 @@ class Transport:
             _merge(request_headers, headers)
         if self._default_headers:
             _merge(request_headers, self._default_headers)
+        _inject_trace_context(request_headers)
         return request_headers, body
 
     def _send_once(
@@ -596,6 +613,8 @@ class Transport:
         if self._decode_zstd and "zstd" in raw.headers.get("content-encoding", ""):
             content = _decode_zstd(content, label)
         response = Response(status, raw.headers, content, request=label, elapsed=elapsed)
+        if self.settings.dump_headers:
+            _dump(raw.request.url or url, label, headers, body, response, retry_count)
         if status == 429:
             self._limiter.back_off(parse_retry_after(raw.headers) or DEFAULT_RATE_LIMIT_BACKOFF)
         if observed:
@@ -765,3 +784,38 @@ def _request_meta(
         meta["sdk_method"] = sdk_method
     meta.update(cast(HttpRequestMetadata, call_context()))
     return meta
+
+
+def _inject_trace_context(headers: dict[str, str]) -> None:
+    """W3C ``traceparent``/``tracestate`` of the current OpenTelemetry span, when the
+    application uses OpenTelemetry (already imported: tinkex never imports it)."""
+    propagate = sys.modules.get("opentelemetry.propagate")
+    if propagate is None:
+        return
+    try:
+        propagate.inject(headers)
+    except Exception:  # tracing must never break a request
+        logger.debug("OpenTelemetry context not injected", exc_info=True)
+
+
+def _masked(name: str, value: str) -> str:
+    return "***" if name.lower() in _SECRET_HEADERS else value
+
+
+def _dump(
+    url: str,
+    label: str,
+    headers: Mapping[str, str],
+    body: bytes | None,
+    response: Response,
+    retry_count: int,
+) -> None:
+    """``TINKEX_DUMP_HEADERS``: the request and its answer, headers masked, bodies by size."""
+    lines = [f"> {label.partition(' ')[0]} {url} (attempt {retry_count})"]
+    lines += [f">   {name}: {_masked(name, value)}" for name, value in headers.items()]
+    if body is not None:
+        lines.append(f">   ({len(body)} bytes)")
+    lines.append(f"< {response.status_code} in {response.elapsed:.3f} s")
+    lines += [f"<   {name}: {_masked(name, value)}" for name, value in response.headers.items()]
+    lines.append(f"<   ({len(response.content)} bytes)")
+    wire_logger.info("%s", "\n".join(lines))

@@ -92,7 +92,8 @@ class ClientHolder:
         sample_workers: int = 1000,
     ) -> None:
         self.settings = settings
-        configure_logging(settings.log_level)  # TINKER_LOG=debug|info|warning|error
+        # TINKER_LOG=debug|info|warning|error; a header dump is INFO, so it turns INFO on
+        configure_logging(settings.log_level or ("info" if settings.dump_headers else None))
         self.transport = Transport.shared(settings)
         self.user_metadata = dict(user_metadata or {})
         self.project_id = project_id if project_id is not None else settings.project_id
