@@ -75,12 +75,13 @@ class NotATinkerAPIError(APIError):
         *,
         body: object | None = None,
         hint: str | None = None,
+        request: str = f"POST {CONFIG_PATH}",
     ) -> None:
         got = f"{status_code} {content_type or 'without a content type'}"
         message = f"{base_url}: this is not a Tinker API (got {got})"
         if hint:
             message = f"{message}; {hint}"
-        super().__init__(message, f"POST {CONFIG_PATH}", body=body)
+        super().__init__(message, request, body=body)
         self.base_url = base_url
         self.status_code = status_code
         self.content_type = content_type

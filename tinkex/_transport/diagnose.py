@@ -5,16 +5,21 @@ The transport asks :func:`connection_failure` about every ``requests`` exception
 
 * failures retrying cannot fix fail at once with a message that says what to change
   (:class:`PermanentConnectionError`: the host name does not resolve, TLS spoken to a
-  plain-HTTP server; :class:`NotATinkerAPIError`: the URL answers, but not as a Tinker API);
+  plain-HTTP server; ``tinkex._server_check.NotATinkerAPIError``: the URL answers, but not as
+  a Tinker API);
 * failures that retries may fix are named in the retry warnings (:func:`failure_reason`).
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from tinkex._exceptions import APIConnectionError, APIStatusError, APITimeoutError
 
+if TYPE_CHECKING:
+    from tinkex._server_check import NotATinkerAPIError
+
 __all__ = [
-    "NotATinkerAPIError",
     "PermanentConnectionError",
     "connection_failure",
     "failure_reason",
@@ -22,15 +27,11 @@ __all__ = [
 ]
 
 #: Statuses a web server that is not a Tinker API answers to ``POST /api/v1/...``.
-_NOT_AN_ENDPOINT = (404, 405, 501)
+_NOT_AN_ENDPOINT = (405, 501)
 
 
 class PermanentConnectionError(APIConnectionError):
     """The server cannot be reached in a way that retrying cannot fix (never retried)."""
-
-
-class NotATinkerAPIError(APIStatusError):
-    """The URL answered, but not as a Tinker API does (never retried)."""
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
@@ -70,22 +71,25 @@ def connection_failure(exc: BaseException, base_url: str, label: str) -> APIConn
 
 
 def not_a_tinker_api(
-    status: int, content_type: str, body: bytes, base_url: str, label: str, response: object
+    status: int, content_type: str, body: bytes, base_url: str, label: str
 ) -> NotATinkerAPIError | None:
-    """A :class:`NotATinkerAPIError` when an error answer comes from some other web server:
-    404/405/501 with an HTML page (a Tinker API answers JSON errors)."""
+    """A ``tinkex._server_check.NotATinkerAPIError`` (never retried) when an error answer
+    comes from some other web server: an HTML 405 or 501 (Python's ``http.server`` answers a
+    POST so, and 501 is a 5xx that retry loops would otherwise spin on for minutes). An HTML
+    404 stays a ``NotFoundError`` (it is not retried either)."""
+    from tinkex._server_check import NotATinkerAPIError
+
     if status not in _NOT_AN_ENDPOINT or "html" not in content_type.lower():
         return None
-    kind = content_type.split(";", 1)[0].strip() or "no content type"
-    hint = " (an HTTPS port spoken to with http://?)" if b"HTTPS" in body[:2000] else ""
+    kind = content_type.split(";", 1)[0].strip()
     return NotATinkerAPIError(
-        f"{base_url} is not a Tinker API: {label} was answered {status} {kind}{hint}. "
-        "Check base_url (or TINKER_BASE_URL): it must be the Tinker service's URL "
-        "(e.g. https://tinker.thinkingmachines.dev/services/tinker-prod, or "
-        "http://127.0.0.1:PORT for `tinkex serve`).",
-        response=response,
+        base_url,
+        status,
+        kind,
         body=body.decode("utf-8", errors="replace"),
-        status_code=status,
+        hint=f"{label} was answered by another kind of web server. Check base_url (or "
+        "TINKER_BASE_URL): it must be the Tinker service's URL, or http://127.0.0.1:PORT "
+        "of `tinkex serve`",
         request=label,
     )
 

@@ -46,7 +46,7 @@ import attrs
 
 from tinkex._exceptions import APIConnectionError, APIStatusError, BillingError
 from tinkex._transport._response import parse_retry_after
-from tinkex._transport.diagnose import NotATinkerAPIError, PermanentConnectionError
+from tinkex._transport.diagnose import PermanentConnectionError
 from tinkex.telemetry import (
     HTTP_RETRY,
     RETRY_ATTEMPT_FAILED,
@@ -257,8 +257,8 @@ class RetryPolicy:
         """Whether ``exc`` is a transient failure under this policy (ignores the budget)."""
         if self.never_retry and isinstance(exc, self.never_retry):
             return False
-        if isinstance(exc, PermanentConnectionError | NotATinkerAPIError):
-            return False  # retrying cannot fix these (tinkex._transport.diagnose)
+        if isinstance(exc, PermanentConnectionError):
+            return False  # retrying cannot fix it (tinkex._transport.diagnose)
         if isinstance(exc, APIStatusError):
             verdict = self._status_verdict(exc)
             if verdict is not None:

@@ -624,9 +624,7 @@ class Transport:
             emit(STOP_EVENT, {"duration": elapsed}, stop)
         if 200 <= status < 300:
             return response
-        mismatch = not_a_tinker_api(
-            status, response.content_type, content, self._base_url, label, response
-        )
+        mismatch = not_a_tinker_api(status, response.content_type, content, self._base_url, label)
         if mismatch is not None:
             raise mismatch
         raise make_status_error(

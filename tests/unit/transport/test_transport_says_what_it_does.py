@@ -16,8 +16,9 @@ import pytest
 import tinkex
 from tinkex._config import ClientSettings, configure_logging
 from tinkex._exceptions import APIConnectionError, APIResponseValidationError
+from tinkex._server_check import NotATinkerAPIError
 from tinkex._transport import NO_RETRY, RateLimiter, Transport
-from tinkex._transport.diagnose import NotATinkerAPIError, PermanentConnectionError
+from tinkex._transport.diagnose import PermanentConnectionError
 from tinkex._transport.retry import holder_retry_policy, http_retry_policy
 
 
@@ -52,9 +53,11 @@ def test_a_web_server_that_is_not_a_tinker_api_fails_at_once(plain_web_server: s
         ).create_lora_training_client("Qwen/Qwen3-8B").result(timeout=60)
     assert time.monotonic() - started < 10  # was: ~6 minutes of silent retries (501 is a 5xx)
     message = str(info.value)
-    assert f"{plain_web_server} is not a Tinker API" in message
-    assert "POST /api/v1/client/config was answered 501 text/html" in message
+    assert f"{plain_web_server}: this is not a Tinker API (got 501 text/html)" in message
+    assert "POST /api/v1/client/config was answered by another kind of web server" in message
     assert "TINKER_BASE_URL" in message
+    assert not holder_retry_policy().is_retryable(info.value)
+    assert not http_retry_policy(10).is_retryable(info.value)
 
 
 def test_an_html_page_with_200_says_the_url_is_not_a_tinker_api(plain_web_server: str) -> None:
