@@ -88,23 +88,25 @@ def test_tls_to_a_plain_http_server_fails_fast_with_the_fix(plain_web_server: st
     assert f"Use {plain_web_server} as base_url" in str(info.value)
 
 
-class StepClock:
-    """Moves ``step`` seconds each time it is read."""
+class SleepClock:
+    """A monotonic clock that moves only when the transport's retries sleep on it."""
 
-    def __init__(self, step: float) -> None:
-        self.now, self.step = 0.0, step
+    def __init__(self, scale: float) -> None:
+        self.now, self.scale = 0.0, scale
+        self.sleeps: list[float] = []
 
     def __call__(self) -> float:
-        self.now += self.step
         return self.now
 
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds * self.scale
 
-def unreachable(step: float, sleeps: list[float]) -> tuple[str, Transport]:
+
+def unreachable(clock: SleepClock) -> tuple[str, Transport]:
     url = f"http://127.0.0.1:{free_port()}"
     settings = ClientSettings(base_url=url, api_key="tml-x")
-    return url, Transport(
-        settings, rate_limiter=RateLimiter(), sleep=sleeps.append, clock=StepClock(step)
-    )
+    return url, Transport(settings, rate_limiter=RateLimiter(), sleep=clock.sleep, clock=clock)
 
 
 def fail_for_a_while(transport: Transport) -> None:
@@ -124,13 +126,16 @@ def test_retrying_warns_once_per_interval_with_url_cause_and_time_left(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.WARNING, logger="tinkex")
-    retries: list[float] = []
-    url, transport = unreachable(step=1.0, sleeps=retries)  # the clock moves 1 s per reading
+    clock = SleepClock(scale=1.0)  # time passes as the HTTP layer's back-off says
+    url, transport = unreachable(clock)
     with transport:
         fail_for_a_while(transport)
     warnings = [r for r in caplog.records if r.name == "tinkex.transport"]
-    assert len(retries) >= 40  # the HTTP layer's retries, each failing at once
-    assert 2 <= len(warnings) <= len(retries) / 4  # one per 10 clock seconds, not per attempt
+    assert len(clock.sleeps) >= 40  # the HTTP layer's retries, each failing at once
+    assert clock.now > 100
+    # one warning per 10 s of failures, not one per attempt
+    assert 2 <= len(warnings) <= clock.now / 10 + 1
+    assert len(warnings) < len(clock.sleeps)
     message = warnings[0].getMessage()
     assert message.startswith(f"cannot reach {url} (POST /api/v1/client/config)")
     assert "connection refused" in message
@@ -139,7 +144,8 @@ def test_retrying_warns_once_per_interval_with_url_cause_and_time_left(
 
 def test_a_short_blip_stays_quiet(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="tinkex")
-    _, transport = unreachable(step=0.01, sleeps=[])  # everything within a few seconds
+    clock = SleepClock(scale=0.0)  # every retry at once: no time passes
+    _, transport = unreachable(clock)
     with transport:
         fail_for_a_while(transport)
     assert [r for r in caplog.records if r.name == "tinkex.transport"] == []
