@@ -101,7 +101,7 @@ def _merge(target: dict[str, str], extra: Mapping[str, str]) -> None:
         target[_CANONICAL.get(key.lower(), key)] = value
 
 
-def _invalid_token(exc: APIStatusError) -> bool:
+def invalid_token(exc: APIStatusError) -> bool:
     headers = getattr(exc.response, "headers", None)
     challenge = headers.get("WWW-Authenticate", "") if headers is not None else ""
     return 'error="invalid_token"' in challenge
@@ -315,6 +315,16 @@ class Transport:
         return None
 
     @property
+    def verify(self) -> Any:
+        """TLS verification as requests takes it: True, False or a CA bundle path."""
+        return self._send_kwargs["verify"]
+
+    def proxies_for(self, scheme: str) -> str | None:
+        """The proxy URL requests to this server go through (None: direct)."""
+        proxies: dict[str, str] = self._send_kwargs["proxies"]
+        return proxies.get(scheme) or proxies.get("all")
+
+    @property
     def rate_limiter(self) -> RateLimiter:
         """The limiter shared by every transport of this (base URL, API key)."""
         return self._limiter
@@ -397,7 +407,7 @@ class Transport:
                     method, url, label, request_headers, body, params, timeouts, attempt - 1
                 )
             except AuthenticationError as exc:
-                if provider is None or not _invalid_token(exc):
+                if provider is None or not invalid_token(exc):
                     raise
                 # The JWT expired or was revoked: refresh it and replay this request once.
                 request_headers["X-API-Key"] = provider(True)
@@ -448,12 +458,9 @@ class Transport:
         timeouts: tuple[float, float],
         retry_count: int,
     ) -> Response:
-        observed = has_handlers(START_EVENT) or has_handlers(STOP_EVENT)
         started = time.perf_counter()
         path = label.partition(" ")[2]
-        if observed:
-            meta: HttpRequestMetadata = {"method": method, "path": path, "retry_count": retry_count}
-            emit(START_EVENT, {}, meta)
+        observed = self._emit_start(method, path, retry_count)
         try:
             raw = self._session.send(
                 self._prepare(method, url, headers, body, params),
@@ -471,11 +478,34 @@ class Transport:
                 message=f"Connection error on {label}: {type(exc).__name__}: {exc}",
                 request=label,
             ) from exc
-        elapsed = time.perf_counter() - started
-        status = raw.status_code
-        response = Response(status, raw.headers, raw.content, request=label, elapsed=elapsed)
+        return self._finish(
+            Response(
+                raw.status_code,
+                raw.headers,
+                raw.content,
+                request=label,
+                elapsed=time.perf_counter() - started,
+            ),
+            method,
+            retry_count,
+            observed,
+        )
+
+    def _finish(
+        self, response: Response, method: str, retry_count: int, observed: bool
+    ) -> Response:
+        """The 2xx ``response`` itself; any other status as its tinkex exception.
+
+        Shared by this transport and the asyncio one (``tinkex._transport.aio``): a 429
+        extends the key's rate-limit window, and the stop event is emitted when ``observed``.
+        """
+        status = response.status_code
+        label = response.request
+        path = label.partition(" ")[2]
         if status == 429:
-            self._limiter.back_off(parse_retry_after(raw.headers) or DEFAULT_RATE_LIMIT_BACKOFF)
+            self._limiter.back_off(
+                parse_retry_after(response.headers) or DEFAULT_RATE_LIMIT_BACKOFF
+            )
         if observed:
             stop: HttpRequestStopMetadata = {
                 "method": method,
@@ -484,7 +514,7 @@ class Transport:
                 "status": status,
                 "request_id": response.request_id,
             }
-            emit(STOP_EVENT, {"duration": elapsed}, stop)
+            emit(STOP_EVENT, {"duration": response.elapsed}, stop)
         if 200 <= status < 300:
             return response
         raise make_status_error(
@@ -524,6 +554,15 @@ class Transport:
         if self._session.cookies:
             prepared.prepare_cookies(self._session.cookies)
         return prepared
+
+    @staticmethod
+    def _emit_start(method: str, path: str, retry_count: int) -> bool:
+        """Emit the start event when observed; whether the stop event is observed too."""
+        observed = has_handlers(START_EVENT) or has_handlers(STOP_EVENT)
+        if observed:
+            meta: HttpRequestMetadata = {"method": method, "path": path, "retry_count": retry_count}
+            emit(START_EVENT, {}, meta)
+        return observed
 
     @staticmethod
     def _emit_exception(

@@ -19,7 +19,7 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from concurrent.futures import CancelledError, Future
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -44,6 +44,8 @@ from tinkex.types import _session as ses
 from tinkex.types._converter import from_wire, to_wire
 
 if TYPE_CHECKING:
+    from tinkex._ioloop import IOLoop
+    from tinkex._transport.aio import AsyncTransport
     from tinkex.telemetry import Reporter
 
 __all__ = ["ClientHolder", "SessionStatusName"]
@@ -66,7 +68,8 @@ class ClientHolder:
         user_metadata, project_id, display_name: sent with ``create_session``.
         with_session: False for session-less holders (RestClient/AdminClient).
         workers: size of the general worker pool (training, REST, pollers).
-        sample_workers: size of the sampling pool: one thread per in-flight sample, so this is
+        sample_workers: size of the sampling pool when samples use worker threads
+            (``settings.sampling_io == "threads"``): one thread per in-flight sample, so this is
             the sampling concurrency (like ``RetryConfig.max_connections``, default 1000);
             ``SAMPLE_PRESTART`` of them start when the pool is created, the rest on demand.
     """
@@ -106,6 +109,8 @@ class ClientHolder:
         self._sample_backoff: SampleBackoff | None = None
         self._on_close: list[Callable[[], None]] = []
         self._reporter: Reporter | None = None
+        self._io: tuple[IOLoop, AsyncTransport] | None = None
+        self._io_checked = False
 
     def on_close(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` when the holder closes (owners of threads register here)."""
@@ -152,6 +157,8 @@ class ClientHolder:
                 callback()
             if self._reporter is not None:
                 self._reporter.close(timeout=5.0)
+            if self._io is not None:
+                self._io[0].close()
             for pool in (self._executor, self._sample_executor):
                 if pool is not None:
                     pool.close()
@@ -178,6 +185,46 @@ class ClientHolder:
             if self._executor is None:
                 self._executor = DaemonThreadPoolExecutor(self._workers, "tinkex-worker")
             return self._executor
+
+    def io(self) -> tuple[IOLoop, AsyncTransport] | None:
+        """The I/O loop in-flight samples wait on, and the transport's requests over it.
+
+        Created on first use; None when ``settings.sampling_io`` is ``"threads"`` or the
+        transport cannot go over asyncio (a proxy, see ``tinkex._transport.aio.supports``):
+        samples then hold a worker thread each.
+        """
+        with self._lock:
+            self.check_open()
+            if self._io is None and not self._io_checked:
+                self._io_checked = True
+                from tinkex._ioloop import IOLoop
+                from tinkex._transport.aio import AsyncTransport, supports
+
+                why = supports(self.transport)
+                if self.settings.sampling_io != "asyncio" or why is not None:
+                    logger.debug("samples use worker threads: %s", why or "sampling_io=threads")
+                    return None
+                loop = IOLoop("tinkex-io")
+                aio = AsyncTransport(self.transport, self.settings.max_connections)
+                loop.on_close(aio.close)
+                self._io = (loop, aio)
+            return self._io
+
+    def spawn(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> APIFuture[T]:
+        """Run the coroutine ``fn(*args)`` on the I/O loop (see :meth:`io`); its future.
+
+        A failure is also reported to the server's telemetry (when enabled).
+
+        Raises:
+            RuntimeError: the holder is closed, or has no I/O loop (``io()`` is None).
+        """
+        io = self.io()
+        if io is None:
+            raise RuntimeError("this client samples on worker threads (no I/O loop)")
+        future = io[0].spawn(fn, *args)
+        if self.settings.telemetry_enabled:
+            future.add_done_callback(self._report_failure)
+        return future
 
     def run(self, fn: Callable[..., T], *args: Any, sampling: bool = False) -> APIFuture[T]:
         """Run ``fn(*args)`` on a worker thread; the returned future mirrors it.
