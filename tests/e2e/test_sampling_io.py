@@ -24,7 +24,8 @@ pytestmark = pytest.mark.e2e
 
 NULL_MODEL = "tinkex/null"
 PROMPT = types.ModelInput.from_ints([5, 6, 7, 8])
-PARAMS = types.SamplingParams(max_tokens=4, seed=1, temperature=1.0)
+MAX_TOKENS = 4
+PARAMS = types.SamplingParams(max_tokens=MAX_TOKENS, seed=1, temperature=1.0)
 #: Threads a client may add while any number of samples are in flight: the I/O loop, the
 #: heartbeat, a worker that created the sampler, the server's own threads (same process).
 THREAD_ALLOWANCE = 24
@@ -64,7 +65,7 @@ def _io_threads() -> list[threading.Thread]:
 
 def _check(response: types.SampleResponse) -> None:
     assert len(response.sequences) == 1
-    assert 0 < len(response.sequences[0].tokens) <= PARAMS.max_tokens
+    assert 0 < len(response.sequences[0].tokens) <= MAX_TOKENS
 
 
 def test_thousands_of_in_flight_samples_hold_no_thread_each(
@@ -150,3 +151,29 @@ def test_close_with_samples_in_flight_ends_every_future_and_the_io_thread(
     assert not _io_threads()
     with pytest.raises(RuntimeError, match="closed"):
         sampler.sample(PROMPT, 1, PARAMS)
+
+
+def test_the_servers_concurrency_limit_overrides_retry_config_max_connections(
+    server_with: Callable[[str], LocalServer],
+) -> None:
+    # As in the official SDK: sample_max_concurrent_requests (client config) is the limit,
+    # whatever RetryConfig.max_connections says.
+    server = server_with("latency=300ms")
+    service = tinkex.ServiceClient(base_url=server.base_url, api_key=server.api_key)
+    try:
+        sampler = service.create_sampling_client(
+            base_model=NULL_MODEL, retry_config=tinkex.RetryConfig(max_connections=2)
+        ).result(timeout=60)
+        io = sampler.holder.io()
+        assert io is not None
+        futures = [sampler.sample(PROMPT, 1, PARAMS) for _ in range(40)]
+        peak = 0
+        deadline = time.monotonic() + 60
+        while not all(f.done() for f in futures) and time.monotonic() < deadline:
+            peak = max(peak, io[1].in_flight)
+            time.sleep(0.02)
+        for future in futures:
+            _check(future.result(timeout=1))
+        assert peak > 2, peak
+    finally:
+        service.close()

@@ -78,7 +78,9 @@ class AsyncTransport:
 
     Args:
         transport: the transport whose settings, headers, credential and limiter are used.
-        max_connections: most connections open at once (requests beyond wait for one).
+        max_connections: most idle connections kept open for reuse. Like the threaded
+            transport's pool (``pool_maxsize``, non-blocking), it does not bound the requests
+            in flight: callers do (the sampling client's concurrency limit).
     """
 
     def __init__(self, transport: Transport, max_connections: int) -> None:
@@ -92,7 +94,7 @@ class AsyncTransport:
         self._host_header = self._host if default_port else f"{self._host}:{self._port}"
         self._ssl: ssl.SSLContext | None = _ssl_context(transport.verify) if self._tls else None
         self._idle: list[_Connection] = []
-        self._slots = asyncio.Semaphore(max_connections)
+        self._max_idle = max_connections
         self._in_flight = 0
         self._connect_timeout = transport.settings.connect_timeout
         self._timeout = transport.settings.timeout
@@ -161,18 +163,19 @@ class AsyncTransport:
         while (remaining := limiter.remaining()) > 0:
             await asyncio.sleep(remaining)
         try:
-            async with self._slots:
-                connection = await self._connection(label)
-                self._in_flight += 1
-                try:
-                    status, answer_headers, content = await asyncio.wait_for(
-                        self._exchange(connection, method, path, headers, body), read_timeout
+            connection = await self._connection(label)
+            self._in_flight += 1
+            try:
+                # asyncio.timeout, not wait_for: no extra task per request.
+                async with asyncio.timeout(read_timeout):
+                    status, answer_headers, content = await self._exchange(
+                        connection, method, path, headers, body
                     )
-                except BaseException:
-                    connection.close()
-                    raise
-                finally:
-                    self._in_flight -= 1
+            except BaseException:
+                connection.close()
+                raise
+            finally:
+                self._in_flight -= 1
         except TimeoutError as exc:
             transport._emit_exception(method, path, 0, started, exc)
             raise APITimeoutError(
@@ -196,16 +199,14 @@ class AsyncTransport:
                 return connection
             connection.close()
         try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(
+            async with asyncio.timeout(self._connect_timeout):
+                reader, writer = await asyncio.open_connection(
                     self._host,
                     self._port,
                     ssl=self._ssl,
                     server_hostname=self._host if self._tls else None,
                     limit=_MAX_HEAD,
-                ),
-                self._connect_timeout,
-            )
+                )
         except TimeoutError as exc:
             raise APITimeoutError(
                 label, message=f"Connecting timed out after {self._connect_timeout:g} s: {label}"
@@ -234,7 +235,7 @@ class AsyncTransport:
             content = zlib.decompress(content, 47 if encoding == "gzip" else 15)
         keep = version != "HTTP/1.0" and "close" not in answer.get("connection", "").lower()
         framed = "content-length" in answer or answer.get("transfer-encoding") == "chunked"
-        if keep and framed:
+        if keep and framed and len(self._idle) < self._max_idle:
             self._idle.append(connection)
         else:
             connection.close()
