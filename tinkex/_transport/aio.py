@@ -13,7 +13,6 @@ compression (none is asked for). Retries are the caller's (``RetryPolicy.arun``)
 from __future__ import annotations
 
 import asyncio
-import ssl
 import time
 import zlib
 from collections.abc import Mapping
@@ -25,6 +24,8 @@ from tinkex._transport._response import Response
 from tinkex._transport.transport import invalid_token
 
 if TYPE_CHECKING:
+    import ssl
+
     from tinkex._transport.transport import Transport
 
 __all__ = ["AsyncTransport", "supports"]
@@ -278,6 +279,8 @@ async def _read_body(
 
 def _ssl_context(verify: Any) -> ssl.SSLContext:
     """TLS settings as the threaded transport's ``verify`` says (a CA bundle path or a bool)."""
+    import ssl  # only https servers need it (~10 ms of import)
+
     if verify is False:
         context = ssl.create_default_context()
         context.check_hostname = False
