@@ -438,6 +438,7 @@ async def apoll_future(
 
     run = _PollRun(None, request_id, request_type, stop, None, on_queue_state, response_bytes)
     run.future = None  # cancellation reaches this coroutine as task cancellation
+    run.base_url = transport.base_url
     accept = "application/x-protobuf" if request_type in PROTO_REQUEST_TYPES else "application/json"
     policy = poll_retry_policy(float(billing_max_pause))
     started = clock()
@@ -458,10 +459,12 @@ async def apoll_future(
             except (APIStatusError, APIConnectionError) as exc:
                 answer = exc
             run.polls += 1
+            now = clock()
+            run.warn_if_long(now - started, answer)
             action = next_action(
                 state,
                 answer,
-                now=clock(),
+                now=now,
                 policy=policy,
                 request_id=request_id,
                 request_type=request_type,
@@ -506,6 +509,7 @@ class _PollRun:
         clock: Callable[[], float],
     ) -> None:
         self.transport = transport
+        self.base_url = transport.base_url if transport is not None else ""
         self.request_id = request_id
         self.request_type = request_type
         self.stop = stop
@@ -646,7 +650,7 @@ class _PollRun:
         message = (
             f"POST {RETRIEVE_FUTURE_PATH} for {label} answered {response.status_code} with "
             f"{what}; expected a JSON object (the {self.request_type} result, a try_again or "
-            f"an error). The server at {self.transport.base_url} does not answer as a Tinker "
+            f"an error). The server at {self.base_url} does not answer as a Tinker "
             "API does: check base_url / TINKER_BASE_URL, and the server's logs for request "
             f"{self.request_id}."
         )

@@ -136,6 +136,11 @@ class AsyncTransport:
             return await self._send(method, path, request_headers, body, read_timeout)
 
     @property
+    def base_url(self) -> str:
+        """The server URL requests are sent to."""
+        return self._transport.base_url
+
+    @property
     def in_flight(self) -> int:
         """Requests sent and not answered yet."""
         return self._in_flight
