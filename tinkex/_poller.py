@@ -436,12 +436,13 @@ async def apoll_future(
     """
     import asyncio
 
-    run = _PollRun(None, request_id, request_type, stop, None, on_queue_state, response_bytes)
+    run = _PollRun(
+        None, request_id, request_type, stop, None, on_queue_state, response_bytes, clock
+    )
     run.future = None  # cancellation reaches this coroutine as task cancellation
     run.base_url = transport.base_url
     accept = "application/x-protobuf" if request_type in PROTO_REQUEST_TYPES else "application/json"
     policy = poll_retry_policy(float(billing_max_pause))
-    started = clock()
     state = PollState()
     outcome = "error"
     try:
@@ -460,7 +461,7 @@ async def apoll_future(
                 answer = exc
             run.polls += 1
             now = clock()
-            run.warn_if_long(now - started, answer)
+            run.warn_if_long(now - run.started, answer)
             action = next_action(
                 state,
                 answer,
@@ -471,6 +472,7 @@ async def apoll_future(
             )
             if action.queue_state is not None:
                 run.report(*action.queue_state)
+            run.report_error(answer, action)
             if isinstance(action, Fail):
                 outcome = action.outcome
                 raise action.error from action.cause
@@ -491,7 +493,7 @@ async def apoll_future(
         outcome = "cancelled"
         raise
     finally:
-        run.finish(outcome, clock() - started)
+        run.finish(outcome)
 
 
 class _PollRun:
