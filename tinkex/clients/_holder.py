@@ -23,6 +23,8 @@ from collections.abc import Callable, Coroutine, Mapping
 from concurrent.futures import CancelledError, Future
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import attrs
+
 from tinkex._config import ClientSettings
 from tinkex._exceptions import APIStatusError, TinkerError
 from tinkex._executor import DaemonThreadPoolExecutor
@@ -48,7 +50,7 @@ if TYPE_CHECKING:
     from tinkex._transport.aio import AsyncTransport
     from tinkex.telemetry import Reporter
 
-__all__ = ["ClientHolder", "SessionStatusName"]
+__all__ = ["ClientHolder", "PerAttempt", "SessionStatusName"]
 
 logger = logging.getLogger("tinkex")
 T = TypeVar("T")
@@ -58,6 +60,13 @@ HEARTBEAT_INTERVAL = 10.0
 #: Sampling workers started up front when the sampling pool is created (the rest on demand).
 SAMPLE_PRESTART = 128
 _HEARTBEAT_WARN_AFTER = 120.0
+
+
+@attrs.frozen
+class PerAttempt:
+    """A request body built anew (``build()``, a JSON value) for each attempt of a call."""
+
+    build: Callable[[], Any]
 
 
 class ClientHolder:
@@ -300,7 +309,8 @@ class ClientHolder:
         """One call under the holder retry policy (``retry`` overrides it); layer 2 of
         docs/protocol.md, "Retries".
 
-        The body is ``json`` or raw ``content`` of ``content_type``. ``http_retry`` is the
+        The body is ``json`` or raw ``content`` of ``content_type``; ``json`` may be a
+        :class:`PerAttempt` to build the body anew for each attempt. ``http_retry`` is the
         transport's own (layer-1) policy inside that loop.
         """
         all_headers = dict(headers or {})
@@ -308,22 +318,22 @@ class ClientHolder:
             all_headers["x-sdk-version"] = TINKER_SDK_VERSION
             all_headers["x-sdk-method"] = sdk_method
         policy = retry if retry is not None else self.holder_policy()
-        label = f"{method} {path}"
-        return policy.call(
-            self.transport.request,
-            method,
-            path,
-            json=json,
-            content=content,
-            content_type=content_type,
-            params=params,
-            headers=all_headers,
-            timeout=timeout,
-            retry=http_retry,
-            stop=self._stop,
-            stop_event=self._stop,
-            describe=label,
-        )
+
+        def attempt() -> Response:
+            return self.transport.request(
+                method,
+                path,
+                json=json.build() if isinstance(json, PerAttempt) else json,
+                content=content,
+                content_type=content_type,
+                params=params,
+                headers=all_headers,
+                timeout=timeout,
+                retry=http_retry,
+                stop=self._stop,
+            )
+
+        return policy.run(attempt, describe=f"{method} {path}", stop_event=self._stop)
 
     def call(
         self,
@@ -382,7 +392,7 @@ class ClientHolder:
         headers = {"Content-Encoding": content_encoding} if content_encoding else None
         json = None
         if content is None:
-            json = body if isinstance(body, dict) else to_wire(body)
+            json = body if isinstance(body, dict | PerAttempt) else to_wire(body)
         response = self.request(
             "POST",
             path,
@@ -396,6 +406,24 @@ class ClientHolder:
         )
         untyped = from_wire(response.json(), ses.UntypedAPIFuture, request=f"POST {path}")
         return untyped, time.monotonic() - started
+
+    def submit_per_attempt(
+        self,
+        path: str,
+        build: Callable[[], Any],
+        *,
+        sdk_method: str | None = None,
+        http_retry: RetryPolicy = HTTP_DEFAULT,
+    ) -> tuple[ses.UntypedAPIFuture, float]:
+        """``submit`` with a body built by ``build()`` for each holder-level attempt.
+
+        For requests that allocate a counter inside the retried call, as the official SDK
+        does (the unnamed ``save_weights_for_sampler`` takes a new
+        ``sampling_session_seq_id`` per attempt; issue 11.1).
+        """
+        return self.submit(
+            path, PerAttempt(lambda: to_wire(build())), sdk_method=sdk_method, http_retry=http_retry
+        )
 
     def poll(
         self,
