@@ -101,6 +101,10 @@ def _frozen_headers(value: Mapping[str, str] | None) -> dict[str, str]:
     return dict(value or {})
 
 
+#: Values of ``ClientSettings.sampling_io``.
+SAMPLING_IO_MODES = ("asyncio", "threads")
+
+
 def _frozen_tags(value: Iterable[str] | None) -> tuple[str, ...]:
     return tuple(value or ())
 
@@ -133,6 +137,9 @@ class ClientSettings:
             ``"credential_cmd"``, ``"credentials_file"`` or ``"none"``.
         log_level: ``TINKER_LOG`` (lower-case) or ``None``.
         dump_headers: ``TINKEX_DUMP_HEADERS``: log each request/answer (headers masked).
+        sampling_io: how in-flight samples wait: ``"asyncio"`` (the default: coroutines on
+            one I/O thread per client, no thread per sample) or ``"threads"`` (one worker
+            thread per in-flight sample, through ``requests``); ``TINKEX_SAMPLING_IO``.
     """
 
     base_url: str = DEFAULT_BASE_URL
@@ -156,6 +163,7 @@ class ClientSettings:
     api_key_source: str = "explicit"
     log_level: str | None = None
     dump_headers: bool = False
+    sampling_io: str = "asyncio"
 
     @classmethod
     def resolve(
@@ -232,6 +240,7 @@ class ClientSettings:
             api_key_source=source,
             log_level=log if log in _LOG_LEVELS else None,
             dump_headers=env.get("TINKEX_DUMP_HEADERS", "").strip().lower() in _TRUTHY,
+            sampling_io=env.get("TINKEX_SAMPLING_IO", "").strip().lower() or "asyncio",
         )
         settings.validate()
         return settings
@@ -250,6 +259,11 @@ class ClientSettings:
             )
         if self.max_retries < 0:
             raise TinkerError(f"ClientSettings.max_retries must be >= 0, got {self.max_retries}")
+        if self.sampling_io not in SAMPLING_IO_MODES:
+            raise TinkerError(
+                f"ClientSettings.sampling_io (TINKEX_SAMPLING_IO) must be one of "
+                f"{', '.join(SAMPLING_IO_MODES)}, got {self.sampling_io!r}"
+            )
 
 
 def _resolve_base_url(explicit: str | None, env: Mapping[str, str]) -> str:

@@ -53,6 +53,7 @@ from tinkex.telemetry import (
 
 if TYPE_CHECKING:
     from tinkex._transport import BytesSemaphore, Response, Transport
+    from tinkex._transport.aio import AsyncTransport
 
 __all__ = [
     "PROTO_REQUEST_TYPES",
@@ -63,6 +64,7 @@ __all__ = [
     "QueueState",
     "QueueStateCallback",
     "Repoll",
+    "apoll_future",
     "next_action",
     "poll_future",
 ]
@@ -85,6 +87,8 @@ WAIT_WARNING_AFTER = 60.0
 WAIT_WARNING_MAX_INTERVAL = 600.0
 # Granularity at which a real sleep notices that its future was cancelled.
 _CANCEL_CHECK_INTERVAL = 0.25
+# How often a coroutine waiting for response bytes looks again.
+_BYTES_RECHECK = 0.01
 
 
 #: A queue state to report, with its reason.
@@ -410,12 +414,94 @@ def poll_future(
         run.finish(outcome)
 
 
+async def apoll_future(
+    transport: AsyncTransport,
+    request_id: str,
+    *,
+    request_type: str,
+    decode: Callable[[Response], T],
+    stop: threading.Event,
+    on_queue_state: QueueStateCallback | None = None,
+    timeout: float = 45.0,
+    create_roundtrip_time: float | None = None,
+    response_bytes: BytesSemaphore | None = None,
+    billing_max_pause: float = BILLING_MAX_PAUSE,
+    clock: Callable[[], float] = time.monotonic,
+) -> T:
+    """:func:`poll_future` as a coroutine on ``transport``'s event loop (no thread held).
+
+    The same table (:func:`next_action`), policy, headers, reports and errors; waits are
+    ``asyncio.sleep`` and cancelling the task stops polling. The ``Accept`` header follows
+    ``request_type`` (:data:`PROTO_REQUEST_TYPES`).
+    """
+    import asyncio
+
+    run = _PollRun(
+        None, request_id, request_type, stop, None, on_queue_state, response_bytes, clock
+    )
+    run.future = None  # cancellation reaches this coroutine as task cancellation
+    run.base_url = transport.base_url
+    accept = "application/x-protobuf" if request_type in PROTO_REQUEST_TYPES else "application/json"
+    policy = poll_retry_policy(float(billing_max_pause))
+    state = PollState()
+    outcome = "error"
+    try:
+        while True:
+            run.check()
+            try:
+                answer: Response | APIStatusError | APIConnectionError = await transport.request(
+                    "POST",
+                    RETRIEVE_FUTURE_PATH,
+                    json=run.body(state),
+                    headers=run.headers(state, create_roundtrip_time),
+                    timeout=timeout,
+                    accept=accept,
+                )
+            except (APIStatusError, APIConnectionError) as exc:
+                answer = exc
+            run.polls += 1
+            now = clock()
+            run.warn_if_long(now - run.started, answer)
+            action = next_action(
+                state,
+                answer,
+                now=now,
+                policy=policy,
+                request_id=request_id,
+                request_type=request_type,
+            )
+            if action.queue_state is not None:
+                run.report(*action.queue_state)
+            run.report_error(answer, action)
+            if isinstance(action, Fail):
+                outcome = action.outcome
+                raise action.error from action.cause
+            if isinstance(action, Finish):
+                result = run.decode(decode, action.response)
+                outcome = "ok"
+                run.report(QueueState.ACTIVE, None)
+                return result
+            if action.reserve > 0 and response_bytes is not None:
+                while not response_bytes.acquire(action.reserve, 0):
+                    await asyncio.sleep(_BYTES_RECHECK)
+                    run.check()
+                run.reserved = action.reserve
+            if action.delay is not None:
+                await asyncio.sleep(action.delay)
+            state = action.state
+    except (CancelledError, asyncio.CancelledError):
+        outcome = "cancelled"
+        raise
+    finally:
+        run.finish(outcome)
+
+
 class _PollRun:
     """The side effects of one :func:`poll_future` call: I/O, waits, reports, reservations."""
 
     def __init__(
         self,
-        transport: Transport,
+        transport: Transport | None,
         request_id: str,
         request_type: str,
         stop: threading.Event,
@@ -425,6 +511,7 @@ class _PollRun:
         clock: Callable[[], float],
     ) -> None:
         self.transport = transport
+        self.base_url = transport.base_url if transport is not None else ""
         self.request_id = request_id
         self.request_type = request_type
         self.stop = stop
@@ -451,6 +538,23 @@ class _PollRun:
         self, state: PollState, timeout: float, accept: str, roundtrip: float | None
     ) -> Response | APIStatusError | APIConnectionError:
         """Send the poll of ``state``; the answer, or the HTTP/connection error it ended in."""
+        assert self.transport is not None, "the threaded poll needs its transport"
+        self.polls += 1
+        try:
+            return self.transport.request(
+                "POST",
+                RETRIEVE_FUTURE_PATH,
+                json=self.body(state),
+                headers=self.headers(state, roundtrip),
+                timeout=timeout,
+                retry=NO_RETRY,
+                accept=accept,
+            )
+        except (APIStatusError, APIConnectionError) as exc:
+            return exc
+
+    def headers(self, state: PollState, roundtrip: float | None) -> dict[str, str]:
+        """The headers of the poll sent with ``state``."""
         headers = {
             "X-Tinker-Request-Iteration": str(state.iteration),
             "X-Tinker-Request-Type": self.request_type,
@@ -459,20 +563,11 @@ class _PollRun:
         }
         if state.iteration == 0 and roundtrip is not None:
             headers["X-Tinker-Create-Promise-Roundtrip-Time"] = str(roundtrip)
-        body = {"request_id": self.request_id, "allow_metadata_only": state.allow_metadata_only}
-        self.polls += 1
-        try:
-            return self.transport.request(
-                "POST",
-                RETRIEVE_FUTURE_PATH,
-                json=body,
-                headers=headers,
-                timeout=timeout,
-                retry=NO_RETRY,
-                accept=accept,
-            )
-        except (APIStatusError, APIConnectionError) as exc:
-            return exc
+        return headers
+
+    def body(self, state: PollState) -> dict[str, Any]:
+        """The body of the poll sent with ``state``."""
+        return {"request_id": self.request_id, "allow_metadata_only": state.allow_metadata_only}
 
     def wait(self, seconds: float) -> None:
         """Sleep ``seconds``, waking early (with CancelledError) on stop or cancellation."""
@@ -559,7 +654,7 @@ class _PollRun:
         message = (
             f"POST {RETRIEVE_FUTURE_PATH} for {label} answered {response.status_code} with "
             f"{what}; expected a JSON object (the {self.request_type} result, a try_again or "
-            f"an error). The server at {self.transport.base_url} does not answer as a Tinker "
+            f"an error). The server at {self.base_url} does not answer as a Tinker "
             "API does: check base_url / TINKER_BASE_URL, and the server's logs for request "
             f"{self.request_id}."
         )

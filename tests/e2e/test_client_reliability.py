@@ -102,3 +102,22 @@ def test_a_rejected_chunk_poisons_only_when_later_chunks_stay_unsent(
         else:
             with pytest.raises(RuntimeError, match=r"poisoned.*outside the vocabulary"):
                 later.result(timeout=30)
+
+
+# -- issue 11.1: counters allocated inside a retried call advance as the official SDK's do -----
+
+
+def test_an_unnamed_save_resent_after_a_dropped_answer_runs_once(
+    tinker_server_factory: Any,
+) -> None:
+    """The resend carries the same seq_id and the next sampling_session_seq_id (as the official
+    SDK's); the server recognises it and answers with the original future."""
+    server = tinker_server_factory(
+        faults="save_weights_for_sampler:reset_after:1", long_poll_seconds=0.5
+    )
+    with _service(server) as service:
+        training = service.create_lora_training_client(BASE_MODEL, rank=2).result(timeout=30)
+        sampler = training.save_weights_and_get_sampling_client().result(timeout=60)
+        assert sampler.sample(PROMPT, 1, PARAMS).result(timeout=60).sequences
+    assert ("save_weights_for_sampler", "reset_after") in server.injected_faults
+    assert _executions(server, "SaveWeightsForSampler") == 1

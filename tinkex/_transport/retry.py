@@ -38,7 +38,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from concurrent.futures import CancelledError
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -439,6 +439,45 @@ class RetryPolicy:
                 if attempt_meta is not None and has_handlers(RETRY_ATTEMPT_STOP):
                     emit(RETRY_ATTEMPT_STOP, {"duration": clock() - began}, attempt_meta)
                 return result
+
+    async def arun(
+        self,
+        attempt: Callable[[], Awaitable[T]],
+        *,
+        describe: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        stop_event: threading.Event | None = None,
+        give_up: Callable[[BaseException], BaseException] | None = None,
+    ) -> T:
+        """:meth:`run` for a coroutine: ``await attempt()`` until it returns, waits awaited.
+
+        The same decisions (:meth:`decide`), telemetry event and ``give_up``; the waits are
+        ``asyncio.sleep`` (cancelling the task ends them), and ``stop_event`` is checked before
+        every attempt.
+
+        Raises:
+            The last exception when it is not retryable or the budget is spent.
+            concurrent.futures.CancelledError: ``stop_event`` was set.
+        """
+        import asyncio
+
+        state = RetryState(started=clock())
+        while True:
+            if stop_event is not None and stop_event.is_set():
+                raise CancelledError(f"{describe or 'call'} cancelled: client is closing")
+            try:
+                return await attempt()
+            except Exception as exc:
+                decision = self.decide(exc, state, clock())
+                if not decision.retry:
+                    if decision.exhausted and give_up is not None:
+                        raise give_up(exc) from exc
+                    raise
+                if decision.reason == "retry":
+                    self._report(exc, decision, describe, HTTP_RETRY, None)
+                if decision.delay > 0:
+                    await asyncio.sleep(decision.delay)
+                state = decision.state
 
     def call(
         self,

@@ -164,7 +164,7 @@ def _merge(target: dict[str, str], extra: Mapping[str, str]) -> None:
         target[_CANONICAL.get(key.lower(), key)] = value
 
 
-def _invalid_token(exc: APIStatusError) -> bool:
+def invalid_token(exc: APIStatusError) -> bool:
     headers = getattr(exc.response, "headers", None)
     challenge = headers.get("WWW-Authenticate", "") if headers is not None else ""
     return 'error="invalid_token"' in challenge
@@ -408,6 +408,16 @@ class Transport:
         return None
 
     @property
+    def verify(self) -> Any:
+        """TLS verification as requests takes it: True, False or a CA bundle path."""
+        return self._send_kwargs["verify"]
+
+    def proxies_for(self, scheme: str) -> str | None:
+        """The proxy URL requests to this server go through (None: direct)."""
+        proxies: dict[str, str] = self._send_kwargs["proxies"]
+        return proxies.get(scheme) or proxies.get("all")
+
+    @property
     def rate_limiter(self) -> RateLimiter:
         """The limiter shared by every transport of this (base URL, API key)."""
         return self._limiter
@@ -495,7 +505,7 @@ class Transport:
                 if (
                     not isinstance(exc, AuthenticationError)
                     or provider is None
-                    or not _invalid_token(exc)
+                    or not invalid_token(exc)
                 ):
                     self._warn_while_retrying(exc, label, policy, attempt)
                     raise
@@ -589,12 +599,9 @@ class Transport:
         timeouts: tuple[float, float],
         retry_count: int,
     ) -> Response:
-        observed = has_handlers(START_EVENT) or has_handlers(STOP_EVENT)
         started = time.perf_counter()
         path = label.partition(" ")[2]
-        if observed:
-            meta = _request_meta(method, path, retry_count, headers)
-            emit(START_EVENT, {}, meta)
+        observed = self._emit_start(method, path, retry_count, headers)
         try:
             raw = self._send_following_redirects(
                 method, url, label, headers, body, params, timeouts
@@ -607,24 +614,50 @@ class Transport:
         except self._request_exc as exc:
             self._emit_exception(method, path, retry_count, started, exc, headers)
             raise connection_failure(exc, self._base_url, label) from exc
-        elapsed = time.perf_counter() - started
-        status = raw.status_code
         content = raw.content
         if self._decode_zstd and "zstd" in raw.headers.get("content-encoding", ""):
             content = _decode_zstd(content, label)
-        response = Response(status, raw.headers, content, request=label, elapsed=elapsed)
+        response = Response(
+            raw.status_code,
+            raw.headers,
+            content,
+            request=label,
+            elapsed=time.perf_counter() - started,
+        )
         if self.settings.dump_headers:
             _dump(raw.request.url or url, label, headers, body, response, retry_count)
+        return self._finish(response, method, retry_count, observed, headers)
+
+    def _finish(
+        self,
+        response: Response,
+        method: str,
+        retry_count: int,
+        observed: bool,
+        headers: Mapping[str, str],
+    ) -> Response:
+        """The 2xx ``response`` itself; any other status as its tinkex exception.
+
+        Shared by this transport and the asyncio one (``tinkex._transport.aio``): a 429
+        extends the key's rate-limit window, and the stop event is emitted when ``observed``.
+        """
+        status = response.status_code
+        label = response.request
+        path = label.partition(" ")[2]
         if status == 429:
-            self._limiter.back_off(parse_retry_after(raw.headers) or DEFAULT_RATE_LIMIT_BACKOFF)
+            self._limiter.back_off(
+                parse_retry_after(response.headers) or DEFAULT_RATE_LIMIT_BACKOFF
+            )
         if observed:
             stop = cast(HttpRequestStopMetadata, _request_meta(method, path, retry_count, headers))
             stop["status"] = status
             stop["request_id"] = response.request_id
-            emit(STOP_EVENT, {"duration": elapsed}, stop)
+            emit(STOP_EVENT, {"duration": response.elapsed}, stop)
         if 200 <= status < 300:
             return response
-        mismatch = not_a_tinker_api(status, response.content_type, content, self._base_url, label)
+        mismatch = not_a_tinker_api(
+            status, response.content_type, response.content, self._base_url, label
+        )
         if mismatch is not None:
             raise mismatch
         raise make_status_error(
@@ -723,6 +756,14 @@ class Transport:
             # even with allow_redirects=False: a prepared request without one crashes there.
             prepared._cookies = self._session.cookies  # type: ignore[attr-defined]
         return prepared
+
+    @staticmethod
+    def _emit_start(method: str, path: str, retry_count: int, headers: Mapping[str, str]) -> bool:
+        """Emit the start event when observed; whether the stop event is observed too."""
+        observed = has_handlers(START_EVENT) or has_handlers(STOP_EVENT)
+        if observed:
+            emit(START_EVENT, {}, _request_meta(method, path, retry_count, headers))
+        return observed
 
     @staticmethod
     def _emit_exception(

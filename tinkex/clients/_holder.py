@@ -21,9 +21,11 @@ import logging
 import threading
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from concurrent.futures import CancelledError, Future
 from typing import TYPE_CHECKING, Any, TypeVar
+
+import attrs
 
 from tinkex._config import ClientSettings, configure_logging
 from tinkex._exceptions import APIStatusError, BillingError, TinkerError
@@ -47,9 +49,11 @@ from tinkex.types import _session as ses
 from tinkex.types._converter import from_wire, to_wire
 
 if TYPE_CHECKING:
+    from tinkex._ioloop import IOLoop
+    from tinkex._transport.aio import AsyncTransport
     from tinkex.telemetry import Reporter
 
-__all__ = ["ClientHolder", "SessionStatusName"]
+__all__ = ["ClientHolder", "PerAttempt", "SessionStatusName"]
 
 logger = logging.getLogger("tinkex")
 T = TypeVar("T")
@@ -67,6 +71,13 @@ DYNAMIC_CONFIG_MIN_REFRESH = 10.0
 CANCEL_BUDGET = 30.0
 
 
+@attrs.frozen
+class PerAttempt:
+    """A request body built anew (``build()``, a JSON value) for each attempt of a call."""
+
+    build: Callable[[], Any]
+
+
 class ClientHolder:
     """Shared machinery of the clients of one ServiceClient (or one RestClient).
 
@@ -75,7 +86,8 @@ class ClientHolder:
         user_metadata, project_id, display_name: sent with ``create_session``.
         with_session: False for session-less holders (RestClient/AdminClient).
         workers: size of the general worker pool (training, REST, pollers).
-        sample_workers: size of the sampling pool: one thread per in-flight sample, so this is
+        sample_workers: size of the sampling pool when samples use worker threads
+            (``settings.sampling_io == "threads"``): one thread per in-flight sample, so this is
             the sampling concurrency (like ``RetryConfig.max_connections``, default 1000);
             ``SAMPLE_PRESTART`` of them start when the pool is created, the rest on demand.
     """
@@ -119,6 +131,8 @@ class ClientHolder:
         self._sample_backoff: SampleBackoff | None = None
         self._on_close: list[Callable[[], None]] = []
         self._reporter: Reporter | None = None
+        self._io: tuple[IOLoop, AsyncTransport] | None = None
+        self._io_checked = False
 
     def on_close(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` when the holder closes (owners of threads register here)."""
@@ -165,6 +179,8 @@ class ClientHolder:
                 callback()
             if self._reporter is not None:
                 self._reporter.close(timeout=5.0)
+            if self._io is not None:
+                self._io[0].close()
             for pool in (self._executor, self._sample_executor):
                 if pool is not None:
                     pool.close()
@@ -191,6 +207,46 @@ class ClientHolder:
             if self._executor is None:
                 self._executor = DaemonThreadPoolExecutor(self._workers, "tinkex-worker")
             return self._executor
+
+    def io(self) -> tuple[IOLoop, AsyncTransport] | None:
+        """The I/O loop in-flight samples wait on, and the transport's requests over it.
+
+        Created on first use; None when ``settings.sampling_io`` is ``"threads"`` or the
+        transport cannot go over asyncio (a proxy, see ``tinkex._transport.aio.supports``):
+        samples then hold a worker thread each.
+        """
+        with self._lock:
+            self.check_open()
+            if self._io is None and not self._io_checked:
+                self._io_checked = True
+                from tinkex._ioloop import IOLoop
+                from tinkex._transport.aio import AsyncTransport, supports
+
+                why = supports(self.transport)
+                if self.settings.sampling_io != "asyncio" or why is not None:
+                    logger.debug("samples use worker threads: %s", why or "sampling_io=threads")
+                    return None
+                loop = IOLoop("tinkex-io")
+                aio = AsyncTransport(self.transport, self.settings.max_connections)
+                loop.on_close(aio.close)
+                self._io = (loop, aio)
+            return self._io
+
+    def spawn(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> APIFuture[T]:
+        """Run the coroutine ``fn(*args)`` on the I/O loop (see :meth:`io`); its future.
+
+        A failure is also reported to the server's telemetry (when enabled).
+
+        Raises:
+            RuntimeError: the holder is closed, or has no I/O loop (``io()`` is None).
+        """
+        io = self.io()
+        if io is None:
+            raise RuntimeError("this client samples on worker threads (no I/O loop)")
+        future = io[0].spawn(fn, *args)
+        if self.settings.telemetry_enabled:
+            future.add_done_callback(self._report_failure)
+        return future
 
     def run(self, fn: Callable[..., T], *args: Any, sampling: bool = False) -> APIFuture[T]:
         """Run ``fn(*args)`` on a worker thread; the returned future mirrors it.
@@ -270,7 +326,8 @@ class ClientHolder:
         """One call under the holder retry policy (``retry`` overrides it); layer 2 of
         docs/protocol.md, "Retries".
 
-        The body is ``json`` or raw ``content`` of ``content_type``. ``http_retry`` is the
+        The body is ``json`` or raw ``content`` of ``content_type``; ``json`` may be a
+        :class:`PerAttempt` to build the body anew for each attempt. ``http_retry`` is the
         transport's own (layer-1) policy inside that loop.
         """
         all_headers = dict(headers or {})
@@ -288,7 +345,7 @@ class ClientHolder:
                 return self.transport.request(
                     method,
                     path,
-                    json=json,
+                    json=json.build() if isinstance(json, PerAttempt) else json,
                     content=content,
                     content_type=content_type,
                     params=params,
@@ -399,7 +456,7 @@ class ClientHolder:
         headers = {"Content-Encoding": content_encoding} if content_encoding else None
         json = None
         if content is None:
-            json = body if isinstance(body, dict) else to_wire(body)
+            json = body if isinstance(body, dict | PerAttempt) else to_wire(body)
         response = self.request(
             "POST",
             path,
@@ -413,6 +470,24 @@ class ClientHolder:
         )
         untyped = from_wire(response.json(), ses.UntypedAPIFuture, request=f"POST {path}")
         return untyped, time.monotonic() - started
+
+    def submit_per_attempt(
+        self,
+        path: str,
+        build: Callable[[], Any],
+        *,
+        sdk_method: str | None = None,
+        http_retry: RetryPolicy = HTTP_DEFAULT,
+    ) -> tuple[ses.UntypedAPIFuture, float]:
+        """``submit`` with a body built by ``build()`` for each holder-level attempt.
+
+        For requests that allocate a counter inside the retried call, as the official SDK
+        does (the unnamed ``save_weights_for_sampler`` takes a new
+        ``sampling_session_seq_id`` per attempt; issue 11.1).
+        """
+        return self.submit(
+            path, PerAttempt(lambda: to_wire(build())), sdk_method=sdk_method, http_retry=http_retry
+        )
 
     def poll(
         self,

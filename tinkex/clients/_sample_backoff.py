@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import CancelledError
 from typing import TYPE_CHECKING
 
@@ -30,6 +30,8 @@ LARGE_PROMPT_BYTES = 128 * 1024
 THROTTLE_SECONDS = 10.0
 THROTTLED_CONCURRENCY = 10
 THROTTLED_BYTES_FACTOR = 20
+#: How often a coroutine waiting for a dispatch slot or bytes looks again.
+_RECHECK = 0.01
 
 
 class SampleBackoff:
@@ -83,3 +85,40 @@ class SampleBackoff:
             return
         with self._throttle, budget.hold(nbytes * THROTTLED_BYTES_FACTOR):
             yield
+
+    # ---- the same for coroutines on the holder's I/O loop (tinkex/_ioloop.py) -------------
+
+    async def await_window(self, stop: threading.Event) -> None:
+        """:meth:`wait` for a coroutine (``asyncio.sleep``; task cancellation ends it).
+
+        Raises:
+            concurrent.futures.CancelledError: ``stop`` was set (the client is closing).
+        """
+        import asyncio
+
+        while (remaining := self.remaining()) > 0:
+            await asyncio.sleep(remaining)
+            if stop.is_set():
+                raise CancelledError("sample submission cancelled: client is closing")
+
+    @contextlib.asynccontextmanager
+    async def adispatch(self, nbytes: int, budget: BytesSemaphore) -> AsyncIterator[None]:
+        """:meth:`dispatch` for a coroutine: the same slot and bytes, waited for without
+        blocking the loop."""
+        import asyncio
+
+        throttled = self.throttled()
+        size = nbytes * THROTTLED_BYTES_FACTOR if throttled else nbytes
+        if throttled:
+            while not self._throttle.acquire(blocking=False):
+                await asyncio.sleep(_RECHECK)
+        try:
+            while not budget.acquire(size, 0):
+                await asyncio.sleep(_RECHECK)
+            try:
+                yield
+            finally:
+                budget.release(size)
+        finally:
+            if throttled:
+                self._throttle.release()

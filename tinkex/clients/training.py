@@ -469,7 +469,6 @@ class TrainingClient:
         if kind not in ("snapshot", "inflight"):
             raise ValueError(f"kind must be 'snapshot' or 'inflight', got {kind!r}")
         holder = self.holder
-        sampling_seq = holder.next_sampling_session_seq_id()
 
         def decode(response: Response) -> SamplingClient:
             raw = from_wire(response.json(), tr.SaveWeightsForSamplerResponseInternal)
@@ -484,17 +483,26 @@ class TrainingClient:
                 tokenizer_id=self._info.model_data.tokenizer_id,
             )
 
-        future = self._simple(
-            "/api/v1/save_weights_for_sampler",
-            lambda seq: tr.SaveWeightsForSamplerRequest(
-                model_id=self.model_id,
-                sampling_session_seq_id=sampling_seq,
-                kind=kind,
-                seq_id=seq,
-            ),
-            "SaveWeightsForSampler",
-            decode,
-            "TrainingClient.save_weights_and_get_sampling_client",
+        def send(seq_id: int) -> Any:
+            # The sampler's number is taken inside the retried call, as the official SDK
+            # does: a resend after a failure carries the next one (issue 11.1).
+            def build() -> tr.SaveWeightsForSamplerRequest:
+                return tr.SaveWeightsForSamplerRequest(
+                    model_id=self.model_id,
+                    sampling_session_seq_id=holder.next_sampling_session_seq_id(),
+                    kind=kind,
+                    seq_id=seq_id,
+                )
+
+            return holder.submit_per_attempt(
+                "/api/v1/save_weights_for_sampler",
+                build,
+                sdk_method="TrainingClient.save_weights_and_get_sampling_client",
+                http_retry=NO_RETRY,
+            )
+
+        future = self._ordered(
+            1, send, lambda sent: self._poll_sent(sent, "SaveWeightsForSampler", decode)
         )
         return BackcompatSamplingClientFuture.wrap(future)
 

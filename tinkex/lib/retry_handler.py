@@ -18,7 +18,9 @@ class RetryConfig:
     """How the sampling client retries failed sample requests.
 
     Attributes:
-        max_connections: concurrent requests allowed; ``None`` disables the limit.
+        max_connections: concurrent requests allowed; ``None`` disables the limit. The
+            sampling client replaces it with the server's ``sample_max_concurrent_requests``
+            (as the official SDK does), so there it has no effect.
         progress_timeout: seconds without any completed request before every waiting request
             fails with ``APIConnectionError`` ("stuck detection").
         retry_delay_base: first retry delay in seconds (doubles per attempt).

@@ -229,6 +229,9 @@ def _isolated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("TINKER_TELEMETRY", "0")
     monkeypatch.setenv("TINKEX_WIRE_FORMAT", "json")
+    # ``responses`` fakes requests' adapter: samples must take the worker-thread path. The
+    # asyncio path is tested against the real LocalServer (tests/e2e/test_sampling_io.py).
+    monkeypatch.setenv("TINKEX_SAMPLING_IO", "threads")
     # No real back-off sleeps; the holder layer gives up after 3 attempts instead of 300 s.
     monkeypatch.setattr(RetryPolicy, "backoff", lambda self, retry_index: 0.0)
     monkeypatch.setattr(

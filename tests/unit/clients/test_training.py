@@ -322,6 +322,22 @@ def test_save_weights_and_get_sampling_client(
     assert sampler.sampling_session_id == f"{SESSION_ID}:sample:0"
 
 
+def test_unnamed_save_retried_takes_a_new_sampling_session_seq_id(
+    fake: FakeTinker, training: tinkex.TrainingClient
+) -> None:
+    """Issue 11.1: as the official SDK, the counter is allocated inside the retried call, so the
+    resend after a 503 carries the next sampling_session_seq_id (and the same seq_id)."""
+    fake.reply("POST", "/api/v1/save_weights_for_sampler", (503, {"detail": "busy"}), None)
+    sampler = training.save_weights_and_get_sampling_client().result(timeout=10)
+    saves = [c.json for c in fake.requests_to("/api/v1/save_weights_for_sampler")]
+    assert [(s["seq_id"], s["sampling_session_seq_id"]) for s in saves] == [(1, 0), (1, 1)]
+    assert sampler.sampling_session_id == f"{SESSION_ID}:sample:1"
+    # the next sampler takes the next number
+    training.save_weights_and_get_sampling_client().result(timeout=10)
+    last = fake.requests_to("/api/v1/save_weights_for_sampler")[-1].json
+    assert (last["seq_id"], last["sampling_session_seq_id"]) == (2, 2)
+
+
 def test_a_submission_the_server_did_not_take_poisons_the_client(
     fake: FakeTinker, training: tinkex.TrainingClient
 ) -> None:

@@ -1,0 +1,179 @@
+"""In-flight samples wait on the holder's I/O loop, not on a thread each (issue 13.1).
+
+Against the real LocalServer over loopback: thousands of samples in flight at once with the
+server adding latency to every request, while the client process's thread count stays flat;
+the retry rows (5xx, 429, connection resets, 410) on that path; cancellation; close() with
+samples in flight (every future ends, the I/O thread is gone, nothing hangs).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+import tinkex
+from tinkex import types
+from tinkex._transport.retry import RetryPolicy
+from tinkex.local import LocalServer
+
+pytestmark = pytest.mark.e2e
+
+NULL_MODEL = "tinkex/null"
+PROMPT = types.ModelInput.from_ints([5, 6, 7, 8])
+MAX_TOKENS = 4
+PARAMS = types.SamplingParams(max_tokens=MAX_TOKENS, seed=1, temperature=1.0)
+#: Threads a client may add while any number of samples are in flight: the I/O loop, the
+#: heartbeat, a worker that created the sampler, the server's own threads (same process).
+THREAD_ALLOWANCE = 24
+
+
+@pytest.fixture
+def server_with(
+    tinker_server_factory: Callable[..., LocalServer],
+) -> Callable[[str], LocalServer]:
+    def start(faults: str) -> LocalServer:
+        server: LocalServer = tinker_server_factory(faults=faults)
+        return server
+
+    return start
+
+
+@pytest.fixture
+def client_for() -> Iterator[Callable[[LocalServer], tinkex.SamplingClient]]:
+    services: list[tinkex.ServiceClient] = []
+
+    def make(server: LocalServer) -> tinkex.SamplingClient:
+        service = tinkex.ServiceClient(base_url=server.base_url, api_key=server.api_key)
+        services.append(service)
+        sampler: tinkex.SamplingClient = service.create_sampling_client(
+            base_model=NULL_MODEL
+        ).result(timeout=60)
+        return sampler
+
+    yield make
+    for service in services:
+        service.close()
+
+
+def _io_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "tinkex-io" and t.is_alive()]
+
+
+def _check(response: types.SampleResponse) -> None:
+    assert len(response.sequences) == 1
+    assert 0 < len(response.sequences[0].tokens) <= MAX_TOKENS
+
+
+def test_thousands_of_in_flight_samples_hold_no_thread_each(
+    server_with: Callable[[str], LocalServer],
+    client_for: Callable[[LocalServer], tinkex.SamplingClient],
+) -> None:
+    server = server_with("latency=300ms")
+    sampler = client_for(server)
+    _check(sampler.sample(PROMPT, 1, PARAMS).result(timeout=60))
+    before = threading.active_count()
+
+    futures = [sampler.sample(PROMPT, 1, PARAMS) for _ in range(2000)]
+    peak_threads = threading.active_count()
+    peak_in_flight = 0
+    io = sampler.holder.io()
+    assert io is not None
+    aio = io[1]
+    deadline = time.monotonic() + 240
+    while not all(f.done() for f in futures) and time.monotonic() < deadline:
+        peak_threads = max(peak_threads, threading.active_count())
+        peak_in_flight = max(peak_in_flight, aio.in_flight)
+        time.sleep(0.05)
+    for future in futures:
+        _check(future.result(timeout=1))
+
+    assert peak_threads - before <= THREAD_ALLOWANCE, (peak_threads, before)
+    # The samples really were on the wire together (hundreds of requests at once) ...
+    assert peak_in_flight >= 200, peak_in_flight
+    # ... on one I/O thread.
+    assert len(_io_threads()) == 1
+
+
+def test_retry_rows_on_the_io_loop(
+    server_with: Callable[[str], LocalServer],
+    client_for: Callable[[LocalServer], tinkex.SamplingClient],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The decisions are the policies' own; only their back-off waits are zeroed.
+    monkeypatch.setattr(RetryPolicy, "backoff", lambda self, retry_index: 0.0)
+    server = server_with(
+        "http_5xx=0.15,http_429=0.15,reset_before=0.1,reset_after=0.1,gone_410=0.1,seed=7"
+    )
+    sampler = client_for(server)
+    futures = [sampler.sample(PROMPT, 1, PARAMS) for _ in range(150)]
+    done, not_done = concurrent.futures.wait(futures, timeout=180)
+    assert not not_done
+    for future in done:
+        _check(future.result())
+    injected = server.injected_faults
+    # Both requests of the path met faults: every kind on the submission, 410s on the poll.
+    assert {endpoint for endpoint, _ in injected} >= {"asample", "retrieve_future"}, injected
+    assert len({fault for _, fault in injected}) >= 4, injected
+
+
+def test_cancelling_an_in_flight_sample(
+    server_with: Callable[[str], LocalServer],
+    client_for: Callable[[LocalServer], tinkex.SamplingClient],
+) -> None:
+    server = server_with("latency=500ms")
+    sampler = client_for(server)
+    futures = [sampler.sample(PROMPT, 1, PARAMS) for _ in range(10)]
+    assert futures[0].cancel()
+    assert futures[0].cancelled()
+    with pytest.raises(concurrent.futures.CancelledError):
+        futures[0].result(timeout=1)
+    for future in futures[1:]:
+        _check(future.result(timeout=60))
+
+
+def test_close_with_samples_in_flight_ends_every_future_and_the_io_thread(
+    server_with: Callable[[str], LocalServer],
+) -> None:
+    server = server_with("latency=2s")
+    service = tinkex.ServiceClient(base_url=server.base_url, api_key=server.api_key)
+    sampler = service.create_sampling_client(base_model=NULL_MODEL).result(timeout=60)
+    futures = [sampler.sample(PROMPT, 1, PARAMS) for _ in range(300)]
+    time.sleep(0.5)  # submissions are on the wire
+    assert _io_threads()
+    service.close()
+    _, not_done = concurrent.futures.wait(futures, timeout=15)
+    assert not not_done
+    assert all(f.cancelled() for f in futures)
+    assert not _io_threads()
+    with pytest.raises(RuntimeError, match="closed"):
+        sampler.sample(PROMPT, 1, PARAMS)
+
+
+def test_the_servers_concurrency_limit_overrides_retry_config_max_connections(
+    server_with: Callable[[str], LocalServer],
+) -> None:
+    # As in the official SDK: sample_max_concurrent_requests (client config) is the limit,
+    # whatever RetryConfig.max_connections says.
+    server = server_with("latency=300ms")
+    service = tinkex.ServiceClient(base_url=server.base_url, api_key=server.api_key)
+    try:
+        sampler = service.create_sampling_client(
+            base_model=NULL_MODEL, retry_config=tinkex.RetryConfig(max_connections=2)
+        ).result(timeout=60)
+        io = sampler.holder.io()
+        assert io is not None
+        futures = [sampler.sample(PROMPT, 1, PARAMS) for _ in range(40)]
+        peak = 0
+        deadline = time.monotonic() + 60
+        while not all(f.done() for f in futures) and time.monotonic() < deadline:
+            peak = max(peak, io[1].in_flight)
+            time.sleep(0.02)
+        for future in futures:
+            _check(future.result(timeout=1))
+        assert peak > 2, peak
+    finally:
+        service.close()

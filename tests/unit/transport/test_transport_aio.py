@@ -1,0 +1,152 @@
+"""The asyncio transport's HTTP/1.1 framing against a raw loopback server (exact wire bytes).
+
+The real LocalServer answers with ``Content-Length`` on keep-alive connections; these answers
+are the other framings a server (or a proxy in front of one) may use: chunked bodies,
+``Connection: close``, a body read to EOF, gzip. Each must give the same :class:`Response`
+(or exception) as the threaded transport, and a connection must be reused only when safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from tinkex._config import ClientSettings
+from tinkex._exceptions import APIConnectionError, BadRequestError
+from tinkex._transport import Transport
+from tinkex._transport.aio import AsyncTransport, supports
+
+
+class RawServer:
+    """Answers each request on a connection with the next scripted raw answer."""
+
+    def __init__(self, answers: list[bytes]) -> None:
+        self.answers = list(answers)
+        self.requests: list[bytes] = []
+        self.connections = 0
+        self.loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        self.port = 0
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self.connections += 1
+            try:
+                while self.answers:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                    length = 0
+                    for line in head.decode().split("\r\n"):
+                        if line.lower().startswith("content-length:"):
+                            length = int(line.split(":", 1)[1])
+                    self.requests.append(head + await reader.readexactly(length))
+                    answer = self.answers.pop(0)
+                    writer.write(answer)
+                    await writer.drain()
+                    framed = b"Content-Length" in answer or b"chunked" in answer
+                    if b"Connection: close" in answer or not framed:
+                        break
+            except asyncio.IncompleteReadError:
+                pass
+            writer.close()
+
+        async def start() -> None:
+            server = await asyncio.start_server(handle, "127.0.0.1", 0)
+            self.port = server.sockets[0].getsockname()[1]
+            ready.set()
+
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(start(), self.loop)
+        ready.wait(5)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+Serve = Callable[..., tuple[RawServer, Transport]]
+
+
+@pytest.fixture
+def serve() -> Iterator[Serve]:
+    servers: list[RawServer] = []
+
+    def start(*answers: bytes) -> tuple[RawServer, Transport]:
+        server = RawServer(list(answers))
+        servers.append(server)
+        settings = ClientSettings(base_url=f"http://127.0.0.1:{server.port}", api_key="tml-k")
+        return server, Transport(settings)
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def _run(transport: Transport, calls: int) -> list[Any]:
+    """``calls`` requests in a row on one AsyncTransport: each Response or exception."""
+
+    async def main() -> list[Any]:
+        aio = AsyncTransport(transport, 4)
+        results: list[Any] = []
+        for _ in range(calls):
+            try:
+                results.append(await aio.request("POST", "/api/v1/x", json={"a": 1}))
+            except Exception as exc:
+                results.append(exc)
+        await aio.close()
+        return results
+
+    return asyncio.run(main())
+
+
+def test_chunked_and_content_length_answers_share_one_connection(serve: Serve) -> None:
+    server, transport = serve(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+        b'\r\n4\r\n{"a"\r\n4\r\n: 1}\r\n0\r\n\r\n',
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 8\r\n"
+        b'X-Request-Id: r-2\r\n\r\n{"b": 2}',
+    )
+    first, second = _run(transport, 2)
+    assert first.json() == {"a": 1}
+    assert second.json() == {"b": 2}
+    assert second.request_id == "r-2"
+    assert server.connections == 1
+    head = server.requests[0].decode()
+    assert head.startswith("POST /api/v1/x HTTP/1.1\r\n")
+    assert "X-API-Key: tml-k\r\n" in head and "Content-Length: 7\r\n" in head
+    assert server.requests[0].endswith(b'{"a":1}')
+
+
+def test_connection_close_and_eof_bodies_open_a_new_connection(serve: Serve) -> None:
+    body = gzip.compress(json.dumps({"z": 1}).encode())
+    server, transport = serve(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+        b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n\r\n" + body,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n[]",
+    )
+    first, second, third = _run(transport, 3)
+    assert first.json() == {}
+    assert second.json() == {"z": 1}
+    assert third.json() == []
+    assert server.connections == 3
+
+
+def test_error_status_and_malformed_answers(serve: Serve) -> None:
+    _, transport = serve(
+        b'HTTP/1.1 400 Bad Request\r\nContent-Length: 16\r\n\r\n{"detail": "no"}',
+        b"garbage\r\n\r\n",
+    )
+    bad, broken = _run(transport, 2)
+    assert isinstance(bad, BadRequestError) and bad.body == {"detail": "no"}
+    assert isinstance(broken, APIConnectionError)
+    assert "POST /api/v1/x" in str(broken)
+
+
+def test_supports_names_why_not() -> None:
+    settings = ClientSettings(base_url="http://127.0.0.1:9", api_key="tml-k")
+    assert supports(Transport(settings)) is None

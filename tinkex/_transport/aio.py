@@ -1,0 +1,298 @@
+"""The transport's requests over asyncio: HTTP/1.1 keep-alive connections on one event loop.
+
+:class:`AsyncTransport` sends the same requests as its :class:`~tinkex._transport.Transport`
+— the same headers (``Transport._headers_and_body``), credential, rate-limit window,
+telemetry events and exceptions (``Transport._finish``) — but as coroutines on an
+:class:`~tinkex._ioloop.IOLoop`, so a thousand requests waiting for the server cost a
+thousand sockets, not a thousand threads. It speaks plain HTTP/1.1 (``Content-Length`` or
+chunked bodies, keep-alive) over TCP or TLS and nothing more: no proxies
+(:func:`supports` says when the threaded transport must be used instead), no redirects, no
+compression (none is asked for). Retries are the caller's (``RetryPolicy.arun``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import zlib
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from tinkex._exceptions import APIConnectionError, APITimeoutError, AuthenticationError
+from tinkex._transport._response import Response
+from tinkex._transport.transport import invalid_token
+
+if TYPE_CHECKING:
+    import ssl
+
+    from tinkex._transport.transport import Transport
+
+__all__ = ["AsyncTransport", "supports"]
+
+#: Longest status line + headers accepted (the server's answers are a few hundred bytes).
+_MAX_HEAD = 64 * 1024
+
+
+def supports(transport: Transport) -> str | None:
+    """Why ``transport``'s requests cannot go over asyncio (None: they can)."""
+    scheme = urlsplit(transport.base_url).scheme
+    if scheme not in ("http", "https"):
+        return f"unsupported URL scheme {scheme!r}"
+    if transport.proxies_for(scheme):
+        return "a proxy is configured"
+    return None
+
+
+class _Headers(dict[str, str]):
+    """Response headers keyed by lower-case name; lookups ignore case."""
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        return super().get(key.lower(), default)
+
+    def __getitem__(self, key: str) -> str:
+        return super().__getitem__(key.lower())
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and super().__contains__(key.lower())
+
+
+class _Connection:
+    """One keep-alive connection (its stream pair)."""
+
+    __slots__ = ("reader", "writer")
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    def reusable(self) -> bool:
+        # A server that closed an idle connection has fed EOF to the reader already.
+        return not (self.writer.is_closing() or self.reader.at_eof())
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class AsyncTransport:
+    """``transport``'s requests as coroutines; create and use it on one event loop only.
+
+    Args:
+        transport: the transport whose settings, headers, credential and limiter are used.
+        max_connections: most idle connections kept open for reuse. Like the threaded
+            transport's pool (``pool_maxsize``, non-blocking), it does not bound the requests
+            in flight: callers do (the sampling client's concurrency limit).
+    """
+
+    def __init__(self, transport: Transport, max_connections: int) -> None:
+        parts = urlsplit(transport.base_url)
+        self._transport = transport
+        self._tls = parts.scheme == "https"
+        self._host = parts.hostname or ""
+        self._port = parts.port or (443 if self._tls else 80)
+        self._prefix = parts.path.rstrip("/")
+        default_port = (self._tls and self._port == 443) or (not self._tls and self._port == 80)
+        self._host_header = self._host if default_port else f"{self._host}:{self._port}"
+        self._ssl: ssl.SSLContext | None = _ssl_context(transport.verify) if self._tls else None
+        self._idle: list[_Connection] = []
+        self._max_idle = max_connections
+        self._in_flight = 0
+        self._connect_timeout = transport.settings.connect_timeout
+        self._timeout = transport.settings.timeout
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        accept: str = "application/json",
+    ) -> Response:
+        """Send ``method path`` once; the 2xx :class:`Response`, else the transport's exception.
+
+        A 401 ``invalid_token`` with a JWT credential refreshes it and replays once, as the
+        threaded transport does.
+
+        Raises:
+            APIStatusError: a non-2xx answer; APITimeoutError; APIConnectionError.
+        """
+        transport = self._transport
+        read_timeout = self._timeout if timeout is None else timeout
+        request_headers, body = transport._headers_and_body(
+            method, json, None, None, headers, accept, read_timeout
+        )
+        request_headers["x-stainless-retry-count"] = "0"
+        provider = transport.credential_provider
+        if provider is not None and not (headers and "X-API-Key" in headers):
+            request_headers["X-API-Key"] = provider(False)
+        try:
+            return await self._send(method, path, request_headers, body, read_timeout)
+        except AuthenticationError as exc:
+            if provider is None or not invalid_token(exc):
+                raise
+            request_headers["X-API-Key"] = provider(True)
+            return await self._send(method, path, request_headers, body, read_timeout)
+
+    @property
+    def base_url(self) -> str:
+        """The server URL requests are sent to."""
+        return self._transport.base_url
+
+    @property
+    def in_flight(self) -> int:
+        """Requests sent and not answered yet."""
+        return self._in_flight
+
+    async def close(self) -> None:
+        """Close the idle connections (busy ones close when their request ends)."""
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            connection.close()
+
+    # ---- one exchange ----------------------------------------------------------------------
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        body: bytes | None,
+        read_timeout: float,
+    ) -> Response:
+        transport = self._transport
+        label = f"{method} {path}"
+        observed = transport._emit_start(method, path, 0, headers)
+        started = time.perf_counter()
+        limiter = transport.rate_limiter
+        while (remaining := limiter.remaining()) > 0:
+            await asyncio.sleep(remaining)
+        try:
+            connection = await self._connection(label)
+            self._in_flight += 1
+            try:
+                # asyncio.timeout, not wait_for: no extra task per request.
+                async with asyncio.timeout(read_timeout):
+                    status, answer_headers, content = await self._exchange(
+                        connection, method, path, headers, body
+                    )
+            except BaseException:
+                connection.close()
+                raise
+            finally:
+                self._in_flight -= 1
+        except TimeoutError as exc:
+            transport._emit_exception(method, path, 0, started, exc, headers)
+            raise APITimeoutError(
+                label, message=f"Request timed out after {read_timeout:g} s: {label}"
+            ) from exc
+        except (OSError, EOFError, ValueError, asyncio.IncompleteReadError) as exc:
+            transport._emit_exception(method, path, 0, started, exc, headers)
+            raise APIConnectionError(
+                message=f"Connection error on {label}: {type(exc).__name__}: {exc}",
+                request=label,
+            ) from exc
+        response = Response(
+            status, answer_headers, content, request=label, elapsed=time.perf_counter() - started
+        )
+        return transport._finish(response, method, 0, observed, headers)
+
+    async def _connection(self, label: str) -> _Connection:
+        while self._idle:
+            connection = self._idle.pop()
+            if connection.reusable():
+                return connection
+            connection.close()
+        try:
+            async with asyncio.timeout(self._connect_timeout):
+                reader, writer = await asyncio.open_connection(
+                    self._host,
+                    self._port,
+                    ssl=self._ssl,
+                    server_hostname=self._host if self._tls else None,
+                    limit=_MAX_HEAD,
+                )
+        except TimeoutError as exc:
+            raise APITimeoutError(
+                label, message=f"Connecting timed out after {self._connect_timeout:g} s: {label}"
+            ) from exc
+        return _Connection(reader, writer)
+
+    async def _exchange(
+        self,
+        connection: _Connection,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        body: bytes | None,
+    ) -> tuple[int, _Headers, bytes]:
+        lines = [f"{method} {self._prefix}{path} HTTP/1.1", f"Host: {self._host_header}"]
+        lines.extend(f"{name}: {value}" for name, value in headers.items())
+        if body is not None or method not in ("GET", "HEAD"):
+            lines.append(f"Content-Length: {len(body) if body is not None else 0}")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        connection.writer.write(head + body if body else head)
+        reader = connection.reader
+        status, version, answer = _parse_head(await reader.readuntil(b"\r\n\r\n"))
+        content = await _read_body(reader, answer, method, status)
+        encoding = answer.get("content-encoding")
+        if encoding in ("gzip", "deflate"):
+            content = zlib.decompress(content, 47 if encoding == "gzip" else 15)
+        keep = version != "HTTP/1.0" and "close" not in answer.get("connection", "").lower()
+        framed = "content-length" in answer or answer.get("transfer-encoding") == "chunked"
+        if keep and framed and len(self._idle) < self._max_idle:
+            self._idle.append(connection)
+        else:
+            connection.close()
+        return status, answer, content
+
+
+def _parse_head(raw: bytes) -> tuple[int, str, _Headers]:
+    lines = raw.decode("latin-1").split("\r\n")
+    version, _, rest = lines[0].partition(" ")
+    code = rest.partition(" ")[0]
+    if not version.startswith("HTTP/") or not code.isdigit():
+        raise ValueError(f"malformed HTTP status line {lines[0][:100]!r}")
+    headers = _Headers()
+    for line in lines[1:]:
+        if line:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+    return int(code), version, headers
+
+
+async def _read_body(
+    reader: asyncio.StreamReader, headers: _Headers, method: str, status: int
+) -> bytes:
+    if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
+        return b""
+    if headers.get("transfer-encoding", "").lower() == "chunked":
+        parts: list[bytes] = []
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+            if size == 0:
+                await reader.readuntil(b"\r\n")  # no trailers are sent to us
+                return b"".join(parts)
+            parts.append(await reader.readexactly(size))
+            await reader.readexactly(2)
+    length = headers.get("content-length")
+    if length is not None:
+        return await reader.readexactly(int(length))
+    return await reader.read()
+
+
+def _ssl_context(verify: Any) -> ssl.SSLContext:
+    """TLS settings as the threaded transport's ``verify`` says (a CA bundle path or a bool)."""
+    import ssl  # only https servers need it (~10 ms of import)
+
+    if verify is False:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    if isinstance(verify, str):
+        return ssl.create_default_context(cafile=verify)
+    import certifi  # requests' CA bundle, so both transports trust the same roots
+
+    return ssl.create_default_context(cafile=certifi.where())
