@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from tinkex._exceptions import APIConnectionError, APITimeoutError, AuthenticationError
 from tinkex._transport._response import Response
-from tinkex._transport.transport import invalid_token
+from tinkex._transport.transport import decode_zstd, invalid_token
 
 if TYPE_CHECKING:
     import ssl
@@ -239,6 +239,8 @@ class AsyncTransport:
         encoding = answer.get("content-encoding")
         if encoding in ("gzip", "deflate"):
             content = zlib.decompress(content, 47 if encoding == "gzip" else 15)
+        elif encoding == "zstd":  # offered in Accept-Encoding, as the threaded transport does
+            content = decode_zstd(content, f"{method} {path}")
         keep = version != "HTTP/1.0" and "close" not in answer.get("connection", "").lower()
         framed = "content-length" in answer or answer.get("transfer-encoding") == "chunked"
         if keep and framed and len(self._idle) < self._max_idle:

@@ -616,7 +616,7 @@ class Transport:
             raise connection_failure(exc, self._base_url, label) from exc
         content = raw.content
         if self._decode_zstd and "zstd" in raw.headers.get("content-encoding", ""):
-            content = _decode_zstd(content, label)
+            content = decode_zstd(content, label)
         response = Response(
             raw.status_code,
             raw.headers,
@@ -788,7 +788,8 @@ def _urllib3_decodes_zstd() -> bool:
     return "zstd" in HTTPResponse.CONTENT_DECODERS
 
 
-def _decode_zstd(content: bytes, label: str) -> bytes:
+def decode_zstd(content: bytes, label: str) -> bytes:
+    """``content`` decoded from zstd (all frames); one that does not decode names ``label``."""
     import io
 
     import zstandard

@@ -150,3 +150,32 @@ def test_error_status_and_malformed_answers(serve: Serve) -> None:
 def test_supports_names_why_not() -> None:
     settings = ClientSettings(base_url="http://127.0.0.1:9", api_key="tml-k")
     assert supports(Transport(settings)) is None
+
+
+def test_every_encoding_it_accepts_is_decoded(serve: Serve) -> None:
+    # The asyncio transport sends the threaded one's headers, Accept-Encoding included: each
+    # encoding it offers (gzip, deflate, zstd) must come back decoded, and a body that does not
+    # decode is an error naming the request, as on the threaded path.
+    import zlib
+
+    import zstandard
+
+    payload = json.dumps({"z": 1}).encode()
+    encoded = {
+        "gzip": gzip.compress(payload),
+        "deflate": zlib.compress(payload),
+        "zstd": zstandard.ZstdCompressor().compress(payload),
+    }
+    answers = [
+        f"HTTP/1.1 200 OK\r\nContent-Encoding: {name}\r\n".encode()
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body
+        for name, body in encoded.items()
+    ]
+    answers.append(b"HTTP/1.1 200 OK\r\nContent-Encoding: zstd\r\nContent-Length: 3\r\n\r\nabc")
+    server, transport = serve(*answers)
+    *decoded, broken = _run(transport, 4)
+    assert [r.json() for r in decoded] == [{"z": 1}] * 3
+    assert "zstd" in server.requests[0].decode().split("Accept-Encoding: ")[1].split("\r\n")[0]
+    assert isinstance(broken, Exception) and "POST /api/v1/x" in str(broken)
+    assert "zstd" in str(broken)
