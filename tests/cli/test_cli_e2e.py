@@ -252,7 +252,11 @@ def test_download_extracts_the_adapter(server, trained, tmp_path):
     assert "adapter_model.safetensors" in forced.stderr  # the progress bar, one per file
 
 
-def test_sample_text_tokens_json_and_output(server, trained, tmp_path):
+# One `tinkex sample` subprocess per test: each is a fresh interpreter that imports tinkex and
+# samples, ~10-20 s on a loaded 2-core machine, so four in one test could pass the per-test limit.
+
+
+def test_sample_text(server):
     text = ok(
         tinkex(
             "sample",
@@ -267,6 +271,9 @@ def test_sample_text_tokens_json_and_output(server, trained, tmp_path):
         )
     )
     assert text.startswith("--- sample 1/1 (")
+
+
+def test_sample_tokens_json_and_output(server, trained, tmp_path):
     prompt_file = tmp_path / "prompt.json"
     prompt_file.write_text("[72, 105]")
     out_file = tmp_path / "out.json"
@@ -294,6 +301,9 @@ def test_sample_text_tokens_json_and_output(server, trained, tmp_path):
         len(s["tokens"]) <= 4 and len(s["logprobs"]) == len(s["tokens"]) for s in data["samples"]
     )
     assert json.loads(out_file.read_text()) == data
+
+
+def test_sample_prompt_from_stdin(server):
     from_stdin = tinkex(
         "sample",
         "--base-model",
@@ -308,7 +318,12 @@ def test_sample_text_tokens_json_and_output(server, trained, tmp_path):
         input="Hi there",
     )
     assert json.loads(ok(from_stdin))["prompt"] == "Hi there"
+
+
+def test_sample_hosted_model_name_with_token_ids(server, tmp_path):
     # A hosted model name works with token ids even when its tokenizer is not available.
+    prompt_file = tmp_path / "prompt.json"
+    prompt_file.write_text("[72, 105]")
     tokens_only = tinkex(
         "sample",
         "--base-model",
