@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from tinkex._exceptions import APIConnectionError, APITimeoutError, AuthenticationError
 from tinkex._transport._response import Response
-from tinkex._transport.transport import decode_zstd, invalid_token
+from tinkex._transport.transport import decode_zstd, dump_exchange, invalid_token
 
 if TYPE_CHECKING:
     import ssl
@@ -196,6 +196,8 @@ class AsyncTransport:
         response = Response(
             status, answer_headers, content, request=label, elapsed=time.perf_counter() - started
         )
+        if transport.settings.dump_headers:
+            dump_exchange(transport.base_url + path, label, headers, body, response, 0)
         return transport._finish(response, method, 0, observed, headers)
 
     async def _connection(self, label: str) -> _Connection:

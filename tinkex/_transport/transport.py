@@ -625,7 +625,7 @@ class Transport:
             elapsed=time.perf_counter() - started,
         )
         if self.settings.dump_headers:
-            _dump(raw.request.url or url, label, headers, body, response, retry_count)
+            dump_exchange(raw.request.url or url, label, headers, body, response, retry_count)
         return self._finish(response, method, retry_count, observed, headers)
 
     def _finish(
@@ -842,7 +842,7 @@ def _masked(name: str, value: str) -> str:
     return "***" if name.lower() in _SECRET_HEADERS else value
 
 
-def _dump(
+def dump_exchange(
     url: str,
     label: str,
     headers: Mapping[str, str],

@@ -179,3 +179,30 @@ def test_every_encoding_it_accepts_is_decoded(serve: Serve) -> None:
     assert "zstd" in server.requests[0].decode().split("Accept-Encoding: ")[1].split("\r\n")[0]
     assert isinstance(broken, Exception) and "POST /api/v1/x" in str(broken)
     assert "zstd" in str(broken)
+
+
+def test_the_dump_covers_asyncio_requests_with_secrets_masked(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # TINKEX_DUMP_HEADERS=1 must show the samples too (they go through this transport).
+    import logging
+
+    server = RawServer([b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Request-Id: r-9\r\n\r\n{}"])
+    try:
+        settings = ClientSettings.resolve(
+            base_url=f"http://127.0.0.1:{server.port}",
+            api_key="tml-very-secret-key",
+            environ={"TINKEX_DUMP_HEADERS": "1"},
+        )
+        caplog.set_level(logging.INFO, logger="tinkex.wire")
+        (answer,) = _run(Transport(settings), 1)
+    finally:
+        server.close()
+    assert answer.json() == {}
+    (record,) = [r for r in caplog.records if r.name == "tinkex.wire"]
+    dump = record.getMessage()
+    assert dump.startswith(f"> POST http://127.0.0.1:{server.port}/api/v1/x (attempt 0)")
+    assert ">   X-API-Key: ***" in dump and "tml-very-secret-key" not in dump
+    assert (
+        ">   (7 bytes)" in dump and "< 200 in " in dump and "<   x-request-id: r-9" in dump.lower()
+    )
