@@ -382,22 +382,7 @@ def poll_future(
         while True:
             run.check()
             answer = run.retrieve(state, timeout, accept, create_roundtrip_time)
-            now = clock()
-            run.warn_if_long(now - run.started, answer)
-            action = next_action(
-                state,
-                answer,
-                now=now,
-                policy=policy,
-                request_id=request_id,
-                request_type=request_type,
-            )
-            if action.queue_state is not None:
-                run.report(*action.queue_state)
-            run.report_error(answer, action)
-            if isinstance(action, Fail):
-                outcome = action.outcome
-                raise action.error from action.cause
+            action = run.next(state, answer, policy)
             if isinstance(action, Finish):
                 result = run.decode(decode, action.response)
                 outcome = "ok"
@@ -410,6 +395,9 @@ def poll_future(
     except CancelledError:
         outcome = "cancelled"
         raise
+    except _Failed as failed:
+        outcome = failed.outcome
+        raise failed.error from failed.cause
     finally:
         run.finish(outcome)
 
@@ -460,22 +448,7 @@ async def apoll_future(
             except (APIStatusError, APIConnectionError) as exc:
                 answer = exc
             run.polls += 1
-            now = clock()
-            run.warn_if_long(now - run.started, answer)
-            action = next_action(
-                state,
-                answer,
-                now=now,
-                policy=policy,
-                request_id=request_id,
-                request_type=request_type,
-            )
-            if action.queue_state is not None:
-                run.report(*action.queue_state)
-            run.report_error(answer, action)
-            if isinstance(action, Fail):
-                outcome = action.outcome
-                raise action.error from action.cause
+            action = run.next(state, answer, policy)
             if isinstance(action, Finish):
                 result = run.decode(decode, action.response)
                 outcome = "ok"
@@ -492,8 +465,21 @@ async def apoll_future(
     except (CancelledError, asyncio.CancelledError):
         outcome = "cancelled"
         raise
+    except _Failed as failed:
+        outcome = failed.outcome
+        raise failed.error from failed.cause
     finally:
         run.finish(outcome)
+
+
+class _Failed(Exception):
+    """Carries a :class:`Fail` action out of :meth:`_PollRun.next` to the poll loop."""
+
+    def __init__(self, action: Fail) -> None:
+        super().__init__(action.error)
+        self.outcome = action.outcome
+        self.error = action.error
+        self.cause = action.cause
 
 
 class _PollRun:
@@ -524,6 +510,31 @@ class _PollRun:
         self.next_warning = WAIT_WARNING_AFTER
         self.clock = clock
         self.started = clock()
+
+    def next(
+        self,
+        state: PollState,
+        answer: Response | APIStatusError | APIConnectionError,
+        policy: RetryPolicy,
+    ) -> Repoll | Finish:
+        """What to do after ``answer``, reported (long-wait warning, queue state, error
+        event); a :class:`Fail` is raised as :class:`_Failed` (both poll loops share this)."""
+        now = self.clock()
+        self.warn_if_long(now - self.started, answer)
+        action = next_action(
+            state,
+            answer,
+            now=now,
+            policy=policy,
+            request_id=self.request_id,
+            request_type=self.request_type,
+        )
+        if action.queue_state is not None:
+            self.report(*action.queue_state)
+        self.report_error(answer, action)
+        if isinstance(action, Fail):
+            raise _Failed(action)
+        return action
 
     def stopped(self) -> bool:
         return self.stop.is_set() or (self.future is not None and self.future.cancelled())
