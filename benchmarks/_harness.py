@@ -153,6 +153,11 @@ class ClientRun:
 class ClientError(RuntimeError):
     """A client process failed, timed out, or printed no RESULT line."""
 
+    def __init__(self, message: str, returncode: int | None = None) -> None:
+        super().__init__(message)
+        #: the client's exit status when it exited non-zero, else None
+        self.returncode = returncode
+
 
 def run_client(
     argv: list[str], env: dict[str, str], *, timeout: float, wrap: list[str] | None = None
@@ -188,7 +193,10 @@ def run_client(
             f"client `{where}` ran past {timeout:.0f} s and was killed:\n{stderr[-3000:]}"
         )
     if process.returncode != 0:
-        raise ClientError(f"client `{where}` exited with {process.returncode}:\n{stderr[-3000:]}")
+        raise ClientError(
+            f"client `{where}` exited with {process.returncode}:\n{stderr[-3000:]}",
+            returncode=process.returncode,
+        )
     record = None
     for line in stdout.splitlines():
         if line.startswith(RESULT_PREFIX):

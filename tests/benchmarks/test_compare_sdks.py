@@ -191,3 +191,45 @@ def test_hidden_package_looks_not_installed() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "hidden"
+
+
+class _FakeServer:
+    base_url = "http://127.0.0.1:9"
+
+    def cpu_seconds(self) -> float:
+        return 0.0
+
+
+@pytest.mark.parametrize("sdk", ["tinker", "tinkex"])
+def test_only_an_official_client_killed_by_sigabrt_is_run_once_more(
+    sdk: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    compare = _module("compare_sdks")
+    harness = _module("_harness")
+    workload = _module("_workloads").workloads(_module("_workloads").Sizes())[0]
+    run = harness.ClientRun(
+        record={"window": {"wall_s": 1.0, "cpu_user_s": 0.5, "cpu_sys_s": 0.1}, "count": 1},
+        process_wall_s=1.5,
+        process_cpu_user_s=0.6,
+        process_cpu_sys_s=0.1,
+        peak_rss_mb=50.0,
+        peak_threads=3,
+        stderr="",
+    )
+    calls: list[list[str]] = []
+
+    def run_client(argv: list[str], *args: object, **kwargs: object) -> object:
+        calls.append(argv)
+        if len(calls) == 1:
+            raise harness.ClientError("exited with -6", returncode=compare.OFFICIAL_ABORT)
+        return run
+
+    monkeypatch.setattr(harness, "run_client", run_client)
+    options = compare.ClientOptions(timeout=10, hide_torch=False)
+    if sdk == "tinker":
+        assert compare.measure(workload, sdk, _FakeServer(), options)[0] is run
+        assert len(calls) == 2 and calls[0] == calls[1]
+    else:
+        with pytest.raises(harness.ClientError, match="-6"):
+            compare.measure(workload, sdk, _FakeServer(), options)
+        assert len(calls) == 1

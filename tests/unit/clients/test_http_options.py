@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
 import tinkex
@@ -31,6 +30,7 @@ def test_timeout_retries_and_headers_reach_the_wire(fake: FakeTinker) -> None:
 
 
 def test_an_httpx_timeout_gives_read_and_connect(fake: FakeTinker) -> None:
+    httpx = pytest.importorskip("httpx")  # not a tinkex dependency (absent in the minimum venv)
     service = tinkex.ServiceClient(
         base_url=BASE_URL, api_key=API_KEY, timeout=httpx.Timeout(30.0, connect=2.0)
     )
