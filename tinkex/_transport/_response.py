@@ -1,4 +1,5 @@
-"""The response value the transport hands back to clients and pollers, and its Retry-After."""
+"""The response value the transport hands back to clients and pollers, and reading answers:
+``Retry-After``, error bodies, zstd-encoded bodies."""
 
 from __future__ import annotations
 
@@ -9,7 +10,14 @@ from typing import Any
 
 from tinkex._exceptions import APIResponseValidationError
 
-__all__ = ["PROTOBUF_CONTENT_TYPE", "Response", "parse_retry_after"]
+__all__ = [
+    "PROTOBUF_CONTENT_TYPE",
+    "Response",
+    "decode_error_body",
+    "decode_zstd",
+    "parse_retry_after",
+    "urllib3_decodes_zstd",
+]
 
 PROTOBUF_CONTENT_TYPE = "application/x-protobuf"
 
@@ -137,3 +145,41 @@ def parse_retry_after(headers: Any, *, now: float | None = None) -> float | None
     if value is None or not (0 < value <= _MAX_RETRY_AFTER):
         return None
     return value
+
+
+def decode_error_body(content: bytes) -> object | None:
+    """An error answer's body: its JSON value, else its text (None when empty)."""
+    if not content:
+        return None
+    try:
+        body: object = _json.loads(content)
+    except ValueError:
+        return content.decode("utf-8", errors="replace")
+    return body
+
+
+def urllib3_decodes_zstd() -> bool:
+    """Whether urllib3 decodes ``Content-Encoding: zstd`` itself (else :func:`decode_zstd`)."""
+    from urllib3.response import HTTPResponse
+
+    return "zstd" in HTTPResponse.CONTENT_DECODERS
+
+
+def decode_zstd(content: bytes, label: str) -> bytes:
+    """``content`` decoded from zstd (all frames); one that does not decode names ``label``."""
+    import io
+
+    import zstandard
+
+    try:
+        reader = zstandard.ZstdDecompressor().stream_reader(
+            io.BytesIO(content), read_across_frames=True
+        )
+        return reader.read()
+    except zstandard.ZstdError as exc:
+        raise APIResponseValidationError(
+            None,
+            None,
+            message=f"Response to {label} says Content-Encoding: zstd but does not decode: {exc}",
+            request=label,
+        ) from None

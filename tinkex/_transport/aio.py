@@ -2,10 +2,10 @@
 
 :class:`AsyncTransport` sends the same requests as its :class:`~tinkex._transport.Transport`
 — the same headers (``Transport._headers_and_body``), credential, rate-limit window,
-telemetry events and exceptions (``Transport._finish``) — but as coroutines on an
-:class:`~tinkex._ioloop.IOLoop`, so a thousand requests waiting for the server cost a
-thousand sockets, not a thousand threads. It speaks plain HTTP/1.1 (``Content-Length`` or
-chunked bodies, keep-alive) over TCP or TLS and nothing more: no proxies
+telemetry events (``tinkex._transport.events``) and exceptions (``Transport._finish``) — but
+as coroutines on an :class:`~tinkex._ioloop.IOLoop`, so a thousand requests waiting for the
+server cost a thousand sockets, not a thousand threads. It speaks plain HTTP/1.1
+(``Content-Length`` or chunked bodies, keep-alive) over TCP or TLS and nothing more: no proxies
 (:func:`supports` says when the threaded transport must be used instead), no redirects, no
 compression (none is asked for). Retries are the caller's (``RetryPolicy.arun``).
 """
@@ -20,8 +20,10 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from tinkex._exceptions import APIConnectionError, APITimeoutError, AuthenticationError
-from tinkex._transport._response import Response
-from tinkex._transport.transport import decode_zstd, dump_exchange, invalid_token
+from tinkex._transport._response import Response, decode_zstd
+from tinkex._transport.auth import invalid_token
+from tinkex._transport.events import emit_exception, emit_start
+from tinkex._transport.wire_dump import dump_exchange
 
 if TYPE_CHECKING:
     import ssl
@@ -163,7 +165,7 @@ class AsyncTransport:
     ) -> Response:
         transport = self._transport
         label = f"{method} {path}"
-        observed = transport._emit_start(method, path, 0, headers)
+        observed = emit_start(method, path, 0, headers)
         started = time.perf_counter()
         limiter = transport.rate_limiter
         while (remaining := limiter.remaining()) > 0:
@@ -183,12 +185,12 @@ class AsyncTransport:
             finally:
                 self._in_flight -= 1
         except TimeoutError as exc:
-            transport._emit_exception(method, path, 0, started, exc, headers)
+            emit_exception(method, path, 0, started, exc, headers)
             raise APITimeoutError(
                 label, message=f"Request timed out after {read_timeout:g} s: {label}"
             ) from exc
         except (OSError, EOFError, ValueError, asyncio.IncompleteReadError) as exc:
-            transport._emit_exception(method, path, 0, started, exc, headers)
+            emit_exception(method, path, 0, started, exc, headers)
             raise APIConnectionError(
                 message=f"Connection error on {label}: {type(exc).__name__}: {exc}",
                 request=label,

@@ -22,13 +22,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from tinkex._config import ClientSettings, run_credential_cmd
-from tinkex._exceptions import APIResponseValidationError, TinkerError
+from tinkex._exceptions import APIResponseValidationError, APIStatusError, TinkerError
 from tinkex._transport.retry import NO_RETRY
 
 if TYPE_CHECKING:
     from tinkex._transport.transport import Transport
 
-__all__ = ["JwtCredential", "decode_jwt_claims", "is_jwt"]
+__all__ = ["JwtCredential", "decode_jwt_claims", "invalid_token", "is_jwt"]
 
 TOKEN_PATH = "/api/v1/auth/token"
 
@@ -38,6 +38,14 @@ _MIN_REMAINING = 60.0
 def is_jwt(token: str) -> bool:
     """Whether ``token`` looks like a JWT (three base64url parts, header starting ``eyJ``)."""
     return token.startswith("eyJ") and token.count(".") == 2
+
+
+def invalid_token(exc: APIStatusError) -> bool:
+    """Whether a 401 says the JWT sent expired or was revoked (``WWW-Authenticate``
+    ``error="invalid_token"``): the transports then refresh it and replay the request once."""
+    headers = getattr(exc.response, "headers", None)
+    challenge = headers.get("WWW-Authenticate", "") if headers is not None else ""
+    return 'error="invalid_token"' in challenge
 
 
 def decode_jwt_claims(token: str) -> dict[str, Any]:

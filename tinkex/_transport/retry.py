@@ -17,8 +17,9 @@ compare and test. Every retry loop of tinkex asks such a value (docs/protocol.md
   a sample: resend the same ``seq_id`` on 429/402, and resubmit with a new one per ``RetryConfig``.
 * :data:`NO_RETRY` — one attempt (retrieve_future, heartbeats, telemetry ...).
 
-:meth:`RetryPolicy.run` / :meth:`RetryPolicy.call` is the loop that applies a policy (injectable
-sleep and clock, a stop event, a ``tinkex.http.retry`` event per retry). For code that drives
+:meth:`RetryPolicy.run` / :meth:`RetryPolicy.call` / :meth:`RetryPolicy.arun` apply a policy
+through ``tinkex._transport.retry_loop.RetryLoop`` (injectable sleep and clock, a stop event, a
+``tinkex.http.retry`` event per retry). For code that drives
 tenacity itself, ``policy.stop`` / ``policy.wait`` / ``policy.retry`` are the same rules as
 tenacity pieces (without the 402 pause, which tenacity cannot express). Importing this module
 does not import tenacity.
@@ -32,14 +33,11 @@ Example::
 
 from __future__ import annotations
 
-import contextvars
 import functools
-import logging
 import random
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from concurrent.futures import CancelledError
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
@@ -47,17 +45,8 @@ import attrs
 from tinkex._exceptions import APIConnectionError, APIStatusError, BillingError
 from tinkex._transport._response import parse_retry_after
 from tinkex._transport.diagnose import PermanentConnectionError
-from tinkex.telemetry import (
-    HTTP_RETRY,
-    RETRY_ATTEMPT_FAILED,
-    RETRY_ATTEMPT_START,
-    RETRY_ATTEMPT_STOP,
-    RetryAttemptFailedMetadata,
-    RetryAttemptMetadata,
-    RetryMetadata,
-    emit,
-    has_handlers,
-)
+from tinkex._transport.retry_loop import RetryLoop
+from tinkex.telemetry import HTTP_RETRY
 
 if TYPE_CHECKING:
     from tenacity.retry import retry_base
@@ -81,19 +70,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-
-logger = logging.getLogger("tinkex.retry")
-
-_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
-    "tinkex_retry_deadline", default=None
-)
-
-
-def retry_deadline() -> float | None:
-    """``time.monotonic()`` at which the outermost time-bounded retry loop running in this
-    context gives up, or None (for "retrying for N more minutes" warnings)."""
-    return _DEADLINE.get()
-
 
 #: Statuses every layer treats as transient (plus any 5xx).
 RETRYABLE_STATUSES: frozenset[int] = frozenset({408, 409, 429})
@@ -181,15 +157,6 @@ class RetryDecision:
     def exhausted(self) -> bool:
         """The failure was retryable but the budget is spent."""
         return self.reason == "exhausted"
-
-
-def _attempts_watched() -> bool:
-    """Whether any handler listens to the ``tinkex.retry.attempt.*`` events."""
-    return (
-        has_handlers(RETRY_ATTEMPT_START)
-        or has_handlers(RETRY_ATTEMPT_STOP)
-        or has_handlers(RETRY_ATTEMPT_FAILED)
-    )
 
 
 @attrs.frozen(slots=False)
@@ -367,78 +334,19 @@ class RetryPolicy:
             The last exception when it is not retryable or the budget is spent.
             concurrent.futures.CancelledError: ``stop_event`` was set.
         """
-        state = RetryState(started=clock())
-        deadline_token = None
-        if self.max_elapsed is not None and _DEADLINE.get() is None:
-            # The outermost time-bounded loop says when retrying ends (for retry warnings).
-            deadline_token = _DEADLINE.set(time.monotonic() + self.max_elapsed)
-        try:
-            return self._run(
-                attempt,
-                state,
-                describe,
-                sleep,
-                clock,
-                stop_event,
-                rng,
-                event,
-                event_extra,
-                give_up,
-                attempt_events,
-            )
-        finally:
-            if deadline_token is not None:
-                _DEADLINE.reset(deadline_token)
-
-    def _run(
-        self,
-        attempt: Callable[[], T],
-        state: RetryState,
-        describe: str | None,
-        sleep: Callable[[float], object] | None,
-        clock: Callable[[], float],
-        stop_event: threading.Event | None,
-        rng: random.Random | None,
-        event: str | None,
-        event_extra: Callable[[BaseException, int], Mapping[str, Any]] | None,
-        give_up: Callable[[BaseException], BaseException] | None,
-        attempt_events: bool,
-    ) -> T:
-        attempts = 0
-        while True:
-            if stop_event is not None and stop_event.is_set():
-                raise CancelledError(f"{describe or 'call'} cancelled: client is closing")
-            attempt_meta: RetryAttemptMetadata | None = None
-            if attempt_events and _attempts_watched():
-                attempt_meta = {"policy": self.name, "request": describe, "attempt": attempts}
-                if has_handlers(RETRY_ATTEMPT_START):
-                    emit(RETRY_ATTEMPT_START, {"system_time": time.time()}, attempt_meta)
-            began = clock()
-            attempts += 1
-            try:
-                result = attempt()
-            except Exception as exc:
-                decision = self.decide(exc, state, clock(), rng)
-                if not decision.retry:
-                    if attempt_meta is not None and has_handlers(RETRY_ATTEMPT_FAILED):
-                        failed: RetryAttemptFailedMetadata = {
-                            **attempt_meta,
-                            "error": type(exc).__name__,
-                            "status": getattr(exc, "status_code", None),
-                            "reason": decision.reason,
-                        }
-                        emit(RETRY_ATTEMPT_FAILED, {"duration": clock() - began}, failed)
-                    if decision.exhausted and give_up is not None:
-                        raise give_up(exc) from exc
-                    raise
-                if decision.reason == "retry":
-                    self._report(exc, decision, describe, event, event_extra)
-                _wait(decision.delay, sleep, stop_event)
-                state = decision.state
-            else:
-                if attempt_meta is not None and has_handlers(RETRY_ATTEMPT_STOP):
-                    emit(RETRY_ATTEMPT_STOP, {"duration": clock() - began}, attempt_meta)
-                return result
+        loop = RetryLoop(
+            self,
+            describe=describe,
+            sleep=sleep,
+            clock=clock,
+            stop_event=stop_event,
+            rng=rng,
+            event=event,
+            event_extra=event_extra,
+            give_up=give_up,
+            attempt_events=attempt_events,
+        )
+        return loop.run(attempt, RetryState(started=clock()))
 
     async def arun(
         self,
@@ -459,25 +367,10 @@ class RetryPolicy:
             The last exception when it is not retryable or the budget is spent.
             concurrent.futures.CancelledError: ``stop_event`` was set.
         """
-        import asyncio
-
-        state = RetryState(started=clock())
-        while True:
-            if stop_event is not None and stop_event.is_set():
-                raise CancelledError(f"{describe or 'call'} cancelled: client is closing")
-            try:
-                return await attempt()
-            except Exception as exc:
-                decision = self.decide(exc, state, clock())
-                if not decision.retry:
-                    if decision.exhausted and give_up is not None:
-                        raise give_up(exc) from exc
-                    raise
-                if decision.reason == "retry":
-                    self._report(exc, decision, describe, HTTP_RETRY, None)
-                if decision.delay > 0:
-                    await asyncio.sleep(decision.delay)
-                state = decision.state
+        loop = RetryLoop(
+            self, describe=describe, clock=clock, stop_event=stop_event, give_up=give_up
+        )
+        return await loop.arun(attempt, RetryState(started=clock()))
 
     def call(
         self,
@@ -496,37 +389,6 @@ class RetryPolicy:
             sleep=sleep,
             clock=clock,
             stop_event=stop_event,
-        )
-
-    def _report(
-        self,
-        exc: BaseException,
-        decision: RetryDecision,
-        describe: str | None,
-        event: str | None,
-        event_extra: Callable[[BaseException, int], Mapping[str, Any]] | None,
-    ) -> None:
-        attempt = decision.state.retries  # the number of the attempt that just failed
-        if event is not None and has_handlers(event):
-            method, _, path = (describe or "").partition(" ")
-            is_request = path.startswith("/")
-            metadata: RetryMetadata = {
-                "policy": self.name,
-                "request": describe,
-                "method": method if is_request else None,
-                "path": path if is_request else None,
-                "error": type(exc).__name__,
-                "status": getattr(exc, "status_code", None),
-            }
-            extra = event_extra(exc, attempt) if event_extra is not None else {}
-            emit(event, {"delay": decision.delay, "attempt": float(attempt)}, {**metadata, **extra})
-        logger.debug(
-            "%s: retrying %s after %s (attempt %d) in %.2f s",
-            self.name,
-            describe or "call",
-            type(exc).__name__,
-            attempt,
-            decision.delay,
         )
 
     # ---- tenacity pieces (built lazily, for driving tenacity yourself) ---------------------
@@ -585,17 +447,6 @@ class RetryPolicy:
             jitter=float(getattr(config, "jitter_factor", 0.25)),
             symmetric_jitter=True,
         )
-
-
-def _wait(
-    seconds: float, sleep: Callable[[float], object] | None, stop_event: threading.Event | None
-) -> None:
-    if sleep is not None:
-        sleep(seconds)
-    elif stop_event is not None:
-        stop_event.wait(seconds)
-    elif seconds > 0:
-        time.sleep(seconds)
 
 
 def _build_wait(policy: RetryPolicy) -> wait_base:
@@ -680,16 +531,8 @@ def poll_retry_policy(billing_max_pause: float = BILLING_MAX_PAUSE) -> RetryPoli
     row); a 402 pauses 5 s, for up to ``billing_max_pause`` s of continuous 402s. Every other
     answer is decided by the poller's own table.
     """
-    return RetryPolicy(
-        name="poll",
-        max_retries=None,
-        retry_statuses=frozenset({429}),
-        retry_server_errors=False,
-        backoff_initial=1.0,
-        backoff_max=30.0,
-        jitter=0.0,
-        billing_pause=BILLING_PAUSE,
-        billing_max_pause=billing_max_pause,
+    return _throttled(
+        "poll", billing_max_pause, BILLING_PAUSE, backoff_initial=1.0, backoff_max=30.0
     )
 
 
@@ -703,13 +546,35 @@ def sample_submission_policy(
     back-off window has passed); a 402 pauses ``billing_pause`` s, for up to
     ``billing_max_pause`` s. Anything else goes to the sample's ``RetryConfig`` policy.
     """
+    return _throttled(
+        "sample_submission",
+        billing_max_pause,
+        billing_pause,
+        backoff_initial=0.0,
+        retry_connection_errors=False,
+    )
+
+
+def _throttled(
+    name: str,
+    billing_max_pause: float,
+    billing_pause: float,
+    *,
+    backoff_initial: float,
+    backoff_max: float = 10.0,
+    retry_connection_errors: bool = True,
+) -> RetryPolicy:
+    """A policy for throttling answers only: 429s (and connection errors, unless told not
+    to) retried without a limit and without jitter, 402s paused; any other failure is the
+    caller's."""
     return RetryPolicy(
-        name="sample_submission",
+        name=name,
         max_retries=None,
         retry_statuses=frozenset({429}),
         retry_server_errors=False,
-        retry_connection_errors=False,
-        backoff_initial=0.0,
+        retry_connection_errors=retry_connection_errors,
+        backoff_initial=backoff_initial,
+        backoff_max=backoff_max,
         jitter=0.0,
         billing_pause=billing_pause,
         billing_max_pause=billing_max_pause,

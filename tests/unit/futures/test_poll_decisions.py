@@ -17,7 +17,7 @@ from tinkex._exceptions import (
     make_status_error,
 )
 from tinkex._futures import QueueState
-from tinkex._poller import Fail, Finish, PollAction, PollState, Repoll, next_action
+from tinkex._poll_table import Fail, Finish, PollAction, PollState, Repoll, next_action
 from tinkex._transport import Response
 from tinkex._transport.retry import RetryState, poll_retry_policy
 
@@ -185,7 +185,7 @@ def test_the_decision_is_pure() -> None:
 def test_no_answer_for_the_unreachable_limit_fails_naming_the_request() -> None:
     """A poller that gets no HTTP answer at all does not retry forever (the official SDK
     does): after UNREACHABLE_LIMIT seconds of connection errors in a row it fails."""
-    from tinkex._poller import UNREACHABLE_LIMIT
+    from tinkex._poll_table import UNREACHABLE_LIMIT
 
     down = APIConnectionError("POST /api/v1/retrieve_future", message="connection refused")
     first = decide(down, now=100.0)

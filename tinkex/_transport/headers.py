@@ -1,0 +1,164 @@
+"""The headers every request carries, and how a request's header set is put together.
+
+:func:`request_headers_and_body` is the one place both transports (threaded and asyncio) build
+a request's headers and body from: the transport's static headers (API key, ``User-Agent``,
+``Accept-Encoding``, the ``X-Stainless-*`` platform headers, Cloudflare access headers), the
+per-request ones (``Accept``, ``Content-Type``, ``X-Idempotency-Key``, ``x-sdk-*``), the
+caller's, the settings' ``default_headers`` last, and W3C trace context when OpenTelemetry is
+in use (docs/protocol.md, "Transport").
+"""
+
+from __future__ import annotations
+
+import json as _json
+import logging
+import platform
+import sys
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from tinkex._exceptions import TinkerError
+from tinkex._transport.sdk_method import current_sdk_method
+from tinkex._version import TINKER_SDK_VERSION, __version__
+
+__all__ = [
+    "ACCEPT_ENCODING",
+    "USER_AGENT",
+    "check_header",
+    "merge_headers",
+    "platform_headers",
+    "request_headers_and_body",
+]
+
+logger = logging.getLogger("tinkex.transport")
+
+USER_AGENT = (
+    f"tinkex/{__version__} (tinker-api/{TINKER_SDK_VERSION}; Python/{platform.python_version()})"
+)
+#: What the official SDK advertises; zstd answers are decoded with ``zstandard`` when urllib3
+#: cannot (docs/protocol.md, "Transport").
+ACCEPT_ENCODING = "gzip, deflate, zstd"
+
+# Canonical spelling of the headers we set, so a caller's "accept" replaces our "Accept".
+_CANONICAL = {
+    name.lower(): name
+    for name in (
+        "X-API-Key",
+        "User-Agent",
+        "Accept",
+        "Accept-Encoding",
+        "Content-Type",
+        "X-Idempotency-Key",
+        "x-stainless-retry-count",
+        "x-stainless-read-timeout",
+        "CF-Access-Client-Id",
+        "CF-Access-Client-Secret",
+        "x-sdk-version",
+        "x-sdk-method",
+    )
+}
+
+_OS_NAMES = {"linux": "Linux", "darwin": "MacOS", "windows": "Windows", "freebsd": "FreeBSD"}
+_ARCH_NAMES = {
+    "x86_64": "x64",
+    "amd64": "x64",
+    "i386": "x32",
+    "i686": "x32",
+    "arm64": "arm64",
+    "aarch64": "arm64",
+}
+
+
+def platform_headers() -> dict[str, str]:
+    """The ``X-Stainless-*`` platform headers the official SDK sends, with this process's values.
+
+    The package version is the API version tinkex speaks (0.38.0); ``X-Stainless-Async`` is
+    ``false`` because tinkex's clients are synchronous (thread pools), as in Stainless's own
+    synchronous clients.
+    """
+    system = platform.system()
+    machine = platform.machine()
+    arch = _ARCH_NAMES.get(machine.lower())
+    if arch is None:
+        arch = "arm" if machine.lower().startswith("arm") else f"other:{machine}"
+    return {
+        "X-Stainless-Package-Version": TINKER_SDK_VERSION,
+        "X-Stainless-OS": _OS_NAMES.get(system.lower(), f"Other:{system}"),
+        "X-Stainless-Arch": arch,
+        "X-Stainless-Runtime": platform.python_implementation(),
+        "X-Stainless-Runtime-Version": platform.python_version(),
+        "X-Stainless-Async": "false",
+    }
+
+
+def check_header(name: str, value: str) -> None:
+    """Reject a header that would break the request line up (CR/LF, bad name).
+
+    Headers are sent as given (see ``Sender.prepare``), so this is checked once, for the
+    configured ones. The message names the header, never its value (it may be a secret).
+    """
+    if not name or any(c in name for c in "\r\n: ") or "\r" in value or "\n" in value:
+        raise TinkerError(
+            f"Invalid HTTP header {name!r}: names must be non-empty tokens and values must not "
+            "contain line breaks; check default_headers and the API key for stray newlines."
+        )
+
+
+def merge_headers(target: dict[str, str], extra: Mapping[str, str]) -> None:
+    """Add ``extra`` to ``target``; a name we set is replaced whatever its case."""
+    for key, value in extra.items():
+        target[_CANONICAL.get(key.lower(), key)] = value
+
+
+def format_seconds(seconds: float) -> str:
+    """``60`` for 60.0, ``2.5`` for 2.5: the spelling of ``x-stainless-read-timeout``."""
+    return str(int(seconds)) if float(seconds).is_integer() else repr(float(seconds))
+
+
+def request_headers_and_body(
+    base_headers: Mapping[str, str],
+    default_headers: Mapping[str, str],
+    method: str,
+    json: Any,
+    content: bytes | None,
+    content_type: str | None,
+    headers: Mapping[str, str] | None,
+    accept: str,
+    read_timeout: float,
+) -> tuple[dict[str, str], bytes | None]:
+    """The headers and body of one request (every HTTP-layer retry of it sends the same)."""
+    request_headers = dict(base_headers)
+    request_headers["Accept"] = accept
+    request_headers["x-stainless-read-timeout"] = format_seconds(read_timeout)
+    body: bytes | None = None
+    if method != "GET":
+        if json is not None:
+            body = _json.dumps(json, separators=(",", ":"), ensure_ascii=False).encode()
+        elif content is not None:
+            body = content
+        request_headers["Content-Type"] = content_type or "application/json"
+        # One key per call, reused by every HTTP-layer retry of it.
+        request_headers["X-Idempotency-Key"] = f"tinkex-retry-{uuid.uuid4()}"
+    sdk_method = current_sdk_method()
+    if sdk_method is not None:
+        request_headers["x-sdk-version"] = TINKER_SDK_VERSION
+        request_headers["x-sdk-method"] = sdk_method
+    if headers:
+        merge_headers(request_headers, headers)
+    if default_headers:
+        merge_headers(request_headers, default_headers)
+    inject_trace_context(request_headers)
+    return request_headers, body
+
+
+def inject_trace_context(headers: dict[str, str]) -> None:
+    """W3C ``traceparent``/``tracestate`` of the current OpenTelemetry span, when the
+    application uses OpenTelemetry (already imported: tinkex never imports it)."""
+    propagate = sys.modules.get("opentelemetry.propagate")
+    if propagate is None:
+        return
+    try:
+        propagate.inject(headers)
+    except Exception:  # tracing must never break a request
+        logger.debug("OpenTelemetry context not injected", exc_info=True)

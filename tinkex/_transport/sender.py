@@ -1,0 +1,202 @@
+"""One ``requests.Session`` and how a request goes over it: pool, preparation, redirects.
+
+:class:`Sender` is the only code that touches ``requests``. It mounts an ``HTTPAdapter`` whose
+pool holds ``settings.max_connections`` connections and never retries (retries are
+``RetryPolicy``'s), resolves the environment (proxies, CA bundle) once, fills prepared requests
+in directly (``Session.request`` would re-merge settings on every call), and follows redirects
+within the API's origin only (docs/protocol.md, "Redirects"). ``requests`` is imported when the
+first sender is built.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode, urljoin, urlsplit
+
+from tinkex._config import ClientSettings
+from tinkex._exceptions import APIStatusError
+
+if TYPE_CHECKING:
+    import requests
+
+__all__ = ["MAX_REDIRECTS", "Sender"]
+
+#: Same-origin redirects followed for one request before giving up (docs/protocol.md, "Redirects").
+MAX_REDIRECTS = 5
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+# Characters that may appear unescaped in our URLs; anything else goes through requote_uri.
+_NEEDS_QUOTING = re.compile(r"[^A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]")
+
+
+class Sender:
+    """Sends prepared requests to ``base_url`` over one ``requests.Session``.
+
+    Args:
+        settings: resolved client settings (pool size).
+        base_url: the API's URL; redirects are followed within its origin only.
+        session: a ``requests.Session`` to use instead of a new one (tests).
+    """
+
+    def __init__(
+        self, settings: ClientSettings, base_url: str, session: requests.Session | None = None
+    ) -> None:
+        import requests
+        import requests.adapters
+
+        self.base_url = base_url
+        self.session = session if session is not None else requests.Session()
+        adapter = requests.adapters.HTTPAdapter(
+            pool_connections=4,
+            pool_maxsize=settings.max_connections,
+            max_retries=0,  # retries are ours (RetryPolicy), never urllib3's
+        )
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        # Environment lookups (proxies, CA bundle, netrc) cost tens of microseconds per request
+        # when requests does them itself (trust_env); do them once here instead.
+        if self.session.trust_env:
+            self.session.proxies.update(requests.utils.get_environ_proxies(base_url))
+            bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+            if bundle:
+                self.session.verify = bundle
+            self.session.trust_env = False
+        self._prepared_cls = requests.PreparedRequest
+        self._headers_cls = requests.structures.CaseInsensitiveDict
+        self._requote = requests.utils.requote_uri
+        self.send_kwargs: dict[str, Any] = {
+            "stream": False,
+            "verify": self.session.verify,
+            "cert": self.session.cert,
+            "proxies": dict(self.session.proxies),
+            # Redirects are decided by send() (same origin only), never by requests,
+            # which would carry X-API-Key to any origin a 3xx names.
+            "allow_redirects": False,
+        }
+        #: What ``requests`` raises for a timeout, and for any other failure to get an answer.
+        self.timeout_exc: type[BaseException] = requests.Timeout
+        self.request_exc: type[BaseException] = requests.RequestException
+
+    def close(self) -> None:
+        """Close the session's connections."""
+        self.session.close()
+
+    def send(
+        self,
+        method: str,
+        url: str,
+        label: str,
+        headers: dict[str, str],
+        body: bytes | None,
+        params: Mapping[str, Any] | None,
+        timeouts: tuple[float, float],
+    ) -> requests.Response:
+        """Send, following redirects within the API's origin only (docs/protocol.md, "Redirects").
+
+        307/308 keep the method and body; 301/302/303 are followed for GET only (a POST turned
+        into a GET would be a different request). Any other redirect, one to another origin
+        (the credentials would go with it) and more than ``MAX_REDIRECTS`` hops raise an
+        ``APIStatusError`` of the 3xx status naming the request and the ``Location``.
+        """
+        for _ in range(MAX_REDIRECTS + 1):
+            raw = self.session.send(
+                self.prepare(method, url, headers, body, params),
+                timeout=timeouts,
+                **self.send_kwargs,
+            )
+            status = raw.status_code
+            if status not in _REDIRECT_STATUSES:
+                return raw
+            raw.close()
+            url = self._redirect_target(method, url, label, status, raw.headers.get("location"))
+            params = None
+        raise _redirect_error(
+            status, label, url, f"more than {MAX_REDIRECTS} redirects; check the server."
+        )
+
+    def _redirect_target(
+        self, method: str, url: str, label: str, status: int, location: str | None
+    ) -> str:
+        """Where a ``status`` answer to ``url`` sends us; raises when it must not be followed."""
+        if not location:
+            raise _redirect_error(status, label, None, "cannot follow it.")
+        target = urljoin(url, location)
+        if _origin(target) != _origin(self.base_url):
+            scheme, host, port = _origin(target)
+            raise _redirect_error(
+                status,
+                label,
+                target,
+                "tinkex does not follow redirects to another origin, so the API key is not "
+                f"sent there. If {scheme}://{host}:{port} is the Tinker API, set base_url "
+                "(or TINKER_BASE_URL) to it.",
+            )
+        if status in (301, 302, 303) and method != "GET":
+            raise _redirect_error(
+                status,
+                label,
+                target,
+                f"a {status} would turn this {method} into a GET, so it is not followed; "
+                "check base_url (or TINKER_BASE_URL) and the server's routing.",
+            )
+        return target
+
+    def prepare(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        body: bytes | None,
+        params: Mapping[str, Any] | None,
+    ) -> requests.PreparedRequest:
+        """The prepared request, filled in directly.
+
+        ``Session.request()`` re-merges session settings on every call, and in recent requests
+        versions that merge goes through runtime-checkable Protocol isinstance checks costing
+        ~100 us per request. Our inputs are already normalised (URL built from a validated base
+        URL, headers from our own code and validated settings, body already bytes).
+        """
+        prepared = self._prepared_cls()
+        prepared.method = method
+        if params:
+            url = f"{url}?{urlencode(params, doseq=True)}"
+        if _NEEDS_QUOTING.search(url):
+            url = self._requote(url)
+        prepared.url = url
+        prepared.headers = self._headers_cls(headers)
+        if body is not None:
+            prepared.headers["Content-Length"] = str(len(body))
+        elif method not in ("GET", "HEAD"):
+            prepared.headers["Content-Length"] = "0"
+        prepared.body = body
+        if self.session.cookies:
+            prepared.prepare_cookies(self.session.cookies)
+        else:
+            # requests reads the jar when an answer is a redirect (to offer ``Response.next``),
+            # even with allow_redirects=False: a prepared request without one crashes there.
+            prepared._cookies = self.session.cookies  # type: ignore[attr-defined]
+        return prepared
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(scheme)
+
+
+def _without_query(url: str) -> str:
+    # Signed URLs carry their secrets in the query: never put it into a message.
+    parts = urlsplit(url)
+    return parts._replace(query="", fragment="").geturl()
+
+
+def _redirect_error(status: int, label: str, location: str | None, why: str) -> APIStatusError:
+    where = f" to {_without_query(location)}" if location else " with no Location header"
+    return APIStatusError(
+        f"{label} was redirected ({status}){where}: {why}",
+        status_code=status,
+        request=label,
+    )
