@@ -19,7 +19,12 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from tinkex._exceptions import APIConnectionError, APITimeoutError, AuthenticationError
+from tinkex._exceptions import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+)
 from tinkex._transport._response import Response, decode_zstd
 from tinkex._transport.auth import invalid_token
 from tinkex._transport.events import emit_exception, emit_start
@@ -115,7 +120,8 @@ class AsyncTransport:
         """Send ``method path`` once; the 2xx :class:`Response`, else the transport's exception.
 
         A 401 ``invalid_token`` with a JWT credential refreshes it and replays once, as the
-        threaded transport does.
+        threaded transport does; failures that a retry loop around this call goes on from
+        feed the transport's :class:`~tinkex._transport.retry_warning.RetryWarning`.
 
         Raises:
             APIStatusError: a non-2xx answer; APITimeoutError; APIConnectionError.
@@ -130,12 +136,19 @@ class AsyncTransport:
         if provider is not None and not (headers and "X-API-Key" in headers):
             request_headers["X-API-Key"] = provider(False)
         try:
-            return await self._send(method, path, request_headers, body, read_timeout)
+            response = await self._send(method, path, request_headers, body, read_timeout)
         except AuthenticationError as exc:
             if provider is None or not invalid_token(exc):
                 raise
             request_headers["X-API-Key"] = provider(True)
             return await self._send(method, path, request_headers, body, read_timeout)
+        except (APIConnectionError, APIStatusError) as exc:
+            # The caller's loop retries (RetryPolicy.arun publishes until when): the same
+            # "cannot reach ...; retrying" warning as the threaded transport's, and one streak.
+            transport.retry_warning.failed(exc, f"{method} {path}", None, 1)
+            raise
+        transport.retry_warning.succeeded()
+        return response
 
     @property
     def base_url(self) -> str:

@@ -359,9 +359,9 @@ class RetryPolicy:
     ) -> T:
         """:meth:`run` for a coroutine: ``await attempt()`` until it returns, waits awaited.
 
-        The same decisions (:meth:`decide`), telemetry event and ``give_up``; the waits are
-        ``asyncio.sleep`` (cancelling the task ends them), and ``stop_event`` is checked before
-        every attempt.
+        The same decisions (:meth:`decide`), telemetry event, ``give_up`` and published
+        deadline (for the retry warnings); the waits are ``asyncio.sleep`` (cancelling the
+        task ends them), and ``stop_event`` is checked before every attempt.
 
         Raises:
             The last exception when it is not retryable or the budget is spent.

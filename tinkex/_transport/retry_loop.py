@@ -120,23 +120,24 @@ class RetryLoop:
 
     async def arun(self, attempt: Callable[[], Awaitable[T]], state: RetryState) -> T:
         """:meth:`run` for a coroutine: waits are ``asyncio.sleep`` (task cancellation ends
-        them); no attempt events."""
+        them); no attempt events. The deadline is published in the task's context."""
         import asyncio
 
-        while True:
-            self._check_stop()
-            try:
-                return await attempt()
-            except Exception as exc:
-                decision = self.policy.decide(exc, state, self.clock())
-                if not decision.retry:
-                    if decision.exhausted and self.give_up is not None:
-                        raise self.give_up(exc) from exc
-                    raise
-                self._retrying(exc, decision)
-                if decision.delay > 0:
-                    await asyncio.sleep(decision.delay)
-                state = decision.state
+        with _deadline_of(self.policy):
+            while True:
+                self._check_stop()
+                try:
+                    return await attempt()
+                except Exception as exc:
+                    decision = self.policy.decide(exc, state, self.clock())
+                    if not decision.retry:
+                        if decision.exhausted and self.give_up is not None:
+                            raise self.give_up(exc) from exc
+                        raise
+                    self._retrying(exc, decision)
+                    if decision.delay > 0:
+                        await asyncio.sleep(decision.delay)
+                    state = decision.state
 
     def _check_stop(self) -> None:
         if self.stop_event is not None and self.stop_event.is_set():

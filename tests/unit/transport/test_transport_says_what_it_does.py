@@ -4,8 +4,10 @@ real sockets on 127.0.0.1: warnings while retrying, failing fast where retrying 
 
 from __future__ import annotations
 
+import asyncio
 import http.server
 import logging
+import re
 import socket
 import threading
 import time
@@ -15,9 +17,10 @@ import pytest
 
 import tinkex
 from tinkex._config import ClientSettings, configure_logging
-from tinkex._exceptions import APIConnectionError, APIResponseValidationError
+from tinkex._exceptions import APIConnectionError, APIError, APIResponseValidationError
 from tinkex._server_check import NotATinkerAPIError
-from tinkex._transport import NO_RETRY, RateLimiter, Transport
+from tinkex._transport import NO_RETRY, RateLimiter, Response, RetryPolicy, Transport
+from tinkex._transport.aio import AsyncTransport
 from tinkex._transport.diagnose import PermanentConnectionError
 from tinkex._transport.retry import holder_retry_policy, http_retry_policy
 
@@ -173,3 +176,118 @@ def test_tinker_log_configures_the_tinkex_logger() -> None:
     finally:
         logger.handlers[:] = saved[1]
         logger.setLevel(saved[0])
+
+
+class TickClock:
+    """A monotonic clock that moves ``step`` seconds each time it is read."""
+
+    def __init__(self, step: float) -> None:
+        self.now, self.step = 0.0, step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+def sample_like_policy(max_elapsed: float | None) -> RetryPolicy:
+    """What ``RetryPolicy.from_retry_config`` builds for samples, without the real waits."""
+    return RetryPolicy(
+        name="sample",
+        max_retries=None,
+        max_elapsed=max_elapsed,
+        retry_connection_errors=False,
+        retry_exceptions=(APIConnectionError,),
+        backoff_initial=0.0,
+        jitter=0.0,
+    )
+
+
+def retry_asample_over_asyncio(url: str, clock: TickClock, policy: RetryPolicy) -> int:
+    """Run ``POST /api/v1/asample`` over the asyncio transport under ``policy`` (as
+    ``SamplingClient._sample_async`` does) until it gives up; the number of attempts."""
+    transport = Transport(
+        ClientSettings(base_url=url, api_key="tml-x"), rate_limiter=RateLimiter(), clock=clock
+    )
+    attempts = 0
+
+    async def main() -> None:
+        aio = AsyncTransport(transport, 4)
+
+        async def attempt() -> Response:
+            nonlocal attempts
+            attempts += 1
+            return await aio.request("POST", "/api/v1/asample", json={})
+
+        try:
+            with pytest.raises(APIError):
+                await policy.arun(attempt, describe="POST /api/v1/asample", clock=clock)
+        finally:
+            await aio.close()
+
+    with transport:
+        asyncio.run(main())
+    return attempts
+
+
+def transport_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "tinkex.transport"]
+
+
+def test_asyncio_requests_warn_while_retrying_with_url_cause_and_time_left(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="tinkex")
+    url = f"http://127.0.0.1:{free_port()}"
+    attempts = retry_asample_over_asyncio(url, TickClock(3.0), sample_like_policy(240.0))
+    warnings = transport_warnings(caplog)
+    assert attempts >= 20
+    assert 2 <= len(warnings) < attempts  # once per 10 s of failures, not once per attempt
+    assert warnings[0].startswith(f"cannot reach {url} (POST /api/v1/asample)")
+    assert "connection refused" in warnings[0]
+    assert "retrying for 4 minutes more" in warnings[0]
+
+
+def test_asyncio_server_errors_warn_too(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="tinkex")
+    body = b'{"detail": "overloaded"}'
+    answer = (
+        b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = re.search(rb"(?i)content-length: *(\d+)", head)
+                await reader.readexactly(int(length.group(1)) if length else 0)
+                writer.write(answer)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    loop = asyncio.new_event_loop()
+    server = loop.run_until_complete(asyncio.start_server(handle, "127.0.0.1", 0))
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        attempts = retry_asample_over_asyncio(url, TickClock(3.0), sample_like_policy(60.0))
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        server.close()
+        loop.close()
+    warnings = transport_warnings(caplog)
+    assert 1 <= len(warnings) < attempts
+    assert warnings[0].startswith(f"server error from {url} (POST /api/v1/asample): HTTP 503")
+    assert "; retrying for" in warnings[0]
+
+
+def test_asyncio_requests_nothing_retries_stay_quiet(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="tinkex")
+    url = f"http://127.0.0.1:{free_port()}"
+    # No time-bounded loop around it and none retrying: no "retrying" to announce.
+    attempts = retry_asample_over_asyncio(url, TickClock(20.0), NO_RETRY)
+    assert attempts == 1
+    assert transport_warnings(caplog) == []
