@@ -4,29 +4,32 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import CancelledError
 from typing import TYPE_CHECKING, Any
 
 from tinkex._deprecation import async_twin
-from tinkex._exceptions import APIConnectionError, RateLimitError
+from tinkex._exceptions import APIConnectionError
 from tinkex._futures import APIFuture
-from tinkex._poller import apoll_future
-from tinkex._transport import NO_RETRY, Response, estimate_sample_bytes, parse_retry_after
-from tinkex._transport.retry import BILLING_PAUSE, RetryPolicy, sample_submission_policy
+from tinkex._transport import estimate_sample_bytes
+from tinkex._transport.retry import RetryPolicy
 from tinkex._transport.sdk_method import public_method
 from tinkex.clients._backcompat import ClientFuture, client_names
+from tinkex.clients._sample_submit import (
+    ASAMPLE,
+    SampleCall,
+    SampleSeqIds,
+    sample_once,
+    sample_once_async,
+)
 from tinkex.lib.retry_handler import RetryConfig
 from tinkex.types import _sampling as smp
 from tinkex.types._converter import from_wire, to_wire
 from tinkex.types._model_input import ModelInput
-from tinkex.types._session import ClientConfigResponse, UntypedAPIFuture
+from tinkex.types._session import ClientConfigResponse
 from tinkex.types._tensor import TensorData
 
 if TYPE_CHECKING:
@@ -40,20 +43,6 @@ __all__ = ["BackcompatSamplingClientFuture", "SamplingClient"]
 logger = logging.getLogger("tinkex")
 _CLONE_STRIDE = 1_000_000_000
 _QUEUE_LOG_INTERVAL = 60.0
-#: The 402 pause of asample resends (the policy's; a module name so tests can shorten it).
-_BILLING_PAUSE = BILLING_PAUSE
-_ASAMPLE = "POST /api/v1/asample"
-#: x-sdk-method comes from the public method running (tinkex._transport.sdk_method).
-_ASAMPLE_HEADERS = {"X-Tinker-Sampling-Backpressure": "1"}
-
-
-def decode_sample(response: Response) -> smp.SampleResponse:
-    """A sample result from a protobuf or JSON answer."""
-    if response.is_protobuf:
-        from tinkex.types._proto import decode_sample_response
-
-        return decode_sample_response(response.content)
-    return from_wire(response.json(), smp.SampleResponse, request="retrieve_future")
 
 
 class SamplingClient:
@@ -221,59 +210,52 @@ class SamplingClient:
             prompt_logprobs_last_n=prompt_logprobs_last_n,
             record_stability_info=self.record_stability_info,
         )
-        body = to_wire(request)
-        nbytes = estimate_sample_bytes(prompt)
+        call = SampleCall(
+            body=to_wire(request),
+            nbytes=estimate_sample_bytes(prompt),
+            alt_k=prompt_alt_tokens_k,
+            last_n=prompt_logprobs_last_n,
+        )
         io = self.holder.io()
         if io is not None:
-            return self.holder.spawn(
-                self._sample_async, io[1], body, nbytes, prompt_alt_tokens_k, prompt_logprobs_last_n
-            )
-        return self.holder.run(
-            self._sample_with_retries,
-            body,
-            nbytes,
-            prompt_alt_tokens_k,
-            prompt_logprobs_last_n,
-            sampling=True,
-        )
+            return self.holder.spawn(self._sample_async, io[1], call)
+        return self.holder.run(self._sample_with_retries, call, sampling=True)
 
-    def _sample_with_retries(
-        self, body: dict[str, Any], nbytes: int, alt_k: int, last_n: int | None
-    ) -> smp.SampleResponse:
+    def _sample_with_retries(self, call: SampleCall) -> smp.SampleResponse:
+        """The call on a worker thread: attempts under the retry policy, within the slots."""
         policy = self._retry_policy()
-        seq_ids = _SampleSeqIds(self._next_seq_id)
+        seq_ids = SampleSeqIds(self._next_seq_id)
         with self._slots:
             result = policy.run(
-                lambda: self._sample_once(body, nbytes, seq_ids),
-                describe=_ASAMPLE,
-                stop_event=self.holder.stop_event,
-                # Retries are unlimited when on, so a spent budget is the progress timeout.
-                give_up=self._no_progress if policy.max_retries is None else None,
+                lambda: sample_once(self.holder, call, seq_ids, self.on_queue_state_change),
+                **self._retry_options(policy),
             )
-        return _checked(result, alt_k, last_n)
+        return call.checked(result)
 
-    async def _sample_async(
-        self,
-        aio: AsyncTransport,
-        body: dict[str, Any],
-        nbytes: int,
-        alt_k: int,
-        last_n: int | None,
-    ) -> smp.SampleResponse:
+    async def _sample_async(self, aio: AsyncTransport, call: SampleCall) -> smp.SampleResponse:
         """:meth:`_sample_with_retries` as a coroutine on the holder's I/O loop (no thread)."""
         policy = self._retry_policy()
-        seq_ids = _SampleSeqIds(self._next_seq_id)
+        seq_ids = SampleSeqIds(self._next_seq_id)
         slots = self._async_slots
         if slots is None:  # created on the loop's thread, the only one that uses it
             slots = self._async_slots = asyncio.Semaphore(self._limit)
         async with slots:
             result = await policy.arun(
-                lambda: self._sample_once_async(aio, body, nbytes, seq_ids),
-                describe=_ASAMPLE,
-                stop_event=self.holder.stop_event,
-                give_up=self._no_progress if policy.max_retries is None else None,
+                lambda: sample_once_async(
+                    self.holder, aio, call, seq_ids, self.on_queue_state_change
+                ),
+                **self._retry_options(policy),
             )
-        return _checked(result, alt_k, last_n)
+        return call.checked(result)
+
+    def _retry_options(self, policy: RetryPolicy) -> dict[str, Any]:
+        """The keyword arguments of ``policy.run``/``policy.arun`` for a sample's attempts."""
+        return {
+            "describe": ASAMPLE,
+            "stop_event": self.holder.stop_event,
+            # Retries are unlimited when on, so a spent budget is the progress timeout.
+            "give_up": self._no_progress if policy.max_retries is None else None,
+        }
 
     def _no_progress(self, exc: BaseException) -> BaseException:
         return APIConnectionError(
@@ -292,95 +274,6 @@ class SamplingClient:
                 stuck_detection=server.sample_enable_stuck_detection,
             )
         return policy
-
-    def _sample_once(
-        self, body: dict[str, Any], nbytes: int, seq_ids: _SampleSeqIds
-    ) -> smp.SampleResponse:
-        """One submission (resent on 429/402 under its ``seq_id``) and the poll of its result."""
-        holder = self.holder
-        seq_id = seq_ids.next()
-        body = {**body, "seq_id": seq_id}
-        started = time.monotonic()
-        allowance = holder.client_config().billing_exception_max_pause_duration_sec
-        resend = sample_submission_policy(float(allowance), billing_pause=_BILLING_PAUSE)
-        backoff = holder.sample_backoff()
-
-        def submit() -> Response:
-            backoff.wait(holder.stop_event)
-            try:
-                return holder.transport.request(
-                    "POST",
-                    "/api/v1/asample",
-                    json=body,
-                    headers=_ASAMPLE_HEADERS,
-                    retry=NO_RETRY,
-                    stop=holder.stop_event,
-                )
-            except RateLimitError as exc:
-                # The server's hint is honoured by the transport's rate limiter; without one,
-                # back off and throttle as the official SDK does (docs/protocol.md, "Sampling").
-                if parse_retry_after(getattr(exc.response, "headers", None)) is None:
-                    backoff.back_off(nbytes)
-                raise
-
-        with backoff.dispatch(nbytes, holder.sample_bytes()), seq_ids.submitting(seq_id):
-            response = resend.run(submit, describe=_ASAMPLE, stop_event=holder.stop_event)
-        handle = from_wire(response.json(), UntypedAPIFuture, request=_ASAMPLE)
-        try:
-            result = holder.poll(
-                handle,
-                request_type="Sample",
-                decode=decode_sample,
-                on_queue_state=self.on_queue_state_change,
-                create_roundtrip_time=time.monotonic() - started,
-            )
-        except CancelledError:
-            holder.cancel_sample(handle.request_id)  # abandoned: let the server stop the work
-            raise
-        return _with_sequence_ids(handle, result)
-
-    async def _sample_once_async(
-        self, aio: AsyncTransport, body: dict[str, Any], nbytes: int, seq_ids: _SampleSeqIds
-    ) -> smp.SampleResponse:
-        """:meth:`_sample_once` as a coroutine: the same seq ids, policies, back-off, checks."""
-        holder = self.holder
-        seq_id = seq_ids.next()
-        body = {**body, "seq_id": seq_id}
-        started = time.monotonic()
-        allowance = float(holder.client_config().billing_exception_max_pause_duration_sec)
-        resend = sample_submission_policy(allowance, billing_pause=_BILLING_PAUSE)
-        backoff = holder.sample_backoff()
-
-        async def submit() -> Response:
-            await backoff.await_window(holder.stop_event)
-            try:
-                return await aio.request(
-                    "POST", "/api/v1/asample", json=body, headers=_ASAMPLE_HEADERS
-                )
-            except RateLimitError as exc:
-                # As in _sample_once: a hint is the rate limiter's, no hint backs off and throttles.
-                if parse_retry_after(getattr(exc.response, "headers", None)) is None:
-                    backoff.back_off(nbytes)
-                raise
-
-        async with backoff.adispatch(nbytes, holder.sample_bytes()):
-            with seq_ids.submitting(seq_id):
-                response = await resend.arun(
-                    submit, describe=_ASAMPLE, stop_event=holder.stop_event
-                )
-        handle = from_wire(response.json(), UntypedAPIFuture, request=_ASAMPLE)
-        result = await apoll_future(
-            aio,
-            handle.request_id,
-            request_type="Sample",
-            decode=decode_sample,
-            stop=holder.stop_event,
-            on_queue_state=self.on_queue_state_change,
-            create_roundtrip_time=time.monotonic() - started,
-            response_bytes=holder.response_bytes(),
-            billing_max_pause=allowance,
-        )
-        return _with_sequence_ids(handle, result)
 
     @public_method
     def compute_logprobs(
@@ -495,34 +388,6 @@ class BackcompatSamplingClientFuture(ClientFuture, SamplingClient):  # type: ign
         return client.__reduce__()
 
 
-class _SampleSeqIds:
-    """The ``seq_id`` of each submission of one sample (docs/protocol.md, "Sequencing").
-
-    A retry of a *failed* sample (its result was lost or failed) is a new request with a new
-    ``seq_id``. A submission that got no future back (the connection dropped, a 5xx) may have
-    been accepted: it is resent under the same ``seq_id``, so the server recognises the resend
-    and answers with the original future instead of running the sample twice (issue 10.1).
-    """
-
-    def __init__(self, allocate: Callable[[], int]) -> None:
-        self._allocate = allocate
-        self._unanswered: int | None = None
-
-    def next(self) -> int:
-        """The ``seq_id`` of the next submission."""
-        seq_id, self._unanswered = self._unanswered, None
-        return self._allocate() if seq_id is None else seq_id
-
-    @contextlib.contextmanager
-    def submitting(self, seq_id: int) -> Iterator[None]:
-        """Around a submission: when it fails, its ``seq_id`` is the next one again."""
-        try:
-            yield
-        except BaseException:
-            self._unanswered = seq_id
-            raise
-
-
 def _restore(state: dict[str, Any]) -> SamplingClient:
     from tinkex._config import ClientSettings
     from tinkex.clients._holder import ClientHolder
@@ -544,40 +409,6 @@ def _restore(state: dict[str, Any]) -> SamplingClient:
         clone_id=random.randint(1, _CLONE_STRIDE),
         tokenizer_id=state.get("tokenizer_id"),
     )
-
-
-def _with_sequence_ids(handle: UntypedAPIFuture, result: smp.SampleResponse) -> smp.SampleResponse:
-    """``result`` with the ``sample_sequence_ids`` of its submission answer, when sent.
-
-    ``result`` was just decoded for this request and nothing else refers to it, so its
-    (frozen) sequences get their ids in place, as their own ``__init__`` sets fields,
-    instead of being rebuilt one by one (a third of the per-sample result handling).
-    """
-    ids = handle.sample_sequence_ids
-    if ids is None:
-        return result
-    if len(ids) != len(result.sequences):
-        # A protocol violation, not a transient failure: resubmitting would not help.
-        raise ValueError(
-            f"sample request {handle.request_id!r}: the server returned {len(ids)} "
-            f"sample_sequence_ids for {len(result.sequences)} sequences"
-        )
-    for seq, seq_id in zip(result.sequences, ids, strict=True):
-        object.__setattr__(seq, "sequence_id", seq_id)
-    return result
-
-
-def _checked(result: smp.SampleResponse, alt_k: int, last_n: int | None) -> smp.SampleResponse:
-    """``result``, unless the server ignored an option the request asked for."""
-    if alt_k > 0 and result.prompt_alt_tokens is None:
-        raise RuntimeError("the server ignored prompt_alt_tokens_k (no prompt_alt_tokens)")
-    if last_n is not None and result.prompt_logprobs_np is not None:
-        import numpy as np
-
-        head = result.prompt_logprobs_np[: max(len(result.prompt_logprobs_np) - last_n, 0)]
-        if not np.all(np.isnan(head)):
-            raise RuntimeError("the server ignored prompt_logprobs_last_n")
-    return result
 
 
 def _check_target_prompt_logprobs(tensor: TensorData, prompt_length: int) -> None:

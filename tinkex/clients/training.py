@@ -17,6 +17,7 @@ from tinkex.clients._custom_loss_step import CustomLossStep
 from tinkex.clients._fwdbwd import decode_fwdbwd, plan_chunks, send_chunk, submit_chunks
 from tinkex.clients._ordered import OrderedSender
 from tinkex.clients._queue_state import QueueStateLogger
+from tinkex.clients._results import json_decoder, path_decoder
 from tinkex.types import _training as tr
 from tinkex.types._converter import from_wire, to_wire
 from tinkex.types._datum import Datum
@@ -35,13 +36,6 @@ logger = logging.getLogger("tinkex")
 
 CustomLossFnV1 = Callable[[list[Datum], list[Any]], tuple[Any, dict[str, float]]]
 _CONSOLE = "https://tinker.thinkingmachines.ai"
-
-
-def _json_decoder(cls: type[Any]) -> Callable[[Response], Any]:
-    def decode(response: Response) -> Any:
-        return from_wire(response.json(), cls, request="retrieve_future")
-
-    return decode
 
 
 class TrainingClient:
@@ -312,7 +306,7 @@ class TrainingClient:
                 optim_params=params, model_id=self.model_id, seq_id=seq
             ),
             "OptimStep",
-            _json_decoder(tr.OptimStepResponse),
+            json_decoder(tr.OptimStepResponse),
             "TrainingClient.optim_step",
         )
 
@@ -338,7 +332,7 @@ class TrainingClient:
                 user_metadata=user_metadata,
             ),
             "SaveWeights",
-            _json_decoder(tr.SaveWeightsResponse),
+            json_decoder(tr.SaveWeightsResponse),
             "TrainingClient.save_state",
         )
 
@@ -351,13 +345,11 @@ class TrainingClient:
     ) -> APIFuture[tr.SaveWeightsForSamplerResponse]:
         """Save sampling weights as ``tinker://<run>/sampler_weights/<name>``."""
         _check_name(name)
-
-        def decode(response: Response) -> tr.SaveWeightsForSamplerResponse:
-            raw = from_wire(response.json(), tr.SaveWeightsForSamplerResponseInternal)
-            if raw.path is None:
-                raise ValueError("save_weights_for_sampler result has no 'path'")
-            return tr.SaveWeightsForSamplerResponse(path=raw.path, type=raw.type)
-
+        decode = path_decoder(
+            tr.SaveWeightsForSamplerResponseInternal,
+            tr.SaveWeightsForSamplerResponse,
+            "save_weights_for_sampler",
+        )
         return self._simple(
             "/api/v1/save_weights_for_sampler",
             lambda seq: tr.SaveWeightsForSamplerRequest(
@@ -386,13 +378,11 @@ class TrainingClient:
             raise ValueError(
                 f"at most 10 age_encryption_recipients, got {len(age_encryption_recipients)}"
             )
-
-        def decode(response: Response) -> tr.SaveWeightsExternalResponse:
-            raw = from_wire(response.json(), tr.SaveWeightsExternalResponseInternal)
-            if raw.path is None:
-                raise ValueError("save_weights_external result has no 'path'")
-            return tr.SaveWeightsExternalResponse(path=raw.path, type=raw.type)
-
+        decode = path_decoder(
+            tr.SaveWeightsExternalResponseInternal,
+            tr.SaveWeightsExternalResponse,
+            "save_weights_external",
+        )
         return self._simple(
             "/api/v1/save_weights_external",
             lambda seq: tr.SaveWeightsExternalRequest(
@@ -425,7 +415,7 @@ class TrainingClient:
                 weights_access_token=weights_access_token,
             ),
             "LoadWeights",
-            _json_decoder(tr.LoadWeightsResponse),
+            json_decoder(tr.LoadWeightsResponse),
             "TrainingClient.load_state",
         )
 
@@ -560,7 +550,7 @@ class TrainingClient:
             sent = self._send_json("/api/v1/unload_model", request, "TrainingClient.unload_model")
             return cast(
                 tr.UnloadModelResponse,
-                self._poll_sent(sent, "UnloadModel", _json_decoder(tr.UnloadModelResponse)),
+                self._poll_sent(sent, "UnloadModel", json_decoder(tr.UnloadModelResponse)),
             )
 
         return self.holder.run(unload)

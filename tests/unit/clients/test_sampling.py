@@ -191,7 +191,7 @@ def test_backcompat_sampling_future_forwards_attributes(
 def test_402_pauses_and_resends_same_seq_id(
     fake: FakeTinker, sampler: tinkex.SamplingClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tinkex.clients import sampling as sampling_module
+    from tinkex.clients import _sample_submit as sampling_module
 
     monkeypatch.setattr(sampling_module, "_BILLING_PAUSE", 0.01)
     fake.reply("POST", "/api/v1/asample", (402, {"detail": "top up"}), None)
@@ -203,7 +203,7 @@ def test_402_pauses_and_resends_same_seq_id(
 def test_402_beyond_the_billing_allowance_fails(
     fake: FakeTinker, service: tinkex.ServiceClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tinkex.clients import sampling as sampling_module
+    from tinkex.clients import _sample_submit as sampling_module
 
     monkeypatch.setattr(sampling_module, "_BILLING_PAUSE", 0.01)
     fake.config["billing_exception_max_pause_duration_sec"] = 0.05

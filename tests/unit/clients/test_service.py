@@ -219,7 +219,7 @@ def test_backcompat_future_used_as_client_warns(
 def test_heartbeat(fake: FakeTinker, monkeypatch: pytest.MonkeyPatch) -> None:
     import time
 
-    monkeypatch.setattr("tinkex.clients._holder.HEARTBEAT_INTERVAL", 0.01)
+    monkeypatch.setattr("tinkex.clients._session.HEARTBEAT_INTERVAL", 0.01)
     fake.reply("POST", "/api/v1/session_heartbeat", (200, {}), (410, {"detail": "finished"}))
     with tinkex.ServiceClient(base_url=BASE_URL, api_key=API_KEY) as service:
         service.create_lora_training_client("tiny-base").result(timeout=10)

@@ -1,0 +1,244 @@
+"""One attempt of a sample: submit ``asample`` (resent on 429/402), then poll its result.
+
+A ``SamplingClient.sample()`` call becomes a :class:`SampleCall`; each attempt of the client's
+retry policy runs :func:`sample_once` (on a worker thread) or :func:`sample_once_async` (a
+coroutine on the holder's I/O loop). Both are the same steps, written once in
+:class:`Submission`: take the attempt's ``seq_id`` (:class:`SampleSeqIds`), wait out the
+holder's 429 back-off, dispatch under the byte budget, resend under
+``sample_submission_policy`` (429 without a hint backs off and throttles as the official SDK
+does; docs/protocol.md, "Sampling"), poll, and attach ``sample_sequence_ids``. The result is
+then checked against the options the request asked for (:meth:`SampleCall.checked`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import CancelledError
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from tinkex._exceptions import RateLimitError
+from tinkex._poller import apoll_future
+from tinkex._transport import NO_RETRY, Response, parse_retry_after
+from tinkex._transport.retry import BILLING_PAUSE, RetryPolicy, sample_submission_policy
+from tinkex.types import _sampling as smp
+from tinkex.types._converter import from_wire
+from tinkex.types._session import UntypedAPIFuture
+
+if TYPE_CHECKING:
+    from tinkex._transport.aio import AsyncTransport
+    from tinkex.clients._holder import ClientHolder
+    from tinkex.clients._sample_backoff import SampleBackoff
+
+__all__ = [
+    "SampleCall",
+    "SampleSeqIds",
+    "Submission",
+    "decode_sample",
+    "sample_once",
+    "sample_once_async",
+]
+
+#: The 402 pause of asample resends (the policy's; a module name so tests can shorten it).
+_BILLING_PAUSE = BILLING_PAUSE
+ASAMPLE = "POST /api/v1/asample"
+_ASAMPLE_PATH = "/api/v1/asample"
+#: x-sdk-method comes from the public method running (tinkex._transport.sdk_method).
+_ASAMPLE_HEADERS = {"X-Tinker-Sampling-Backpressure": "1"}
+
+QueueStateCallback = Callable[[Any, "str | None"], None]
+
+
+def decode_sample(response: Response) -> smp.SampleResponse:
+    """A sample result from a protobuf or JSON answer."""
+    if response.is_protobuf:
+        from tinkex.types._proto import decode_sample_response
+
+        return decode_sample_response(response.content)
+    return from_wire(response.json(), smp.SampleResponse, request="retrieve_future")
+
+
+@attrs.frozen
+class SampleCall:
+    """One ``sample()`` call: its request body (without ``seq_id``), its estimated bytes and
+    the options its result must honour (``prompt_alt_tokens_k``, ``prompt_logprobs_last_n``)."""
+
+    body: dict[str, Any]
+    nbytes: int
+    alt_k: int
+    last_n: int | None
+
+    def checked(self, result: smp.SampleResponse) -> smp.SampleResponse:
+        """``result``, unless the server ignored an option the request asked for."""
+        if self.alt_k > 0 and result.prompt_alt_tokens is None:
+            raise RuntimeError("the server ignored prompt_alt_tokens_k (no prompt_alt_tokens)")
+        if self.last_n is not None and result.prompt_logprobs_np is not None:
+            import numpy as np
+
+            logprobs = result.prompt_logprobs_np
+            head = logprobs[: max(len(logprobs) - self.last_n, 0)]
+            if not np.all(np.isnan(head)):
+                raise RuntimeError("the server ignored prompt_logprobs_last_n")
+        return result
+
+
+class SampleSeqIds:
+    """The ``seq_id`` of each submission of one sample (docs/protocol.md, "Sequencing").
+
+    A retry of a *failed* sample (its result was lost or failed) is a new request with a new
+    ``seq_id``. A submission that got no future back (the connection dropped, a 5xx) may have
+    been accepted: it is resent under the same ``seq_id``, so the server recognises the resend
+    and answers with the original future instead of running the sample twice (issue 10.1).
+    """
+
+    def __init__(self, allocate: Callable[[], int]) -> None:
+        self._allocate = allocate
+        self._unanswered: int | None = None
+
+    def next(self) -> int:
+        """The ``seq_id`` of the next submission."""
+        seq_id, self._unanswered = self._unanswered, None
+        return self._allocate() if seq_id is None else seq_id
+
+    @contextlib.contextmanager
+    def submitting(self, seq_id: int) -> Iterator[None]:
+        """Around a submission: when it fails, its ``seq_id`` is the next one again."""
+        try:
+            yield
+        except BaseException:
+            self._unanswered = seq_id
+            raise
+
+
+class Submission:
+    """The steps of one attempt that do not depend on threads or coroutines."""
+
+    def __init__(self, holder: ClientHolder, call: SampleCall, seq_ids: SampleSeqIds) -> None:
+        self.seq_id = seq_ids.next()
+        self.body = {**call.body, "seq_id": self.seq_id}
+        self.nbytes = call.nbytes
+        self.started = time.monotonic()
+        self.billing_allowance = float(
+            holder.client_config().billing_exception_max_pause_duration_sec
+        )
+        self.resend: RetryPolicy = sample_submission_policy(
+            self.billing_allowance, billing_pause=_BILLING_PAUSE
+        )
+        self.backoff: SampleBackoff = holder.sample_backoff()
+
+    def rate_limited(self, exc: RateLimitError) -> None:
+        """After a 429: the server's hint is honoured by the transport's rate limiter; without
+        one, back off and throttle as the official SDK does."""
+        if parse_retry_after(getattr(exc.response, "headers", None)) is None:
+            self.backoff.back_off(self.nbytes)
+
+    def accepted(self, response: Response) -> UntypedAPIFuture:
+        """The future handle of the submission's answer."""
+        return from_wire(response.json(), UntypedAPIFuture, request=ASAMPLE)
+
+    def roundtrip(self) -> float:
+        """Seconds since the attempt started (the poller's ``create_roundtrip_time``)."""
+        return time.monotonic() - self.started
+
+
+def sample_once(
+    holder: ClientHolder,
+    call: SampleCall,
+    seq_ids: SampleSeqIds,
+    on_queue_state: QueueStateCallback,
+) -> smp.SampleResponse:
+    """One attempt on the calling (worker) thread; the result with its sequence ids."""
+    sub = Submission(holder, call, seq_ids)
+    stop = holder.stop_event
+
+    def submit() -> Response:
+        sub.backoff.wait(stop)
+        try:
+            return holder.transport.request(
+                "POST",
+                _ASAMPLE_PATH,
+                json=sub.body,
+                headers=_ASAMPLE_HEADERS,
+                retry=NO_RETRY,
+                stop=stop,
+            )
+        except RateLimitError as exc:
+            sub.rate_limited(exc)
+            raise
+
+    with sub.backoff.dispatch(sub.nbytes, holder.sample_bytes()), seq_ids.submitting(sub.seq_id):
+        response = sub.resend.run(submit, describe=ASAMPLE, stop_event=stop)
+    handle = sub.accepted(response)
+    try:
+        result = holder.poll(
+            handle,
+            request_type="Sample",
+            decode=decode_sample,
+            on_queue_state=on_queue_state,
+            create_roundtrip_time=sub.roundtrip(),
+        )
+    except CancelledError:
+        holder.cancel_sample(handle.request_id)  # abandoned: let the server stop the work
+        raise
+    return with_sequence_ids(handle, result)
+
+
+async def sample_once_async(
+    holder: ClientHolder,
+    aio: AsyncTransport,
+    call: SampleCall,
+    seq_ids: SampleSeqIds,
+    on_queue_state: QueueStateCallback,
+) -> smp.SampleResponse:
+    """:func:`sample_once` as a coroutine on the holder's I/O loop (no thread held)."""
+    sub = Submission(holder, call, seq_ids)
+    stop = holder.stop_event
+
+    async def submit() -> Response:
+        await sub.backoff.await_window(stop)
+        try:
+            return await aio.request("POST", _ASAMPLE_PATH, json=sub.body, headers=_ASAMPLE_HEADERS)
+        except RateLimitError as exc:
+            sub.rate_limited(exc)
+            raise
+
+    async with sub.backoff.adispatch(sub.nbytes, holder.sample_bytes()):
+        with seq_ids.submitting(sub.seq_id):
+            response = await sub.resend.arun(submit, describe=ASAMPLE, stop_event=stop)
+    handle = sub.accepted(response)
+    result = await apoll_future(
+        aio,
+        handle.request_id,
+        request_type="Sample",
+        decode=decode_sample,
+        stop=stop,
+        on_queue_state=on_queue_state,
+        create_roundtrip_time=sub.roundtrip(),
+        response_bytes=holder.response_bytes(),
+        billing_max_pause=sub.billing_allowance,
+    )
+    return with_sequence_ids(handle, result)
+
+
+def with_sequence_ids(handle: UntypedAPIFuture, result: smp.SampleResponse) -> smp.SampleResponse:
+    """``result`` with the ``sample_sequence_ids`` of its submission answer, when sent.
+
+    ``result`` was just decoded for this request and nothing else refers to it, so its
+    (frozen) sequences get their ids in place, as their own ``__init__`` sets fields,
+    instead of being rebuilt one by one (a third of the per-sample result handling).
+    """
+    ids = handle.sample_sequence_ids
+    if ids is None:
+        return result
+    if len(ids) != len(result.sequences):
+        # A protocol violation, not a transient failure: resubmitting would not help.
+        raise ValueError(
+            f"sample request {handle.request_id!r}: the server returned {len(ids)} "
+            f"sample_sequence_ids for {len(result.sequences)} sequences"
+        )
+    for seq, seq_id in zip(result.sequences, ids, strict=True):
+        object.__setattr__(seq, "sequence_id", seq_id)
+    return result
