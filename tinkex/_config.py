@@ -18,7 +18,12 @@ Environment variables read (all optional):
 ``TINKEX_WIRE_FORMAT``        ``protobuf`` (default) or ``json`` for forward/backward bodies
 ``TINKEX_DUMP_HEADERS``       ``1/true/yes/on``: log every request's and answer's headers
                               (secrets masked) to the ``tinkex.wire`` logger at INFO
+``TINKEX_POOL_SIZE``          HTTP connection-pool size (``max_connections``)
+``TINKEX_DEFAULT_HEADERS``    JSON object of headers sent with every request
 ============================  ==========================================================
+
+The full list, with the variables other parts of tinkex read, is
+:data:`tinkex.environment.VARIABLES`.
 
 The API key never appears in ``repr(settings)`` nor in any error message.
 """
@@ -36,6 +41,7 @@ from typing import Any
 import attrs
 
 from tinkex._exceptions import TinkerError
+from tinkex.environment import json_string_map, positive_int
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -194,8 +200,10 @@ class ClientSettings:
             project_id: falls back to ``TINKER_PROJECT_ID``.
             tags: falls back to ``TINKER_TAGS`` (comma-separated).
             telemetry_enabled: falls back to ``TINKER_TELEMETRY`` (default on).
-            default_headers: extra headers merged last into every request.
-            max_connections, timeout, connect_timeout, max_retries: transport knobs.
+            default_headers: extra headers merged last into every request, over those of
+                ``TINKEX_DEFAULT_HEADERS`` (a JSON object).
+            max_connections: HTTP connection-pool size; falls back to ``TINKEX_POOL_SIZE``.
+            timeout, connect_timeout, max_retries: transport knobs.
             send_protobuf: falls back to ``TINKEX_WIRE_FORMAT`` (``json``/``protobuf``).
             compress_fwdbwd: zstd-compress protobuf forward/backward bodies.
             require_api_key: when false, a missing credential resolves to ``api_key=""``
@@ -226,8 +234,13 @@ class ClientSettings:
             telemetry_enabled=(
                 telemetry_enabled_from_env(env) if telemetry_enabled is None else telemetry_enabled
             ),
-            default_headers=_frozen_headers(default_headers),
-            max_connections=DEFAULT_MAX_CONNECTIONS if max_connections is None else max_connections,
+            default_headers={
+                **json_string_map(env, "TINKEX_DEFAULT_HEADERS"),
+                **(default_headers or {}),
+            },
+            max_connections=_first_set(
+                max_connections, positive_int(env, "TINKEX_POOL_SIZE"), DEFAULT_MAX_CONNECTIONS
+            ),
             timeout=DEFAULT_TIMEOUT if timeout is None else float(timeout),
             connect_timeout=(
                 DEFAULT_CONNECT_TIMEOUT if connect_timeout is None else float(connect_timeout)
@@ -264,6 +277,10 @@ class ClientSettings:
                 f"ClientSettings.sampling_io (TINKEX_SAMPLING_IO) must be one of "
                 f"{', '.join(SAMPLING_IO_MODES)}, got {self.sampling_io!r}"
             )
+
+
+def _first_set(*values: int | None) -> int:
+    return next(value for value in values if value is not None)
 
 
 def _resolve_base_url(explicit: str | None, env: Mapping[str, str]) -> str:

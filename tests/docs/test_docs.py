@@ -199,3 +199,45 @@ def test_api_reference_lists_every_public_client_method():
         if f"`{name}(" not in page.split(f"## `{cls.__name__}`", 1)[-1].split("\n## ", 1)[0]
     ]
     assert not missing, f"docs/api-reference.md does not list {missing}"
+
+
+def _environment_names_in_the_source() -> set[str]:
+    """Quoted TINKER_*/TINKEX_*/... names in tinkex/, less module-level constants' names."""
+    import re
+
+    quoted = re.compile(
+        r"[\"']((?:TINKER|TINKEX|CLOUDFLARE|HF|HUGGINGFACE|TRANSFORMERS)_[A-Z_]+)[\"']"
+    )
+    sources = [path.read_text(encoding="utf-8") for path in (ROOT / "tinkex").rglob("*.py")]
+    names = {name for text in sources for name in quoted.findall(text)}
+    constants = {
+        name
+        for name in names
+        for text in sources
+        if re.search(rf"^{name}\s*(?::|=)", text, re.MULTILINE)  # e.g. TINKER_MODULES: dict
+    }
+    return names - constants
+
+
+def test_configuration_lists_every_variable_and_option():
+    import inspect
+
+    import tinkex
+    from tinkex import environment
+    from tinkex.clients._http_options import HTTP_OPTIONS
+
+    page = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    table = page.split("## Every setting", 1)[1].split("\n## ", 1)[0]
+    known = {variable.name for variable in environment.VARIABLES}
+    unknown = _environment_names_in_the_source() - known
+    assert not unknown, f"tinkex reads {sorted(unknown)}: add them to tinkex.environment.VARIABLES"
+    undocumented = sorted(name for name in known if f"`{name}`" not in table)
+    assert not undocumented, f"docs/configuration.md's table does not list {undocumented}"
+    arguments = {
+        name
+        for client in (tinkex.ServiceClient, tinkex.RestClient)
+        for name, parameter in inspect.signature(client.__init__).parameters.items()
+        if parameter.kind is not parameter.VAR_KEYWORD and not name.startswith("_")
+    } - {"self"}
+    missing = sorted(name for name in arguments | set(HTTP_OPTIONS) if f"`{name}`" not in table)
+    assert not missing, f"docs/configuration.md's table does not list the arguments {missing}"

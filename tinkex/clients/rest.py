@@ -9,12 +9,12 @@ import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from tinkex._config import ClientSettings
 from tinkex._deprecation import async_twin, warn_deprecated
 from tinkex._exceptions import ExperimentalWarning, TinkerError
 from tinkex._futures import APIFuture
 from tinkex._transport.sdk_method import public_method
 from tinkex.clients._holder import ClientHolder
+from tinkex.clients._http_options import settings_from_options
 from tinkex.types import _rest as rest
 from tinkex.types import _session as ses
 from tinkex.types._converter import from_wire, to_wire
@@ -48,10 +48,24 @@ class _SessionlessClient:
         *,
         base_url: str | None = None,
         api_key: str | None = None,
+        **kwargs: Any,
     ) -> None:
+        """Connect to ``base_url`` with ``api_key`` (defaults as for ``ServiceClient``).
+
+        ``**kwargs`` are ``ServiceClient``'s HTTP options (``timeout``, ``max_retries``,
+        ``default_headers``, ``connect_timeout``, ``max_connections``); unknown ones are
+        ignored with a ``FutureWarning``, and none may be combined with ``_holder``.
+        """
         if _holder is None:
-            settings = ClientSettings.resolve(base_url=base_url, api_key=api_key)
+            settings = settings_from_options(
+                self._name, kwargs, stacklevel=2, base_url=base_url, api_key=api_key
+            )
             _holder = ClientHolder(settings, with_session=False, workers=16)
+        elif kwargs:
+            raise TypeError(
+                f"{self._name}(holder, ...) takes no HTTP options ({sorted(kwargs)}): "
+                "they belong to the client that made the holder"
+            )
         self.holder = _holder
         self.holder.client_config()
 

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
-from tinkex._config import ClientSettings
 from tinkex._deprecation import async_twin, warn_deprecated
 from tinkex._futures import APIFuture
 from tinkex._transport.sdk_method import public_method
 from tinkex.clients._holder import ClientHolder
+from tinkex.clients._http_options import settings_from_options
 from tinkex.clients._queue_state import QueueStateLogger
 from tinkex.clients.training import BackcompatTrainingClientFuture, TrainingClient
 from tinkex.types import _training as tr
@@ -48,12 +47,15 @@ class ServiceClient:
         display_name: session name shown in the console.
         base_url: server URL (default ``TINKER_BASE_URL``, then the hosted service).
         api_key: credential (default ``TINKER_API_KEY`` ...; see :mod:`tinkex._config`).
-        default_headers_overrides: headers added to every request.
+        default_headers_overrides: headers added to every request (over ``default_headers``).
         recovery: the :class:`~tinkex.recovery.RecoveryPolicy` that a
             :class:`~tinkex.recovery.RecoveryMonitor` of this client uses when it is given none
             (a tinkex extension; Elixir Tinkex's ``Config.recovery``). Nothing is watched until
             you create the monitor.
-        **kwargs: unknown options are ignored with a ``FutureWarning``.
+        **kwargs: the HTTP options of the official SDK (``timeout``, ``max_retries``,
+            ``default_headers``) and tinkex's ``connect_timeout`` and ``max_connections``
+            (docs/configuration.md);
+            unknown options (an ``http_client`` too) are ignored with a ``FutureWarning``.
     """
 
     def __init__(
@@ -77,20 +79,14 @@ class ServiceClient:
                     f"got {type(recovery).__name__}"
                 )
         self._recovery = recovery
-        http = _http_options(kwargs)  # what the official SDK passes to its HTTP client
-        if kwargs:
-            warnings.warn(
-                f"ServiceClient ignores unknown options {sorted(kwargs)}",
-                FutureWarning,
-                stacklevel=2,
-            )
-        headers = {**http.pop("default_headers", {}), **(default_headers_overrides or {})}
-        settings = ClientSettings.resolve(
+        settings = settings_from_options(
+            "ServiceClient",
+            kwargs,
+            stacklevel=2,
+            default_headers_overrides=default_headers_overrides,
             base_url=base_url,
             api_key=api_key,
             project_id=project_id,
-            default_headers=headers,
-            **http,
         )
         self._holder = ClientHolder(
             settings,
@@ -431,30 +427,3 @@ class ServiceClient:
         ``get_telemetry().log("my_event", {"k": 1})`` adds your own events.
         """
         return self._holder.telemetry()
-
-
-def _http_options(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Take the HTTP options the official ``ServiceClient(**kwargs)`` passes to its HTTP client
-    out of ``kwargs``, as ``ClientSettings.resolve`` arguments (explicit beats environment).
-
-    ``timeout`` (seconds, or an object with ``read``/``connect`` like ``httpx.Timeout``),
-    ``max_retries``, ``default_headers`` (``default_headers_overrides`` wins over them), and
-    tinkex's ``connect_timeout`` and ``max_connections`` (the connection-pool size). An
-    ``http_client`` cannot be used (tinkex speaks HTTP through ``requests``): it is ignored
-    with a ``FutureWarning`` naming it, like any other unknown option.
-    """
-    options: dict[str, Any] = {}
-    if "timeout" in kwargs:
-        timeout = kwargs.pop("timeout")
-        read = getattr(timeout, "read", timeout)
-        connect = getattr(timeout, "connect", None)
-        if read is not None:
-            options["timeout"] = float(read)
-        if connect is not None:
-            options["connect_timeout"] = float(connect)
-    for name in ("max_retries", "connect_timeout", "max_connections"):
-        if name in kwargs:
-            options[name] = kwargs.pop(name)
-    if "default_headers" in kwargs:
-        options["default_headers"] = dict(kwargs.pop("default_headers") or {})
-    return options

@@ -1,0 +1,119 @@
+"""A loopback HTTP forward proxy (the kind ``HTTP_PROXY`` names) that records what it is asked.
+
+A client configured with ``http://127.0.0.1:PORT`` as its proxy sends each request for an
+``http://`` server to it in absolute form (``GET http://host:port/path HTTP/1.1``), with the
+proxy's own headers (``Proxy-Authorization`` ...). The proxy records the request, forwards it to
+the origin in origin form without the ``Proxy-*`` headers, and returns the origin's answer.
+"""
+
+from __future__ import annotations
+
+import http.client
+import http.server
+import threading
+import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+__all__ = ["ForwardProxy", "Proxied", "forward_proxy"]
+
+_NOT_FORWARDED = frozenset(
+    {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade"}
+)
+
+
+@dataclass(frozen=True)
+class Proxied:
+    """One request as the proxy received it; ``headers`` keys are lower-case."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+
+    @property
+    def path(self) -> str:
+        return urllib.parse.urlsplit(self.url).path
+
+
+class ForwardProxy:
+    """Records and forwards absolute-form requests; ``url`` is what to set as the proxy."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen: list[Proxied] = []
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="forward-proxy", daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def seen(self) -> list[Proxied]:
+        """The requests received so far, in arrival order."""
+        with self._lock:
+            return list(self._seen)
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5.0)
+
+    def _handler_class(self) -> type[http.server.BaseHTTPRequestHandler]:
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def _forward(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                with proxy._lock:
+                    proxy._seen.append(Proxied(self.command, self.path, headers))
+                target = urllib.parse.urlsplit(self.path)
+                if not target.hostname:  # origin form: not a proxy request
+                    self.send_error(400, "absolute-form request expected")
+                    return
+                forwarded = {
+                    k: v
+                    for k, v in self.headers.items()
+                    if k.lower() not in _NOT_FORWARDED and not k.lower().startswith("proxy-")
+                }
+                origin = target.path + (f"?{target.query}" if target.query else "")
+                upstream = http.client.HTTPConnection(target.hostname, target.port, timeout=120)
+                try:
+                    upstream.request(self.command, origin, body=body or None, headers=forwarded)
+                    answer = upstream.getresponse()
+                    payload = answer.read()
+                finally:
+                    upstream.close()
+                self.send_response_only(answer.status, answer.reason)
+                for key, value in answer.getheaders():
+                    if key.lower() not in _NOT_FORWARDED and key.lower() != "content-length":
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = do_PUT = do_DELETE = _forward
+
+        return Handler
+
+
+@contextmanager
+def forward_proxy() -> Iterator[ForwardProxy]:
+    """A running :class:`ForwardProxy` for the ``with`` block."""
+    proxy = ForwardProxy()
+    try:
+        yield proxy
+    finally:
+        proxy.close()
