@@ -1,4 +1,4 @@
-"""Connection settings on the wire (issue 14, rows 1.10, 1.11, 1.13): the standard proxy
+"""Connection settings on the wire (issue 14, rows 1.10, 1.11, 1.13, 2.7): the standard proxy
 variables that ``requests`` honours (``HTTP_PROXY`` with ``user:password@`` -> a
 ``Proxy-Authorization`` header, ``NO_PROXY``), ``TINKEX_DEFAULT_HEADERS`` and the
 ``RestClient``'s HTTP options, and ``TINKEX_POOL_SIZE`` — through a loopback forward proxy in
@@ -84,6 +84,21 @@ def test_default_headers_from_the_environment_and_the_rest_client(
     assert request.headers["x-team"] == "research"
     assert request.headers["x-both"] == "explicit"
     assert request.headers["x-stainless-read-timeout"] == "12.5"
+
+
+def test_the_raw_request_sends_its_query_and_headers(
+    tinker_server: LocalServer, proxy: ForwardProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    rest = tinkex.RestClient(base_url=tinker_server.base_url, api_key=fresh_key())
+    answer = rest.request(
+        "GET", "/api/v1/training_runs", params={"limit": 1}, headers={"X-Probe": "yes"}
+    ).result(timeout=30)
+    assert answer.status_code == 200 and len(answer.json()["training_runs"]) <= 1
+    (request,) = [r for r in proxy.seen() if r.path == "/api/v1/training_runs"]
+    assert request.url.endswith("/api/v1/training_runs?limit=1")
+    assert request.headers["x-probe"] == "yes"
+    assert request.headers["x-sdk-method"] == "RestClient.request"
 
 
 def test_pool_size_from_the_environment(

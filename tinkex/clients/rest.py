@@ -6,7 +6,7 @@ import datetime as dt
 import time
 import uuid
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from tinkex._deprecation import async_twin, warn_deprecated
@@ -15,6 +15,7 @@ from tinkex._futures import APIFuture
 from tinkex._transport.sdk_method import public_method
 from tinkex.clients._holder import ClientHolder
 from tinkex.clients._http_options import settings_from_options
+from tinkex.clients._raw_request import RawResponse, send_raw
 from tinkex.types import _rest as rest
 from tinkex.types import _session as ses
 from tinkex.types._converter import from_wire, to_wire
@@ -99,6 +100,41 @@ class _SessionlessClient:
         ``get_telemetry().log("my_event", {"k": 1})`` adds your own events.
         """
         return self.holder.telemetry()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> APIFuture[RawResponse]:
+        """A call to any endpoint, answered as the raw response (a tinkex extension).
+
+        Headers, credential, retries and errors as for every method; ``path`` is on the base
+        URL (``"/api/v1/healthz"``). The answer has ``status_code``, ``headers``, ``content``,
+        ``json()`` and ``request_id``::
+
+            answer = rest_client.request("GET", "/api/v1/healthz").result()
+            print(answer.status_code, answer.headers["content-type"], answer.json())
+
+        Raises (through the future): ValueError for a full URL or an unknown method;
+        APIStatusError for a non-2xx answer; APIConnectionError.
+        """
+        return self._run(
+            lambda: send_raw(
+                self.holder,
+                self._name,
+                method,
+                path,
+                json=json,
+                params=params,
+                headers=headers,
+                timeout=timeout,
+            )
+        )
 
 
 class RestClient(_SessionlessClient):
