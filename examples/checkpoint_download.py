@@ -1,4 +1,6 @@
-"""Download a checkpoint with the `tinkex` CLI and look at the files (PEFT adapter layout).
+"""Download a checkpoint with `tinkex.checkpoint_download.download_checkpoint`, with progress.
+
+The same download from a shell: `tinkex checkpoint download TINKER_PATH --output DIR`.
 
 Run: python examples/checkpoint_download.py
 """
@@ -7,14 +9,27 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import tempfile
 
 from _server import BASE_MODEL, server
 
 import tinkex as tinker
 from tinkex import types
+from tinkex.checkpoint_download import download_checkpoint
+
+
+class Progress:
+    """Prints each file once, when it is complete (the callback sees every chunk)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.finished: list[str] = []
+
+    def __call__(self, name: str, done: int, total: int | None) -> None:
+        self.calls += 1
+        if total is not None and done == total and name not in self.finished:
+            self.finished.append(name)
+            print(f"  progress: {name} {done:,}/{total:,} bytes")
 
 
 def main() -> None:
@@ -29,19 +44,26 @@ def main() -> None:
         path = training_client.save_state("to-download").result().path
 
     with tempfile.TemporaryDirectory() as out_dir:
-        # The CLI reads TINKER_BASE_URL / TINKER_API_KEY like the SDK.
-        cmd = [sys.executable, "-m", "tinkex.cli", "-f", "json"]
-        cmd += ["checkpoint", "download", path, "--output", out_dir]
-        done = subprocess.run(cmd, check=True, capture_output=True, text=True)
-        result = json.loads(done.stdout)
-        print("downloaded to", result["destination"])
-        for name in result["files"]:
-            size = os.path.getsize(os.path.join(result["destination"], name))
+        # Reads TINKER_BASE_URL / TINKER_API_KEY like the SDK (or pass rest_client=...).
+        progress = Progress()
+        result = download_checkpoint(path, out_dir, progress=progress)
+        print(f"downloaded {result.checkpoint_path}")
+        print(
+            f"  into {os.path.basename(result.destination)}: {len(result.files)} files, "
+            f"{result.size_bytes:,} bytes, {progress.calls} progress call(s)"
+        )
+        for name in result.files:
+            size = os.path.getsize(os.path.join(result.destination, name))
             print(f"  {name:40} {size:>10,} bytes")
-        config_path = os.path.join(result["destination"], "adapter_config.json")
-        with open(config_path, encoding="utf-8") as handle:
-            config = json.load(handle)
-        print("adapter_config:", {k: config[k] for k in sorted(config)[:6]})
+        with open(os.path.join(result.destination, "adapter_config.json"), encoding="utf-8") as f:
+            config = json.load(f)
+        print("adapter_config:", {k: config[k] for k in ("peft_type", "r", "lora_alpha")})
+        try:
+            download_checkpoint(path, out_dir)
+        except FileExistsError as exc:
+            print("a second download refuses to overwrite:", type(exc).__name__)
+        again = download_checkpoint(path, out_dir, force=True)
+        print("force=True replaces it:", again.files == result.files)
 
 
 if __name__ == "__main__":

@@ -77,6 +77,14 @@ EXPECTED_OUTPUT = {
         "from thinkingmachineslabinc/meta-llama-3-instruct-tokenizer",
         "decoded sample (",
     ],
+    "checkpoint_download.py": [
+        "  progress: adapter_config.json",
+        "  progress: adapter_model.safetensors",
+        "downloaded tinker://",
+        "adapter_config: {'peft_type': 'LORA', 'r': 4",
+        "a second download refuses to overwrite: FileExistsError",
+        "force=True replaces it: True",
+    ],
     "structured_regularizers.py": [
         "with 13 regularizers",
         "kl_symmetric",
