@@ -37,6 +37,7 @@ examples=(
     adam_and_chunking.py
     cli_sampling_and_cleanup.py
     multimodal.py
+    heartbeat_probe.py
 )
 
 failed=()

@@ -15,7 +15,7 @@ EXAMPLES = ROOT / "examples"
 RUN_ALL = EXAMPLES / "run_all.sh"
 
 #: Examples that must start their own (fault-injecting) local server.
-OWN_SERVER = {"retries_and_faults.py", "recovery.py", "telemetry_reporter.py"}
+OWN_SERVER = {"retries_and_faults.py", "recovery.py", "telemetry_reporter.py", "heartbeat_probe.py"}
 #: Examples run with server-side telemetry on (the others run with TINKER_TELEMETRY=0).
 TELEMETRY_ON = {"telemetry_metrics.py", "telemetry_reporter.py"}
 #: What each example must print (beyond running green), so a silent no-op cannot pass.
@@ -76,6 +76,13 @@ EXPECTED_OUTPUT = {
         "meta-llama/Llama-3.1-8B                  -> thinkingmachineslabinc/meta-llama-3-instruct",
         "from thinkingmachineslabinc/meta-llama-3-instruct-tokenizer",
         "decoded sample (",
+    ],
+    "heartbeat_probe.py": [
+        "live session: 200 {'type': 'session_heartbeat'}",
+        "kept alive by probes for 2 s: 200",
+        "after 2 s of silence: 410 session ",
+        "has finished (cancelled)",
+        "unknown session: 404 session 'no-such-session' not found",
     ],
     "checkpoint_download.py": [
         "  progress: adapter_config.json",
