@@ -42,6 +42,7 @@ def test_parse_grammar() -> None:
         ("bogus=1", "bogus"),
         ("latency=fast", "fast"),
         ("asample:200:1", "200"),
+        ("asample:paused_capacity:1", "applies to retrieve_future only"),
     ],
 )
 def test_bad_spec_names_the_token(spec: str, needle: str) -> None:
@@ -123,6 +124,31 @@ def test_gone_410_on_retrieve_future_and_latency() -> None:
         gone = api.post("retrieve_future", {"request_id": future["request_id"]})
         assert gone.status_code == 410
         assert api.result(future["request_id"])["type"] == "create_model"
+
+
+def test_paused_queue_states_on_retrieve_future() -> None:
+    spec = "retrieve_future:paused_capacity:1,retrieve_future:paused_rate_limit:1"
+    with LocalServer(faults=spec) as server:
+        api = Api(server)
+        session = api.session()
+        future = api.ok(
+            "create_model", {"session_id": session, "model_seq_id": 0, "base_model": "tinkex/null"}
+        )
+        answers = [
+            api.post("retrieve_future", {"request_id": future["request_id"]}).json()
+            for _ in range(2)
+        ]
+        assert [(a["type"], a["queue_state"]) for a in answers] == [
+            ("try_again", "paused_capacity"),
+            ("try_again", "paused_rate_limit"),
+        ]
+        assert answers[0]["request_id"] == future["request_id"]
+        assert answers[1]["queue_state_reason"].startswith("injected fault: too many requests")
+        assert api.result(future["request_id"])["type"] == "create_model"
+        assert server.injected_faults == [
+            ("retrieve_future", "paused_capacity"),
+            ("retrieve_future", "paused_rate_limit"),
+        ]
 
 
 def test_close_joins_every_thread_and_is_idempotent() -> None:

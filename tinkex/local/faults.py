@@ -7,9 +7,12 @@ Deterministic rules ``ENDPOINT:ACTION:COUNT`` fail the first COUNT requests to E
 ``forward_backward``; ``*`` matches every endpoint). ACTION is an HTTP status (``429`` answers
 with ``Retry-After``, ``410`` on ``retrieve_future`` means "future gone", any 4xx/5xx is
 answered with ``{"detail": ...}``), ``reset_before`` (drop the connection without applying the
-request) or ``reset_after`` (apply the request, then drop the connection)::
+request) or ``reset_after`` (apply the request, then drop the connection). On
+``retrieve_future`` only, ``paused_capacity`` or ``paused_rate_limit`` answer ``try_again`` with
+that ``queue_state`` and a ``queue_state_reason``, as a busy hosted service does (the request
+itself goes on; a later poll gets its result)::
 
-    asample:429:3,retrieve_future:500:2,forward_backward:503:1
+    asample:429:3,retrieve_future:500:2,forward_backward:503:1,retrieve_future:paused_capacity:2
 
 Probabilistic rules ``NAME=P`` hit a fraction P (0..1) of the requests, drawn from a seeded
 random generator; a single request (same path and body) is failed at
@@ -43,7 +46,7 @@ import random
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-__all__ = ["FaultAction", "FaultInjector", "FaultSpec", "parse_faults"]
+__all__ = ["QUEUE_STATE_REASONS", "FaultAction", "FaultInjector", "FaultSpec", "parse_faults"]
 
 _PROBABILISTIC = ("http_5xx", "http_429", "reset_before", "reset_after", "gone_410", "slow")
 _EXEMPT = frozenset({"healthz", "config"})
@@ -84,12 +87,22 @@ class FaultSpec:
 
 @dataclass(frozen=True)
 class FaultAction:
-    """What to do with one request: ``kind`` is status|reset_before|reset_after|delay."""
+    """What to do with one request: ``kind`` is status|reset_before|reset_after|delay|paused
+    (``queue_state`` names the paused state)."""
 
     kind: str
     status: int = 0
     delay: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
+    queue_state: str = ""
+
+
+#: Rule actions that answer a ``retrieve_future`` poll with a paused queue state, and the
+#: ``queue_state_reason`` sent with it.
+QUEUE_STATE_REASONS = {
+    "paused_capacity": "injected fault: the service is short on capacity",
+    "paused_rate_limit": "injected fault: too many requests from this user",
+}
 
 
 def _duration(token: str, value: str) -> float:
@@ -182,12 +195,14 @@ def _parse_rule(token: str) -> Rule:
     endpoint, action, count_text = (p.strip() for p in parts)
     if not endpoint:
         raise ValueError(f"fault spec token {token!r}: empty endpoint")
-    if action not in ("reset_before", "reset_after") and (
+    if action in QUEUE_STATE_REASONS and endpoint != "retrieve_future":
+        raise ValueError(f"fault spec token {token!r}: {action} applies to retrieve_future only")
+    if action not in ("reset_before", "reset_after", *QUEUE_STATE_REASONS) and (
         not action.isdigit() or not 400 <= int(action) <= 599
     ):
         raise ValueError(
             f"fault spec token {token!r}: action {action!r} must be an HTTP status "
-            "400-599, reset_before or reset_after"
+            "400-599, reset_before, reset_after, paused_capacity or paused_rate_limit"
         )
     try:
         count = int(count_text)
@@ -223,6 +238,8 @@ class FaultInjector:
     def _action(self, action: str, endpoint: str) -> FaultAction:
         if action in ("reset_before", "reset_after"):
             return FaultAction(kind=action)
+        if action in QUEUE_STATE_REASONS:
+            return FaultAction(kind="paused", queue_state=action)
         status = int(action)
         headers = self._retry_headers() if status in (429, 503) else {}
         return FaultAction(kind="status", status=status, headers=headers)

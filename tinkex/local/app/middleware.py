@@ -28,8 +28,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from tinkex.local.app.routing import Call, Handler
 from tinkex.local.codec import BodyTooLargeError, CodecError
 from tinkex.local.engine import UserError
-from tinkex.local.faults import FaultAction, request_key
-from tinkex.local.http import HTTPError, Response, error_response
+from tinkex.local.faults import QUEUE_STATE_REASONS, FaultAction, request_key
+from tinkex.local.http import HTTPError, Response, error_response, json_response
 from tinkex.local.storage import CheckpointError
 
 __all__ = [
@@ -106,6 +106,8 @@ class FaultInjection:
                 reset_after = True
             elif action.kind == "status":
                 return error_response(action.status, _fault_detail(call, action), action.headers)
+            elif action.kind == "paused":
+                return _paused_answer(call, action.queue_state)
         response = await call_next(call)
         return Response(abort=True) if reset_after else response
 
@@ -119,6 +121,18 @@ class FaultInjection:
             gone_allowed = record is not None and record.kind == "Sample"
         key = request_key(call.request.path, call.request.body)
         return call.state.faults.decide(name, key, gone_allowed=gone_allowed)
+
+
+def _paused_answer(call: Call, queue_state: str) -> Response:
+    """A ``try_again`` poll answer in a paused queue state (the request itself goes on)."""
+    request_id = _future_id_hint(call)
+    body = {
+        "type": "try_again",
+        "request_id": request_id,
+        "queue_state": queue_state,
+        "queue_state_reason": QUEUE_STATE_REASONS[queue_state],
+    }
+    return json_response(body, headers={"x-request-id": request_id})
 
 
 def _fault_detail(call: Call, action: FaultAction) -> str:
