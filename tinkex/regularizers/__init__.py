@@ -49,6 +49,7 @@ from tinkex.telemetry import (
 if TYPE_CHECKING:  # pragma: no cover
     from tinkex.regularizers._base import NumpyRegularizer
     from tinkex.regularizers._divergences import Entropy, KLDivergence
+    from tinkex.regularizers._evaluation import resolve_backend
     from tinkex.regularizers._grad_norms import (
         compute_grad_norm,
         grad_norm_for_regularizer,
@@ -57,12 +58,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from tinkex.regularizers._gradient_penalty import GradientPenalty
     from tinkex.regularizers._pairwise import Consistency, Orthogonality
     from tinkex.regularizers._penalties import L1, L2, ElasticNet, Field
-    from tinkex.regularizers._pipeline import (
-        compute_custom_loss,
-        numpy_loss,
-        resolve_backend,
-        torch_loss,
-    )
+    from tinkex.regularizers._pipeline import compute_custom_loss, numpy_loss, torch_loss
     from tinkex.regularizers._torch import torch_available, torch_gradient_penalty
 
 #: The telemetry events of the custom-loss pipeline (payloads: ``tinkex.telemetry.EVENT_SCHEMAS``),
@@ -110,8 +106,9 @@ _LAZY: dict[str, str] = {
     **dict.fromkeys(("Entropy", "KLDivergence"), "tinkex.regularizers._divergences"),
     **dict.fromkeys(("Consistency", "Orthogonality"), "tinkex.regularizers._pairwise"),
     "GradientPenalty": "tinkex.regularizers._gradient_penalty",
+    "resolve_backend": "tinkex.regularizers._evaluation",
     **dict.fromkeys(
-        ("compute_custom_loss", "numpy_loss", "resolve_backend", "torch_loss"),
+        ("compute_custom_loss", "numpy_loss", "torch_loss"),
         "tinkex.regularizers._pipeline",
     ),
     **dict.fromkeys(

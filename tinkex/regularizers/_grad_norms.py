@@ -17,15 +17,17 @@ import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from tinkex.regularizers._arrays import as_float_array, flat_norm
-from tinkex.regularizers._pipeline import (
+from tinkex.regularizers._arrays import flat_norm
+from tinkex.regularizers._evaluation import (
     Evaluation,
     await_all,
-    compute_custom_loss,
+    check_lengths,
     default_backend,
-    read_only,
+    failure_message,
+    read_only_arrays,
     resolve_backend,
 )
+from tinkex.regularizers._pipeline import compute_custom_loss
 from tinkex.regularizers._types import Backend, RegularizerError, RegularizerSpec
 
 
@@ -52,11 +54,8 @@ def compute_grad_norm(
         TypeError, ValueError: ``fn`` returned the wrong shape of result or bad gradients.
         ImportError: the torch backend without torch installed.
     """
-    if len(data) != len(logprobs_list):
-        raise ValueError(
-            f"compute_grad_norm: got {len(data)} datums but {len(logprobs_list)} logprobs arrays"
-        )
-    arrays = [read_only(as_float_array(lp)) for lp in logprobs_list]
+    check_lengths(data, logprobs_list, who="compute_grad_norm")
+    arrays = read_only_arrays(logprobs_list)
     chosen = resolve_backend(fn, backend, fallback=default_backend())
     run = Evaluation(fn, chosen, data, arrays, getattr(fn, "__name__", type(fn).__name__))
     _, _, grads = run.finish(run.raw, require_grads=False)
@@ -79,12 +78,8 @@ def grad_norm_for_regularizer(
     Raises:
         RegularizerError: the regularizer failed (its name in the message, the error as cause).
     """
-    if len(data) != len(logprobs_list):
-        raise ValueError(
-            f"grad_norm_for_regularizer: got {len(data)} datums but {len(logprobs_list)} "
-            f"logprobs arrays"
-        )
-    arrays = [read_only(as_float_array(lp)) for lp in logprobs_list]
+    check_lengths(data, logprobs_list, who="grad_norm_for_regularizer")
+    arrays = read_only_arrays(logprobs_list)
     chosen = resolve_backend(spec.fn, spec.backend, fallback=default_backend())
     try:
         run = Evaluation(spec.fn, chosen, data, arrays, f"regularizer {spec.name!r}")
@@ -99,9 +94,7 @@ def grad_norm_for_regularizer(
             spec.name, f"regularizer {spec.name!r} did not finish within {timeout} s"
         ) from exc
     except Exception as exc:
-        raise RegularizerError(
-            spec.name, f"regularizer {spec.name!r} failed: {type(exc).__name__}: {exc}"
-        ) from exc
+        raise RegularizerError(spec.name, failure_message(spec.name, exc)) from exc
     return flat_norm(grads)
 
 

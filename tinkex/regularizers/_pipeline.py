@@ -13,43 +13,30 @@ result's metrics (``loss:sum`` = ``output.loss_total``).
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
-import inspect
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, overload
 
-import numpy as np
-
-from tinkex.regularizers._arrays import Array, as_float_array, flat_norm, normalize_numpy_result
-from tinkex.regularizers._gradient_penalty import GradientPenalty
-from tinkex.regularizers._torch import finish_torch, leaf_tensors, torch_available
-from tinkex.regularizers._types import (
-    Backend,
-    CustomLossOutput,
-    RegularizerError,
-    RegularizerOutput,
-    RegularizerSpec,
+from tinkex.regularizers._arrays import Array, as_float_array, normalize_numpy_result
+from tinkex.regularizers._computation import CustomLossComputation
+from tinkex.regularizers._evaluation import (
+    NumpyLossResult,
+    check_lengths,
+    default_backend,
+    read_only_arrays,
+    resolve_backend,
 )
+from tinkex.regularizers._types import Backend, CustomLossOutput, RegularizerSpec
 from tinkex.telemetry import (
     CUSTOM_LOSS_EXCEPTION,
     CUSTOM_LOSS_START,
     CUSTOM_LOSS_STOP,
-    REGULARIZER_EXCEPTION,
-    REGULARIZER_START,
-    REGULARIZER_STOP,
     CustomLossExceptionMetadata,
     CustomLossMeasurements,
     CustomLossMetadata,
-    RegularizerExceptionMetadata,
-    RegularizerMeasurements,
-    RegularizerMetadata,
     emit,
     has_handlers,
 )
-
-NumpyLossResult = tuple[float, dict[str, float], list[Array]]
 
 
 @overload
@@ -154,68 +141,6 @@ def _name(fn: Any) -> str:
     return str(getattr(fn, "__name__", None) or type(fn).__name__)
 
 
-def default_backend() -> str:
-    """The backend of an unmarked base loss under ``"auto"``: torch when installed, else numpy
-    (so official-SDK torch losses work unchanged)."""
-    return "torch" if torch_available() else "numpy"
-
-
-def resolve_backend(fn: Any, requested: Backend, *, fallback: str) -> str:
-    """The backend ``fn`` runs on: ``requested`` unless ``"auto"``, then its
-    ``__tinkex_backend__`` marker, then ``fallback``."""
-    if requested != "auto":
-        return requested
-    marker = getattr(fn, "__tinkex_backend__", None)
-    if marker in ("numpy", "torch"):
-        return str(marker)
-    return fallback
-
-
-class Evaluation:
-    """One function evaluation, possibly started asynchronously and finished later."""
-
-    def __init__(self, fn: Any, backend: str, data: Sequence[Any], arrays: list[Array], who: str):
-        self.backend = backend
-        self.who = who
-        self.arrays = arrays
-        self.tensors = leaf_tensors(arrays, who) if backend == "torch" else None
-        self.started = time.perf_counter()
-        self.raw = fn(data, self.tensors if self.tensors is not None else arrays)
-
-    def finish(self, raw: Any, *, require_grads: bool) -> NumpyLossResult:
-        if self.tensors is not None:
-            return finish_torch(raw, self.tensors, who=self.who, require_grads=require_grads)
-        return normalize_numpy_result(raw, self.arrays, who=self.who)
-
-
-def await_all(awaitables: list[Any]) -> concurrent.futures.Future[list[Any]]:
-    """Run coroutines/awaitables concurrently on a private event loop in a helper thread."""
-
-    async def gather() -> list[Any]:
-        return list(await asyncio.gather(*awaitables))
-
-    future: concurrent.futures.Future[list[Any]] = concurrent.futures.Future()
-
-    def run() -> None:
-        try:
-            future.set_result(asyncio.run(gather()))
-        except BaseException as exc:
-            future.set_exception(exc)
-
-    import threading
-
-    threading.Thread(target=run, name="tinkex-async-regularizers", daemon=True).start()
-    return future
-
-
-def read_only(array: Array) -> Array:
-    # Every function sees the same arrays; a read-only view stops one from corrupting the
-    # others' inputs (and leaves the caller's array writable).
-    view = array.view()
-    view.flags.writeable = False
-    return view
-
-
 def compute_custom_loss(
     data: Sequence[Any],
     logprobs_list: Sequence[Any],
@@ -273,11 +198,33 @@ def compute_custom_loss(
     duration, gradient norm) or ``.exception``. Payloads: ``tinkex.telemetry.EVENT_SCHEMAS``.
     """
     started = time.perf_counter()
+    check_lengths(data, logprobs_list, who="compute_custom_loss")
+    specs = _checked_specs(regularizers)
+    arrays = read_only_arrays(logprobs_list)
+    base_backend = resolve_backend(base_loss_fn, backend, fallback=default_backend())
+    meta: CustomLossMetadata = {
+        "regularizer_count": len(specs),
+        "backend": base_backend,
+        "parallel": parallel,
+        "track_grad_norms": track_grad_norms,
+    }
+    if has_handlers(CUSTOM_LOSS_START):
+        emit(CUSTOM_LOSS_START, {"system_time": time.time()}, meta)
+    computation = CustomLossComputation(
+        data, arrays, base_loss_fn, base_backend, track_grad_norms, parallel, max_workers, timeout
+    )
+    try:
+        output, grads = computation.run(specs)
+    except BaseException as exc:
+        _emit_exception(meta, started, exc)
+        raise
+    _emit_stop(meta, started, output)
+    return output, grads
+
+
+def _checked_specs(regularizers: Sequence[RegularizerSpec] | None) -> list[RegularizerSpec]:
+    """``regularizers`` as a list; raises unless each is a ``RegularizerSpec`` of its own name."""
     specs = list(regularizers or ())
-    if len(data) != len(logprobs_list):
-        raise ValueError(
-            f"compute_custom_loss: got {len(data)} datums but {len(logprobs_list)} logprobs arrays"
-        )
     for spec in specs:
         if not isinstance(spec, RegularizerSpec):
             raise TypeError(
@@ -288,37 +235,22 @@ def compute_custom_loss(
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise ValueError(f"compute_custom_loss: duplicate regularizer names {duplicates}")
-    arrays = [read_only(as_float_array(lp)) for lp in logprobs_list]
-    base_backend = resolve_backend(base_loss_fn, backend, fallback=default_backend())
-    meta: CustomLossMetadata = {
-        "regularizer_count": len(specs),
-        "backend": base_backend,
-        "parallel": parallel,
-        "track_grad_norms": track_grad_norms,
-    }
-    if has_handlers(CUSTOM_LOSS_START):
-        emit(CUSTOM_LOSS_START, {"system_time": time.time()}, meta)
-    try:
-        output, grads = _compute(
-            data,
-            arrays,
-            base_loss_fn,
-            base_backend,
-            specs,
-            track_grad_norms,
-            parallel,
-            max_workers,
-            timeout,
-        )
-    except BaseException as exc:
-        if has_handlers(CUSTOM_LOSS_EXCEPTION):
-            failure: CustomLossExceptionMetadata = {
-                **meta,
-                "error_type": type(exc).__name__,
-                "error": str(exc),
-            }
-            emit(CUSTOM_LOSS_EXCEPTION, {"duration": time.perf_counter() - started}, failure)
-        raise
+    return specs
+
+
+def _emit_exception(meta: CustomLossMetadata, started: float, exc: BaseException) -> None:
+    """``tinkex.custom_loss.exception``: what failed and after how long."""
+    if has_handlers(CUSTOM_LOSS_EXCEPTION):
+        failure: CustomLossExceptionMetadata = {
+            **meta,
+            "error_type": type(exc).__name__,
+            "error": str(exc),
+        }
+        emit(CUSTOM_LOSS_EXCEPTION, {"duration": time.perf_counter() - started}, failure)
+
+
+def _emit_stop(meta: CustomLossMetadata, started: float, output: CustomLossOutput) -> None:
+    """``tinkex.custom_loss.stop``: the totals and the duration."""
     if has_handlers(CUSTOM_LOSS_STOP):
         measurements: CustomLossMeasurements = {
             "duration": time.perf_counter() - started,
@@ -329,180 +261,3 @@ def compute_custom_loss(
         if output.total_grad_norm is not None:
             measurements["total_grad_norm"] = output.total_grad_norm
         emit(CUSTOM_LOSS_STOP, measurements, meta)
-    return output, grads
-
-
-def _regularizer_meta(spec: RegularizerSpec, backend: str) -> RegularizerMetadata:
-    return {"name": spec.name, "backend": backend, "async": spec.async_}
-
-
-def _regularizer_failed(
-    spec: RegularizerSpec, backend: str, started: float, cause: BaseException, message: str
-) -> RegularizerError:
-    """Emit ``tinkex.regularizer.compute.exception``; returns the :class:`RegularizerError`
-    to raise (``from cause``)."""
-    if has_handlers(REGULARIZER_EXCEPTION):
-        meta: RegularizerExceptionMetadata = {
-            **_regularizer_meta(spec, backend),
-            "error_type": type(cause).__name__,
-            "error": message,
-        }
-        emit(REGULARIZER_EXCEPTION, {"duration": time.perf_counter() - started}, meta)
-    return RegularizerError(spec.name, message)
-
-
-def _compute(
-    data: Sequence[Any],
-    arrays: list[Array],
-    base_loss_fn: Callable[..., Any],
-    base_backend: str,
-    specs: list[RegularizerSpec],
-    track_grad_norms: bool,
-    parallel: bool,
-    max_workers: int | None,
-    timeout: float | None,
-) -> tuple[CustomLossOutput, list[Array]]:
-    base_run = Evaluation(base_loss_fn, base_backend, data, arrays, "base_loss_fn")
-    base_loss, base_metrics, base_grads = base_run.finish(base_run.raw, require_grads=True)
-
-    def reg_fn(spec: RegularizerSpec) -> Any:
-        fn = spec.fn
-        if isinstance(fn, GradientPenalty) and fn.loss_fn is None:
-            if base_backend != "numpy":
-                raise RegularizerError(
-                    spec.name,
-                    f"regularizer {spec.name!r}: GradientPenalty without loss_fn needs a numpy "
-                    f"base loss; with torch use torch_gradient_penalty",
-                )
-            fn = fn.bind(base_loss_fn)
-        return fn
-
-    def start(spec: RegularizerSpec) -> Evaluation:
-        reg_backend = resolve_backend(spec.fn, spec.backend, fallback=base_backend)
-        if has_handlers(REGULARIZER_START):
-            emit(
-                REGULARIZER_START,
-                {"system_time": time.time()},
-                _regularizer_meta(spec, reg_backend),
-            )
-        started = time.perf_counter()
-        try:
-            return Evaluation(reg_fn(spec), reg_backend, data, arrays, f"regularizer {spec.name!r}")
-        except RegularizerError as exc:
-            _regularizer_failed(spec, reg_backend, started, exc, exc.message)
-            raise
-        except Exception as exc:
-            message = f"regularizer {spec.name!r} failed: {type(exc).__name__}: {exc}"
-            raise _regularizer_failed(spec, reg_backend, started, exc, message) from exc
-
-    def finish(spec: RegularizerSpec, run: Evaluation, raw: Any) -> tuple[NumpyLossResult, float]:
-        try:
-            result = run.finish(raw, require_grads=False)
-        except Exception as exc:
-            message = f"regularizer {spec.name!r} failed: {type(exc).__name__}: {exc}"
-            raise _regularizer_failed(spec, run.backend, run.started, exc, message) from exc
-        return result, time.perf_counter() - run.started
-
-    results: dict[str, tuple[NumpyLossResult, float, str]] = {}
-
-    # 1. Start async regularizers so they overlap with everything else.
-    async_specs = [spec for spec in specs if spec.async_]
-    async_runs = {spec.name: start(spec) for spec in async_specs}
-    coroutine_names = [name for name, run in async_runs.items() if inspect.isawaitable(run.raw)]
-    gathered = (
-        await_all([async_runs[name].raw for name in coroutine_names]) if coroutine_names else None
-    )
-
-    # 2. Synchronous regularizers, on threads when asked.
-    sync_specs = [spec for spec in specs if not spec.async_]
-
-    def run_sync(spec: RegularizerSpec) -> tuple[NumpyLossResult, float, str]:
-        run = start(spec)
-        result, duration = finish(spec, run, run.raw)
-        return result, duration, run.backend
-
-    if parallel and len(sync_specs) > 1:
-        workers = max_workers or len(sync_specs)
-        with concurrent.futures.ThreadPoolExecutor(
-            max_workers=workers, thread_name_prefix="tinkex-regularizer"
-        ) as pool:
-            futures = {spec.name: pool.submit(run_sync, spec) for spec in sync_specs}
-            for name, fut in futures.items():
-                results[name] = fut.result()
-    else:
-        for spec in sync_specs:
-            results[spec.name] = run_sync(spec)
-
-    # 3. Collect async results.
-    awaited: dict[str, Any] = {}
-    if gathered is not None:
-        try:
-            values = gathered.result(timeout)
-        except Exception as exc:
-            if isinstance(exc, concurrent.futures.TimeoutError):
-                message = f"async regularizers {coroutine_names} did not finish within {timeout} s"
-            else:
-                which = (
-                    f"async regularizer {coroutine_names[0]!r}"
-                    if len(coroutine_names) == 1
-                    else f"one of the async regularizers {coroutine_names}"
-                )
-                message = f"{which} failed: {type(exc).__name__}: {exc}"
-            for spec in async_specs:  # awaited together: each pending one failed with them
-                if spec.name in coroutine_names:
-                    run = async_runs[spec.name]
-                    _regularizer_failed(spec, run.backend, run.started, exc, message)
-            raise RegularizerError(",".join(coroutine_names), message) from exc
-        awaited = dict(zip(coroutine_names, values, strict=True))
-    for spec in async_specs:
-        run = async_runs[spec.name]
-        raw = awaited.get(spec.name, run.raw)
-        if isinstance(raw, concurrent.futures.Future):
-            try:
-                raw = raw.result(timeout)
-            except Exception as exc:
-                message = f"regularizer {spec.name!r} failed: {type(exc).__name__}: {exc}"
-                raise _regularizer_failed(spec, run.backend, run.started, exc, message) from exc
-        result, duration = finish(spec, run, raw)
-        results[spec.name] = (result, duration, run.backend)
-
-    # 4. Combine.
-    total_grads = [np.array(g, dtype=np.float64, copy=True) for g in base_grads]
-    outputs: dict[str, RegularizerOutput] = {}
-    for spec in specs:
-        (value, metrics, grads), duration, reg_backend = results[spec.name]
-        for i, grad in enumerate(grads):
-            total_grads[i] += spec.weight * grad
-        grad_norm = flat_norm(grads) if track_grad_norms else None
-        output = RegularizerOutput(
-            name=spec.name,
-            value=value,
-            weight=spec.weight,
-            contribution=spec.weight * value,
-            grad_norm=grad_norm,
-            grad_norm_weighted=None if grad_norm is None else spec.weight * grad_norm,
-            custom=metrics,
-            duration=duration,
-        )
-        outputs[spec.name] = output
-        if has_handlers(REGULARIZER_STOP):
-            measurements: RegularizerMeasurements = {
-                "value": value,
-                "contribution": output.contribution,
-                "weight": spec.weight,
-                "duration": duration,
-            }
-            if grad_norm is not None:
-                measurements["grad_norm"] = grad_norm
-            emit(REGULARIZER_STOP, measurements, _regularizer_meta(spec, reg_backend))
-    regularizer_total = sum(output.contribution for output in outputs.values())
-    combined = CustomLossOutput(
-        loss_total=base_loss + regularizer_total,
-        base_loss=base_loss,
-        base_metrics=base_metrics,
-        regularizer_total=regularizer_total,
-        regularizers=outputs,
-        base_grad_norm=flat_norm(base_grads) if track_grad_norms else None,
-        total_grad_norm=flat_norm(total_grads) if track_grad_norms else None,
-    )
-    return combined, total_grads
