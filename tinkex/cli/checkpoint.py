@@ -45,8 +45,22 @@ TTL_MAX_SECONDS = 10 * 365 * 24 * 3600
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     """Add the ``checkpoint`` group."""
-    _, sub = add_group(subparsers, "checkpoint", "Manage checkpoints.", common)
+    from tinkex.cli import _push_hf
 
+    _, sub = add_group(subparsers, "checkpoint", "Manage checkpoints.", common)
+    for add in (
+        _register_list,
+        _register_info,
+        _register_delete,
+        _register_publish,
+        _register_set_ttl,
+        _register_download,
+        _push_hf.register,
+    ):
+        add(sub, common)
+
+
+def _register_list(sub: Any, common: argparse.ArgumentParser) -> None:
     p = add_command(
         sub,
         "list",
@@ -72,10 +86,14 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     )
     p.set_defaults(cmd=cmd_list)
 
+
+def _register_info(sub: Any, common: argparse.ArgumentParser) -> None:
     p = add_command(sub, "info", "Show details of a checkpoint.", common)
     p.add_argument("checkpoint_path", metavar="CHECKPOINT_PATH", help=_PATH_HELP)
     p.set_defaults(cmd=cmd_info)
 
+
+def _register_delete(sub: Any, common: argparse.ArgumentParser) -> None:
     p = add_command(
         sub,
         "delete",
@@ -103,6 +121,8 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     p.set_defaults(cmd=cmd_delete)
 
+
+def _register_publish(sub: Any, common: argparse.ArgumentParser) -> None:
     for name, help_text in (
         ("publish", "Publish a checkpoint (make it public)."),
         ("unpublish", "Unpublish a checkpoint (make it private again)."),
@@ -111,6 +131,8 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         p.add_argument("checkpoint_path", metavar="CHECKPOINT_PATH", help=_PATH_HELP)
         p.set_defaults(cmd=cmd_publish, public=name == "publish")
 
+
+def _register_set_ttl(sub: Any, common: argparse.ArgumentParser) -> None:
     p = add_command(
         sub,
         "set-ttl",
@@ -129,6 +151,8 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     ttl.add_argument("--remove", action="store_true", help="remove the expiry")
     p.set_defaults(cmd=cmd_set_ttl)
 
+
+def _register_download(sub: Any, common: argparse.ArgumentParser) -> None:
     p = add_command(
         sub,
         "download",
@@ -153,10 +177,6 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--force", action="store_true", help="replace the target directory if it exists")
     p.set_defaults(cmd=cmd_download)
-
-    from tinkex.cli import _push_hf
-
-    _push_hf.register(sub, common)
 
 
 def _parse_date(text: str) -> _dt.datetime:

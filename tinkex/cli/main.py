@@ -8,38 +8,32 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 import threading
 from collections.abc import Callable, Sequence
 from types import ModuleType
 
-from tinkex.cli import (
-    auth,
-    billing,
-    checkpoint,
-    doctor,
-    model,
-    run,
-    sample,
-    session,
-    version,
-)
 from tinkex.cli._context import Context
 from tinkex.cli._errors import describe_error
 from tinkex.cli._parsers import positive_float
+from tinkex.cli.version import cmd_version
 
 #: The command modules, in the order ``tinkex --help`` lists them (``serve`` comes first).
-COMMAND_MODULES: tuple[ModuleType, ...] = (
-    auth,
-    billing,
-    checkpoint,
-    doctor,
-    model,
-    run,
-    sample,
-    session,
-    version,
+COMMAND_MODULES: tuple[ModuleType, ...] = tuple(
+    importlib.import_module(f"tinkex.cli.{name}")
+    for name in (
+        "auth",
+        "billing",
+        "checkpoint",
+        "doctor",
+        "model",
+        "run",
+        "sample",
+        "session",
+        "version",
+    )
 )
 
 
@@ -108,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.version and args.command is None:
-        args.cmd = version.cmd_version
+        args.cmd = cmd_version
     command: Callable[[Context, argparse.Namespace], int | None] | None = getattr(args, "cmd", None)
     handler = getattr(args, "handler", None)
     if command is None and handler is None:

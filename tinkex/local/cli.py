@@ -20,7 +20,10 @@ import os
 import signal
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tinkex.local.server import LocalServer
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -43,6 +46,15 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
         "base model the Tinker service serves (Qwen/Qwen3-8B, ...) is answered by the tiny "
         "model; use the API key 'tml-local' (the official SDK requires the tml- prefix).",
     )
+    _add_place_options(parser)
+    _add_access_options(parser)
+    _add_model_options(parser)
+    parser.set_defaults(handler=run_serve)
+    return parser
+
+
+def _add_place_options(parser: argparse.ArgumentParser) -> None:
+    """Where the server listens and where it keeps its data."""
     parser.add_argument(
         "--host", default=DEFAULT_HOST, help=f"bind address (default {DEFAULT_HOST})"
     )
@@ -65,6 +77,10 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
         action="store_true",
         help="use a temporary data directory, deleted when the server stops",
     )
+
+
+def _add_access_options(parser: argparse.ArgumentParser) -> None:
+    """What the server logs, which key it accepts and which faults it injects."""
     parser.add_argument(
         "--log-level",
         choices=LOG_LEVELS,
@@ -85,6 +101,10 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="inject faults, e.g. 'http_5xx=0.1,seed=1' or 'asample:429:3' "
         "(grammar: tinkex.local.faults)",
     )
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    """Which models the server answers for and how its engine behaves."""
     names = parser.add_mutually_exclusive_group()
     names.add_argument(
         "--any-model",
@@ -128,8 +148,6 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="the tokenizer id to answer every client (default: the path of the server's "
         "tokenizer folder to clients on this machine, tinkex/byte-tokenizer to others)",
     )
-    parser.set_defaults(handler=run_serve)
-    return parser
 
 
 def _size(text: str) -> int:
@@ -143,20 +161,10 @@ def _size(text: str) -> int:
 
 def run_serve(args: argparse.Namespace) -> int:
     """Run the server until SIGINT/SIGTERM; returns the exit code."""
-    from tinkex.local.engine.memory import format_bytes
     from tinkex.local.server import LocalServer
 
     _configure_logging(getattr(args, "log_level", "info"))
     log = logging.getLogger("tinkex.local")
-    options: dict[str, Any] = {"any_model": bool(getattr(args, "any_model", False))}
-    for name in ("long_poll_seconds", "memory_budget", "sampling_seed", "tokenizer_id"):
-        value = getattr(args, name, None)
-        if value is not None:
-            options[name] = value
-    # `tinkex --api-key KEY serve` means the same as `tinkex serve --api-key KEY`
-    api_key = getattr(args, "serve_api_key", None) or getattr(args, "api_key", None)
-    ephemeral = bool(getattr(args, "ephemeral", False))
-    data_dir = None if ephemeral else (args.data_dir or default_data_dir())
     stop = threading.Event()
     received: list[str] = []
 
@@ -166,24 +174,8 @@ def run_serve(args: argparse.Namespace) -> int:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        with LocalServer(
-            data_dir=data_dir,
-            api_key=api_key,
-            faults=args.faults,
-            host=args.host,
-            port=args.port,
-            **options,
-        ) as server:
-            kept = "temporary, deleted on exit" if ephemeral else "kept across restarts"
-            log.info("data directory %s (%s)", server.data_dir, kept)
-            log.info("memory budget %s", format_bytes(server.memory.limit))
-            if args.faults:
-                log.info("injecting faults: %s", args.faults)
-            print(f"tinkex local server listening on {server.base_url}", flush=True)
-            print(
-                f"export TINKER_BASE_URL={server.base_url} TINKER_API_KEY={server.api_key}",
-                flush=True,
-            )
+        with LocalServer(**server_options(args)) as server:
+            _announce(server, args)
             while not stop.wait(0.5):
                 pass
             log.info(
@@ -195,6 +187,41 @@ def run_serve(args: argparse.Namespace) -> int:
             signal.signal(sig, handler)
     sys.stdout.flush()
     return 0
+
+
+def server_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``LocalServer`` keyword arguments the parsed ``serve`` options ask for."""
+    options: dict[str, Any] = {"any_model": bool(getattr(args, "any_model", False))}
+    for name in ("long_poll_seconds", "memory_budget", "sampling_seed", "tokenizer_id"):
+        value = getattr(args, name, None)
+        if value is not None:
+            options[name] = value
+    # `tinkex --api-key KEY serve` means the same as `tinkex serve --api-key KEY`
+    api_key = getattr(args, "serve_api_key", None) or getattr(args, "api_key", None)
+    ephemeral = bool(getattr(args, "ephemeral", False))
+    return {
+        "data_dir": None if ephemeral else (args.data_dir or default_data_dir()),
+        "api_key": api_key,
+        "faults": args.faults,
+        "host": args.host,
+        "port": args.port,
+        **options,
+    }
+
+
+def _announce(server: LocalServer, args: argparse.Namespace) -> None:
+    """Log the data directory, budget and faults; print the two ready lines on stdout."""
+    from tinkex.local.engine.memory import format_bytes
+
+    log = logging.getLogger("tinkex.local")
+    ephemeral = bool(getattr(args, "ephemeral", False))
+    kept = "temporary, deleted on exit" if ephemeral else "kept across restarts"
+    log.info("data directory %s (%s)", server.data_dir, kept)
+    log.info("memory budget %s", format_bytes(server.memory.limit))
+    if args.faults:
+        log.info("injecting faults: %s", args.faults)
+    print(f"tinkex local server listening on {server.base_url}", flush=True)
+    print(f"export TINKER_BASE_URL={server.base_url} TINKER_API_KEY={server.api_key}", flush=True)
 
 
 _HANDLER: logging.Handler | None = None
