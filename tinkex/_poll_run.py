@@ -15,8 +15,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import CancelledError
+from concurrent.futures import CancelledError, Future
 from typing import TYPE_CHECKING, Any, TypeVar
+
+import attrs
 
 from tinkex._exceptions import (
     APIConnectionError,
@@ -86,48 +88,44 @@ class _Failed(Exception):
         self.cause = action.cause
 
 
+@attrs.define(eq=False)
 class PollRun:
     """The side effects of one poll loop: I/O, waits, reports, reservations, decoding.
 
-    Args:
+    Attributes:
         request_id, request_type: the request polled for.
         stop: the owner's stop event.
         base_url: the server, named in errors.
+        accept, timeout: the ``Accept`` header and read timeout of each poll.
+        roundtrip: ``X-Tinker-Create-Promise-Roundtrip-Time`` of the first poll, if known.
         on_queue_state: observer of queue-state changes.
         response_bytes: budget for payloads announced by ``complete_metadata``.
         clock: monotonic clock (tests).
         sleep: how :meth:`wait` sleeps (tests); default waits wake on stop/cancellation.
-        watch_future: whether the future being computed (``current_future()``) can cancel
-            polling; a coroutine's cancellation arrives as task cancellation instead.
+        future: the future being computed (``current_future()``), whose cancellation stops
+            polling; None for a coroutine, whose cancellation arrives as task cancellation.
     """
 
-    def __init__(
-        self,
-        request_id: str,
-        request_type: str,
-        stop: threading.Event,
-        *,
-        base_url: str,
-        on_queue_state: QueueStateCallback | None,
-        response_bytes: BytesSemaphore | None,
-        clock: Callable[[], float],
-        sleep: Callable[[float], None] | None = None,
-        watch_future: bool = True,
-    ) -> None:
-        self.base_url = base_url
-        self.request_id = request_id
-        self.request_type = request_type
-        self.stop = stop
-        self.sleep = sleep
-        self.on_queue_state = on_queue_state
-        self.response_bytes = response_bytes
-        self.future = current_future() if watch_future else None
-        self.reserved = 0
-        self.polls = 0
-        self.outcome = "error"
-        self.next_warning = WAIT_WARNING_AFTER
-        self.clock = clock
-        self.started = clock()
+    request_id: str
+    request_type: str
+    stop: threading.Event
+    base_url: str
+    accept: str
+    timeout: float
+    roundtrip: float | None
+    on_queue_state: QueueStateCallback | None
+    response_bytes: BytesSemaphore | None
+    clock: Callable[[], float]
+    sleep: Callable[[float], None] | None = None
+    future: Future[Any] | None = attrs.field(factory=current_future)
+    reserved: int = attrs.field(default=0, init=False)
+    polls: int = attrs.field(default=0, init=False)
+    outcome: str = attrs.field(default="error", init=False)
+    next_warning: float = attrs.field(default=WAIT_WARNING_AFTER, init=False)
+    started: float = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.started = self.clock()
 
     @contextlib.contextmanager
     def running(
@@ -182,52 +180,34 @@ class PollRun:
                 f"polling of request {self.request_id} ({self.request_type}) was cancelled"
             )
 
-    def retrieve(
-        self,
-        transport: Transport,
-        state: PollState,
-        timeout: float,
-        accept: str,
-        roundtrip: float | None,
-    ) -> Answer:
+    def retrieve(self, transport: Transport, state: PollState) -> Answer:
         """Send the poll of ``state``; the answer, or the HTTP/connection error it ended in."""
         self.polls += 1
         try:
-            return transport.request(
-                **self._poll(state, timeout, accept, roundtrip), retry=NO_RETRY
-            )
+            return transport.request(**self._poll(state), retry=NO_RETRY)
         except (APIStatusError, APIConnectionError) as exc:
             return exc
 
-    async def aretrieve(
-        self,
-        transport: AsyncTransport,
-        state: PollState,
-        timeout: float,
-        accept: str,
-        roundtrip: float | None,
-    ) -> Answer:
+    async def aretrieve(self, transport: AsyncTransport, state: PollState) -> Answer:
         """:meth:`retrieve` over the asyncio transport."""
         self.polls += 1
         try:
-            return await transport.request(**self._poll(state, timeout, accept, roundtrip))
+            return await transport.request(**self._poll(state))
         except (APIStatusError, APIConnectionError) as exc:
             return exc
 
-    def _poll(
-        self, state: PollState, timeout: float, accept: str, roundtrip: float | None
-    ) -> dict[str, Any]:
+    def _poll(self, state: PollState) -> dict[str, Any]:
         """The request arguments of the poll sent with ``state`` (both transports)."""
         return {
             "method": "POST",
             "path": RETRIEVE_FUTURE_PATH,
             "json": self.body(state),
-            "headers": self.headers(state, roundtrip),
-            "timeout": timeout,
-            "accept": accept,
+            "headers": self.headers(state),
+            "timeout": self.timeout,
+            "accept": self.accept,
         }
 
-    def headers(self, state: PollState, roundtrip: float | None) -> dict[str, str]:
+    def headers(self, state: PollState) -> dict[str, str]:
         """The headers of the poll sent with ``state``."""
         headers = {
             "X-Tinker-Request-Iteration": str(state.iteration),
@@ -235,8 +215,8 @@ class PollRun:
             # The official SDK marks its polls so; servers may ignore it (docs/protocol.md).
             "X-Stainless-Raw-Response": "raw",
         }
-        if state.iteration == 0 and roundtrip is not None:
-            headers["X-Tinker-Create-Promise-Roundtrip-Time"] = str(roundtrip)
+        if state.iteration == 0 and self.roundtrip is not None:
+            headers["X-Tinker-Create-Promise-Roundtrip-Time"] = str(self.roundtrip)
         return headers
 
     def body(self, state: PollState) -> dict[str, Any]:

@@ -16,39 +16,16 @@ from collections.abc import Callable
 from concurrent.futures import CancelledError
 from typing import TYPE_CHECKING, TypeVar
 
-from tinkex._futures import QueueState, QueueStateCallback
+from tinkex._futures import QueueStateCallback
 from tinkex._poll_run import PollRun
-from tinkex._poll_table import (
-    MAX_BAD_REQUESTS,
-    UNREACHABLE_LIMIT,
-    Fail,
-    Finish,
-    PollAction,
-    PollState,
-    Repoll,
-    next_action,
-)
+from tinkex._poll_table import Finish, PollState
 from tinkex._transport.retry import BILLING_MAX_PAUSE, poll_retry_policy
 
 if TYPE_CHECKING:
     from tinkex._transport import BytesSemaphore, Response, Transport
     from tinkex._transport.aio import AsyncTransport
 
-__all__ = [
-    "MAX_BAD_REQUESTS",
-    "PROTO_REQUEST_TYPES",
-    "UNREACHABLE_LIMIT",
-    "Fail",
-    "Finish",
-    "PollAction",
-    "PollState",
-    "QueueState",
-    "QueueStateCallback",
-    "Repoll",
-    "apoll_future",
-    "next_action",
-    "poll_future",
-]
+__all__ = ["PROTO_REQUEST_TYPES", "apoll_future", "poll_future"]
 
 T = TypeVar("T")
 
@@ -108,23 +85,24 @@ def poll_future(
         concurrent.futures.CancelledError: ``stop`` was set or the future was cancelled.
     """
     run = PollRun(
-        request_id,
-        request_type,
-        stop,
+        request_id=request_id,
+        request_type=request_type,
+        stop=stop,
         base_url=transport.base_url,
+        accept=_accept(request_type) if accept is None else accept,
+        timeout=timeout,
+        roundtrip=create_roundtrip_time,
         on_queue_state=on_queue_state,
         response_bytes=response_bytes,
         clock=clock,
         sleep=sleep,
     )
-    if accept is None:
-        accept = _accept(request_type)
     policy = poll_retry_policy(float(billing_max_pause))
     state = PollState()
     with run.running():
         while True:
             run.check()
-            answer = run.retrieve(transport, state, timeout, accept, create_roundtrip_time)
+            answer = run.retrieve(transport, state)
             action = run.next(state, answer, policy)
             if isinstance(action, Finish):
                 return run.finished(decode, action)
@@ -157,22 +135,24 @@ async def apoll_future(
     import asyncio
 
     run = PollRun(
-        request_id,
-        request_type,
-        stop,
+        request_id=request_id,
+        request_type=request_type,
+        stop=stop,
         base_url=transport.base_url,
+        accept=_accept(request_type),
+        timeout=timeout,
+        roundtrip=create_roundtrip_time,
         on_queue_state=on_queue_state,
         response_bytes=response_bytes,
         clock=clock,
-        watch_future=False,  # cancellation reaches this coroutine as task cancellation
+        future=None,  # cancellation reaches this coroutine as task cancellation
     )
-    accept = _accept(request_type)
     policy = poll_retry_policy(float(billing_max_pause))
     state = PollState()
     with run.running(cancelled=(CancelledError, asyncio.CancelledError)):
         while True:
             run.check()
-            answer = await run.aretrieve(transport, state, timeout, accept, create_roundtrip_time)
+            answer = await run.aretrieve(transport, state)
             action = run.next(state, answer, policy)
             if isinstance(action, Finish):
                 return run.finished(decode, action)

@@ -1,7 +1,7 @@
 """The transport's requests over asyncio: HTTP/1.1 keep-alive connections on one event loop.
 
 :class:`AsyncTransport` sends the same requests as its :class:`~tinkex._transport.Transport`
-— the same headers (``Transport._headers_and_body``), credential, rate-limit window,
+— the same headers (``Transport.request_headers``), credential, rate-limit window,
 telemetry events (``tinkex._transport.events``) and exceptions (``Transport._finish``) — but
 as coroutines on an :class:`~tinkex._ioloop.IOLoop`, so a thousand requests waiting for the
 server cost a thousand sockets, not a thousand threads. It speaks plain HTTP/1.1
@@ -128,7 +128,7 @@ class AsyncTransport:
         """
         transport = self._transport
         read_timeout = self._timeout if timeout is None else timeout
-        request_headers, body = transport._headers_and_body(
+        request_headers, body = transport.request_headers.build(
             method, json, None, None, headers, accept, read_timeout
         )
         request_headers["x-stainless-retry-count"] = "0"

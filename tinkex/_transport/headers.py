@@ -1,7 +1,7 @@
 """The headers every request carries, and how a request's header set is put together.
 
-:func:`request_headers_and_body` is the one place both transports (threaded and asyncio) build
-a request's headers and body from: the transport's static headers (API key, ``User-Agent``,
+:class:`RequestHeaders` is the one place both transports (threaded and asyncio) build a
+request's headers and body from: the transport's static headers (API key, ``User-Agent``,
 ``Accept-Encoding``, the ``X-Stainless-*`` platform headers, Cloudflare access headers), the
 per-request ones (``Accept``, ``Content-Type``, ``X-Idempotency-Key``, ``x-sdk-*``), the
 caller's, the settings' ``default_headers`` last, and W3C trace context when OpenTelemetry is
@@ -15,20 +15,23 @@ import logging
 import platform
 import sys
 import uuid
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 from tinkex._exceptions import TinkerError
 from tinkex._transport.sdk_method import current_sdk_method
 from tinkex._version import TINKER_SDK_VERSION, __version__
 
+if TYPE_CHECKING:
+    from tinkex._config import ClientSettings
+
 __all__ = [
     "ACCEPT_ENCODING",
     "USER_AGENT",
+    "RequestHeaders",
     "check_header",
     "merge_headers",
     "platform_headers",
-    "request_headers_and_body",
 ]
 
 logger = logging.getLogger("tinkex.transport")
@@ -116,40 +119,67 @@ def format_seconds(seconds: float) -> str:
     return str(int(seconds)) if float(seconds).is_integer() else repr(float(seconds))
 
 
-def request_headers_and_body(
-    base_headers: Mapping[str, str],
-    default_headers: Mapping[str, str],
-    method: str,
-    json: Any,
-    content: bytes | None,
-    content_type: str | None,
-    headers: Mapping[str, str] | None,
-    accept: str,
-    read_timeout: float,
-) -> tuple[dict[str, str], bytes | None]:
-    """The headers and body of one request (every HTTP-layer retry of it sends the same)."""
-    request_headers = dict(base_headers)
-    request_headers["Accept"] = accept
-    request_headers["x-stainless-read-timeout"] = format_seconds(read_timeout)
-    body: bytes | None = None
-    if method != "GET":
-        if json is not None:
-            body = _json.dumps(json, separators=(",", ":"), ensure_ascii=False).encode()
-        elif content is not None:
-            body = content
-        request_headers["Content-Type"] = content_type or "application/json"
-        # One key per call, reused by every HTTP-layer retry of it.
-        request_headers["X-Idempotency-Key"] = f"tinkex-retry-{uuid.uuid4()}"
-    sdk_method = current_sdk_method()
-    if sdk_method is not None:
-        request_headers["x-sdk-version"] = TINKER_SDK_VERSION
-        request_headers["x-sdk-method"] = sdk_method
-    if headers:
-        merge_headers(request_headers, headers)
-    if default_headers:
-        merge_headers(request_headers, default_headers)
-    inject_trace_context(request_headers)
-    return request_headers, body
+class RequestHeaders:
+    """The headers of one transport's requests: the static ones, checked and built once from
+    ``settings``, and :meth:`build` for each request.
+
+    Raises:
+        TinkerError: a configured header (API key, access or default headers) would break the
+            request (see :func:`check_header`).
+    """
+
+    def __init__(self, settings: ClientSettings) -> None:
+        for name, value in _configured_headers(settings):
+            check_header(name, value)
+        self._static: dict[str, str] = {
+            "X-API-Key": settings.api_key,
+            "User-Agent": USER_AGENT,
+            "Accept-Encoding": ACCEPT_ENCODING,
+            **platform_headers(),
+        }
+        merge_headers(self._static, settings.access_headers)
+        self._defaults = dict(settings.default_headers)
+
+    def build(
+        self,
+        method: str,
+        json: Any,
+        content: bytes | None,
+        content_type: str | None,
+        headers: Mapping[str, str] | None,
+        accept: str,
+        read_timeout: float,
+    ) -> tuple[dict[str, str], bytes | None]:
+        """The headers and body of one request (every HTTP-layer retry of it sends the same):
+        ours, then the caller's ``headers``, then the settings' ``default_headers``."""
+        request_headers = self._static.copy()
+        request_headers["Accept"] = accept
+        request_headers["x-stainless-read-timeout"] = format_seconds(read_timeout)
+        body: bytes | None = None
+        if method != "GET":
+            if json is not None:
+                body = _json.dumps(json, separators=(",", ":"), ensure_ascii=False).encode()
+            elif content is not None:
+                body = content
+            request_headers["Content-Type"] = content_type or "application/json"
+            # One key per call, reused by every HTTP-layer retry of it.
+            request_headers["X-Idempotency-Key"] = f"tinkex-retry-{uuid.uuid4()}"
+        sdk_method = current_sdk_method()
+        if sdk_method is not None:
+            request_headers["x-sdk-version"] = TINKER_SDK_VERSION
+            request_headers["x-sdk-method"] = sdk_method
+        if headers:
+            merge_headers(request_headers, headers)
+        if self._defaults:
+            merge_headers(request_headers, self._defaults)
+        inject_trace_context(request_headers)
+        return request_headers, body
+
+
+def _configured_headers(settings: ClientSettings) -> Iterator[tuple[str, str]]:
+    yield ("X-API-Key", settings.api_key)
+    yield from settings.access_headers.items()
+    yield from settings.default_headers.items()
 
 
 def inject_trace_context(headers: dict[str, str]) -> None:

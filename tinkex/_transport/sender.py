@@ -16,13 +16,15 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urljoin, urlsplit
 
+import attrs
+
 from tinkex._config import ClientSettings
 from tinkex._exceptions import APIStatusError
 
 if TYPE_CHECKING:
     import requests
 
-__all__ = ["MAX_REDIRECTS", "Sender"]
+__all__ = ["MAX_REDIRECTS", "Outgoing", "Sender"]
 
 #: Same-origin redirects followed for one request before giving up (docs/protocol.md, "Redirects").
 MAX_REDIRECTS = 5
@@ -30,6 +32,28 @@ _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 # Characters that may appear unescaped in our URLs; anything else goes through requote_uri.
 _NEEDS_QUOTING = re.compile(r"[^A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]")
+
+
+@attrs.define
+class Outgoing:
+    """What one request sends, on every attempt (the retry count header is updated in place).
+
+    Attributes:
+        method, url: e.g. ``"POST"``, ``"http://127.0.0.1:8000/api/v1/asample"``.
+        label: ``"METHOD /path"``, for messages and telemetry.
+        headers: every header, final (see ``tinkex._transport.headers``).
+        body: the body bytes, if any.
+        params: query parameters.
+        timeouts: (connect, read) seconds.
+    """
+
+    method: str
+    url: str
+    label: str
+    headers: dict[str, str]
+    body: bytes | None
+    params: Mapping[str, Any] | None
+    timeouts: tuple[float, float]
 
 
 class Sender:
@@ -84,27 +108,20 @@ class Sender:
         """Close the session's connections."""
         self.session.close()
 
-    def send(
-        self,
-        method: str,
-        url: str,
-        label: str,
-        headers: dict[str, str],
-        body: bytes | None,
-        params: Mapping[str, Any] | None,
-        timeouts: tuple[float, float],
-    ) -> requests.Response:
-        """Send, following redirects within the API's origin only (docs/protocol.md, "Redirects").
+    def send(self, out: Outgoing) -> requests.Response:
+        """Send ``out``, following redirects within the API's origin only (docs/protocol.md,
+        "Redirects").
 
         307/308 keep the method and body; 301/302/303 are followed for GET only (a POST turned
         into a GET would be a different request). Any other redirect, one to another origin
         (the credentials would go with it) and more than ``MAX_REDIRECTS`` hops raise an
         ``APIStatusError`` of the 3xx status naming the request and the ``Location``.
         """
+        method, label, url, params = out.method, out.label, out.url, out.params
         for _ in range(MAX_REDIRECTS + 1):
             raw = self.session.send(
-                self.prepare(method, url, headers, body, params),
-                timeout=timeouts,
+                self.prepare(method, url, out.headers, out.body, params),
+                timeout=out.timeouts,
                 **self.send_kwargs,
             )
             status = raw.status_code

@@ -5,7 +5,7 @@ value (or raw bytes) and get a :class:`Response` back, or a tinkex exception. Th
 made of, each readable alone:
 
 * ``sender.Sender`` — the ``requests.Session``: pool, prepared requests, same-origin redirects;
-* ``headers`` — the static and per-request headers (``request_headers_and_body``);
+* ``headers`` — the static and per-request headers (``RequestHeaders``);
 * ``retry.RetryPolicy`` — the layer-1 retries of each call (``http_retry_policy``);
 * ``retry_warning.RetryWarning`` — the "cannot reach ...; retrying" warnings;
 * ``events`` — the ``tinkex.http.request.*`` telemetry of each attempt;
@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
+
+import attrs
 
 from tinkex._config import ClientSettings
 from tinkex._exceptions import (
@@ -40,18 +42,11 @@ from tinkex._transport._response import (
 from tinkex._transport.auth import JwtCredential, decode_jwt_claims, invalid_token, is_jwt
 from tinkex._transport.diagnose import connection_failure, not_a_tinker_api
 from tinkex._transport.events import emit_exception, emit_start, emit_stop
-from tinkex._transport.headers import (
-    ACCEPT_ENCODING,
-    USER_AGENT,
-    check_header,
-    merge_headers,
-    platform_headers,
-    request_headers_and_body,
-)
+from tinkex._transport.headers import USER_AGENT, RequestHeaders, platform_headers
 from tinkex._transport.limits import RateLimiter
 from tinkex._transport.retry import HTTP_DEFAULT, RetryPolicy, http_retry_policy
 from tinkex._transport.retry_warning import RetryWarning
-from tinkex._transport.sender import Sender
+from tinkex._transport.sender import Outgoing, Sender
 from tinkex._transport.wire_dump import dump_exchange
 
 if TYPE_CHECKING:
@@ -77,47 +72,13 @@ def _registry_key(settings: ClientSettings) -> tuple[Any, ...]:
     )
 
 
-def _configured_headers(settings: ClientSettings) -> Iterator[tuple[str, str]]:
-    yield ("X-API-Key", settings.api_key)
-    yield from settings.access_headers.items()
-    yield from settings.default_headers.items()
-
-
+@attrs.define
 class _Call:
-    """One :meth:`Transport.request` call: what every HTTP-layer attempt of it sends."""
+    """One :meth:`Transport.request` call: what it sends, its credential, attempts so far."""
 
-    __slots__ = (
-        "attempts",
-        "body",
-        "headers",
-        "label",
-        "method",
-        "params",
-        "provider",
-        "timeouts",
-        "url",
-    )
-
-    def __init__(
-        self,
-        method: str,
-        url: str,
-        label: str,
-        headers: dict[str, str],
-        body: bytes | None,
-        params: Mapping[str, Any] | None,
-        timeouts: tuple[float, float],
-        provider: Callable[[bool], str] | None,
-    ) -> None:
-        self.method = method
-        self.url = url
-        self.label = label
-        self.headers = headers
-        self.body = body
-        self.params = params
-        self.timeouts = timeouts
-        self.provider = provider
-        self.attempts = 0  # attempts sent so far
+    out: Outgoing
+    provider: Callable[[bool], str] | None
+    attempts: int = 0
 
 
 class Transport:
@@ -166,19 +127,10 @@ class Transport:
         self._credential: Callable[[bool], str] | None = None
         self._closed = False
         self._registry_key: tuple[Any, ...] | None = None
+        #: The headers of every request (both transports build theirs here).
+        self.request_headers = RequestHeaders(settings)
         self._sender = Sender(settings, self._base_url, session)
         self._session = self._sender.session
-        for name, value in _configured_headers(settings):
-            check_header(name, value)
-        # Static headers, built once; each request copies this dict and adds its own.
-        self._base_headers: dict[str, str] = {
-            "X-API-Key": settings.api_key,
-            "User-Agent": USER_AGENT,
-            "Accept-Encoding": ACCEPT_ENCODING,
-            **platform_headers(),
-        }
-        merge_headers(self._base_headers, settings.access_headers)
-        self._default_headers = dict(settings.default_headers)
         self._decode_zstd = not urllib3_decodes_zstd()
         self.retry_warning = RetryWarning(self._base_url, clock)
 
@@ -339,13 +291,13 @@ class Transport:
         method = method.upper()
         read_timeout = self._timeout if timeout is None else timeout
         policy = self._http_policy if retry is HTTP_DEFAULT else retry
-        request_headers, body = self._headers_and_body(
+        request_headers, body = self.request_headers.build(
             method, json, content, content_type, headers, accept, read_timeout
         )
         provider = self._credential if credential else None
         if provider is not None and not (headers and "X-API-Key" in headers):
             request_headers["X-API-Key"] = provider(False)
-        call = _Call(
+        out = Outgoing(
             method,
             self._base_url + path,
             f"{method} {path}",
@@ -353,25 +305,25 @@ class Transport:
             body,
             params,
             (self._connect_timeout, read_timeout),
-            provider,
         )
         return policy.call(
             self._attempt,
-            call,
+            _Call(out, provider),
             policy,
             sleep=self._sleep,
             clock=self._clock,
             stop_event=stop,
-            describe=call.label,
+            describe=out.label,
         )
 
     def _attempt(self, call: _Call, policy: RetryPolicy) -> Response:
         """One HTTP-layer attempt of ``call`` (a JWT that expired is refreshed and replayed)."""
-        call.headers["x-stainless-retry-count"] = str(call.attempts)
+        headers = call.out.headers
+        headers["x-stainless-retry-count"] = str(call.attempts)
         call.attempts += 1
         self._limiter.wait()
         try:
-            response = self._send_once(call)
+            response = self._send_once(call.out, call.attempts - 1)
         except (APIConnectionError, APIStatusError) as exc:
             provider = call.provider
             if (
@@ -379,53 +331,27 @@ class Transport:
                 or provider is None
                 or not invalid_token(exc)
             ):
-                self.retry_warning.failed(exc, call.label, policy, call.attempts)
+                self.retry_warning.failed(exc, call.out.label, policy, call.attempts)
                 raise
             # The JWT expired or was revoked: refresh it and replay this request once.
-            call.headers["X-API-Key"] = provider(True)
-            return self._send_once(call)
+            headers["X-API-Key"] = provider(True)
+            return self._send_once(call.out, call.attempts - 1)
         self.retry_warning.succeeded()
         return response
 
-    def _headers_and_body(
-        self,
-        method: str,
-        json: Any,
-        content: bytes | None,
-        content_type: str | None,
-        headers: Mapping[str, str] | None,
-        accept: str,
-        read_timeout: float,
-    ) -> tuple[dict[str, str], bytes | None]:
-        """This transport's headers and body for one request (both transports use it)."""
-        return request_headers_and_body(
-            self._base_headers,
-            self._default_headers,
-            method,
-            json,
-            content,
-            content_type,
-            headers,
-            accept,
-            read_timeout,
-        )
-
-    def _send_once(self, call: _Call) -> Response:
-        """Send ``call`` once; its 2xx :class:`Response`, else the exception it maps to."""
-        method, label, headers = call.method, call.label, call.headers
-        retry_count = call.attempts - 1
+    def _send_once(self, out: Outgoing, retry_count: int) -> Response:
+        """Send ``out`` once; its 2xx :class:`Response`, else the exception it maps to."""
+        method, label, headers = out.method, out.label, out.headers
         started = time.perf_counter()
         path = label.partition(" ")[2]
         observed = emit_start(method, path, retry_count, headers)
         sender = self._sender
         try:
-            raw = sender.send(
-                method, call.url, label, headers, call.body, call.params, call.timeouts
-            )
+            raw = sender.send(out)
         except sender.timeout_exc as exc:
             emit_exception(method, path, retry_count, started, exc, headers)
             raise APITimeoutError(
-                label, message=f"Request timed out after {call.timeouts[1]:g} s: {label}"
+                label, message=f"Request timed out after {out.timeouts[1]:g} s: {label}"
             ) from exc
         except sender.request_exc as exc:
             emit_exception(method, path, retry_count, started, exc, headers)
@@ -433,16 +359,12 @@ class Transport:
         content = raw.content
         if self._decode_zstd and "zstd" in raw.headers.get("content-encoding", ""):
             content = decode_zstd(content, label)
-        response = Response(
-            raw.status_code,
-            raw.headers,
-            content,
-            request=label,
-            elapsed=time.perf_counter() - started,
-        )
+        elapsed = time.perf_counter() - started
+        response = Response(raw.status_code, raw.headers, content, request=label, elapsed=elapsed)
         if self.settings.dump_headers:
-            url = raw.request.url or call.url
-            dump_exchange(url, label, headers, call.body, response, retry_count)
+            dump_exchange(
+                raw.request.url or out.url, label, headers, out.body, response, retry_count
+            )
         return self._finish(response, method, retry_count, observed, headers)
 
     def _finish(
