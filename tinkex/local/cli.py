@@ -125,6 +125,14 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         help="how long retrieve_future holds a pending request (default 20)",
     )
     parser.add_argument(
+        "--session-futures",
+        action="store_true",
+        default=None,
+        help="serve POST /api/v1/retrieve_futures and advertise it to clients "
+        "(sample_use_retrieve_futures): one long poll per sampling session collects its "
+        "completions instead of one per sample",
+    )
+    parser.add_argument(
         "--memory-budget",
         type=_size,
         default=None,
@@ -192,7 +200,13 @@ def run_serve(args: argparse.Namespace) -> int:
 def server_options(args: argparse.Namespace) -> dict[str, Any]:
     """The ``LocalServer`` keyword arguments the parsed ``serve`` options ask for."""
     options: dict[str, Any] = {"any_model": bool(getattr(args, "any_model", False))}
-    for name in ("long_poll_seconds", "memory_budget", "sampling_seed", "tokenizer_id"):
+    for name in (
+        "long_poll_seconds",
+        "session_futures",
+        "memory_budget",
+        "sampling_seed",
+        "tokenizer_id",
+    ):
         value = getattr(args, name, None)
         if value is not None:
             options[name] = value

@@ -24,7 +24,8 @@ from typing import Any, TypeVar
 
 from tinkex.local.app.base_models import is_supported, unsupported_detail
 from tinkex.local.codec import result_bytes
-from tinkex.local.engine import FutureTable, Sequencer, TrainingModel
+from tinkex.local.engine import FutureRecord, FutureTable, Sequencer, TrainingModel
+from tinkex.local.engine.completions import CompletionFeeds
 from tinkex.local.engine.jobs import Sampler
 from tinkex.local.engine.memory import (
     DEFAULT_MEMORY_BUDGET,
@@ -75,8 +76,13 @@ class AppOptions:
 
     #: accept only this X-API-Key (None: any key)
     api_key: str | None = None
-    #: how long retrieve_future holds a pending request before answering try_again
+    #: how long retrieve_future holds a pending request before answering try_again (and
+    #: retrieve_futures a poll that has no completion to report)
     long_poll_seconds: float = 20.0
+    #: serve ``POST /api/v1/retrieve_futures`` (one long poll per sampling session reports
+    #: its completions) and advertise it (``sample_use_retrieve_futures`` in the client
+    #: config); off: the endpoint answers 404, as a server without it does
+    session_futures: bool = False
     #: a session without a heartbeat (or other request) for this long expires
     heartbeat_timeout: float = 300.0
     #: how long a model's requests wait for a missing seq_id before they fail
@@ -149,6 +155,10 @@ class ServerState:
         )
         # admission frees delivered results first when the budget is short
         self.memory.reclaim = self.futures.release_delivered
+        #: what retrieve_futures reports (fed only when the server serves it)
+        self.completions = CompletionFeeds()
+        if options.session_futures:
+            self.futures.on_finish = self._report_completion
         # future records of earlier runs are kept as long as finished ones are kept in memory
         store.purge_futures(time.time() - options.future_ttl)
         self.train_pool = ThreadPoolExecutor(
@@ -218,6 +228,7 @@ class ServerState:
                 self._expire_sessions(now)
                 self.sequencer.check_gaps(self.models)
                 self.futures.evict(now)
+                self.completions.evict(now - options.future_ttl)
                 self.stability.evict(now)
                 # idle, and requests came or memory was released since the last time
                 idle = time.monotonic() - self.last_request > options.idle_trim_seconds
@@ -259,6 +270,12 @@ class ServerState:
             self.samplers.pop(sampler_id).drop(reason)
         if gone:
             self.futures.cancel_pending(gone, f"the sample was cancelled: {reason}")
+            self.completions.drop(gone)
+
+    def _report_completion(self, record: FutureRecord) -> None:
+        """A sample of a live sampling session finished: its feed reports it."""
+        if record.feed is not None and record.feed[0] in self.samplers:
+            self.completions.add(record.feed, record.request_id, failed=record.error is not None)
 
     # --- threads ---------------------------------------------------------------------------------
 

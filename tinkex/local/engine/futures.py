@@ -53,6 +53,8 @@ class FutureRecord:
     delivered_at: float | None = None
     #: the result was delivered and released (a late poll is told so)
     released: bool = False
+    #: the (sampling session, clone) whose ``retrieve_futures`` feed reports this request
+    feed: tuple[str, int] | None = None
 
     @property
     def finished(self) -> bool:
@@ -115,6 +117,8 @@ class FutureTable:
         self._delivered_ttl = delivered_ttl
         #: delivered records whose result is still kept, oldest delivery first
         self._delivered: OrderedDict[str, FutureRecord] = OrderedDict()
+        #: called with each record as it finishes (completed or failed)
+        self.on_finish: Callable[[FutureRecord], None] | None = None
 
     def new(
         self, kind: str, owner_id: str | None = None, job_memory: Holding | None = None
@@ -156,12 +160,13 @@ class FutureTable:
         self._count_finished(record, "failed")
         self._mark(record)
 
-    @staticmethod
-    def _finish(record: FutureRecord) -> None:
+    def _finish(self, record: FutureRecord) -> None:
         record.completed_at = time.time()
         record.done.set()
         if record.job_memory is not None:
             record.job_memory.release()
+        if self.on_finish is not None:
+            self.on_finish(record)
 
     def delivered(self, record: FutureRecord) -> None:
         """``retrieve_future`` answered ``record``'s outcome: its result may go soon."""
@@ -182,6 +187,13 @@ class FutureTable:
             del self._delivered[request_id]
             freed += self._release(record)
         return freed
+
+    def release(self, record: FutureRecord) -> int:
+        """The client has its outcome (``retrieve_futures`` was told so): drop a delivered
+        result now; returns the bytes freed (0 when it was never delivered)."""
+        if record.delivered_at is None:
+            return 0
+        return self._release(record)
 
     def _release(self, record: FutureRecord) -> int:
         """Drop ``record``'s result; returns the bytes it held."""

@@ -49,7 +49,9 @@ DYNAMIC_CONFIG: dict[str, Any] = {
 
 
 async def client_config(call: Call) -> Response:
-    return json_response(CLIENT_CONFIG)
+    # the session futures poller is advertised when the server serves retrieve_futures
+    session_futures = call.state.options.session_futures
+    return json_response({**CLIENT_CONFIG, "sample_use_retrieve_futures": session_futures})
 
 
 async def dynamic_config(call: Call) -> Response:

@@ -1,4 +1,5 @@
-"""Future endpoints: ``retrieve_future`` (long poll) and ``cancel_future``.
+"""Future endpoints: ``retrieve_future`` (long poll), ``retrieve_futures`` (one long poll per
+sampling session, see :mod:`tinkex.local.engine.completions`) and ``cancel_future``.
 
 ``retrieve_future`` holds a pending request for up to ``long_poll_seconds``, then answers
 ``try_again``. Results are protobuf when the ``Accept`` header asks for it (forward/backward and
@@ -101,6 +102,38 @@ async def retrieve_future(call: Call) -> Response:
     return json_response(record.result, headers=headers)
 
 
+async def retrieve_futures(call: Call) -> Response:
+    """The completions of a sampling session (clone) after ``prev_cursor``: held up to
+    ``long_poll_seconds`` while there are none (``timeout: 0``: answered at once)."""
+    state = call.state
+    if not state.options.session_futures:
+        raise HTTPError(
+            404,
+            "retrieve_futures is not served by this server (start it with --session-futures, "
+            "LocalServer(session_futures=True)); poll each request with retrieve_future",
+        )
+    body = parse(call, types.FuturesRetrieveRequest)
+    target = body.target
+    if target.cloned_sampler_id < 0:
+        raise HTTPError(
+            400, f"field 'target.cloned_sampler_id' must be >= 0, got {target.cloned_sampler_id}"
+        )
+    if body.timeout is not None and body.timeout < 0:
+        raise HTTPError(400, f"field 'timeout' must be >= 0 or null, got {body.timeout}")
+    sampler = state.sampler(target.sampling_session_id)  # 400 naming it when unknown
+    key = (sampler.sampler_id, target.cloned_sampler_id)
+    state.completions.acknowledge(key, body.prev_cursor)
+    for request_id in body.retrieved_request_ids:
+        record = state.futures.get(request_id)
+        if record is not None and record.feed == key:
+            state.futures.release(record)
+    hold = state.options.long_poll_seconds
+    timeout = hold if body.timeout is None else min(body.timeout, hold)
+    completions = await state.completions.wait(key, body.prev_cursor, timeout)
+    cursor = completions[-1].cursor if completions else body.prev_cursor
+    return json_response({"completions": [c.wire() for c in completions], "cursor": cursor})
+
+
 async def cancel_future(call: Call) -> Response:
     request_id = parse(call, CancelFutureBody).request_id
     record = call.state.futures.get(request_id) if request_id else None
@@ -111,5 +144,6 @@ async def cancel_future(call: Call) -> Response:
 
 ROUTES = [
     route("POST", "retrieve_future", "retrieve_future", retrieve_future),
+    route("POST", "retrieve_futures", "retrieve_futures", retrieve_futures),
     route("POST", "cancel_future", "cancel_future", cancel_future),
 ]

@@ -28,6 +28,7 @@ from tinkex.local.codec import (
     target_ids,
 )
 from tinkex.local.engine import FutureRecord, failure_of, resends, run_guarded
+from tinkex.local.engine.completions import clone_of
 from tinkex.local.engine.jobs import SampleJob, Sampler, run_sample
 from tinkex.local.engine.resends import Fingerprint
 from tinkex.local.http import HTTPError, Response, json_response
@@ -335,6 +336,8 @@ async def asample(call: Call) -> Response:
         f"a sample of {job.num_samples} x {job.settings.max_tokens} tokens",
     )
     record = state.futures.new("Sample", sampler.sampler_id, memory)
+    if req.sampling_session_id is not None:
+        record.feed = (req.sampling_session_id, clone_of(req.seq_id))
     if state.seeds is not None and job.settings.seed is None:  # counted once accepted
         job.seed_basis = state.seeds.basis(
             sampler.sampler_id, job.prompt, job.settings, job.num_samples, req.seq_id
