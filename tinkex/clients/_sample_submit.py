@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from tinkex._transport.aio import AsyncTransport
     from tinkex.clients._holder import ClientHolder
     from tinkex.clients._sample_backoff import SampleBackoff
+    from tinkex.clients._session_poller import SessionFuturesPoller
 
 __all__ = [
     "SampleCall",
@@ -192,8 +193,13 @@ async def sample_once_async(
     call: SampleCall,
     seq_ids: SampleSeqIds,
     on_queue_state: QueueStateCallback,
+    poller: SessionFuturesPoller | None = None,
 ) -> smp.SampleResponse:
-    """:func:`sample_once` as a coroutine on the holder's I/O loop (no thread held)."""
+    """:func:`sample_once` as a coroutine on the holder's I/O loop (no thread held).
+
+    With the client's session futures ``poller`` the result is fetched once the session's
+    poll reported it done (or, when the session is not polled, polled as without it).
+    """
     sub = Submission(holder, call, seq_ids)
     stop = holder.stop_event
 
@@ -209,17 +215,23 @@ async def sample_once_async(
         with seq_ids.submitting(sub.seq_id):
             response = await sub.resend.arun(submit, describe=ASAMPLE, stop_event=stop)
     handle = sub.accepted(response)
-    result = await apoll_future(
-        aio,
-        handle.request_id,
-        request_type="Sample",
-        decode=decode_sample,
-        stop=stop,
-        on_queue_state=on_queue_state,
-        create_roundtrip_time=sub.roundtrip(),
-        response_bytes=holder.response_bytes(),
-        billing_max_pause=sub.billing_allowance,
-    )
+    if poller is not None:
+        await poller.wait(handle.request_id)
+    try:
+        result = await apoll_future(
+            aio,
+            handle.request_id,
+            request_type="Sample",
+            decode=decode_sample,
+            stop=stop,
+            on_queue_state=on_queue_state,
+            create_roundtrip_time=sub.roundtrip(),
+            response_bytes=holder.response_bytes(),
+            billing_max_pause=sub.billing_allowance,
+        )
+    finally:
+        if poller is not None:
+            poller.retrieved(handle.request_id)
     return with_sequence_ids(handle, result)
 
 

@@ -35,6 +35,7 @@ from tinkex.types._tensor import TensorData
 if TYPE_CHECKING:
     from tinkex._transport.aio import AsyncTransport
     from tinkex.clients._holder import ClientHolder
+    from tinkex.clients._session_poller import SessionFuturesPoller
     from tinkex.telemetry import Reporter
     from tinkex.tokenizer import Tokenizer
 
@@ -42,6 +43,8 @@ __all__ = ["BackcompatSamplingClientFuture", "SamplingClient"]
 
 logger = logging.getLogger("tinkex")
 _CLONE_STRIDE = 1_000_000_000
+#: The concurrency "limit" of samples that wait on the session futures poller.
+_UNLIMITED = 1 << 30
 _QUEUE_LOG_INTERVAL = 60.0
 
 
@@ -83,12 +86,16 @@ class SamplingClient:
         self._next_seq = clone_id * _CLONE_STRIDE
         # Samples in flight at once: the server's limit, which (as in the official SDK)
         # overrides ``retry_config.max_connections``, even on a caller's RetryConfig.
-        limit = holder.client_config().sample_max_concurrent_requests
-        self._limit = limit
+        config = holder.client_config()
+        limit = config.sample_max_concurrent_requests
         self._slots = threading.BoundedSemaphore(limit)
+        # Samples waiting on the session futures poller hold no poll each, so (as in the
+        # official SDK) the server's limit does not apply to them.
+        self._limit = _UNLIMITED if config.sample_use_retrieve_futures else limit
         self._async_slots: asyncio.Semaphore | None = None
         self._last_queue_log = 0.0
         self._policy: RetryPolicy | None = None
+        self._poller: SessionFuturesPoller | None = None
 
     def __repr__(self) -> str:
         return f"SamplingClient(sampling_session_id={self.sampling_session_id!r})"
@@ -239,14 +246,36 @@ class SamplingClient:
         slots = self._async_slots
         if slots is None:  # created on the loop's thread, the only one that uses it
             slots = self._async_slots = asyncio.Semaphore(self._limit)
+        poller = self._session_poller(aio)
         async with slots:
             result = await policy.arun(
                 lambda: sample_once_async(
-                    self.holder, aio, call, seq_ids, self.on_queue_state_change
+                    self.holder, aio, call, seq_ids, self.on_queue_state_change, poller
                 ),
                 **self._retry_options(policy),
             )
         return call.checked(result)
+
+    def _session_poller(self, aio: AsyncTransport) -> SessionFuturesPoller | None:
+        """The session futures poller when the server says ``sample_use_retrieve_futures``
+        (created on the I/O loop's thread, the only one that uses it); else None."""
+        config = self.holder.client_config()
+        if not config.sample_use_retrieve_futures:
+            return None
+        if self._poller is None:
+            from tinkex.clients._session_poller import SessionFuturesPoller
+
+            io = self.holder.io()
+            assert io is not None, "async samples run on the holder's I/O loop"
+            self._poller = SessionFuturesPoller(
+                io[0],
+                aio,
+                sampling_session_id=self.sampling_session_id,
+                clone_id=self._clone_id,
+                stop=self.holder.stop_event,
+                billing_max_pause=float(config.billing_exception_max_pause_duration_sec),
+            )
+        return self._poller
 
     def _retry_options(self, policy: RetryPolicy) -> dict[str, Any]:
         """The keyword arguments of ``policy.run``/``policy.arun`` for a sample's attempts."""
