@@ -5,16 +5,21 @@ reported ``retrieved_request_ids`` free the results; a server without the option
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tinkex.local import LocalServer
+from tinkex.local.app.state import AppOptions, ServerState
 from tinkex.local.engine.completions import CompletionFeeds
+from tinkex.local.faults import FaultInjector
+from tinkex.local.storage import FutureRow, Store
 
 from .conftest import Api
 from .test_server_sampling import asample, sampler
@@ -188,3 +193,52 @@ def test_feeds_forget_ended_sessions_and_evict_old_completions() -> None:
         assert feeds.pending() == 1 and feeds.after(("b", 0), 0) == []
 
     asyncio.run(scenario())
+
+
+def test_samples_an_earlier_run_never_finished_are_reported_failed(tmp_path: Path) -> None:
+    data_dir = str(tmp_path / "data")
+    store = Store(data_dir)
+    now = time.time()
+    store.save_futures(
+        [
+            FutureRow("req-old-1", "Sample", "s:sample:0", "pending", now, now, clone=1),
+            FutureRow("req-old-2", "Sample", "s:sample:0", "complete", now, now, clone=1),
+            FutureRow("req-old-3", "Sample", "direct|m|None", "pending", now, now),
+            FutureRow("req-old-4", "OptimStep", "s:train:0", "pending", now, now),
+        ]
+    )
+    assert store.get_future("req-old-1") == FutureRow(
+        "req-old-1", "Sample", "s:sample:0", "pending", now, now, clone=1
+    )
+
+    async def start(session_futures: bool) -> list[Any]:
+        options = AppOptions(session_futures=session_futures)
+        state = ServerState(asyncio.get_running_loop(), store, options, FaultInjector(None))
+        try:
+            return [(c.request_id, c.failed) for c in state.completions.after(("s:sample:0", 1), 0)]
+        finally:
+            state.shutdown_pools()
+
+    assert asyncio.run(start(True)) == [("req-old-1", True)]
+    assert asyncio.run(start(False)) == []
+    store.close()
+
+
+def test_an_index_without_the_clone_column_gets_it(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    with sqlite3.connect(data_dir / "index.sqlite3") as db:
+        db.execute(
+            "CREATE TABLE futures (request_id TEXT PRIMARY KEY, kind TEXT NOT NULL, owner_id "
+            "TEXT, state TEXT NOT NULL, created_at REAL NOT NULL, updated_at REAL NOT NULL, "
+            "error TEXT, category TEXT)"
+        )
+        db.execute(
+            "INSERT INTO futures VALUES ('req-a', 'Sample', 's', 'pending', 1, 1, NULL, NULL)"
+        )
+    store = Store(str(data_dir))
+    try:
+        assert store.get_future("req-a") == FutureRow("req-a", "Sample", "s", "pending", 1, 1)
+        assert store.pending_session_samples() == []
+    finally:
+        store.close()

@@ -159,6 +159,10 @@ class ServerState:
         self.completions = CompletionFeeds()
         if options.session_futures:
             self.futures.on_finish = self._report_completion
+            # samples an earlier run never finished are reported failed (retrieve_future
+            # answers them with the restart error), so a client waiting for them is not stuck
+            for request_id, sampler_id, clone in store.pending_session_samples():
+                self.completions.add((sampler_id, clone), request_id, failed=True)
         # future records of earlier runs are kept as long as finished ones are kept in memory
         store.purge_futures(time.time() - options.future_ttl)
         self.train_pool = ThreadPoolExecutor(

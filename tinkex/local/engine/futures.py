@@ -70,6 +70,7 @@ class FutureRecord:
         else:
             state = "complete" if self.finished else "pending"
         return FutureRow(
+            clone=None if self.feed is None else self.feed[1],
             request_id=self.request_id,
             kind=self.kind,
             owner_id=self.owner_id,

@@ -81,7 +81,8 @@ CREATE TABLE IF NOT EXISTS futures (
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
     error TEXT,
-    category TEXT
+    category TEXT,
+    clone INTEGER
 );
 CREATE INDEX IF NOT EXISTS futures_updated ON futures (updated_at);
 """
@@ -145,6 +146,8 @@ class FutureRow:
     updated_at: float
     error: str | None = None
     category: str | None = None
+    #: the clone id of a sample of a sampling session (reported by retrieve_futures)
+    clone: int | None = None
 
 
 class Store:
@@ -171,6 +174,9 @@ class Store:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
+            columns = {row["name"] for row in self._db.execute("PRAGMA table_info(futures)")}
+            if "clone" not in columns:  # an index written before the column existed
+                self._db.execute("ALTER TABLE futures ADD COLUMN clone INTEGER")
 
     def close(self) -> None:
         """Close the database connection and give the data directory up."""
@@ -394,7 +400,7 @@ class Store:
             try:
                 self._db.executemany(
                     "INSERT INTO futures (request_id, kind, owner_id, state, created_at,"
-                    " updated_at, error, category) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                    " updated_at, error, category, clone) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
                     " ON CONFLICT (request_id) DO UPDATE SET state = excluded.state,"
                     " updated_at = excluded.updated_at, error = excluded.error,"
                     " category = excluded.category",
@@ -408,6 +414,7 @@ class Store:
                             r.updated_at,
                             r.error,
                             r.category,
+                            r.clone,
                         )
                         for r in rows
                     ],
@@ -432,7 +439,17 @@ class Store:
             updated_at=row["updated_at"],
             error=row["error"],
             category=row["category"],
+            clone=row["clone"],
         )
+
+    def pending_session_samples(self) -> list[tuple[str, str, int]]:
+        """``(request_id, sampling session id, clone id)`` of the samples of sampling
+        sessions still pending in the index (at startup: those an earlier run never finished)."""
+        rows = self._query(
+            "SELECT request_id, owner_id, clone FROM futures WHERE state = 'pending'"
+            " AND kind = 'Sample' AND clone IS NOT NULL AND owner_id IS NOT NULL"
+        )
+        return [(row["request_id"], row["owner_id"], row["clone"]) for row in rows]
 
     def purge_futures(self, updated_before: float) -> int:
         """Delete future records last updated before ``updated_before``; returns how many."""
