@@ -100,6 +100,20 @@ def _is_user_error(exc: BaseException) -> bool:
     return False
 
 
+def _check_limits(
+    flush_interval: float, max_batch: int, flush_threshold: int, max_retries: int
+) -> None:
+    """Reject reporter limits that cannot work, naming the argument and the value."""
+    if flush_interval <= 0:
+        raise ValueError(f"Reporter.flush_interval must be > 0, got {flush_interval}")
+    if max_batch < 1:
+        raise ValueError(f"Reporter.max_batch must be >= 1, got {max_batch}")
+    if flush_threshold < 1:
+        raise ValueError(f"Reporter.flush_threshold must be >= 1, got {flush_threshold}")
+    if max_retries < 0:
+        raise ValueError(f"Reporter.max_retries must be >= 0, got {max_retries}")
+
+
 class Reporter:
     """Queues telemetry events and sends them in batches from a daemon thread.
 
@@ -147,14 +161,7 @@ class Reporter:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], object] | None = None,
     ) -> None:
-        if flush_interval <= 0:
-            raise ValueError(f"Reporter.flush_interval must be > 0, got {flush_interval}")
-        if max_batch < 1:
-            raise ValueError(f"Reporter.max_batch must be >= 1, got {max_batch}")
-        if flush_threshold < 1:
-            raise ValueError(f"Reporter.flush_threshold must be >= 1, got {flush_threshold}")
-        if max_retries < 0:
-            raise ValueError(f"Reporter.max_retries must be >= 0, got {max_retries}")
+        _check_limits(flush_interval, max_batch, flush_threshold, max_retries)
         self._send = send
         self.enabled = telemetry_enabled_from_env() if enabled is None else enabled
         self.sdk_version = sdk_version
@@ -198,13 +205,18 @@ class Reporter:
         self.sent_batches = 0
         self._thread: threading.Thread | None = None
         if self.enabled:
-            self._thread = threading.Thread(
-                target=self._run, name="tinkex-telemetry-reporter", daemon=True
-            )
-            self._thread.start()
-            atexit.register(self._at_exit)
-            if session_id is not None:
-                self._enqueue(self._base("SESSION_START", "INFO"))
+            self._start(announce_session=session_id is not None)
+
+    def _start(self, *, announce_session: bool) -> None:
+        """Start the sender thread (stopped by :meth:`close` or at exit); ``SESSION_START``
+        first when the reporter belongs to a session."""
+        self._thread = threading.Thread(
+            target=self._run, name="tinkex-telemetry-reporter", daemon=True
+        )
+        self._thread.start()
+        atexit.register(self._at_exit)
+        if announce_session:
+            self._enqueue(self._base("SESSION_START", "INFO"))
 
     # -- public API -------------------------------------------------------------------------
 
