@@ -2,12 +2,13 @@
 
 :class:`AsyncTransport` sends the same requests as its :class:`~tinkex._transport.Transport`
 — the same headers (``Transport.request_headers``), credential, rate-limit window,
-telemetry events (``tinkex._transport.events``) and exceptions (``Transport._finish``) — but
-as coroutines on an :class:`~tinkex._ioloop.IOLoop`, so a thousand requests waiting for the
-server cost a thousand sockets, not a thousand threads. It speaks plain HTTP/1.1
-(``Content-Length`` or chunked bodies, keep-alive) over TCP or TLS and nothing more: no proxies
-(:func:`supports` says when the threaded transport must be used instead), no redirects, no
-compression (none is asked for). Retries are the caller's (``RetryPolicy.arun``).
+telemetry events (``tinkex._transport.events``), exceptions (``Transport._finish``,
+``diagnose.connection_failure``) and retry warnings — but as coroutines on an
+:class:`~tinkex._ioloop.IOLoop`, so a thousand requests waiting for the server cost a thousand
+sockets, not a thousand threads. It speaks plain HTTP/1.1 (``Content-Length`` or chunked
+bodies, keep-alive) over TCP or TLS and nothing more: no proxies (:func:`supports` says when
+the threaded transport must be used instead), no redirects, no compression (none is asked
+for). Retries are the caller's (``RetryPolicy.arun``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from tinkex._exceptions import (
 )
 from tinkex._transport._response import Response, decode_zstd
 from tinkex._transport.auth import invalid_token
+from tinkex._transport.diagnose import connection_failure
 from tinkex._transport.events import emit_exception, emit_start
 from tinkex._transport.wire_dump import dump_exchange
 
@@ -204,10 +206,7 @@ class AsyncTransport:
             ) from exc
         except (OSError, EOFError, ValueError, asyncio.IncompleteReadError) as exc:
             emit_exception(method, path, 0, started, exc, headers)
-            raise APIConnectionError(
-                message=f"Connection error on {label}: {type(exc).__name__}: {exc}",
-                request=label,
-            ) from exc
+            raise connection_failure(exc, transport.base_url, label) from exc
         response = Response(
             status, answer_headers, content, request=label, elapsed=time.perf_counter() - started
         )

@@ -1,6 +1,7 @@
 """What went wrong with a request, in words, and whether retrying can help.
 
-The transport asks :func:`connection_failure` about every ``requests`` exception and
+The transports ask :func:`connection_failure` about every exception that left a request without
+an answer and
 :func:`not_a_tinker_api` about every error answer, so that
 
 * failures retrying cannot fix fail at once with a message that says what to change
@@ -44,7 +45,8 @@ def _chain(exc: BaseException) -> list[BaseException]:
 
 
 def connection_failure(exc: BaseException, base_url: str, label: str) -> APIConnectionError:
-    """The tinkex error for a ``requests`` exception of ``label`` (no timeouts here)."""
+    """The tinkex error for an exception that left ``label`` without an answer (a
+    ``requests`` one, or the socket/TLS error of the asyncio transport; no timeouts here)."""
     import socket
     import ssl
 

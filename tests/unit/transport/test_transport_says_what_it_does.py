@@ -291,3 +291,44 @@ def test_asyncio_requests_nothing_retries_stay_quiet(caplog: pytest.LogCaptureFi
     attempts = retry_asample_over_asyncio(url, TickClock(20.0), NO_RETRY)
     assert attempts == 1
     assert transport_warnings(caplog) == []
+
+
+def aio_request_once(url: str) -> BaseException:
+    """What ``POST /api/v1/asample`` over the asyncio transport raises against ``url``."""
+
+    async def main() -> BaseException:
+        aio = AsyncTransport(make(url), 4)
+        try:
+            await aio.request("POST", "/api/v1/asample", json={})
+        except Exception as exc:
+            return exc
+        finally:
+            await aio.close()
+        raise AssertionError("the request succeeded")
+
+    return asyncio.run(main())
+
+
+def test_asyncio_dns_failure_fails_fast_naming_the_host() -> None:
+    error = aio_request_once("http://no-such-host.invalid")
+    assert isinstance(error, PermanentConnectionError)  # as the threaded transport's
+    assert "Cannot resolve the host of http://no-such-host.invalid" in str(error)
+    assert not http_retry_policy(10).is_retryable(error)
+
+
+def test_asyncio_tls_to_a_plain_http_server_fails_fast_with_the_fix(
+    plain_web_server: str,
+) -> None:
+    error = aio_request_once(plain_web_server.replace("http://", "https://"))
+    assert isinstance(error, PermanentConnectionError)
+    assert f"Use {plain_web_server} as base_url" in str(error)
+
+
+def test_asyncio_connection_errors_read_as_the_threaded_ones() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    error = aio_request_once(url)
+    with make(url) as transport, pytest.raises(APIConnectionError) as threaded:
+        transport.request("POST", "/api/v1/asample", json={}, retry=NO_RETRY)
+    assert type(error) is APIConnectionError
+    assert str(error).startswith("Connection error on POST /api/v1/asample: connection refused")
+    assert str(error).split(" (")[0] == str(threaded.value).split(" (")[0]
