@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
+from tinkex.types._batch_encode import write_data
 from tinkex.types._datum import Datum, PromptProvenanceSpan, SampledProvenanceSpan
 from tinkex.types._model_input import (
     DmelChunk,
@@ -31,7 +32,6 @@ from tinkex.types._model_input import (
     ModelInputChunk,
 )
 from tinkex.types._proto_wire import (
-    _SMALL_VARINTS,
     Buffer,
     ProtoWriter,
     as_bool,
@@ -44,7 +44,6 @@ from tinkex.types._proto_wire import (
     as_packed_int64,
     as_string,
     as_uint32,
-    encode_varint,
     iter_fields,
     map_entry,
 )
@@ -375,53 +374,6 @@ def _write_datum(datum: Datum, where: str) -> ProtoWriter:
     return w
 
 
-_TAG1_LEN: Final = b"\x0a"  # field 1, wire type LEN
-_TAG2_LEN: Final = b"\x12"  # field 2, wire type LEN
-_TAG3_VARINT: Final = b"\x18"  # field 3, wire type VARINT
-_TAG4_LEN: Final = b"\x22"  # field 4, wire type LEN
-_FAST_DTYPES: Final = {"float32": ("<f4", b"\x01"), "int64": ("<i8", b"\x02")}
-
-
-def _len_prefixed(tag: bytes, payload: bytes) -> bytes:
-    n = len(payload)
-    return tag + (_SMALL_VARINTS[n] if n < 128 else encode_varint(n)) + payload
-
-
-def _datum_bytes_fast(datum: Datum) -> bytes | None:
-    """The ``Datum`` message for the common shape (text chunks, dense tensors, no spans), built
-    with plain byte concatenation — the same bytes as :func:`_write_datum`, ~3x faster.
-
-    Returns None for anything else (the general writer handles it).
-    """
-    if datum.model_input_spans is not None:
-        return None
-    parts: list[bytes] = []
-    for chunk in datum.model_input.chunks:
-        if type(chunk) is not EncodedTextChunk:
-            return None
-        tokens = chunk.tokens
-        try:
-            raw = struct.pack(f"<{len(tokens)}i", *tokens)
-        except struct.error:
-            return None  # the general writer reports it with the field name
-        text = _len_prefixed(_TAG1_LEN, raw) if raw else b""
-        parts.append(_len_prefixed(_TAG1_LEN, _len_prefixed(_TAG1_LEN, text)))
-    for name, td in datum.loss_fn_inputs.items():
-        spec = _FAST_DTYPES.get(td.dtype)
-        if spec is None or td.sparse_crow_indices is not None:
-            return None
-        values = td.values_array()
-        if values.dtype.str != spec[0]:
-            values = values.astype(spec[0])
-        tensor = _len_prefixed(_TAG1_LEN, values.tobytes()) + _TAG3_VARINT + spec[1]
-        if td.shape:
-            tensor += _len_prefixed(_TAG4_LEN, b"".join(map(encode_varint, td.shape)))
-        key = name.encode("utf-8")
-        entry = _len_prefixed(_TAG1_LEN, key) + _len_prefixed(_TAG2_LEN, tensor)
-        parts.append(_len_prefixed(_TAG2_LEN, entry))
-    return b"".join(parts)
-
-
 def encode_forward_backward_request(req: ForwardBackwardRequest | ForwardRequest) -> bytes:
     """Encode a forward_backward (or forward-only) request as ``ForwardBackwardRequest`` bytes.
 
@@ -437,12 +389,7 @@ def encode_forward_backward_request(req: ForwardBackwardRequest | ForwardRequest
     w = ProtoWriter()
     w.string(1, req.model_id)
     w.int32(2, req.seq_id or 0)
-    for i, datum in enumerate(fwd_input.data):
-        fast = _datum_bytes_fast(datum)
-        if fast is not None:
-            w.bytes_field(3, fast, always=True)
-        else:
-            w.message(3, _write_datum(datum, f"ForwardBackwardRequest.data[{i}]"))
+    write_data(w, 3, fwd_input.data, _write_datum)
     w.string(4, fwd_input.loss_fn)
     config = fwd_input.loss_fn_config or {}
     for key, value in config.items():

@@ -173,6 +173,13 @@ class ProtoWriter:
             self._parts.extend(pieces)
             self._size += n
 
+    def pieces(self, field_number: int, pieces: Iterable[Buffer], size: int) -> None:
+        """Write one LEN field (always) whose content is ``pieces``, byte buffers of ``size``
+        bytes in all (trusted; no copy until :meth:`getvalue`)."""
+        self._len_header(field_number, size)
+        self._parts.extend(pieces)
+        self._size += size
+
     def string(self, field_number: int, value: str, *, always: bool = False) -> None:
         """Write a string field (UTF-8)."""
         if value or always:
