@@ -19,7 +19,7 @@ import math
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, TypeVar
 
 from tinkex.types._batch_encode import write_data
 from tinkex.types._datum import Datum, PromptProvenanceSpan, SampledProvenanceSpan
@@ -252,7 +252,7 @@ def _read_tensor_array(data: memoryview, where: str) -> NDArray:
     if crow is None or col is None:
         if not shape:
             return values
-        if int(np.prod(shape)) != values.size:
+        if math.prod(shape) != values.size:
             raise ValueError(f"{where}: shape {shape} does not match {values.size} values")
         reshaped: NDArray = values.reshape(shape)
         return reshaped
@@ -756,8 +756,17 @@ def encode_forward_backward_output(out: ForwardBackwardOutput) -> bytes:
     return w.getvalue()
 
 
-def _read_batched(data: memoryview, where: str) -> tuple[str, list[NDArray], list[int]]:
-    """(dtype label, per-datum flat arrays, trailing shape) of one ``BatchedTensor``."""
+class _Batched(NamedTuple):
+    """One ``BatchedTensor``: per-datum flat arrays (views of one array) and their shapes."""
+
+    label: str  # the TensorData dtype
+    arrays: list[NDArray]
+    trailing: list[int]
+    leading: list[int]  # per datum: its size / prod(trailing)
+
+
+def _read_batched(data: memoryview, where: str) -> _Batched:
+    """A ``BatchedTensor``, its offsets and sizes checked with numpy (no loop per datum)."""
     np = _np()
     raw: Buffer = b""
     offsets_raw: Buffer = b""
@@ -779,7 +788,7 @@ def _read_batched(data: memoryview, where: str) -> tuple[str, list[NDArray], lis
     itemsize = np.dtype(_WIRE_NUMPY[dtype]).itemsize
     offsets = _from_wire(f"{where}.offsets", offsets_raw, DTYPE_INT64)
     if offsets.size == 0:
-        return label, [], trailing
+        return _Batched(label, [], trailing, [])
     if (
         offsets[0] < 0
         or np.any(np.diff(offsets) < 0)
@@ -790,8 +799,18 @@ def _read_batched(data: memoryview, where: str) -> tuple[str, list[NDArray], lis
             f"{where}.offsets: not increasing item-aligned byte offsets within "
             f"{values.size * itemsize} data bytes: {offsets[:8].tolist()}"
         )
-    starts = (offsets // itemsize).tolist()
-    return label, [values[a:b] for a, b in itertools.pairwise(starts)], trailing
+    bounds = offsets // itemsize
+    sizes = np.diff(bounds)
+    inner = math.prod(trailing)
+    bad = np.flatnonzero(sizes % inner) if inner else np.arange(sizes.size)
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(
+            f"{where}: datum {i} has {int(sizes[i])} values, not a multiple of the trailing "
+            f"shape {trailing}"
+        )
+    arrays = [values[a:b] for a, b in itertools.pairwise(bounds.tolist())]
+    return _Batched(label, arrays, trailing, (sizes // inner).tolist() if inner else [])
 
 
 def decode_forward_backward_output(data: Buffer) -> ForwardBackwardOutput:
@@ -822,7 +841,7 @@ def decode_forward_backward_output(data: Buffer) -> ForwardBackwardOutput:
 
 
 def _read_record(data: memoryview, where: str) -> list[dict[str, TensorData]]:
-    fields: dict[str, tuple[str, list[NDArray], list[int]]] = {}
+    fields: dict[str, _Batched] = {}
     num_datums = 0
     for fn, wt, v in iter_fields(data, where, _RECORD_FIELDS):
         if fn == 1:
@@ -837,28 +856,19 @@ def _read_record(data: memoryview, where: str) -> list[dict[str, TensorData]]:
     if num_datums < 0:
         raise ValueError(f"{where}.num_datums: must be >= 0, got {num_datums}")
     if num_datums == 0 and fields:
-        num_datums = len(next(iter(fields.values()))[1])
-    for name, (_, arrays, _) in fields.items():
-        if len(arrays) != num_datums:
+        num_datums = len(next(iter(fields.values())).arrays)
+    for name, batched in fields.items():
+        if len(batched.arrays) != num_datums:
             raise ValueError(
-                f"{where}.fields[{name!r}].offsets: {len(arrays)} datums, "
+                f"{where}.fields[{name!r}].offsets: {len(batched.arrays)} datums, "
                 f"num_datums is {num_datums}"
             )
     outputs: list[dict[str, TensorData]] = [{} for _ in range(num_datums)]
-    for name, (label, arrays, trailing) in fields.items():
-        inner = math.prod(trailing)
-        for i, arr in enumerate(arrays):
-            if inner == 0 or arr.size % inner:
-                raise ValueError(
-                    f"{where}.fields[{name!r}]: datum {i} has {arr.size} values, not a multiple "
-                    f"of the trailing shape {trailing}"
-                )
-            # ``arr`` is a flat native array of ``label``'s dtype with a checked size.
-            outputs[i][name] = TensorData._trusted(
-                arr,
-                label,  # type: ignore[arg-type]
-                [arr.size // inner, *trailing],
-            )
+    trusted = TensorData._trusted
+    for name, (label, arrays, trailing, leading) in fields.items():
+        # Flat native arrays of ``label``'s dtype whose sizes _read_batched checked.
+        for output, arr, rows in zip(outputs, arrays, leading, strict=True):
+            output[name] = trusted(arr, label, [rows, *trailing])  # type: ignore[arg-type]
     return outputs
 
 

@@ -264,7 +264,16 @@ class TensorData:
         Skips the checks of ``__init__``; for decoders that have validated the data.
         """
         tensor = object.__new__(cls)
-        _set_fields(tensor, dtype, shape, None, None, values.reshape(shape))
+        if values.ndim != 1 or len(shape) != 1:
+            values = values.reshape(shape)
+        # The fields at once (a frozen dataclass: its __setattr__ refuses them one by one).
+        vars(tensor).update(
+            dtype=dtype,
+            shape=shape,
+            sparse_crow_indices=None,
+            sparse_col_indices=None,
+            _numpy=values,
+        )
         return tensor
 
     # -- access ----------------------------------------------------------------------------
