@@ -14,6 +14,7 @@ Workloads:
 * ``fwdbwd``: STEPS sequential ``forward_backward`` calls of BATCH x TOKENS tokens after a
   one-datum warm-up call; window = the STEPS calls.
 * ``cold``: import the client package, create the clients, first ``sample()``; window = all of it.
+* ``cold_fwdbwd``: the same with a training client and a first (small) ``forward_backward``.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     """Command line of a client process (the harness builds it; see ``compare_sdks.py``)."""
     parser = argparse.ArgumentParser(description="one benchmark client process")
     parser.add_argument("sdk", choices=("tinkex", "tinker", "floor"))
-    parser.add_argument("workload", choices=("sample", "fwdbwd", "cold"))
+    parser.add_argument("workload", choices=("sample", "fwdbwd", "cold", "cold_fwdbwd"))
     parser.add_argument("--samples", type=int, default=1000, help="concurrent sample() calls")
     parser.add_argument("--batch", type=int, default=128, help="datums per forward_backward")
     parser.add_argument("--tokens", type=int, default=1024, help="tokens per datum")

@@ -24,7 +24,14 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
-from _clientlib import MAX_TOKENS, NULL_MODEL, PROMPT_TOKENS, TRAIN_VOCAB, Window
+from _clientlib import (
+    MAX_TOKENS,
+    NULL_MODEL,
+    PROMPT_TOKENS,
+    TRAIN_VOCAB,
+    Window,
+    cold_fwdbwd_lists,
+)
 
 JSON_TYPE = "application/json"
 PROTOBUF_TYPE = "application/x-protobuf"
@@ -119,6 +126,8 @@ def run(args: argparse.Namespace, base_url: str, window: Window) -> dict[str, An
             "setup_s": ready - imported,
             "first_sample_s": sampled - ready,
         }
+    if args.workload == "cold_fwdbwd":
+        return _cold_fwdbwd(base_url, window)
     threads = args.floor_threads or args.samples
     connection = FloorConnection(base_url, threads if args.workload == "sample" else 4)
     if args.workload == "sample":
@@ -308,16 +317,11 @@ def _logprob_views(payload: bytes) -> list[Any]:
     return views
 
 
-def _fwdbwd_workload(
-    connection: FloorConnection, args: argparse.Namespace, window: Window
-) -> dict[str, Any]:
-    import numpy as np
-
-    session_id = _session(connection)
+def _model(connection: FloorConnection) -> str:
     created = connection.post_json(
         "create_model",
         {
-            "session_id": session_id,
+            "session_id": _session(connection),
             "model_seq_id": 0,
             "base_model": NULL_MODEL,
             "lora_config": {"rank": 8},
@@ -325,6 +329,24 @@ def _fwdbwd_workload(
         },
     )
     model_id: str = connection.json_result(created["request_id"])["model_id"]
+    return model_id
+
+
+def _forward_backward(
+    connection: FloorConnection, model_id: str, seq_id: int, batch: list[tuple[Any, Any, Any]]
+) -> int:
+    """One ``forward_backward`` call; returns the number of per-datum logprob arrays."""
+    body = _fwdbwd_body(model_id, seq_id, batch)
+    submitted = json.loads(connection.post("forward_backward", body, connection.proto_headers).data)
+    return len(_logprob_views(connection.protobuf_result(submitted["request_id"])))
+
+
+def _fwdbwd_workload(
+    connection: FloorConnection, args: argparse.Namespace, window: Window
+) -> dict[str, Any]:
+    import numpy as np
+
+    model_id = _model(connection)
     rng = np.random.default_rng(0)
 
     def arrays(tokens: int) -> tuple[Any, Any, Any]:
@@ -335,20 +357,13 @@ def _fwdbwd_workload(
             np.ones(tokens, dtype=np.float32),
         )
 
-    def forward_backward(seq_id: int, batch: list[tuple[Any, Any, Any]]) -> int:
-        body = _fwdbwd_body(model_id, seq_id, batch)
-        submitted = json.loads(
-            connection.post("forward_backward", body, connection.proto_headers).data
-        )
-        return len(_logprob_views(connection.protobuf_result(submitted["request_id"])))
-
-    forward_backward(1, [arrays(8)])  # warm-up
+    _forward_backward(connection, model_id, 1, [arrays(8)])  # warm-up
     batch = [arrays(args.tokens) for _ in range(args.batch)]
     step_seconds = []
     with window.measure():
         for step in range(args.steps):
             start = time.perf_counter()
-            outputs = forward_backward(2 + step, batch)
+            outputs = _forward_backward(connection, model_id, 2 + step, batch)
             step_seconds.append(time.perf_counter() - start)
             if outputs != args.batch:
                 raise RuntimeError(f"forward_backward returned {outputs} outputs for {args.batch}")
@@ -357,4 +372,36 @@ def _fwdbwd_workload(
         "failures": 0,
         "tokens": args.batch * args.tokens,
         "step_s": step_seconds,
+    }
+
+
+def _cold_fwdbwd(base_url: str, window: Window) -> dict[str, Any]:
+    lists = cold_fwdbwd_lists()
+    with window.measure():
+        start = time.perf_counter()
+        import numpy as np
+        import urllib3  # noqa: F401  (what the floor imports)
+
+        imported = time.perf_counter()
+        connection = FloorConnection(base_url, 1)
+        model_id = _model(connection)
+        ready = time.perf_counter()
+        batch = [
+            (
+                np.array(tokens, dtype=np.int32),
+                np.array(targets, dtype=np.int64),
+                np.array(weights, dtype=np.float32),
+            )
+            for tokens, targets, weights in lists
+        ]
+        outputs = _forward_backward(connection, model_id, 1, batch)
+        stepped = time.perf_counter()
+    if outputs != len(lists):
+        raise RuntimeError(f"cold forward_backward returned {outputs} outputs")
+    return {
+        "count": 1,
+        "failures": 0,
+        "import_s": imported - start,
+        "setup_s": ready - imported,
+        "first_step_s": stepped - ready,
     }

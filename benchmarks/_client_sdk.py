@@ -13,13 +13,22 @@ import time
 from types import ModuleType
 from typing import Any
 
-from _clientlib import MAX_TOKENS, NULL_MODEL, PROMPT_TOKENS, TRAIN_VOCAB, Window
+from _clientlib import (
+    MAX_TOKENS,
+    NULL_MODEL,
+    PROMPT_TOKENS,
+    TRAIN_VOCAB,
+    Window,
+    cold_fwdbwd_lists,
+)
 
 
 def run(args: argparse.Namespace, window: Window) -> dict[str, Any]:
     """Run ``args.workload`` with package ``args.sdk``; returns the workload's fields."""
     if args.workload == "cold":
         return _cold(args, window)
+    if args.workload == "cold_fwdbwd":
+        return _cold_fwdbwd(args, window)
     sdk, types = _import(args.sdk)
     service = sdk.ServiceClient()
     try:
@@ -78,14 +87,19 @@ def _sample(
     }
 
 
+def _training_client(service: Any) -> Any:
+    training = service.create_lora_training_client(base_model=NULL_MODEL, rank=8)
+    if hasattr(training, "result") and not hasattr(training, "forward_backward"):
+        training = training.result()
+    return training
+
+
 def _fwdbwd(
     types: ModuleType, service: Any, args: argparse.Namespace, window: Window
 ) -> dict[str, Any]:
     import numpy as np
 
-    training = service.create_lora_training_client(base_model=NULL_MODEL, rank=8)
-    if hasattr(training, "result") and not hasattr(training, "forward_backward"):
-        training = training.result()
+    training = _training_client(service)
     rng = np.random.default_rng(0)
 
     def datum(tokens: int) -> Any:
@@ -136,4 +150,34 @@ def _cold(args: argparse.Namespace, window: Window) -> dict[str, Any]:
         "import_s": imported - start,
         "setup_s": ready - imported,
         "first_sample_s": sampled - ready,
+    }
+
+
+def _cold_fwdbwd(args: argparse.Namespace, window: Window) -> dict[str, Any]:
+    lists = cold_fwdbwd_lists()
+    with window.measure():
+        start = time.perf_counter()
+        sdk, types = _import(args.sdk)
+        imported = time.perf_counter()
+        service = sdk.ServiceClient()
+        training = _training_client(service)
+        ready = time.perf_counter()
+        batch = [
+            types.Datum(
+                model_input=types.ModelInput.from_ints(tokens),
+                loss_fn_inputs={"target_tokens": targets, "weights": weights},
+            )
+            for tokens, targets, weights in lists
+        ]
+        output = training.forward_backward(batch, "cross_entropy").result(timeout=args.timeout)
+        stepped = time.perf_counter()
+    service.close("success").result(timeout=60)
+    if len(output.loss_fn_outputs) != len(lists):
+        raise RuntimeError(f"cold forward_backward returned {len(output.loss_fn_outputs)} outputs")
+    return {
+        "count": 1,
+        "failures": 0,
+        "import_s": imported - start,
+        "setup_s": ready - imported,
+        "first_step_s": stepped - ready,
     }

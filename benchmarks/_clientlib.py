@@ -16,6 +16,22 @@ PROMPT_TOKENS = list(range(1, 33))
 MAX_TOKENS = 8
 #: Token ids used in training batches stay below this (the null model's vocabulary is larger).
 TRAIN_VOCAB = 250
+#: The first ``forward_backward`` of the ``cold_fwdbwd`` workload: datums x tokens (first use,
+#: not throughput, is measured).
+COLD_FWDBWD_BATCH = (4, 128)
+
+
+def cold_fwdbwd_lists() -> list[tuple[list[int], list[int], list[float]]]:
+    """(tokens, target tokens, weights) per datum of the cold ``forward_backward``, as lists."""
+    datums, tokens = COLD_FWDBWD_BATCH
+    return [
+        (
+            [(d * 31 + i) % TRAIN_VOCAB for i in range(tokens)],
+            [(d * 31 + i + 1) % TRAIN_VOCAB for i in range(tokens)],
+            [1.0] * tokens,
+        )
+        for d in range(datums)
+    ]
 
 
 class Window:

@@ -29,7 +29,7 @@ def run_figures(run: ClientRun, server_cpu_s: float) -> dict[str, float]:
         "process_wall_s": run.process_wall_s,
         "server_cpu_s": server_cpu_s,
     }
-    for key in ("import_s", "setup_s", "first_sample_s"):
+    for key in ("import_s", "setup_s", "first_sample_s", "first_step_s"):
         if key in record:
             figures[key] = record[key]
     if record.get("step_s"):

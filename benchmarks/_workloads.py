@@ -12,6 +12,8 @@ import operator
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
+from _clientlib import COLD_FWDBWD_BATCH
+
 SDKS = ("tinkex", "tinker", "floor")
 SDK_TITLES = {"tinkex": "tinkex", "tinker": "tinker 0.38", "floor": "floor"}
 #: Figures every run has, in table order, with their table titles.
@@ -108,6 +110,15 @@ def workloads(sizes: Sizes) -> list[Workload]:
             (),
             extra_figures=("import_s",),
         ),
+        Workload(
+            "cold_fwdbwd",
+            "cold path: fresh interpreter, import + first `forward_backward` "
+            f"({COLD_FWDBWD_BATCH[0]} x {COLD_FWDBWD_BATCH[1]} tokens)",
+            "cold_fwdbwd",
+            0.0,
+            (),
+            extra_figures=("import_s",),
+        ),
     ]
 
 
@@ -176,4 +187,7 @@ GOALS = (
     Goal("fwdbwd", "wall_s", "tinker/tinkex", ">=", 1.4, "issue 13, brief"),
     Goal("cold", "wall_s", "tinker/tinkex", ">", 1.0, "issue 13", note="cheaper than tinker"),
     Goal("cold", "import_s", "tinker/tinkex", ">=", 3.0, "brief"),
+    Goal(
+        "cold_fwdbwd", "wall_s", "tinker/tinkex", ">", 1.0, "issue 13", note="cheaper than tinker"
+    ),
 )

@@ -9,7 +9,8 @@ RSS, peak thread count. Workloads (``_workloads.py``):
 * ``sample_latency_low`` / ``sample_latency_high``: 3000 concurrent ``sample()`` calls with the
   server adding 100 ms / 1 s to every request (the local server's ``latency=`` fault);
 * ``fwdbwd``: 3 x ``forward_backward`` of 128 x 1024 tokens;
-* ``cold``: fresh interpreter, import + first ``sample()``.
+* ``cold``: fresh interpreter, import + first ``sample()``;
+* ``cold_fwdbwd``: fresh interpreter, import + first (small) ``forward_backward``.
 
 Rounds alternate the clients (tinkex, tinker, floor, tinkex, ...) so drift on the machine hits
 all alike; the figures are medians over the rounds. The report (every round, medians, ratios
