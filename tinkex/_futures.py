@@ -54,6 +54,9 @@ class APIFuture(Future[T], Generic[T]):
         out = fut.result(timeout=600)          # or: out = await fut
     """
 
+    #: ``concurrent.futures.Future``'s own list of done callbacks (not in its type stubs).
+    _done_callbacks: list[Callable[[Future[Any]], object]]
+
     def __init__(self) -> None:
         super().__init__()
         self._cancel_lock = threading.RLock()
@@ -125,7 +128,9 @@ class APIFuture(Future[T], Generic[T]):
 
         def finish() -> None:
             try:
-                value = transform([f.result() for f in inputs])
+                values = [f.result() for f in inputs]
+                inputs.clear()  # a plain input future's callback would keep this list alive
+                value = transform(values)
             except CancelledError:
                 combined.cancel()
             except BaseException as exc:
@@ -164,6 +169,14 @@ class APIFuture(Future[T], Generic[T]):
         return APIFuture.combine([self], lambda values: fn(values[0]))
 
     # ---- settling ----------------------------------------------------------------------------
+
+    def _invoke_callbacks(self) -> None:
+        super()._invoke_callbacks()  # type: ignore[misc]  # (not in the stubs either)
+        # Done: the callbacks have run, and any added later runs at once, so the list can go.
+        # Kept, it would hold reference cycles (this future <-> its executor future, mirror's
+        # and combine's pairs) and with them the result until the cyclic garbage collector
+        # ran: for forward/backward outputs, megabytes and a full collection per step.
+        self._done_callbacks.clear()
 
     def _settle_result(self, value: T) -> None:
         try:
