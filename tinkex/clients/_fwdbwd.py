@@ -44,13 +44,14 @@ def decode_fwdbwd(response: Response) -> tr.ForwardBackwardOutput:
 def plan_chunks(config: ClientConfigResponse, data: Sequence[Datum]) -> list[Chunk]:
     """Split a batch per the server's limits; with parallel chunks, into pipeline-sized parts.
 
-    Several smaller requests sent at once let the client encode part k+1 while the server
-    decodes part k and computes part k-1, instead of doing the three one after the other.
+    Several requests sent at once let the client encode part k+1 while the server decodes part
+    k and computes part k-1, instead of doing the three one after the other; parts of about
+    equal size (``PIPELINE_CHUNK_BYTES``) keep each request's fixed cost worth it.
     """
-    max_bytes = config.fwdbwd_max_chunk_bytes_count
-    if config.parallel_fwdbwd_chunks:
-        max_bytes = min(max_bytes, PIPELINE_CHUNK_BYTES)
-    return chunk_datums(data, config.fwdbwd_max_chunk_len, max_bytes)
+    part_bytes = PIPELINE_CHUNK_BYTES if config.parallel_fwdbwd_chunks else None
+    return chunk_datums(
+        data, config.fwdbwd_max_chunk_len, config.fwdbwd_max_chunk_bytes_count, part_bytes
+    )
 
 
 def send_chunk(
