@@ -47,7 +47,7 @@ def _assert_same_bytes(data: list[Datum], **config: Any) -> None:
 
 
 def _random_datum(rng: np.random.Generator) -> Datum:
-    chunks = [
+    chunks: list[Any] = [
         EncodedTextChunk(tokens=rng.integers(0, 200_000, int(rng.integers(0, 3000))).tolist())
         for _ in range(int(rng.integers(1, 4)))
     ]
