@@ -347,7 +347,7 @@ class Transport:
         observed = emit_start(method, path, retry_count, headers)
         sender = self._sender
         try:
-            raw = sender.send(out)
+            raw, content = sender.send(out)
         except sender.timeout_exc as exc:
             emit_exception(method, path, retry_count, started, exc, headers)
             raise APITimeoutError(
@@ -356,7 +356,6 @@ class Transport:
         except sender.request_exc as exc:
             emit_exception(method, path, retry_count, started, exc, headers)
             raise connection_failure(exc, self._base_url, label) from exc
-        content = raw.content
         if self._decode_zstd and "zstd" in raw.headers.get("content-encoding", ""):
             content = decode_zstd(content, label)
         elapsed = time.perf_counter() - started
