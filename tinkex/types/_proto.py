@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, NamedTuple, TypeVar
 
+from tinkex.types._batch_decode import plain_datum_arrays
 from tinkex.types._batch_encode import write_data
 from tinkex.types._datum import Datum, PromptProvenanceSpan, SampledProvenanceSpan
 from tinkex.types._model_input import (
@@ -631,6 +632,9 @@ class ArrayForwardBackward:
 
 def _read_datum_arrays(data: memoryview, where: str) -> ArrayDatum:
     np = _np()
+    plain = plain_datum_arrays(data)
+    if plain is not None:
+        return ArrayDatum(tokens=plain[0], loss_fn_inputs=plain[1])
     parts: list[NDArray] = []
     inputs: dict[str, NDArray] = {}
     non_text: str | None = None
