@@ -27,8 +27,9 @@ class CommandError(Exception):
 class Context:
     """Per-invocation state shared by the command handlers."""
 
-    def __init__(self, args: argparse.Namespace) -> None:
+    def __init__(self, args: argparse.Namespace, *, sink: list[Output] | None = None) -> None:
         self.format: str = getattr(args, "format", "table") or "table"
+        self.sink = sink
         self.base_url: str | None = getattr(args, "base_url", None)
         self.api_key: str | None = getattr(args, "api_key", None)
         self._rest: RestClient | None = None
@@ -89,5 +90,9 @@ class Context:
         return tinkex.ServiceClient(**self.client_kwargs(), **kwargs)
 
     def emit(self, output: Output) -> None:
-        """Print a command's result in the chosen format."""
-        emit(output, self.format)
+        """Print a command's result in the chosen format (or keep it in ``sink`` when the
+        command runs through :func:`tinkex.cli.invoke`)."""
+        if self.sink is not None:
+            self.sink.append(output)
+        else:
+            emit(output, self.format)

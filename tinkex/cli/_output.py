@@ -159,6 +159,13 @@ def emit(output: Output, fmt: str, stream: TextIO | None = None) -> None:
         out.write(output.text + ("" if output.text.endswith("\n") else "\n"))
 
 
+def write_json(path: str, data: Any) -> None:
+    """``data`` (made JSON-able) as indented JSON in the file ``path``; raises ``OSError``."""
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(to_jsonable(data), handle, indent=2)
+        handle.write("\n")
+
+
 def property_table(pairs: Sequence[tuple[str, str]], title: str | None = None) -> Table:
     """A two-column ``Property | Value`` table (the layout of the ``info`` commands)."""
     return Table(["Property", "Value"], [[k, v] for k, v in pairs], title)

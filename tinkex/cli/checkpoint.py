@@ -1,4 +1,4 @@
-"""``tinkex checkpoint list|info|delete|publish|unpublish|set-ttl|download|push-hf``."""
+"""``tinkex checkpoint list|info|delete|publish|unpublish|set-ttl|download|push-hf|save``."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from tinkex.cli._output import (
     format_time,
     property_table,
 )
+from tinkex.cli._pagination import fetch_pages
 from tinkex.cli._parsers import (
     add_command,
     add_group,
@@ -37,7 +38,6 @@ _KIND_TO_TYPE = {
     "sampler_weights": "sampler",
     "external_weights": "external",
 }
-_PAGE = 100
 #: The TTL range the help text promises (and the hosted service accepts): 1 hour to 10 years.
 TTL_MIN_SECONDS = 3600
 TTL_MAX_SECONDS = 10 * 365 * 24 * 3600
@@ -45,7 +45,7 @@ TTL_MAX_SECONDS = 10 * 365 * 24 * 3600
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     """Add the ``checkpoint`` group."""
-    from tinkex.cli import _push_hf
+    from tinkex.cli import _checkpoint_save, _push_hf
 
     _, sub = add_group(subparsers, "checkpoint", "Manage checkpoints.", common)
     for add in (
@@ -56,6 +56,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         _register_set_ttl,
         _register_download,
         _push_hf.register,
+        _checkpoint_save.register,
     ):
         add(sub, common)
 
@@ -213,25 +214,20 @@ _CHECKPOINT_COLUMNS = ["Checkpoint ID", "Type", "Size", "Public", "Created", "Ex
 
 
 def list_user_checkpoints(
-    rest: RestClient, limit: int, offset: int = 0
+    rest: RestClient, limit: int, offset: int = 0, *, progress: bool = False
 ) -> tuple[list[Checkpoint], int | None]:
     """Up to ``limit`` (0 = all) of the user's checkpoints after the first ``offset``, newest
     first, fetched page by page; also the server's total count (None when it does not say)."""
-    found: list[Checkpoint] = []
-    total: int | None = None
-    while limit == 0 or len(found) < limit:
-        page_size = _PAGE if limit == 0 else min(_PAGE, limit - len(found))
+
+    def fetch(page_size: int, page_offset: int) -> tuple[list[Checkpoint], int | None]:
         page = wait_for(
-            rest.list_user_checkpoints(limit=page_size, offset=offset + len(found)),
+            rest.list_user_checkpoints(limit=page_size, offset=page_offset),
             "the list of checkpoints",
         )
-        found.extend(page.checkpoints)
         total = page.cursor.total_count if page.cursor is not None else None
-        if len(page.checkpoints) < page_size or (
-            total is not None and offset + len(found) >= total
-        ):
-            break
-    return found, total
+        return list(page.checkpoints), total
+
+    return fetch_pages(fetch, limit, offset, "checkpoints", progress=progress)
 
 
 def cmd_list(ctx: Context, args: argparse.Namespace) -> None:
@@ -244,7 +240,9 @@ def cmd_list(ctx: Context, args: argparse.Namespace) -> None:
         title = count_title(len(checkpoints), "checkpoint", scope=f" for run {args.run_id}")
         data = {"run_id": args.run_id, "checkpoints": checkpoints}
     else:
-        checkpoints, total = list_user_checkpoints(rest, args.limit, args.offset)
+        checkpoints, total = list_user_checkpoints(
+            rest, args.limit, args.offset, progress=ctx.format != "json"
+        )
         title = count_title(len(checkpoints), "checkpoint", total, args.offset)
         data = {"checkpoints": checkpoints}
     ctx.emit(Output(data, Table(_CHECKPOINT_COLUMNS, checkpoint_rows(checkpoints), title)))

@@ -54,6 +54,14 @@ def _add_global_options(parser: argparse._ActionsContainer, default: object) -> 
         help="output format (default: table)",
     )
     parser.add_argument(
+        "--json",
+        dest="format",
+        action="store_const",
+        const="json",
+        default=default,
+        help="print JSON (same as --format json)",
+    )
+    parser.add_argument(
         "--base-url",
         metavar="URL",
         default=default,
@@ -101,22 +109,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.version and args.command is None:
-        args.cmd = cmd_version
-    command: Callable[[Context, argparse.Namespace], int | None] | None = getattr(args, "cmd", None)
-    handler = getattr(args, "handler", None)
-    if command is None and handler is None:
-        group_parser = getattr(args, "group_parser", parser)
-        group_parser.print_help(sys.stderr)
-        return 2
     context = Context(args)
     try:
-        if command is None:
-            return int(handler(args) or 0)  # type: ignore[misc]
-        timeout: float | None = getattr(args, "timeout", None)
-        if timeout is None:
-            return int(command(context, args) or 0)
-        return _run_with_deadline(lambda: command(context, args), timeout)
+        return run_parsed(parser, context, args)
     except KeyboardInterrupt:
         print("Aborted.", file=sys.stderr)
         return 130
@@ -130,6 +125,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"Error: {describe_error(exc, context.resolved_base_url())}", file=sys.stderr)
         return 1
+
+
+def run_parsed(parser: argparse.ArgumentParser, context: Context, args: argparse.Namespace) -> int:
+    """Run the command ``args`` names (within ``--timeout``); returns its exit status. Without
+    a command, prints the help of the group given (or of ``tinkex``) on stderr and returns 2."""
+    if args.version and args.command is None:
+        args.cmd = cmd_version
+    command: Callable[[Context, argparse.Namespace], int | None] | None = getattr(args, "cmd", None)
+    handler = getattr(args, "handler", None)
+    if command is None and handler is None:
+        group_parser = getattr(args, "group_parser", parser)
+        group_parser.print_help(sys.stderr)
+        return 2
+    if command is None:
+        return int(handler(args) or 0)  # type: ignore[misc]
+    timeout: float | None = getattr(args, "timeout", None)
+    if timeout is None:
+        return int(command(context, args) or 0)
+    return _run_with_deadline(lambda: command(context, args), timeout)
 
 
 def _run_with_deadline(run_command: Callable[[], int | None], timeout: float) -> int:

@@ -15,14 +15,13 @@ from tinkex.cli._output import (
     format_time,
     property_table,
 )
+from tinkex.cli._pagination import fetch_pages
 from tinkex.cli._parsers import add_access_scope, add_command, add_group, non_negative_int
 from tinkex.cli._progress import wait_for
 
 if TYPE_CHECKING:
     from tinkex import RestClient
     from tinkex.types import TrainingRun
-
-_PAGE = 100
 
 
 def _status(run: TrainingRun) -> str:
@@ -103,34 +102,36 @@ def _parse_columns(text: str) -> list[str]:
 
 
 def list_runs(
-    rest: RestClient, limit: int, offset: int = 0, access_scope: str = "owned"
+    rest: RestClient,
+    limit: int,
+    offset: int = 0,
+    access_scope: str = "owned",
+    *,
+    progress: bool = False,
 ) -> tuple[list[TrainingRun], int | None]:
     """Up to ``limit`` (0 = all) training runs after the first ``offset``, fetched page by page;
     also the server's total count of runs (None when it does not say)."""
-    runs: list[TrainingRun] = []
-    total: int | None = None
-    while limit == 0 or len(runs) < limit:
-        page_size = _PAGE if limit == 0 else min(_PAGE, limit - len(runs))
+
+    def fetch(page_size: int, page_offset: int) -> tuple[list[TrainingRun], int | None]:
         page = wait_for(
             rest.list_training_runs(
                 limit=page_size,
-                offset=offset + len(runs),
+                offset=page_offset,
                 access_scope=access_scope,  # type: ignore[arg-type]
             ),
             "the list of training runs",
         )
-        runs.extend(page.training_runs)
         total = page.cursor.total_count if page.cursor is not None else None
-        if len(page.training_runs) < page_size or (
-            total is not None and offset + len(runs) >= total
-        ):
-            break
-    return runs, total
+        return list(page.training_runs), total
+
+    return fetch_pages(fetch, limit, offset, "training runs", progress=progress)
 
 
 def cmd_list(ctx: Context, args: argparse.Namespace) -> None:
     """``tinkex run list``."""
-    runs, total = list_runs(ctx.rest(), args.limit, args.offset, args.access_scope)
+    runs, total = list_runs(
+        ctx.rest(), args.limit, args.offset, args.access_scope, progress=ctx.format != "json"
+    )
     columns: list[str] = args.columns
     table = Table(
         [COLUMNS[c][0] for c in columns],

@@ -8,7 +8,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from tinkex.cli._context import CommandError, Context
-from tinkex.cli._output import Output, to_jsonable
+from tinkex.cli._output import Output, write_json
 from tinkex.cli._parsers import add_command, positive_int
 from tinkex.cli._progress import wait_for
 
@@ -25,14 +25,17 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         common,
         description="Sample completions of a prompt from a base model (--base-model) or from\n"
         "trained weights (--model-path tinker://RUN/sampler_weights/NAME).\n"
-        "The prompt is PROMPT, or the contents of --prompt-file: text, or a JSON list of\n"
-        "token ids such as [72, 105]. '--prompt-file -' reads standard input.",
+        "The prompt is PROMPT (or --prompt TEXT), or the contents of --prompt-file: text, or a\n"
+        "JSON list of token ids such as [72, 105]. '--prompt-file -' reads standard input.",
         epilog="examples:\n"
         '  tinkex sample --base-model Qwen/Qwen3-8B "The capital of France is"\n'
         "  tinkex sample --model-path tinker://RUN/sampler_weights/final --prompt-file q.txt \\\n"
         "      --num-samples 4 --temperature 0.7 --json --output samples.json",
     )
     p.add_argument("prompt", metavar="PROMPT", nargs="?", help="the prompt text")
+    p.add_argument(
+        "--prompt", dest="prompt_text", metavar="TEXT", help="the prompt text (same as PROMPT)"
+    )
     p.add_argument("--prompt-file", metavar="FILE", help="read the prompt (text or token ids)")
     model = p.add_mutually_exclusive_group(required=True)
     model.add_argument("--base-model", metavar="NAME", help="sample from this base model")
@@ -54,7 +57,6 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         "--num-samples", "-n", metavar="N", type=positive_int, default=1, help="default 1"
     )
     p.add_argument("--logprobs", action="store_true", help="include per-token logprobs (JSON)")
-    p.add_argument("--json", action="store_true", help="print JSON (same as --format json)")
     p.add_argument("--output", "-o", metavar="FILE", help="also write the JSON result to FILE")
     p.set_defaults(cmd=cmd_sample)
 
@@ -78,12 +80,13 @@ def _probability(text: str) -> float:
 
 def read_prompt(args: argparse.Namespace) -> str | list[int]:
     """The prompt as text, or as token ids when the file holds a JSON list of integers."""
-    if args.prompt is not None and args.prompt_file:
-        raise CommandError("give PROMPT or --prompt-file, not both")
-    if args.prompt is not None:
-        return str(args.prompt)
+    text = _prompt_text(args)
+    if text is not None and args.prompt_file:
+        raise CommandError("give PROMPT (or --prompt) or --prompt-file, not both")
+    if text is not None:
+        return text
     if not args.prompt_file:
-        raise CommandError("no prompt: give PROMPT or --prompt-file FILE")
+        raise CommandError("no prompt: give PROMPT, --prompt TEXT or --prompt-file FILE")
     if args.prompt_file == "-":
         content = sys.stdin.read()
     else:
@@ -109,6 +112,14 @@ def read_prompt(args: argparse.Namespace) -> str | list[int]:
             raise CommandError(f"--prompt-file {args.prompt_file}: the token list is empty")
         return list(parsed)
     return content
+
+
+def _prompt_text(args: argparse.Namespace) -> str | None:
+    """PROMPT or ``--prompt TEXT`` (one of them at most)."""
+    option: str | None = getattr(args, "prompt_text", None)
+    if option is not None and args.prompt is not None:
+        raise CommandError("give PROMPT or --prompt, not both")
+    return str(args.prompt) if args.prompt is not None else option
 
 
 def _local_model_tokenizer(base_model: str) -> Any:
@@ -164,8 +175,6 @@ def cmd_sample(ctx: Context, args: argparse.Namespace) -> None:
     from tinkex import types
 
     prompt = read_prompt(args)
-    if args.json:
-        ctx.format = "json"
     if args.model_path and not args.model_path.startswith("tinker://"):
         raise CommandError(f"--model-path must be a tinker:// path, got {args.model_path!r}")
     params = types.SamplingParams(
@@ -219,9 +228,7 @@ def cmd_sample(ctx: Context, args: argparse.Namespace) -> None:
     }
     if args.output:
         try:
-            with open(args.output, "w", encoding="utf-8") as handle:
-                json.dump(to_jsonable(data), handle, indent=2)
-                handle.write("\n")
+            write_json(args.output, data)
         except OSError as exc:
             raise CommandError(f"cannot write --output {args.output}: {exc}") from None
         print(f"Wrote {len(samples)} sample(s) to {args.output}", file=sys.stderr)

@@ -7,10 +7,9 @@ from typing import Any
 
 from tinkex.cli._context import CommandError, Context
 from tinkex.cli._output import Output, Table, format_size, property_table
+from tinkex.cli._pagination import fetch_pages
 from tinkex.cli._parsers import add_access_scope, add_command, add_group, non_negative_int
 from tinkex.cli._progress import wait_for
-
-_PAGE = 100
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -66,20 +65,17 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 def cmd_list(ctx: Context, args: argparse.Namespace) -> None:
     """``tinkex session list``."""
     rest = ctx.rest()
-    sessions: list[str] = []
-    while args.limit == 0 or len(sessions) < args.limit:
-        page_size = _PAGE if args.limit == 0 else min(_PAGE, args.limit - len(sessions))
+
+    def fetch(page_size: int, page_offset: int) -> tuple[list[str], int | None]:
         page = wait_for(
-            rest.list_sessions(
-                limit=page_size,
-                offset=args.offset + len(sessions),
-                access_scope=args.access_scope,
-            ),
+            rest.list_sessions(limit=page_size, offset=page_offset, access_scope=args.access_scope),
             "the list of sessions",
         )
-        sessions.extend(page.sessions)
-        if len(page.sessions) < page_size:
-            break
+        return list(page.sessions), None
+
+    sessions, _ = fetch_pages(
+        fetch, args.limit, args.offset, "sessions", progress=ctx.format != "json"
+    )
     ctx.emit(Output({"sessions": sessions}, Table(["Session ID"], [[s] for s in sessions])))
 
 

@@ -16,7 +16,6 @@ from tinkex.cli._parsers import add_command
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     """Add ``version``."""
     p = add_command(subparsers, "version", "Show version information.", common)
-    p.add_argument("--json", action="store_true", help="print JSON (same as --format json)")
     p.set_defaults(cmd=cmd_version)
 
 
@@ -57,6 +56,4 @@ def version_info() -> dict[str, Any]:
 def cmd_version(ctx: Context, args: argparse.Namespace) -> None:
     """``tinkex version``."""
     info = version_info()
-    if getattr(args, "json", False):
-        ctx.format = "json"
     ctx.emit(Output(info, text=f"tinkex {info['tinkex']}"))
