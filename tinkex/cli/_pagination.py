@@ -8,9 +8,11 @@ far the fetching is (the official CLI draws one too; JSON output stays quiet).
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable
 from typing import TypeVar
 
+from tinkex.cli._parsers import non_negative_int
 from tinkex.cli._progress import ProgressBar
 
 T = TypeVar("T")
@@ -21,6 +23,25 @@ PAGE_SIZE = 100
 #: ``fetch(page_size, offset) -> (items, total)``: one page, and the server's total count of
 #: items (None when it does not say).
 FetchPage = Callable[[int, int], tuple[list[T], int | None]]
+
+
+def add_paging_options(parser: argparse.ArgumentParser, noun: str, *, scope: str = "") -> None:
+    """``--limit N`` (default 20, 0 = all) and ``--offset N`` (default 0) of a listing of
+    ``noun`` (``"runs"``); ``scope`` follows in the help (``" when listing across runs"``)."""
+    parser.add_argument(
+        "--limit",
+        metavar="N",
+        type=non_negative_int,
+        default=20,
+        help=f"maximum number of {noun}{scope} (default 20, 0 = all)",
+    )
+    parser.add_argument(
+        "--offset",
+        metavar="N",
+        type=non_negative_int,
+        default=0,
+        help=f"skip the N newest {noun} first{scope} (default 0)",
+    )
 
 
 def fetch_pages(

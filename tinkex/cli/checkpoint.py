@@ -18,12 +18,11 @@ from tinkex.cli._output import (
     format_time,
     property_table,
 )
-from tinkex.cli._pagination import fetch_pages
+from tinkex.cli._pagination import add_paging_options, fetch_pages
 from tinkex.cli._parsers import (
     add_command,
     add_group,
     bounded_int,
-    non_negative_int,
     parse_path,
 )
 from tinkex.cli._progress import wait_for
@@ -71,20 +70,7 @@ def _register_list(sub: Any, common: argparse.ArgumentParser) -> None:
         "checkpoints across all runs.",
     )
     p.add_argument("--run-id", help="list the checkpoints of this training run")
-    p.add_argument(
-        "--limit",
-        metavar="N",
-        type=non_negative_int,
-        default=20,
-        help="maximum number of checkpoints when listing across runs (default 20, 0 = all)",
-    )
-    p.add_argument(
-        "--offset",
-        metavar="N",
-        type=non_negative_int,
-        default=0,
-        help="skip the N newest checkpoints first when listing across runs (default 0)",
-    )
+    add_paging_options(p, "checkpoints", scope=" when listing across runs")
     p.set_defaults(cmd=cmd_list)
 
 

@@ -15,8 +15,8 @@ from tinkex.cli._output import (
     format_time,
     property_table,
 )
-from tinkex.cli._pagination import fetch_pages
-from tinkex.cli._parsers import add_access_scope, add_command, add_group, non_negative_int
+from tinkex.cli._pagination import add_paging_options, fetch_pages
+from tinkex.cli._parsers import add_access_scope, add_command, add_group
 from tinkex.cli._progress import wait_for
 
 if TYPE_CHECKING:
@@ -59,20 +59,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     """Add the ``run`` group."""
     _, sub = add_group(subparsers, "run", "Manage training runs.", common)
     p = add_command(sub, "list", "List training runs.", common)
-    p.add_argument(
-        "--limit",
-        metavar="N",
-        type=non_negative_int,
-        default=20,
-        help="maximum number of runs (default 20, 0 = all)",
-    )
-    p.add_argument(
-        "--offset",
-        metavar="N",
-        type=non_negative_int,
-        default=0,
-        help="skip the N newest runs first (default 0)",
-    )
+    add_paging_options(p, "runs")
     add_access_scope(p)
     p.add_argument(
         "--columns",

@@ -7,8 +7,8 @@ from typing import Any
 
 from tinkex.cli._context import CommandError, Context
 from tinkex.cli._output import Output, Table, format_size, property_table
-from tinkex.cli._pagination import fetch_pages
-from tinkex.cli._parsers import add_access_scope, add_command, add_group, non_negative_int
+from tinkex.cli._pagination import add_paging_options, fetch_pages
+from tinkex.cli._parsers import add_access_scope, add_command, add_group
 from tinkex.cli._progress import wait_for
 
 
@@ -16,21 +16,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     """Add the ``session`` group."""
     _, sub = add_group(subparsers, "session", "Inspect sessions.", common)
     p = add_command(sub, "list", "List your session ids, newest first.", common)
-    p.add_argument(
-        "--limit",
-        metavar="N",
-        type=non_negative_int,
-        default=20,
-        help="maximum number of sessions (default 20, 0 = all)",
-    )
-
-    p.add_argument(
-        "--offset",
-        metavar="N",
-        type=non_negative_int,
-        default=0,
-        help="skip the N newest sessions first (default 0)",
-    )
+    add_paging_options(p, "sessions")
     add_access_scope(p)
     p.set_defaults(cmd=cmd_list)
 
