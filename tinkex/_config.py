@@ -20,6 +20,9 @@ Environment variables read (all optional):
                               (secrets masked) to the ``tinkex.wire`` logger at INFO
 ``TINKEX_POOL_SIZE``          HTTP connection-pool size (``max_connections``)
 ``TINKEX_DEFAULT_HEADERS``    JSON object of headers sent with every request
+``TINKEX_DEFAULT_QUERY``      JSON object of query parameters added to every request
+``TINKEX_PROXY``              proxy URL for every request (beats ``HTTPS_PROXY`` & co.)
+``TINKEX_PROXY_HEADERS``      JSON object of headers sent to the proxy
 ============================  ==========================================================
 
 The full list, with the variables other parts of tinkex read, is
@@ -41,7 +44,7 @@ from typing import Any
 import attrs
 
 from tinkex._exceptions import TinkerError
-from tinkex.environment import json_string_map, positive_int
+from tinkex.environment import json_string_map, positive_int, proxy_url, url_without_password
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -115,6 +118,10 @@ def _frozen_tags(value: Iterable[str] | None) -> tuple[str, ...]:
     return tuple(value or ())
 
 
+def _proxy_repr(value: str | None) -> str:
+    return repr(None if value is None else url_without_password(value))
+
+
 @attrs.frozen
 class ClientSettings:
     """Resolved, immutable configuration of one client.
@@ -146,6 +153,11 @@ class ClientSettings:
         sampling_io: how in-flight samples wait: ``"asyncio"`` (the default: coroutines on
             one I/O thread per client, no thread per sample) or ``"threads"`` (one worker
             thread per in-flight sample, through ``requests``); ``TINKEX_SAMPLING_IO``.
+        default_query: query parameters added to every request (``TINKEX_DEFAULT_QUERY``).
+        proxy: the proxy every request goes through (``TINKEX_PROXY``); None: the standard
+            ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY`` variables decide, as in ``requests``.
+            Its password is hidden in ``repr``.
+        proxy_headers: headers sent to the proxy (``TINKEX_PROXY_HEADERS``; hidden in ``repr``).
     """
 
     base_url: str = DEFAULT_BASE_URL
@@ -170,6 +182,11 @@ class ClientSettings:
     log_level: str | None = None
     dump_headers: bool = False
     sampling_io: str = "asyncio"
+    default_query: dict[str, str] = attrs.field(factory=dict, converter=_frozen_headers, hash=False)
+    proxy: str | None = attrs.field(default=None, repr=_proxy_repr)
+    proxy_headers: dict[str, str] = attrs.field(
+        factory=dict, converter=_frozen_headers, hash=False, repr=False
+    )
 
     @classmethod
     def resolve(
@@ -187,6 +204,9 @@ class ClientSettings:
         max_retries: int | None = None,
         send_protobuf: bool | None = None,
         compress_fwdbwd: bool | None = None,
+        default_query: Mapping[str, str] | None = None,
+        proxy: str | None = None,
+        proxy_headers: Mapping[str, str] | None = None,
         require_api_key: bool = True,
         environ: Mapping[str, str] | None = None,
         credentials_path: Path | None = None,
@@ -206,6 +226,11 @@ class ClientSettings:
             timeout, connect_timeout, max_retries: transport knobs.
             send_protobuf: falls back to ``TINKEX_WIRE_FORMAT`` (``json``/``protobuf``).
             compress_fwdbwd: zstd-compress protobuf forward/backward bodies.
+            default_query: query parameters of every request, over those of
+                ``TINKEX_DEFAULT_QUERY`` (a JSON object).
+            proxy: proxy URL; falls back to ``TINKEX_PROXY``, then to what ``requests``
+                reads (``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY``, ``NO_PROXY``).
+            proxy_headers: headers for the proxy; fall back to ``TINKEX_PROXY_HEADERS``.
             require_api_key: when false, a missing credential resolves to ``api_key=""``
                 instead of raising (for code paths that never talk to the server).
             environ: the environment to read (default ``os.environ``); for tests.
@@ -254,6 +279,7 @@ class ClientSettings:
             log_level=log if log in _LOG_LEVELS else None,
             dump_headers=env.get("TINKEX_DUMP_HEADERS", "").strip().lower() in _TRUTHY,
             sampling_io=env.get("TINKEX_SAMPLING_IO", "").strip().lower() or "asyncio",
+            **_proxy_and_query(env, default_query, proxy, proxy_headers),
         )
         settings.validate()
         return settings
@@ -281,6 +307,28 @@ class ClientSettings:
 
 def _first_set(*values: int | None) -> int:
     return next(value for value in values if value is not None)
+
+
+def _proxy_and_query(
+    env: Mapping[str, str],
+    default_query: Mapping[str, str] | None,
+    proxy: str | None,
+    proxy_headers: Mapping[str, str] | None,
+) -> dict[str, Any]:
+    """The default query and the proxy settings: explicit arguments, then ``TINKEX_*``."""
+    url = proxy or env.get("TINKEX_PROXY", "").strip()
+    return {
+        "default_query": {
+            **json_string_map(env, "TINKEX_DEFAULT_QUERY"),
+            **(default_query or {}),
+        },
+        "proxy": proxy_url(url, "proxy" if proxy else "TINKEX_PROXY") if url else None,
+        "proxy_headers": (
+            json_string_map(env, "TINKEX_PROXY_HEADERS")
+            if proxy_headers is None
+            else dict(proxy_headers)
+        ),
+    }
 
 
 def _resolve_base_url(explicit: str | None, env: Mapping[str, str]) -> str:

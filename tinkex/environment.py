@@ -28,6 +28,7 @@ __all__ = [
     "EnvironmentVariable",
     "json_string_map",
     "positive_int",
+    "proxy_url",
     "snapshot",
     "url_without_password",
 ]
@@ -66,6 +67,9 @@ VARIABLES: tuple[EnvironmentVariable, ...] = (
     EnvironmentVariable("TINKEX_DUMP_HEADERS", "client"),
     EnvironmentVariable("TINKEX_POOL_SIZE", "client"),
     EnvironmentVariable("TINKEX_DEFAULT_HEADERS", "client", "headers"),
+    EnvironmentVariable("TINKEX_DEFAULT_QUERY", "client", "headers"),
+    EnvironmentVariable("TINKEX_PROXY", "client", "url"),
+    EnvironmentVariable("TINKEX_PROXY_HEADERS", "client", "headers"),
     EnvironmentVariable("HTTPS_PROXY", "client (requests)", "url"),
     EnvironmentVariable("HTTP_PROXY", "client (requests)", "url"),
     EnvironmentVariable("ALL_PROXY", "client (requests)", "url"),
@@ -183,3 +187,19 @@ def positive_int(env: Mapping[str, str], name: str) -> int | None:
     if value < 1:
         raise TinkerError(f"{name} must be a whole number >= 1, got {raw!r}")
     return value
+
+
+def proxy_url(value: str, origin: str) -> str:
+    """A proxy URL checked for a scheme and a host (``origin`` names where it came from).
+
+    Raises:
+        TinkerError: not an ``http://`` or ``https://`` URL with a host; the password is
+            never echoed.
+    """
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise TinkerError(
+            f"{origin} must be a proxy URL such as 'http://proxy.example:3128' "
+            f"(user:password@ allowed), got {url_without_password(value)!r}"
+        )
+    return value.strip()

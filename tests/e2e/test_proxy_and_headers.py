@@ -1,8 +1,9 @@
-"""Connection settings on the wire (issue 14, rows 1.10, 1.11, 1.13, 2.7): the standard proxy
-variables that ``requests`` honours (``HTTP_PROXY`` with ``user:password@`` -> a
-``Proxy-Authorization`` header, ``NO_PROXY``), ``TINKEX_DEFAULT_HEADERS`` and the
-``RestClient``'s HTTP options, and ``TINKEX_POOL_SIZE`` — through a loopback forward proxy in
-front of the real local server."""
+"""Connection settings on the wire (issue 14, rows 1.10-1.14, 2.7): ``TINKEX_PROXY`` /
+``proxy=`` with ``TINKEX_PROXY_HEADERS``, ``TINKEX_DEFAULT_QUERY`` / ``default_query=`` (both
+sampling paths), the standard proxy variables that ``requests`` honours (``HTTP_PROXY`` with
+``user:password@`` -> a ``Proxy-Authorization`` header, ``NO_PROXY``),
+``TINKEX_DEFAULT_HEADERS`` and the ``RestClient``'s HTTP options, ``TINKEX_POOL_SIZE`` —
+through a loopback forward proxy (or recording stand-in) in front of the real local server."""
 
 from __future__ import annotations
 
@@ -120,3 +121,67 @@ def test_rest_client_warns_about_options_it_does_not_know(tinker_server: LocalSe
         tinkex.RestClient(
             base_url=tinker_server.base_url, api_key=fresh_key(), http_client=object()
         )
+
+
+def test_tinkex_proxy_wins_over_the_standard_variables_with_its_headers(
+    tinker_server: LocalServer, proxy: ForwardProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # and TINKEX_PROXY ignores it
+    monkeypatch.setenv("TINKEX_PROXY", proxy.url.replace("http://", "http://bob:pw@"))
+    monkeypatch.setenv("TINKEX_PROXY_HEADERS", '{"X-Proxy-Team": "research"}')
+    rest = tinkex.RestClient(base_url=tinker_server.base_url, api_key=fresh_key())
+    assert rest.get_server_capabilities().result(timeout=30).supported_models
+    seen = [r for r in proxy.seen() if r.path == "/api/v1/get_server_capabilities"]
+    assert seen, "the request did not go through TINKEX_PROXY"
+    assert seen[0].headers["x-proxy-team"] == "research"
+    assert seen[0].headers["proxy-authorization"] == "Basic " + base64.b64encode(b"bob:pw").decode()
+
+
+def test_the_proxy_argument_carries_samples_too(
+    tinker_server: LocalServer, proxy: ForwardProxy
+) -> None:
+    with tinkex.ServiceClient(
+        base_url=tinker_server.base_url,
+        api_key=fresh_key(),
+        proxy=proxy.url,
+        proxy_headers={"Proxy-Authorization": "Bearer proxy-token"},
+    ) as service:
+        sampler = service.create_sampling_client(base_model=BASE_MODEL).result(timeout=30)
+        prompt = types.ModelInput.from_ints([1, 2, 3])
+        params = types.SamplingParams(max_tokens=2, seed=0)
+        sampler.sample(prompt, 1, params).result(timeout=60)
+    samples = [r for r in proxy.seen() if r.path == "/api/v1/asample"]
+    assert samples and samples[0].headers["proxy-authorization"] == "Bearer proxy-token"
+
+
+@pytest.mark.parametrize("sampling_io", ["asyncio", "threads"])
+def test_the_default_query_reaches_every_request(
+    tinker_server: LocalServer, monkeypatch: pytest.MonkeyPatch, sampling_io: str
+) -> None:
+    from tests.compat._recording_proxy import recording_proxy
+
+    monkeypatch.setenv("TINKEX_DEFAULT_QUERY", '{"team": "research", "mode": "env"}')
+    monkeypatch.setenv("TINKEX_SAMPLING_IO", sampling_io)
+    service_key, rest_key = fresh_key(), fresh_key()
+    with recording_proxy(tinker_server.base_url) as recorder:
+        with tinkex.ServiceClient(
+            base_url=recorder.base_url,
+            api_key=service_key,
+            default_query={"mode": "fast", "on": True},
+        ) as service:
+            sampler = service.create_sampling_client(base_model=BASE_MODEL).result(timeout=30)
+            prompt = types.ModelInput.from_ints([1, 2, 3])
+            params = types.SamplingParams(max_tokens=2, seed=0)
+            sampler.sample(prompt, 1, params).result(timeout=60)
+        rest = tinkex.RestClient(base_url=recorder.base_url, api_key=rest_key)
+        rest.list_training_runs(limit=1).result(timeout=30)
+        records = recorder.records()
+    service_records = [r for r in records if r.headers.get("x-api-key") == service_key]
+    endpoints = {record.endpoint for record in service_records}
+    assert {"POST /api/v1/asample", "POST /api/v1/retrieve_future"} <= endpoints
+    for record in service_records:  # the explicit map over the environment's, key by key
+        assert record.query == "team=research&mode=fast&on=true", record.endpoint
+    (runs,) = [r for r in records if r.path == "/api/v1/training_runs"]
+    assert runs.headers["x-api-key"] == rest_key
+    assert runs.query.startswith("team=research&mode=env&limit=1&")  # env first, then the call

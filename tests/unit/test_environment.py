@@ -1,6 +1,6 @@
-"""The ``TINKEX_*`` connection variables (pool size, default headers) through
-``ClientSettings.resolve`` (explicit > environment > default), and the masked environment
-snapshot (issue 14, rows 1.10, 1.13, 1.29)."""
+"""The ``TINKEX_*`` connection variables (pool size, proxy, proxy headers, default headers and
+query) through ``ClientSettings.resolve`` (explicit > environment > default), and the masked
+environment snapshot (issue 14, rows 1.10-1.14, 1.29)."""
 
 from __future__ import annotations
 
@@ -27,6 +27,9 @@ def resolve(env: dict[str, str], tmp_path: Path, **kwargs: object) -> ClientSett
 CONNECTION_ENV = {
     "TINKEX_POOL_SIZE": "8",
     "TINKEX_DEFAULT_HEADERS": '{"X-Team": "research", "X-Both": "env", "X-Retry": 2}',
+    "TINKEX_PROXY": "http://user:pw@127.0.0.1:3128",
+    "TINKEX_PROXY_HEADERS": '[["X-Proxy-Team", "research"]]',
+    "TINKEX_DEFAULT_QUERY": '{"mode": "fast", "flag": true}',
 }
 
 
@@ -34,6 +37,11 @@ def test_connection_variables_are_read(tmp_path: Path) -> None:
     s = resolve(CONNECTION_ENV, tmp_path)
     assert s.max_connections == 8
     assert s.default_headers == {"X-Team": "research", "X-Both": "env", "X-Retry": "2"}
+    assert s.proxy == "http://user:pw@127.0.0.1:3128"
+    assert s.proxy_headers == {"X-Proxy-Team": "research"}
+    assert s.default_query == {"mode": "fast", "flag": "true"}
+    assert "pw" not in repr(s) and "user:***@127.0.0.1:3128" in repr(s)
+    assert "X-Proxy-Team" not in repr(s)
 
 
 def test_explicit_arguments_beat_the_connection_variables(tmp_path: Path) -> None:
@@ -42,8 +50,14 @@ def test_explicit_arguments_beat_the_connection_variables(tmp_path: Path) -> Non
         tmp_path,
         max_connections=2,
         default_headers={"X-Both": "explicit"},
+        proxy="http://other:8080",
+        proxy_headers={},
+        default_query={"mode": "slow"},
     )
     assert s.max_connections == 2
+    assert s.proxy == "http://other:8080"
+    assert s.proxy_headers == {}  # an explicit empty map replaces the environment's
+    assert s.default_query == {"mode": "slow", "flag": "true"}
     # the maps merge key by key, the explicit value winning
     assert s.default_headers == {"X-Team": "research", "X-Both": "explicit", "X-Retry": "2"}
 
@@ -51,6 +65,7 @@ def test_explicit_arguments_beat_the_connection_variables(tmp_path: Path) -> Non
 def test_defaults_without_the_variables(tmp_path: Path) -> None:
     s = resolve({}, tmp_path)
     assert (s.max_connections, s.default_headers) == (DEFAULT_MAX_CONNECTIONS, {})
+    assert (s.proxy, s.proxy_headers, s.default_query) == (None, {}, {})
 
 
 @pytest.mark.parametrize(
@@ -61,11 +76,21 @@ def test_defaults_without_the_variables(tmp_path: Path) -> None:
         ("TINKEX_DEFAULT_HEADERS", "X-Team: a", "TINKEX_DEFAULT_HEADERS must be a JSON object"),
         ("TINKEX_DEFAULT_HEADERS", '{"a": {"b": 1}}', "TINKEX_DEFAULT_HEADERS must be a JSON"),
         ("TINKEX_DEFAULT_HEADERS", '["a"]', "TINKEX_DEFAULT_HEADERS must be a JSON object"),
+        ("TINKEX_DEFAULT_QUERY", '{"a": {"b": 1}}', "TINKEX_DEFAULT_QUERY must be a JSON object"),
+        ("TINKEX_PROXY_HEADERS", '["a"]', "TINKEX_PROXY_HEADERS must be a JSON object"),
+        ("TINKEX_PROXY", "proxy:3128", "TINKEX_PROXY must be a proxy URL"),
     ],
 )
 def test_bad_values_name_the_variable(tmp_path: Path, name: str, value: str, message: str) -> None:
     with pytest.raises(TinkerError, match=message):
         resolve({name: value}, tmp_path)
+
+
+def test_a_bad_proxy_url_never_shows_its_password(tmp_path: Path) -> None:
+    with pytest.raises(TinkerError) as caught:
+        resolve({}, tmp_path, proxy="ftp://user:hunter2@proxy:21")
+    assert "hunter2" not in str(caught.value)
+    assert str(caught.value).startswith("proxy must be a proxy URL")
 
 
 def test_snapshot_shows_what_is_set_with_secrets_masked() -> None:
@@ -76,6 +101,8 @@ def test_snapshot_shows_what_is_set_with_secrets_masked() -> None:
         "HTTPS_PROXY": "http://user:pw@proxy:3128",
         "https_proxy": "http://u:p2@corp:8080",
         "TINKEX_DEFAULT_HEADERS": '{"Authorization": "Bearer abc", "X-Team": "a"}',
+        "TINKEX_PROXY": "http://a:b@proxy:3128",
+        "TINKEX_PROXY_HEADERS": '[["Proxy-Authorization", "Basic abc"]]',
         "UNRELATED": "x",
     }
     shown = environment.snapshot(env)
@@ -86,6 +113,8 @@ def test_snapshot_shows_what_is_set_with_secrets_masked() -> None:
         "HTTPS_PROXY": "http://user:***@proxy:3128",
         "https_proxy": "http://u:***@corp:8080",
         "TINKEX_DEFAULT_HEADERS": json.dumps({"Authorization": "***", "X-Team": "a"}),
+        "TINKEX_PROXY": "http://a:***@proxy:3128",
+        "TINKEX_PROXY_HEADERS": json.dumps({"Proxy-Authorization": "***"}),
     }
     assert "Bearer abc" not in repr(shown) and "pw" not in repr(shown)
 

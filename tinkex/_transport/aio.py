@@ -18,7 +18,7 @@ import time
 import zlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from tinkex._exceptions import (
     APIConnectionError,
@@ -100,6 +100,9 @@ class AsyncTransport:
         self._host = parts.hostname or ""
         self._port = parts.port or (443 if self._tls else 80)
         self._prefix = parts.path.rstrip("/")
+        query = transport.settings.default_query
+        #: ``settings.default_query``, sent with every request (these carry no other query).
+        self._query = f"?{urlencode(query)}" if query else ""
         default_port = (self._tls and self._port == 443) or (not self._tls and self._port == 80)
         self._host_header = self._host if default_port else f"{self._host}:{self._port}"
         self._ssl: ssl.SSLContext | None = _ssl_context(transport.verify) if self._tls else None
@@ -243,7 +246,8 @@ class AsyncTransport:
         headers: dict[str, str],
         body: bytes | None,
     ) -> tuple[int, _Headers, bytes]:
-        lines = [f"{method} {self._prefix}{path} HTTP/1.1", f"Host: {self._host_header}"]
+        target = f"{self._prefix}{path}{self._query}"
+        lines = [f"{method} {target} HTTP/1.1", f"Host: {self._host_header}"]
         lines.extend(f"{name}: {value}" for name, value in headers.items())
         if body is not None or method not in ("GET", "HEAD"):
             lines.append(f"Content-Length: {len(body) if body is not None else 0}")

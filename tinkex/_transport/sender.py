@@ -2,7 +2,8 @@
 
 :class:`Sender` is the only code that touches ``requests``. It mounts an ``HTTPAdapter`` whose
 pool holds ``settings.max_connections`` connections and never retries (retries are
-``RetryPolicy``'s), resolves the environment (proxies, CA bundle) once, fills prepared requests
+``RetryPolicy``'s), sends ``settings.proxy`` (or the environment's proxies) and the proxy
+headers, resolves the environment (proxies, CA bundle) once, fills prepared requests
 in directly (``Session.request`` would re-merge settings on every call), and follows redirects
 within the API's origin only (docs/protocol.md, "Redirects"). ``requests`` is imported when the
 first sender is built.
@@ -10,9 +11,10 @@ first sender is built.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urljoin, urlsplit
 
@@ -25,6 +27,32 @@ if TYPE_CHECKING:
     import requests
 
 __all__ = ["MAX_REDIRECTS", "Outgoing", "Sender"]
+
+
+@functools.cache
+def _adapter_factory() -> Callable[[Mapping[str, str], int], requests.adapters.HTTPAdapter]:
+    """Builds the session's ``HTTPAdapter``: it never retries (retries are ``RetryPolicy``'s)
+    and sends extra headers to a proxy. Made on first use, so that importing this module does
+    not import ``requests``."""
+    import requests.adapters
+
+    class ProxyHeadersAdapter(requests.adapters.HTTPAdapter):
+        def __init__(self, extra_proxy_headers: Mapping[str, str], **kwargs: Any) -> None:
+            #: ``settings.proxy_headers``, over what requests sends a proxy (the
+            #: ``Proxy-Authorization`` of a proxy URL's ``user:password@``).
+            self.extra_proxy_headers = dict(extra_proxy_headers)
+            super().__init__(**kwargs)
+
+        def proxy_headers(self, proxy: str) -> dict[str, str]:
+            return {**super().proxy_headers(proxy), **self.extra_proxy_headers}
+
+    def build(proxy_headers: Mapping[str, str], pool_size: int) -> requests.adapters.HTTPAdapter:
+        return ProxyHeadersAdapter(
+            proxy_headers, pool_connections=4, pool_maxsize=pool_size, max_retries=0
+        )
+
+    return build
+
 
 #: Same-origin redirects followed for one request before giving up (docs/protocol.md, "Redirects").
 MAX_REDIRECTS = 5
@@ -75,17 +103,16 @@ class Sender:
 
         self.base_url = base_url
         self.session = session if session is not None else requests.Session()
-        adapter = requests.adapters.HTTPAdapter(
-            pool_connections=4,
-            pool_maxsize=settings.max_connections,
-            max_retries=0,  # retries are ours (RetryPolicy), never urllib3's
-        )
+        adapter = _adapter_factory()(settings.proxy_headers, settings.max_connections)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
+        if settings.proxy is not None:  # TINKEX_PROXY / proxy=: every request, whatever NO_PROXY
+            self.session.proxies.update({"http": settings.proxy, "https": settings.proxy})
         # Environment lookups (proxies, CA bundle, netrc) cost tens of microseconds per request
         # when requests does them itself (trust_env); do them once here instead.
         if self.session.trust_env:
-            self.session.proxies.update(requests.utils.get_environ_proxies(base_url))
+            if settings.proxy is None:
+                self.session.proxies.update(requests.utils.get_environ_proxies(base_url))
             bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
             if bundle:
                 self.session.verify = bundle

@@ -69,6 +69,9 @@ def _registry_key(settings: ClientSettings) -> tuple[Any, ...]:
         settings.connect_timeout,
         settings.max_retries,
         settings.dump_headers,
+        tuple(sorted(settings.default_query.items())),
+        settings.proxy,
+        tuple(sorted(settings.proxy_headers.items())),
     )
 
 
@@ -271,7 +274,7 @@ class Transport:
             content_type: ``Content-Type`` of non-GET requests (default ``application/json``).
             headers: extra headers (``x-sdk-method``, ``X-Tinker-Request-*`` ...), merged after
                 ours and before ``settings.default_headers``.
-            params: query parameters.
+            params: query parameters (over ``settings.default_query``).
             timeout: read timeout in seconds (default ``settings.timeout``).
             retry: layer-1 policy; ``HTTP_DEFAULT`` = ``http_retry_policy(max_retries)``,
                 ``NO_RETRY`` for one attempt.
@@ -297,6 +300,8 @@ class Transport:
         provider = self._credential if credential else None
         if provider is not None and not (headers and "X-API-Key" in headers):
             request_headers["X-API-Key"] = provider(False)
+        if self.settings.default_query:
+            params = {**self.settings.default_query, **(params or {})}
         out = Outgoing(
             method,
             self._base_url + path,

@@ -1,7 +1,7 @@
 """The HTTP options ``ServiceClient(**kwargs)`` and ``RestClient(**kwargs)`` take.
 
 The official ``ServiceClient(**kwargs)`` hands ``timeout``, ``max_retries``,
-``default_headers`` (and ``default_query``, ``http_client``) to its HTTP client; tinkex turns
+``default_headers``, ``default_query`` (and ``http_client``) to its HTTP client; tinkex turns
 them, and its own connection options, into :meth:`ClientSettings.resolve` arguments in this
 one place, so both clients read them the same way (explicit beats environment).
 """
@@ -21,18 +21,29 @@ HTTP_OPTIONS = (
     "timeout",
     "max_retries",
     "default_headers",
+    "default_query",
     "connect_timeout",
     "max_connections",
+    "proxy",
+    "proxy_headers",
 )
-_AS_GIVEN = ("max_retries", "connect_timeout", "max_connections")
+_AS_GIVEN = ("max_retries", "connect_timeout", "max_connections", "proxy")
+
+
+def query_value(value: object) -> str:
+    """A query value as the official SDK's HTTP client writes it (``true``, ``""`` for None)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
 
 
 def pop_http_options(kwargs: dict[str, Any]) -> dict[str, Any]:
     """Take the HTTP options out of ``kwargs`` as ``ClientSettings.resolve`` arguments.
 
     ``timeout`` is seconds, or an object with ``read``/``connect`` like ``httpx.Timeout``;
-    ``default_headers`` is a mapping; ``connect_timeout``, ``max_connections`` (the
-    connection-pool size) and ``max_retries`` are numbers. An ``http_client`` cannot be used
+    ``default_headers``, ``default_query`` and ``proxy_headers`` are mappings, ``proxy`` a URL;
+    ``connect_timeout``, ``max_connections`` (the connection-pool size) and ``max_retries`` are
+    numbers. An ``http_client`` cannot be used
     (tinkex speaks HTTP through ``requests``): it stays in ``kwargs``, so the caller's
     unknown-option ``FutureWarning`` names it.
     """
@@ -48,8 +59,12 @@ def pop_http_options(kwargs: dict[str, Any]) -> dict[str, Any]:
     for name in _AS_GIVEN:
         if name in kwargs:
             options[name] = kwargs.pop(name)
-    if "default_headers" in kwargs:
-        options["default_headers"] = dict(kwargs.pop("default_headers") or {})
+    for name in ("default_headers", "proxy_headers"):
+        if name in kwargs:
+            options[name] = dict(kwargs.pop(name) or {})
+    if "default_query" in kwargs:
+        query: Mapping[str, object] = kwargs.pop("default_query") or {}
+        options["default_query"] = {key: query_value(value) for key, value in query.items()}
     return options
 
 

@@ -54,8 +54,9 @@ class _SessionlessClient:
         """Connect to ``base_url`` with ``api_key`` (defaults as for ``ServiceClient``).
 
         ``**kwargs`` are ``ServiceClient``'s HTTP options (``timeout``, ``max_retries``,
-        ``default_headers``, ``connect_timeout``, ``max_connections``); unknown ones are
-        ignored with a ``FutureWarning``, and none may be combined with ``_holder``.
+        ``default_headers``, ``default_query``, ``connect_timeout``, ``max_connections``,
+        ``proxy``, ``proxy_headers``); unknown ones are ignored with a ``FutureWarning``, and
+        none may be combined with ``_holder``.
         """
         if _holder is None:
             settings = settings_from_options(

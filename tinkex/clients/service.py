@@ -53,8 +53,8 @@ class ServiceClient:
             (a tinkex extension; Elixir Tinkex's ``Config.recovery``). Nothing is watched until
             you create the monitor.
         **kwargs: the HTTP options of the official SDK (``timeout``, ``max_retries``,
-            ``default_headers``) and tinkex's ``connect_timeout`` and ``max_connections``
-            (docs/configuration.md);
+            ``default_headers``, ``default_query``) and tinkex's ``connect_timeout``,
+            ``max_connections``, ``proxy``, ``proxy_headers`` (docs/configuration.md);
             unknown options (an ``http_client`` too) are ignored with a ``FutureWarning``.
     """
 
