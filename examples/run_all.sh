@@ -38,6 +38,7 @@ examples=(
     cli_sampling_and_cleanup.py
     multimodal.py
     heartbeat_probe.py
+    queue_state_observer.py
 )
 
 failed=()

@@ -15,7 +15,13 @@ EXAMPLES = ROOT / "examples"
 RUN_ALL = EXAMPLES / "run_all.sh"
 
 #: Examples that must start their own (fault-injecting) local server.
-OWN_SERVER = {"retries_and_faults.py", "recovery.py", "telemetry_reporter.py", "heartbeat_probe.py"}
+OWN_SERVER = {
+    "retries_and_faults.py",
+    "recovery.py",
+    "telemetry_reporter.py",
+    "heartbeat_probe.py",
+    "queue_state_observer.py",
+}
 #: Examples run with server-side telemetry on (the others run with TINKER_TELEMETRY=0).
 TELEMETRY_ON = {"telemetry_metrics.py", "telemetry_reporter.py"}
 #: What each example must print (beyond running green), so a silent no-op cannot pass.
@@ -76,6 +82,13 @@ EXPECTED_OUTPUT = {
         "meta-llama/Llama-3.1-8B                  -> thinkingmachineslabinc/meta-llama-3-instruct",
         "from thinkingmachineslabinc/meta-llama-3-instruct-tokenizer",
         "decoded sample (",
+    ],
+    "queue_state_observer.py": [
+        "[observer] Sample: paused_capacity (injected fault: the service is short on capacity)",
+        "[observer] Sample: paused_rate_limit (injected fault: too many requests from this user)",
+        "sampled 4 tokens anyway",
+        "paused states seen: ['paused_capacity', 'paused_rate_limit']",
+        "asample refused with 429 and resent: 1 time(s)",
     ],
     "heartbeat_probe.py": [
         "live session: 200 {'type': 'session_heartbeat'}",
