@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from tinkex._exceptions import RateLimitError
+from tinkex._futures import QueueState, QueueStateCallback
 from tinkex._poller import apoll_future
 from tinkex._transport import NO_RETRY, Response, parse_retry_after
 from tinkex._transport.retry import BILLING_PAUSE, RetryPolicy, sample_submission_policy
@@ -50,8 +51,6 @@ _ASAMPLE_PATH = "/api/v1/asample"
 #: x-sdk-method comes from the public method running (tinkex._transport.sdk_method).
 _ASAMPLE_HEADERS = {"X-Tinker-Sampling-Backpressure": "1"}
 
-QueueStateCallback = Callable[[Any, "str | None"], None]
-
 
 def decode_sample(response: Response) -> smp.SampleResponse:
     """A sample result from a protobuf or JSON answer."""
@@ -64,13 +63,29 @@ def decode_sample(response: Response) -> smp.SampleResponse:
 
 @attrs.frozen
 class SampleCall:
-    """One ``sample()`` call: its request body (without ``seq_id``), its estimated bytes and
-    the options its result must honour (``prompt_alt_tokens_k``, ``prompt_logprobs_last_n``)."""
+    """One ``sample()`` call: its request body (without ``seq_id``), its estimated bytes, the
+    options its result must honour (``prompt_alt_tokens_k``, ``prompt_logprobs_last_n``) and
+    its per-call options: ``timeout`` (HTTP read timeout of each ``asample`` submission; None:
+    the client's) and ``observer`` (sees the queue states of the call's polls)."""
 
     body: dict[str, Any]
     nbytes: int
     alt_k: int
     last_n: int | None
+    timeout: float | None = None
+    observer: QueueStateCallback | None = None
+
+    def queue_state_callback(self, client: QueueStateCallback) -> QueueStateCallback:
+        """``client``'s callback, followed by the call's observer when it has one."""
+        observer = self.observer
+        if observer is None:
+            return client
+
+        def both(state: QueueState, reason: str | None) -> None:
+            client(state, reason)
+            observer(state, reason)
+
+        return both
 
     def checked(self, result: smp.SampleResponse) -> smp.SampleResponse:
         """``result``, unless the server ignored an option the request asked for."""
@@ -163,6 +178,7 @@ def sample_once(
                 _ASAMPLE_PATH,
                 json=sub.body,
                 headers=_ASAMPLE_HEADERS,
+                timeout=call.timeout,
                 retry=NO_RETRY,
                 stop=stop,
             )
@@ -178,7 +194,7 @@ def sample_once(
             handle,
             request_type="Sample",
             decode=decode_sample,
-            on_queue_state=on_queue_state,
+            on_queue_state=call.queue_state_callback(on_queue_state),
             create_roundtrip_time=sub.roundtrip(),
         )
     except CancelledError:
@@ -206,7 +222,9 @@ async def sample_once_async(
     async def submit() -> Response:
         await sub.backoff.await_window(stop)
         try:
-            return await aio.request("POST", _ASAMPLE_PATH, json=sub.body, headers=_ASAMPLE_HEADERS)
+            return await aio.request(
+                "POST", _ASAMPLE_PATH, json=sub.body, headers=_ASAMPLE_HEADERS, timeout=call.timeout
+            )
         except RateLimitError as exc:
             sub.rate_limited(exc)
             raise
@@ -224,7 +242,7 @@ async def sample_once_async(
             request_type="Sample",
             decode=decode_sample,
             stop=stop,
-            on_queue_state=on_queue_state,
+            on_queue_state=call.queue_state_callback(on_queue_state),
             create_roundtrip_time=sub.roundtrip(),
             response_bytes=holder.response_bytes(),
             billing_max_pause=sub.billing_allowance,

@@ -9,11 +9,12 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from tinkex._deprecation import async_twin
 from tinkex._exceptions import APIConnectionError
-from tinkex._futures import APIFuture
+from tinkex._futures import APIFuture, QueueStateCallback
 from tinkex._transport import estimate_sample_bytes
 from tinkex._transport.retry import RetryPolicy
 from tinkex._transport.sdk_method import public_method
@@ -26,6 +27,7 @@ from tinkex.clients._sample_submit import (
     sample_once_async,
 )
 from tinkex.lib.retry_handler import RetryConfig
+from tinkex.telemetry._context import metadata
 from tinkex.types import _sampling as smp
 from tinkex.types._converter import from_wire, to_wire
 from tinkex.types._model_input import ModelInput
@@ -183,8 +185,20 @@ class SamplingClient:
         target_prompt_logprobs: TensorData | None = None,
         prompt_alt_tokens_k: int = 0,
         prompt_logprobs_last_n: int | None = None,
+        *,
+        timeout: float | None = None,
+        telemetry_metadata: Mapping[str, Any] | None = None,
+        queue_state_observer: QueueStateCallback | None = None,
     ) -> APIFuture[smp.SampleResponse]:
         """Generate ``num_samples`` continuations of ``prompt``.
+
+        The keyword-only options are tinkex extensions (Elixir Tinkex's sample options):
+        ``timeout`` is the HTTP read timeout, in seconds, of each ``asample`` submission of this
+        call (default: the client's; polls keep their 45 s long poll; to bound the wait for the
+        result use ``future.result(timeout)``); ``telemetry_metadata`` is added to the
+        telemetry events of the call's requests, as :func:`tinkex.telemetry.metadata` does;
+        ``queue_state_observer(state, reason)`` is called with each queue state the server
+        reports while the call waits (``ACTIVE`` on completion).
 
         Example:
             >>> params = types.SamplingParams(max_tokens=20, temperature=0.7)
@@ -204,6 +218,10 @@ class SamplingClient:
             raise ValueError("prompt_logprobs_last_n requires include_prompt_logprobs=True")
         if target_prompt_logprobs is not None:
             _check_target_prompt_logprobs(target_prompt_logprobs, prompt.length)
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
+        ):
+            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
         request = smp.SampleRequest(
             num_samples=num_samples,
             prompt=prompt,
@@ -222,11 +240,15 @@ class SamplingClient:
             nbytes=estimate_sample_bytes(prompt),
             alt_k=prompt_alt_tokens_k,
             last_n=prompt_logprobs_last_n,
+            timeout=None if timeout is None else float(timeout),
+            observer=queue_state_observer,
         )
-        io = self.holder.io()
-        if io is not None:
-            return self.holder.spawn(self._sample_async, io[1], call)
-        return self.holder.run(self._sample_with_retries, call, sampling=True)
+        # The call's work inherits this context (worker thread or I/O loop task).
+        with metadata(**(telemetry_metadata or {})):
+            io = self.holder.io()
+            if io is not None:
+                return self.holder.spawn(self._sample_async, io[1], call)
+            return self.holder.run(self._sample_with_retries, call, sampling=True)
 
     def _sample_with_retries(self, call: SampleCall) -> smp.SampleResponse:
         """The call on a worker thread: attempts under the retry policy, within the slots."""
