@@ -49,6 +49,8 @@ from tinkex.environment import json_string_map, positive_int, proxy_url, url_wit
 __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_CONNECT_TIMEOUT",
+    "DEFAULT_HEARTBEAT_INTERVAL",
+    "DEFAULT_HEARTBEAT_WARNING_AFTER",
     "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_TIMEOUT",
@@ -68,6 +70,10 @@ DEFAULT_TIMEOUT = 60.0
 DEFAULT_CONNECT_TIMEOUT = 5.0
 #: HTTP-layer retries of a request (docs/protocol.md, "Retries", layer 1).
 DEFAULT_MAX_RETRIES = 10
+#: Seconds between two session heartbeats, as in the official SDK.
+DEFAULT_HEARTBEAT_INTERVAL = 10.0
+#: Seconds without a successful heartbeat before a WARNING, as in the official SDK.
+DEFAULT_HEARTBEAT_WARNING_AFTER = 120.0
 
 #: Prefixes a credential must start with: a static API key, or a JWT.
 _KEY_PREFIXES = ("tml-", "eyJ")
@@ -158,6 +164,8 @@ class ClientSettings:
             ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY`` variables decide, as in ``requests``.
             Its password is hidden in ``repr``.
         proxy_headers: headers sent to the proxy (``TINKEX_PROXY_HEADERS``; hidden in ``repr``).
+        heartbeat_interval: seconds between two session heartbeats.
+        heartbeat_warning_after: seconds without a successful heartbeat before a WARNING.
     """
 
     base_url: str = DEFAULT_BASE_URL
@@ -187,6 +195,8 @@ class ClientSettings:
     proxy_headers: dict[str, str] = attrs.field(
         factory=dict, converter=_frozen_headers, hash=False, repr=False
     )
+    heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL
+    heartbeat_warning_after: float = DEFAULT_HEARTBEAT_WARNING_AFTER
 
     @classmethod
     def resolve(
@@ -207,6 +217,8 @@ class ClientSettings:
         default_query: Mapping[str, str] | None = None,
         proxy: str | None = None,
         proxy_headers: Mapping[str, str] | None = None,
+        heartbeat_interval: float | None = None,
+        heartbeat_warning_after: float | None = None,
         require_api_key: bool = True,
         environ: Mapping[str, str] | None = None,
         credentials_path: Path | None = None,
@@ -231,6 +243,8 @@ class ClientSettings:
             proxy: proxy URL; falls back to ``TINKEX_PROXY``, then to what ``requests``
                 reads (``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY``, ``NO_PROXY``).
             proxy_headers: headers for the proxy; fall back to ``TINKEX_PROXY_HEADERS``.
+            heartbeat_interval, heartbeat_warning_after: the session heartbeat's period and
+                silence before a WARNING, in seconds (defaults 10 and 120).
             require_api_key: when false, a missing credential resolves to ``api_key=""``
                 instead of raising (for code paths that never talk to the server).
             environ: the environment to read (default ``os.environ``); for tests.
@@ -280,6 +294,16 @@ class ClientSettings:
             dump_headers=env.get("TINKEX_DUMP_HEADERS", "").strip().lower() in _TRUTHY,
             sampling_io=env.get("TINKEX_SAMPLING_IO", "").strip().lower() or "asyncio",
             **_proxy_and_query(env, default_query, proxy, proxy_headers),
+            heartbeat_interval=(
+                DEFAULT_HEARTBEAT_INTERVAL
+                if heartbeat_interval is None
+                else float(heartbeat_interval)
+            ),
+            heartbeat_warning_after=(
+                DEFAULT_HEARTBEAT_WARNING_AFTER
+                if heartbeat_warning_after is None
+                else float(heartbeat_warning_after)
+            ),
         )
         settings.validate()
         return settings
@@ -298,6 +322,11 @@ class ClientSettings:
             )
         if self.max_retries < 0:
             raise TinkerError(f"ClientSettings.max_retries must be >= 0, got {self.max_retries}")
+        for name in ("heartbeat_interval", "heartbeat_warning_after"):
+            if getattr(self, name) <= 0:
+                raise TinkerError(
+                    f"ClientSettings.{name} must be > 0 seconds, got {getattr(self, name)}"
+                )
         if self.sampling_io not in SAMPLING_IO_MODES:
             raise TinkerError(
                 f"ClientSettings.sampling_io (TINKEX_SAMPLING_IO) must be one of "

@@ -114,7 +114,7 @@ class ClientHolder:
             settings, self.transport, workers=workers, sample_workers=sample_workers
         )
         self._server = ServerConfig(self.transport, self._stop, self._fetch_client_config)
-        self._session = HolderSession(self.transport, self._stop, self._refresh_if_stale)
+        self._session = HolderSession(settings, self.transport, self._stop, self._refresh_if_stale)
         self._telemetry = HolderTelemetry(settings, self.transport)
         self._sample_backoff = SampleBackoff()
 

@@ -2,10 +2,11 @@
 
 ``create`` sends ``POST /api/v1/create_session`` (logging the server's info/warning/error
 messages) and starts the heartbeat thread: ``POST /api/v1/session_heartbeat`` every
-``HEARTBEAT_INTERVAL`` seconds (10 s, as the official SDK), which also refreshes the dynamic
-config when it is due. A 410 answer means the session has finished: the heartbeat stops. Other
-failures are logged as a WARNING once no beat has succeeded for ``HEARTBEAT_WARN_AFTER``
-seconds. ``finish`` sends ``sessions/{id}/finish`` (docs/protocol.md, "Life cycle").
+``settings.heartbeat_interval`` seconds (10 s, as the official SDK), which also refreshes the
+dynamic config when it is due. A 410 answer means the session has finished: the heartbeat
+stops. Other failures are logged as a WARNING once no beat has succeeded for
+``settings.heartbeat_warning_after`` seconds (120 s). ``finish`` sends
+``sessions/{id}/finish`` (docs/protocol.md, "Life cycle").
 """
 
 from __future__ import annotations
@@ -23,14 +24,13 @@ from tinkex.types import _session as ses
 from tinkex.types._converter import from_wire, to_wire
 
 if TYPE_CHECKING:
+    from tinkex._config import ClientSettings
     from tinkex._transport import RetryPolicy, Transport
 
-__all__ = ["FINISH_TIMEOUT", "HEARTBEAT_INTERVAL", "HEARTBEAT_WARN_AFTER", "HolderSession"]
+__all__ = ["FINISH_TIMEOUT", "HolderSession"]
 
 logger = logging.getLogger("tinkex")
 
-HEARTBEAT_INTERVAL = 10.0
-HEARTBEAT_WARN_AFTER = 120.0
 #: Read timeout of ``sessions/{id}/finish``, as in the official SDK (its default).
 FINISH_TIMEOUT = 60.0
 
@@ -41,14 +41,21 @@ class HolderSession:
     Not thread-safe on its own: the holder calls ``create`` under its lock.
 
     Args:
+        settings: the holder's settings (the heartbeat's interval and warning threshold).
         transport: the holder's transport.
         stop: the holder's stop event; set, it ends the heartbeat.
         on_beat: run before each heartbeat (the holder refreshes a stale dynamic config).
     """
 
     def __init__(
-        self, transport: Transport, stop: threading.Event, on_beat: Callable[[], None]
+        self,
+        settings: ClientSettings,
+        transport: Transport,
+        stop: threading.Event,
+        on_beat: Callable[[], None],
     ) -> None:
+        self._interval = settings.heartbeat_interval
+        self._warn_after = settings.heartbeat_warning_after
         self._transport = transport
         self._stop = stop
         self._on_beat = on_beat
@@ -115,7 +122,7 @@ class HolderSession:
     def _heartbeat_loop(self, session_id: str) -> None:
         last_ok = time.monotonic()
         body = to_wire(ses.SessionHeartbeatRequest(session_id=session_id))
-        while not self._stop.wait(HEARTBEAT_INTERVAL):
+        while not self._stop.wait(self._interval):
             self._on_beat()
             try:
                 self._transport.request(
@@ -126,18 +133,17 @@ class HolderSession:
                 if exc.status_code == 410:
                     logger.info("Tinker session %s has finished; heartbeat stopped", session_id)
                     return
-                _warn_heartbeat(session_id, last_ok, exc)
+                self._warn(session_id, last_ok, exc)
             except Exception as exc:
-                _warn_heartbeat(session_id, last_ok, exc)
+                self._warn(session_id, last_ok, exc)
 
-
-def _warn_heartbeat(session_id: str, last_ok: float, exc: Exception) -> None:
-    silent_for = time.monotonic() - last_ok
-    if silent_for > HEARTBEAT_WARN_AFTER:
-        logger.warning(
-            "Tinker session %s: no successful heartbeat for %.0f s (%s); the server may "
-            "end the session",
-            session_id,
-            silent_for,
-            exc,
-        )
+    def _warn(self, session_id: str, last_ok: float, exc: Exception) -> None:
+        silent_for = time.monotonic() - last_ok
+        if silent_for > self._warn_after:
+            logger.warning(
+                "Tinker session %s: no successful heartbeat for %.0f s (%s); the server may "
+                "end the session",
+                session_id,
+                silent_for,
+                exc,
+            )

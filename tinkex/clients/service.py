@@ -52,6 +52,10 @@ class ServiceClient:
             :class:`~tinkex.recovery.RecoveryMonitor` of this client uses when it is given none
             (a tinkex extension; Elixir Tinkex's ``Config.recovery``). Nothing is watched until
             you create the monitor.
+        heartbeat_interval: seconds between two session heartbeats (default 10, as the
+            official SDK; a tinkex extension, Elixir Tinkex's ``heartbeat_interval_ms``).
+        heartbeat_warning_after: seconds without a successful heartbeat before a WARNING
+            (default 120; Elixir Tinkex's ``heartbeat_warning_after_ms``).
         **kwargs: the HTTP options of the official SDK (``timeout``, ``max_retries``,
             ``default_headers``, ``default_query``) and tinkex's ``connect_timeout``,
             ``max_connections``, ``proxy``, ``proxy_headers`` (docs/configuration.md);
@@ -68,6 +72,8 @@ class ServiceClient:
         api_key: str | None = None,
         default_headers_overrides: Mapping[str, str] | None = None,
         recovery: RecoveryPolicy | None = None,
+        heartbeat_interval: float | None = None,
+        heartbeat_warning_after: float | None = None,
         **kwargs: Any,
     ) -> None:
         if recovery is not None:
@@ -87,6 +93,8 @@ class ServiceClient:
             base_url=base_url,
             api_key=api_key,
             project_id=project_id,
+            heartbeat_interval=heartbeat_interval,
+            heartbeat_warning_after=heartbeat_warning_after,
         )
         self._holder = ClientHolder(
             settings,

@@ -216,12 +216,13 @@ def test_backcompat_future_used_as_client_warns(
     assert repr(future).startswith("<BackcompatTrainingClientFuture: TrainingClient(")
 
 
-def test_heartbeat(fake: FakeTinker, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_heartbeat(fake: FakeTinker) -> None:
     import time
 
-    monkeypatch.setattr("tinkex.clients._session.HEARTBEAT_INTERVAL", 0.01)
     fake.reply("POST", "/api/v1/session_heartbeat", (200, {}), (410, {"detail": "finished"}))
-    with tinkex.ServiceClient(base_url=BASE_URL, api_key=API_KEY) as service:
+    with tinkex.ServiceClient(
+        base_url=BASE_URL, api_key=API_KEY, heartbeat_interval=0.01
+    ) as service:
         service.create_lora_training_client("tiny-base").result(timeout=10)
         deadline = time.monotonic() + 5
         while len(fake.requests_to("/api/v1/session_heartbeat")) < 2:
@@ -232,3 +233,34 @@ def test_heartbeat(fake: FakeTinker, monkeypatch: pytest.MonkeyPatch) -> None:
     assert len(beats) == 2
     assert beats[0].json == {"session_id": SESSION_ID, "type": "session_heartbeat"}
     assert "x-sdk-method" not in {k.lower() for k in beats[0].headers}
+
+
+def test_heartbeat_warning_after_is_a_client_option(
+    fake: FakeTinker, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+    import time
+
+    caplog.set_level(logging.WARNING, logger="tinkex")
+    fake.reply("POST", "/api/v1/session_heartbeat", (500, {"detail": "down"}))
+    with tinkex.ServiceClient(
+        base_url=BASE_URL, api_key=API_KEY, heartbeat_interval=0.01, heartbeat_warning_after=0.05
+    ) as service:
+        service.create_lora_training_client("tiny-base").result(timeout=10)
+        deadline = time.monotonic() + 5
+        while not any("no successful heartbeat" in r.getMessage() for r in caplog.records):
+            assert time.monotonic() < deadline, "no heartbeat warning"
+            time.sleep(0.01)
+    warning = next(r for r in caplog.records if "no successful heartbeat" in r.getMessage())
+    assert warning.getMessage().startswith(f"Tinker session {SESSION_ID}: no successful")
+
+
+def test_the_heartbeat_defaults_are_the_official_ones() -> None:
+    settings = tinkex.ServiceClient(base_url=BASE_URL, api_key=API_KEY).holder.settings
+    assert (settings.heartbeat_interval, settings.heartbeat_warning_after) == (10.0, 120.0)
+
+
+@pytest.mark.parametrize("option", ["heartbeat_interval", "heartbeat_warning_after"])
+def test_heartbeat_options_must_be_positive(option: str) -> None:
+    with pytest.raises(tinkex.TinkerError, match=f"ClientSettings.{option} must be > 0 seconds"):
+        tinkex.ServiceClient(base_url=BASE_URL, api_key=API_KEY, **{option: 0})
