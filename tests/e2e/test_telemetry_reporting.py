@@ -80,3 +80,28 @@ def test_close_after_telemetry_failures_is_fast_and_prints_no_body(
     warnings = [r.getMessage() for r in caplog.records if "telemetry" in r.getMessage()]
     assert warnings, "the dropped events are not reported"
     assert not any("injected fault" in message for message in warnings), warnings
+
+
+def test_a_training_request_refused_at_submission_is_reported_as_a_user_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A 400 to the forward_backward submission settles its future through the model's ordered
+    sender, not through a worker job; it is reported like the failure of any other future."""
+    monkeypatch.setenv("TINKER_TELEMETRY", "1")
+    with LocalServer(faults="forward_backward:400:1") as server:
+        with tinkex.ServiceClient(base_url=server.base_url, api_key=server.api_key) as service:
+            training = service.create_lora_training_client("tinkex/null", rank=2).result(30)
+            datum = types.Datum(
+                model_input=types.ModelInput.from_ints([1, 2]),
+                loss_fn_inputs={"target_tokens": [2, 3], "weights": [1.0, 1.0]},
+            )
+            with pytest.raises(tinkex.BadRequestError):
+                training.forward_backward([datum], "cross_entropy").result(timeout=30)
+            reporter = service.get_telemetry()
+            assert reporter is not None and reporter.wait_until_drained(timeout=10)
+        user_errors = [
+            e["event_data"]
+            for e in _events(server)
+            if e.get("event_name") == "user_error" and isinstance(e.get("event_data"), dict)
+        ]
+    assert [(d["error_type"], d["status_code"]) for d in user_errors] == [("BadRequestError", 400)]

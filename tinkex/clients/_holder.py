@@ -202,6 +202,11 @@ class ClientHolder:
             future.add_done_callback(self._telemetry.report_failure)
         return future
 
+    def report_failure(self, exc: BaseException) -> None:
+        """Report the failure of a call whose future is settled outside :meth:`run` (e.g. a
+        training request refused at submission) to the server's telemetry (when enabled)."""
+        self._telemetry.report_exception(exc)
+
     def telemetry(self) -> Reporter | None:
         """The telemetry reporter of this holder (None when ``TINKER_TELEMETRY`` is off).
 

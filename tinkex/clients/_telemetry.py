@@ -90,7 +90,12 @@ class HolderTelemetry:
         if future.cancelled():
             return
         exc = future.exception()
-        if exc is None or isinstance(exc, CancelledError):
+        if exc is not None:
+            self.report_exception(exc)
+
+    def report_exception(self, exc: BaseException) -> None:
+        """Report the failure ``exc`` of a user's call (not a cancellation)."""
+        if not self.enabled or isinstance(exc, CancelledError):
             return
         reporter = self.reporter()
         if reporter is not None:

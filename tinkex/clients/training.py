@@ -90,7 +90,12 @@ class TrainingClient:
                 return
             mirror(inner, result)
 
-        self._sender.reserve_and_queue(count, send, on_sent, result._settle_exception)
+        def on_failed(exc: BaseException) -> None:
+            # Failures after the send are reported by holder.run; this one is not run there.
+            self.holder.report_failure(exc)
+            result._settle_exception(exc)
+
+        self._sender.reserve_and_queue(count, send, on_sent, on_failed)
         return result
 
     def _send_json(self, path: str, body: Any, sdk_method: str) -> Any:
