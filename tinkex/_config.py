@@ -23,6 +23,8 @@ Environment variables read (all optional):
 ``TINKEX_DEFAULT_QUERY``      JSON object of query parameters added to every request
 ``TINKEX_PROXY``              proxy URL for every request (beats ``HTTPS_PROXY`` & co.)
 ``TINKEX_PROXY_HEADERS``      JSON object of headers sent to the proxy
+``TINKEX_TELEMETRY_EVENTS``   ``1/true/yes/on``: the session's HTTP and queue events also go to
+                              the server's telemetry (with ``TINKER_TELEMETRY`` on)
 ============================  ==========================================================
 
 The full list, with the variables other parts of tinkex read, is
@@ -164,6 +166,8 @@ class ClientSettings:
             ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY`` variables decide, as in ``requests``.
             Its password is hidden in ``repr``.
         proxy_headers: headers sent to the proxy (``TINKEX_PROXY_HEADERS``; hidden in ``repr``).
+        telemetry_events: also report the session's HTTP and queue-state events to the
+            server's telemetry (``TINKEX_TELEMETRY_EVENTS``; off by default).
         heartbeat_interval: seconds between two session heartbeats.
         heartbeat_warning_after: seconds without a successful heartbeat before a WARNING.
     """
@@ -195,6 +199,7 @@ class ClientSettings:
     proxy_headers: dict[str, str] = attrs.field(
         factory=dict, converter=_frozen_headers, hash=False, repr=False
     )
+    telemetry_events: bool = False
     heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL
     heartbeat_warning_after: float = DEFAULT_HEARTBEAT_WARNING_AFTER
 
@@ -217,6 +222,7 @@ class ClientSettings:
         default_query: Mapping[str, str] | None = None,
         proxy: str | None = None,
         proxy_headers: Mapping[str, str] | None = None,
+        telemetry_events: bool | None = None,
         heartbeat_interval: float | None = None,
         heartbeat_warning_after: float | None = None,
         require_api_key: bool = True,
@@ -243,6 +249,7 @@ class ClientSettings:
             proxy: proxy URL; falls back to ``TINKEX_PROXY``, then to what ``requests``
                 reads (``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY``, ``NO_PROXY``).
             proxy_headers: headers for the proxy; fall back to ``TINKEX_PROXY_HEADERS``.
+            telemetry_events: falls back to ``TINKEX_TELEMETRY_EVENTS`` (default off).
             heartbeat_interval, heartbeat_warning_after: the session heartbeat's period and
                 silence before a WARNING, in seconds (defaults 10 and 120).
             require_api_key: when false, a missing credential resolves to ``api_key=""``
@@ -294,6 +301,11 @@ class ClientSettings:
             dump_headers=env.get("TINKEX_DUMP_HEADERS", "").strip().lower() in _TRUTHY,
             sampling_io=env.get("TINKEX_SAMPLING_IO", "").strip().lower() or "asyncio",
             **_proxy_and_query(env, default_query, proxy, proxy_headers),
+            telemetry_events=(
+                env.get("TINKEX_TELEMETRY_EVENTS", "").strip().lower() in _TRUTHY
+                if telemetry_events is None
+                else telemetry_events
+            ),
             heartbeat_interval=(
                 DEFAULT_HEARTBEAT_INTERVAL
                 if heartbeat_interval is None

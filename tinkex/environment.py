@@ -65,6 +65,7 @@ VARIABLES: tuple[EnvironmentVariable, ...] = (
     EnvironmentVariable("TINKEX_WIRE_FORMAT", "client"),
     EnvironmentVariable("TINKEX_SAMPLING_IO", "client"),
     EnvironmentVariable("TINKEX_DUMP_HEADERS", "client"),
+    EnvironmentVariable("TINKEX_TELEMETRY_EVENTS", "client"),
     EnvironmentVariable("TINKEX_POOL_SIZE", "client"),
     EnvironmentVariable("TINKEX_DEFAULT_HEADERS", "client", "headers"),
     EnvironmentVariable("TINKEX_DEFAULT_QUERY", "client", "headers"),

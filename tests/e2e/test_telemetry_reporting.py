@@ -105,3 +105,60 @@ def test_a_training_request_refused_at_submission_is_reported_as_a_user_error(
             if e.get("event_name") == "user_error" and isinstance(e.get("event_data"), dict)
         ]
     assert [(d["error_type"], d["status_code"]) for d in user_errors] == [("BadRequestError", 400)]
+
+
+def _forwarded(events: list[dict[str, object]], name: str) -> list[dict[str, object]]:
+    return [
+        e["event_data"]
+        for e in events
+        if e.get("event_name") == name and isinstance(e.get("event_data"), dict)
+    ]
+
+
+def test_telemetry_events_forwards_the_sessions_http_and_queue_events(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Parity row 9.10 (Elixir Tinkex's reporter ``attach_events?``): with
+    ``telemetry_events=True`` the HTTP requests and queue states of the session's own calls are
+    reported; background traffic (heartbeats, telemetry itself) and other sessions are not."""
+    monkeypatch.setenv("TINKER_TELEMETRY", "1")
+    faults = "retrieve_future:paused_capacity:1"
+    with LocalServer(faults=faults) as server:
+        with (
+            tinkex.ServiceClient(
+                base_url=server.base_url,
+                api_key=server.api_key,
+                telemetry_events=True,
+                heartbeat_interval=0.05,
+            ) as service,
+            tinkex.ServiceClient(base_url=server.base_url, api_key=server.api_key) as other,
+        ):
+            training = service.create_lora_training_client("tinkex/null", rank=2).result(30)
+            other_training = other.create_lora_training_client("tinkex/null", rank=2).result(30)
+            time.sleep(0.2)  # a few heartbeats
+            other_training.optim_step(types.AdamParams()).result(timeout=30)
+            reporter = service.get_telemetry()
+            assert reporter is not None and reporter.wait_until_drained(timeout=10)
+        events = _events(server)
+    stops = _forwarded(events, "tinkex.http.request.stop")
+    paths = {d["path"] for d in stops}
+    assert {"/api/v1/create_model", "/api/v1/retrieve_future", "/api/v1/get_info"} <= paths
+    assert not paths & {"/api/v1/session_heartbeat", "/api/v1/telemetry", "/api/v1/optim_step"}
+    assert all(d.get("model_id") != other_training.model_id for d in stops)
+    queue = _forwarded(events, "tinkex.future.queue_state")
+    assert [d["queue_state"] for d in queue][:1] == ["paused_capacity"]
+    assert training.model_id
+
+
+def test_without_telemetry_events_no_http_events_are_reported(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TINKER_TELEMETRY", "1")
+    with LocalServer() as server:
+        with tinkex.ServiceClient(base_url=server.base_url, api_key=server.api_key) as service:
+            service.create_lora_training_client("tinkex/null", rank=2).result(30)
+            reporter = service.get_telemetry()
+            assert reporter is not None and reporter.wait_until_drained(timeout=10)
+        events = _events(server)
+    assert _forwarded(events, "tinkex.http.request.stop") == []
+    assert [e.get("event") for e in events].count("SESSION_START") == 1

@@ -303,3 +303,11 @@ def test_resolve_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) ->
 def test_wire_format_json_opt_out(tmp_path: Path) -> None:
     s = resolve({"TINKER_API_KEY": KEY, "TINKEX_WIRE_FORMAT": "json"}, tmp_path)
     assert s.send_protobuf is False
+
+
+@pytest.mark.parametrize(("value", "on"), [("1", True), ("on", True), ("0", False), ("", False)])
+def test_telemetry_events_flag(tmp_path: Path, value: str, on: bool) -> None:
+    env = {"TINKER_API_KEY": KEY, "TINKEX_TELEMETRY_EVENTS": value}
+    assert resolve(env, tmp_path).telemetry_events is on
+    assert resolve(env, tmp_path, telemetry_events=not on).telemetry_events is not on  # explicit
+    assert resolve({"TINKER_API_KEY": KEY}, tmp_path).telemetry_events is False

@@ -7,7 +7,10 @@ exists, on first use with a ``sessionless-<uuid>`` id. Reported here:
 
 * the failure of a future the holder ran (``log_exception``: ``user_error`` or an error event);
 * each failed attempt of a holder-level retry loop, as the official SDK's
-  ``execute_with_retries`` reports it (a 402 pause is not reported).
+  ``execute_with_retries`` reports it (a 402 pause is not reported);
+* with ``settings.telemetry_events`` (off by default: the official SDK sends no such events),
+  the HTTP requests and queue states of the session's own calls (``FORWARDED_EVENTS``), as
+  Elixir Tinkex's reporter does; background traffic (heartbeats, telemetry) is not reported.
 """
 
 from __future__ import annotations
@@ -23,15 +26,28 @@ from tinkex._exceptions import BillingError
 from tinkex._transport import NO_RETRY
 from tinkex._transport.sdk_method import background
 from tinkex._version import TINKER_SDK_VERSION
+from tinkex.telemetry._schema import (
+    FUTURE_QUEUE_STATE,
+    HTTP_REQUEST_EXCEPTION,
+    HTTP_REQUEST_START,
+    HTTP_REQUEST_STOP,
+)
 
 if TYPE_CHECKING:
     from tinkex._config import ClientSettings
     from tinkex._transport import RetryPolicy, Transport
     from tinkex.telemetry import Reporter
 
-__all__ = ["HolderTelemetry"]
+__all__ = ["FORWARDED_EVENTS", "HolderTelemetry"]
 
 logger = logging.getLogger("tinkex")
+
+#: The in-process events a session reports with ``telemetry_events`` (Elixir Tinkex's
+#: reporter defaults), and their severity.
+FORWARDED_EVENTS: tuple[tuple[tuple[str, ...], str], ...] = (
+    ((HTTP_REQUEST_START, HTTP_REQUEST_STOP, FUTURE_QUEUE_STATE), "INFO"),
+    ((HTTP_REQUEST_EXCEPTION,), "WARNING"),
+)
 
 
 class HolderTelemetry:
@@ -39,6 +55,7 @@ class HolderTelemetry:
 
     def __init__(self, settings: ClientSettings, transport: Transport) -> None:
         self.enabled = settings.telemetry_enabled
+        self._forward_events = settings.telemetry_events
         self._api_key = settings.api_key
         self._transport = transport
         self._lock = threading.Lock()
@@ -59,12 +76,18 @@ class HolderTelemetry:
             return self._reporter
 
     def start_session(self, session_id: str) -> None:
-        """Start the reporter of the new session ``session_id`` (unless one already runs)."""
+        """Start the reporter of the new session ``session_id`` (unless one already runs);
+        with ``settings.telemetry_events``, it reports the session's HTTP and queue events."""
         if not self.enabled:
             return
         with self._lock:
-            if self._reporter is None and not self._closed:
+            if self._closed:
+                return
+            if self._reporter is None:
                 self._reporter = self._new_reporter(session_id)
+            if self._forward_events:
+                for events, severity in FORWARDED_EVENTS:
+                    self._reporter.forward(events, severity, session_id=session_id)
 
     def _new_reporter(self, session_id: str | None) -> Reporter:
         from tinkex.telemetry import Reporter

@@ -56,6 +56,9 @@ class ServiceClient:
             official SDK; a tinkex extension, Elixir Tinkex's ``heartbeat_interval_ms``).
         heartbeat_warning_after: seconds without a successful heartbeat before a WARNING
             (default 120; Elixir Tinkex's ``heartbeat_warning_after_ms``).
+        telemetry_events: with telemetry on, also report the HTTP requests and queue states of
+            this session's calls to the server (default ``TINKEX_TELEMETRY_EVENTS``, off; Elixir
+            Tinkex's reporter ``attach_events?``).
         **kwargs: the HTTP options of the official SDK (``timeout``, ``max_retries``,
             ``default_headers``, ``default_query``) and tinkex's ``connect_timeout``,
             ``max_connections``, ``proxy``, ``proxy_headers`` (docs/configuration.md);
@@ -74,6 +77,7 @@ class ServiceClient:
         recovery: RecoveryPolicy | None = None,
         heartbeat_interval: float | None = None,
         heartbeat_warning_after: float | None = None,
+        telemetry_events: bool | None = None,
         **kwargs: Any,
     ) -> None:
         if recovery is not None:
@@ -95,6 +99,7 @@ class ServiceClient:
             project_id=project_id,
             heartbeat_interval=heartbeat_interval,
             heartbeat_warning_after=heartbeat_warning_after,
+            telemetry_events=telemetry_events,
         )
         self._holder = ClientHolder(
             settings,

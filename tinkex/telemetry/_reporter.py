@@ -351,12 +351,20 @@ class Reporter:
         self.close()
 
     def forward(
-        self, events: str | list[str] | tuple[str, ...], severity: Severity | str = "INFO"
+        self,
+        events: str | list[str] | tuple[str, ...],
+        severity: Severity | str = "INFO",
+        *,
+        session_id: str | None = None,
     ) -> str:
         """Also report the in-process telemetry ``events`` as ``GENERIC_EVENT`` s.
 
-        Returns the handler id; :meth:`close` detaches it.
+        With ``session_id``, only the events of that session's calls: those whose metadata,
+        or the public call emitting them (:func:`tinkex.telemetry._context.call_context`),
+        names it. Returns the handler id; :meth:`close` detaches it.
         """
+        from tinkex.telemetry._context import call_context
+
         level = self._severity(severity)
         handler_id = f"tinkex.reporter.{id(self)}.{len(self._forward_ids)}"
 
@@ -367,6 +375,10 @@ class Reporter:
             # or every flush would queue telemetry about telemetry.
             if threading.current_thread() is self._thread:
                 return
+            if session_id is not None:
+                of = metadata.get("session_id") or call_context().get("session_id")
+                if of != session_id:
+                    return
             self.log(event, {**metadata, **measurements}, level)
 
         attach(handler_id, events, handle)
