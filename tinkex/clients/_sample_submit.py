@@ -16,7 +16,7 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import CancelledError
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import attrs
 
@@ -36,13 +36,47 @@ if TYPE_CHECKING:
     from tinkex.clients._session_poller import SessionFuturesPoller
 
 __all__ = [
+    "QueueStateObserver",
     "SampleCall",
     "SampleSeqIds",
     "Submission",
     "decode_sample",
+    "observer_callback",
     "sample_once",
     "sample_once_async",
 ]
+
+
+class QueueStateObserver(Protocol):
+    """An object observing queue states, as ``tinker``'s ``QueueStateObserver`` subclasses."""
+
+    def on_queue_state_change(
+        self, queue_state: QueueState, queue_state_reason: str | None
+    ) -> None:
+        """Called with each queue state the server reports."""
+
+
+def observer_callback(
+    observer: QueueStateCallback | QueueStateObserver | None,
+) -> QueueStateCallback | None:
+    """``observer`` as a ``(state, reason)`` callable: an object's ``on_queue_state_change``,
+    or the callable itself.
+
+    Raises:
+        TypeError: ``observer`` is neither.
+    """
+    if observer is None:
+        return None
+    method = getattr(observer, "on_queue_state_change", None)
+    if callable(method):
+        return cast(QueueStateCallback, method)
+    if callable(observer):
+        return observer
+    raise TypeError(
+        "queue_state_observer must be a callable (state, reason) or an object with "
+        f"on_queue_state_change(state, reason), got {type(observer).__name__}"
+    )
+
 
 #: The 402 pause of asample resends (the policy's; a module name so tests can shorten it).
 _BILLING_PAUSE = BILLING_PAUSE

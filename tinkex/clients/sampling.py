@@ -21,8 +21,10 @@ from tinkex._transport.sdk_method import public_method
 from tinkex.clients._backcompat import ClientFuture, client_names
 from tinkex.clients._sample_submit import (
     ASAMPLE,
+    QueueStateObserver,
     SampleCall,
     SampleSeqIds,
+    observer_callback,
     sample_once,
     sample_once_async,
 )
@@ -188,7 +190,7 @@ class SamplingClient:
         *,
         timeout: float | None = None,
         telemetry_metadata: Mapping[str, Any] | None = None,
-        queue_state_observer: QueueStateCallback | None = None,
+        queue_state_observer: QueueStateCallback | QueueStateObserver | None = None,
     ) -> APIFuture[smp.SampleResponse]:
         """Generate ``num_samples`` continuations of ``prompt``.
 
@@ -197,8 +199,9 @@ class SamplingClient:
         call (default: the client's; polls keep their 45 s long poll; to bound the wait for the
         result use ``future.result(timeout)``); ``telemetry_metadata`` is added to the
         telemetry events of the call's requests, as :func:`tinkex.telemetry.metadata` does;
-        ``queue_state_observer(state, reason)`` is called with each queue state the server
-        reports while the call waits (``ACTIVE`` on completion).
+        ``queue_state_observer(state, reason)`` (or its ``on_queue_state_change``, as on a
+        ``tinker`` ``QueueStateObserver``) is called with each queue state the server reports
+        while the call waits (``ACTIVE`` on completion).
 
         Example:
             >>> params = types.SamplingParams(max_tokens=20, temperature=0.7)
@@ -241,7 +244,7 @@ class SamplingClient:
             alt_k=prompt_alt_tokens_k,
             last_n=prompt_logprobs_last_n,
             timeout=None if timeout is None else float(timeout),
-            observer=queue_state_observer,
+            observer=observer_callback(queue_state_observer),
         )
         # The call's work inherits this context (worker thread or I/O loop task).
         with metadata(**(telemetry_metadata or {})):

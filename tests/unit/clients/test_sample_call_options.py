@@ -94,3 +94,33 @@ def test_a_failing_observer_does_not_fail_the_sample(
 
     result = sampler.sample(PROMPT, 2, PARAMS, queue_state_observer=observer).result(timeout=10)
     assert len(result.sequences) == 2
+
+
+def test_an_official_queue_state_observer_object_works(
+    fake: FakeTinker, sampler: tinkex.SamplingClient
+) -> None:
+    api_future_impl = pytest.importorskip("tinker.lib.api_future_impl")
+
+    class Recorder(api_future_impl.QueueStateObserver):  # type: ignore[misc, name-defined]
+        def __init__(self) -> None:
+            self.seen: list[tuple[object, str | None]] = []
+
+        def on_queue_state_change(
+            self, queue_state: object, queue_state_reason: str | None
+        ) -> None:
+            self.seen.append((queue_state, queue_state_reason))
+
+    fake.reply("POST", "/api/v1/asample", (200, {"request_id": "req-o"}))
+    paused = {"type": "try_again", "request_id": "req-o", "queue_state": "paused_rate_limit"}
+    fake.script_future("req-o", (200, paused), (200, default_sample_result({"num_samples": 1})))
+    recorder = Recorder()
+    sampler.sample(PROMPT, 1, PARAMS, queue_state_observer=recorder).result(timeout=10)
+    assert [str(state) for state, _ in recorder.seen] == ["paused_rate_limit", "active"]
+
+
+def test_an_observer_that_cannot_be_called_is_refused_before_sending(
+    fake: FakeTinker, sampler: tinkex.SamplingClient
+) -> None:
+    with pytest.raises(TypeError, match="queue_state_observer must be a callable"):
+        sampler.sample(PROMPT, 1, PARAMS, queue_state_observer=42)  # type: ignore[arg-type]
+    assert fake.requests_to("/api/v1/asample") == []
