@@ -168,6 +168,12 @@ class ClientSettings:
         proxy_headers: headers sent to the proxy (``TINKEX_PROXY_HEADERS``; hidden in ``repr``).
         telemetry_events: also report the session's HTTP and queue-state events to the
             server's telemetry (``TINKEX_TELEMETRY_EVENTS``; off by default).
+        sample_concurrency: at most this many samples of one sampler in flight (``None``: the
+            server's ``sample_max_concurrent_requests``, which stays the ceiling).
+        sample_throttled_concurrency: sample submissions at once while throttled after an
+            unhinted 429 (``None``: 10, as the official SDK).
+        sample_byte_budget: estimated bytes of sample submissions in flight (``None``: the
+            server's ``sample_dispatch_bytes_semaphore_size``, which stays the ceiling).
         heartbeat_interval: seconds between two session heartbeats.
         heartbeat_warning_after: seconds without a successful heartbeat before a WARNING.
     """
@@ -200,6 +206,9 @@ class ClientSettings:
         factory=dict, converter=_frozen_headers, hash=False, repr=False
     )
     telemetry_events: bool = False
+    sample_concurrency: int | None = None
+    sample_throttled_concurrency: int | None = None
+    sample_byte_budget: int | None = None
     heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL
     heartbeat_warning_after: float = DEFAULT_HEARTBEAT_WARNING_AFTER
 
@@ -223,6 +232,9 @@ class ClientSettings:
         proxy: str | None = None,
         proxy_headers: Mapping[str, str] | None = None,
         telemetry_events: bool | None = None,
+        sample_concurrency: int | None = None,
+        sample_throttled_concurrency: int | None = None,
+        sample_byte_budget: int | None = None,
         heartbeat_interval: float | None = None,
         heartbeat_warning_after: float | None = None,
         require_api_key: bool = True,
@@ -250,6 +262,8 @@ class ClientSettings:
                 reads (``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY``, ``NO_PROXY``).
             proxy_headers: headers for the proxy; fall back to ``TINKEX_PROXY_HEADERS``.
             telemetry_events: falls back to ``TINKEX_TELEMETRY_EVENTS`` (default off).
+            sample_concurrency, sample_throttled_concurrency, sample_byte_budget: the
+                samplers' dispatch limits (see the attributes; explicit only).
             heartbeat_interval, heartbeat_warning_after: the session heartbeat's period and
                 silence before a WARNING, in seconds (defaults 10 and 120).
             require_api_key: when false, a missing credential resolves to ``api_key=""``
@@ -306,6 +320,9 @@ class ClientSettings:
                 if telemetry_events is None
                 else telemetry_events
             ),
+            sample_concurrency=sample_concurrency,
+            sample_throttled_concurrency=sample_throttled_concurrency,
+            sample_byte_budget=sample_byte_budget,
             heartbeat_interval=(
                 DEFAULT_HEARTBEAT_INTERVAL
                 if heartbeat_interval is None
@@ -334,6 +351,10 @@ class ClientSettings:
             )
         if self.max_retries < 0:
             raise TinkerError(f"ClientSettings.max_retries must be >= 0, got {self.max_retries}")
+        for name in ("sample_concurrency", "sample_throttled_concurrency", "sample_byte_budget"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise TinkerError(f"ClientSettings.{name} must be >= 1, got {value}")
         for name in ("heartbeat_interval", "heartbeat_warning_after"):
             if getattr(self, name) <= 0:
                 raise TinkerError(

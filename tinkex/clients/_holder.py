@@ -113,10 +113,18 @@ class ClientHolder:
         self._pools = WorkerPools(
             settings, self.transport, workers=workers, sample_workers=sample_workers
         )
-        self._server = ServerConfig(self.transport, self._stop, self._fetch_client_config)
+        self._server = ServerConfig(
+            self.transport,
+            self._stop,
+            self._fetch_client_config,
+            sample_byte_budget=settings.sample_byte_budget,
+        )
         self._session = HolderSession(settings, self.transport, self._stop, self._refresh_if_stale)
         self._telemetry = HolderTelemetry(settings, self.transport)
-        self._sample_backoff = SampleBackoff()
+        throttled = settings.sample_throttled_concurrency
+        self._sample_backoff = (
+            SampleBackoff() if throttled is None else SampleBackoff(throttled_concurrency=throttled)
+        )
 
     def __repr__(self) -> str:
         return (

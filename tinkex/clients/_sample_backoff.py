@@ -39,13 +39,20 @@ class SampleBackoff:
 
     Args:
         clock: monotonic clock (tests).
+        throttled_concurrency: submissions at once while throttled.
     """
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        throttled_concurrency: int = THROTTLED_CONCURRENCY,
+    ) -> None:
         self._clock = clock
         self._lock = threading.Lock()
         self._until: float | None = None
-        self._throttle = threading.BoundedSemaphore(THROTTLED_CONCURRENCY)
+        self.throttled_concurrency = throttled_concurrency
+        self._throttle = threading.BoundedSemaphore(throttled_concurrency)
 
     def back_off(self, nbytes: int) -> float:
         """Hold every sample submission (1 s, or 5 s for a large prompt); returns the seconds."""

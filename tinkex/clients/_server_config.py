@@ -43,6 +43,7 @@ class ServerConfig:
         stop: the holder's stop event (an unanswered dynamic-config request gives up on it).
         fetch: sends ``POST /api/v1/client/config`` (under the holder's retry policy) and
             parses the answer.
+        sample_byte_budget: the client's own cap of the sample byte budget (None: none).
     """
 
     def __init__(
@@ -50,7 +51,10 @@ class ServerConfig:
         transport: Transport,
         stop: threading.Event,
         fetch: Callable[[], ses.ClientConfigResponse],
+        *,
+        sample_byte_budget: int | None = None,
     ) -> None:
+        self._sample_byte_cap = sample_byte_budget
         self._transport = transport
         self._stop = stop
         self._fetch = fetch
@@ -151,10 +155,13 @@ class ServerConfig:
             return self._fwdbwd_bytes
 
     def sample_bytes(self) -> BytesSemaphore:
-        """Budget of estimated bytes of in-flight sample submissions."""
+        """Budget of estimated bytes of in-flight sample submissions (the server's size, or the
+        client's cap when lower)."""
         with self._lock:
             if self._sample_bytes is None:
                 size = self.client_config().sample_dispatch_bytes_semaphore_size
+                if self._sample_byte_cap is not None:
+                    size = min(size, self._sample_byte_cap)
                 self._sample_bytes = BytesSemaphore(size)
             return self._sample_bytes
 

@@ -92,10 +92,13 @@ class SamplingClient:
         # overrides ``retry_config.max_connections``, even on a caller's RetryConfig.
         config = holder.client_config()
         limit = config.sample_max_concurrent_requests
+        own = holder.settings.sample_concurrency  # the client's own, lower, limit
+        if own is not None:
+            limit = min(limit, own)
         self._slots = threading.BoundedSemaphore(limit)
         # Samples waiting on the session futures poller hold no poll each, so (as in the
         # official SDK) the server's limit does not apply to them.
-        self._limit = _UNLIMITED if config.sample_use_retrieve_futures else limit
+        self._limit = (own or _UNLIMITED) if config.sample_use_retrieve_futures else limit
         self._async_slots: asyncio.Semaphore | None = None
         self._last_queue_log = 0.0
         self._policy: RetryPolicy | None = None

@@ -59,6 +59,11 @@ class ServiceClient:
         telemetry_events: with telemetry on, also report the HTTP requests and queue states of
             this session's calls to the server (default ``TINKEX_TELEMETRY_EVENTS``, off; Elixir
             Tinkex's reporter ``attach_events?``).
+        sample_concurrency, sample_throttled_concurrency, sample_byte_budget: lower the
+            dispatch limits of this client's samplers (samples in flight per sampler, submissions
+            at once while throttled after a 429, estimated bytes in flight); the server's limits
+            stay the ceiling (tinkex extensions, Elixir Tinkex's ``dispatch_concurrency``,
+            ``throttled_dispatch_concurrency``, ``byte_budget``).
         **kwargs: the HTTP options of the official SDK (``timeout``, ``max_retries``,
             ``default_headers``, ``default_query``) and tinkex's ``connect_timeout``,
             ``max_connections``, ``proxy``, ``proxy_headers`` (docs/configuration.md);
@@ -78,6 +83,9 @@ class ServiceClient:
         heartbeat_interval: float | None = None,
         heartbeat_warning_after: float | None = None,
         telemetry_events: bool | None = None,
+        sample_concurrency: int | None = None,
+        sample_throttled_concurrency: int | None = None,
+        sample_byte_budget: int | None = None,
         **kwargs: Any,
     ) -> None:
         if recovery is not None:
@@ -100,6 +108,9 @@ class ServiceClient:
             heartbeat_interval=heartbeat_interval,
             heartbeat_warning_after=heartbeat_warning_after,
             telemetry_events=telemetry_events,
+            sample_concurrency=sample_concurrency,
+            sample_throttled_concurrency=sample_throttled_concurrency,
+            sample_byte_budget=sample_byte_budget,
         )
         self._holder = ClientHolder(
             settings,
