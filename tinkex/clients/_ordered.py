@@ -18,6 +18,7 @@ import contextvars
 import queue
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any
 
 from tinkex._exceptions import APIStatusError
@@ -98,6 +99,13 @@ class OrderedSender:
         with self._lock:
             if self._poison is None:
                 self._poison = exc
+
+    def poison_on_failure(self, future: Future[Any]) -> None:
+        """A done-callback: poison this sender when ``future`` failed or was cancelled."""
+        if future.cancelled():  # asked first: exception() of a cancelled future raises
+            self.poison(RuntimeError("a request of this client was cancelled"))
+        elif (exc := future.exception()) is not None:
+            self.poison(exc)
 
     @property
     def poisoned(self) -> BaseException | None:

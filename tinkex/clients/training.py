@@ -275,13 +275,7 @@ class TrainingClient:
             lambda first_seq: step.send(first_seq, send_part, self._poll_sent),
             lambda sent: step.finish(sent, self._poll_sent),
         )
-        future.add_done_callback(
-            lambda f: (
-                self._sender.poison(f.exception() or RuntimeError("cancelled"))
-                if f.cancelled() or f.exception() is not None
-                else None
-            )
-        )
+        future.add_done_callback(self._sender.poison_on_failure)  # its seq ids may be half used
         return future
 
     # -- optimizer ---------------------------------------------------------------------------------

@@ -448,6 +448,43 @@ def test_forward_backward_custom_failure_poisons(
         training.optim_step(types.AdamParams()).result(timeout=10)
 
 
+def _numpy_zero_loss(data: list[types.Datum], logprobs: list[Any]) -> Any:
+    import numpy as np
+
+    return 0.0, {}, [np.zeros_like(lp) for lp in logprobs]
+
+
+_numpy_zero_loss.__tinkex_backend__ = "numpy"  # type: ignore[attr-defined]
+
+
+def test_a_cancelled_forward_backward_custom_poisons(
+    fake: FakeTinker, training: tinkex.TrainingClient
+) -> None:
+    """Cancelled while queued, the custom loss's forward is still sent but its backward never
+    is: the server would wait for the missing seq id, so later calls must fail fast."""
+    import threading
+
+    submitting, release = threading.Event(), threading.Event()
+    normal = fake.fwdbwd_result
+
+    def blocking(body: dict[str, Any]) -> Any:
+        submitting.set()
+        release.wait(30)
+        return normal(body)
+
+    fake.fwdbwd_result = blocking  # computed while the submission is answered: holds the sender
+    first = training.forward_backward([datum([1, 2])], "cross_entropy")
+    assert submitting.wait(10)
+    fake.fwdbwd_result = normal
+    custom = training.forward_backward_custom([datum([1, 2])], _numpy_zero_loss)
+    assert custom.cancel()
+    release.set()
+    first.result(timeout=30)
+    with pytest.raises(RuntimeError, match="poisoned"):
+        training.optim_step(types.AdamParams()).result(timeout=10)
+    assert fake.requests_to("/api/v1/optim_step") == []
+
+
 def test_parallel_chunks_keep_seq_ids_and_output_order(
     fake: FakeTinker, service: tinkex.ServiceClient
 ) -> None:
