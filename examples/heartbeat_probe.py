@@ -4,7 +4,8 @@ The client's heartbeat thread sends `POST /api/v1/session_heartbeat` for its ses
 10 s); the server ends a session that goes quiet for too long. Here the embedded server ends
 sessions after 1 s of silence, and `RestClient.request` sends the heartbeats by hand: a live
 session answers 200, one kept alive by probes outlives the timeout, one left quiet expires
-(410), an unknown one is 404.
+(410), an unknown one is 404; then a client whose own heartbeat runs every 0.2 s
+(`ServiceClient(heartbeat_interval=0.2)`) keeps its session alive with no help.
 
 Run: python examples/heartbeat_probe.py
 """
@@ -44,8 +45,15 @@ def main() -> None:
     time.sleep(2.0)  # silence: nothing names the session
     print("after 2 s of silence:", probe(rest_client, session_id))
     print("unknown session:", probe(rest_client, "no-such-session"))
-    rest_client.close()
     service_client.close()
+
+    # The client's own heartbeat, every 0.2 s here (default 10 s), keeps its session alive.
+    with tinker.ServiceClient(heartbeat_interval=0.2) as beating:
+        beating.create_lora_training_client(BASE_MODEL, rank=4).result()
+        beating_id = beating.get_console_url().rsplit("/", 1)[-1]
+        time.sleep(2.0)  # no probes, no requests: only the heartbeat thread
+        print("with heartbeat_interval=0.2, after 2 s:", probe(rest_client, beating_id))
+    rest_client.close()
 
 
 if __name__ == "__main__":

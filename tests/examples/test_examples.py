@@ -96,6 +96,7 @@ EXPECTED_OUTPUT = {
         "after 2 s of silence: 410 session ",
         "has finished (cancelled)",
         "unknown session: 404 session 'no-such-session' not found",
+        "with heartbeat_interval=0.2, after 2 s: 200 {'type': 'session_heartbeat'}",
     ],
     "checkpoint_download.py": [
         "  progress: adapter_config.json",
