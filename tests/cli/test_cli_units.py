@@ -196,3 +196,38 @@ def test_demo_samples_table_fits_100_columns_and_explains_its_cells(capsys):
     legend = "\n".join(lines[4:])
     assert f"{EMPTY_CELL}:" in legend and "\u00b7:" in legend and "\u2026:" in legend
     assert lines[2].rstrip().endswith("yes") and lines[3].rstrip().endswith("no")
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("non_negative_int", "x", "expected an integer, got 'x'"),
+        ("non_negative_int", "-1", "must be >= 0, got -1"),
+        ("positive_int", "0", "must be >= 1, got 0"),
+        ("positive_float", "x", "expected a number, got 'x'"),
+        ("positive_float", "0", "must be > 0, got 0"),
+        ("non_negative_float", "x", "expected a number, got 'x'"),
+        ("non_negative_float", "-0.5", "must be >= 0, got -0.5"),
+        ("non_negative_float", "nan", "must be >= 0, got nan"),
+    ],
+)
+def test_number_option_types_say_what_they_expected(name, text, message):
+    import re
+
+    from tinkex.cli import _parsers
+
+    parse = getattr(_parsers, name)
+    with pytest.raises(argparse.ArgumentTypeError, match=f"^{re.escape(message)}$"):
+        parse(text)
+
+
+def test_number_option_types_accept_their_range():
+    from tinkex.cli._parsers import (
+        non_negative_float,
+        non_negative_int,
+        positive_float,
+        positive_int,
+    )
+
+    assert (non_negative_int("0"), positive_int("3")) == (0, 3)
+    assert (positive_float("0.5"), non_negative_float("0")) == (0.5, 0.0)

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tinkex.cli._context import CommandError
 
 if TYPE_CHECKING:
     from tinkex.types import ParsedCheckpointTinkerPath
+
+T = TypeVar("T")
 
 
 def add_group(
@@ -47,12 +49,17 @@ def add_command(
     return parser
 
 
+def _parsed(text: str, cast: Callable[[str], T], noun: str) -> T:
+    """``cast(text)``; an ``ArgumentTypeError`` "expected NOUN, got 'TEXT'" when it fails."""
+    try:
+        return cast(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {noun}, got {text!r}") from None
+
+
 def non_negative_int(text: str) -> int:
     """argparse type: an integer >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    value = _parsed(text, int, "an integer")
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
     return value
@@ -68,12 +75,17 @@ def positive_int(text: str) -> int:
 
 def positive_float(text: str) -> float:
     """argparse type: a number > 0 (seconds, for example)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    value = _parsed(text, float, "a number")
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """argparse type: a number >= 0 (a temperature, for example)."""
+    value = _parsed(text, float, "a number")
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
     return value
 
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from tinkex.cli._context import CommandError, Context
 from tinkex.cli._output import Output, write_json
-from tinkex.cli._parsers import add_command, positive_int
+from tinkex.cli._parsers import add_command, non_negative_float, positive_int
 from tinkex.cli._progress import wait_for
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     model.add_argument("--model-path", metavar="PATH", help="sample from these saved weights")
     p.add_argument("--max-tokens", metavar="N", type=positive_int, default=64, help="default 64")
     p.add_argument(
-        "--temperature", metavar="T", type=_non_negative_float, default=1.0, help="default 1.0"
+        "--temperature", metavar="T", type=non_negative_float, default=1.0, help="default 1.0"
     )
     p.add_argument("--top-p", metavar="P", type=_probability, default=1.0, help="default 1.0 (off)")
     p.add_argument("--top-k", metavar="K", type=int, default=-1, help="default -1 (off)")
@@ -61,18 +61,8 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(cmd=cmd_sample)
 
 
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
 def _probability(text: str) -> float:
-    value = _non_negative_float(text)
+    value = non_negative_float(text)
     if not 0 < value <= 1:
         raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
     return value
