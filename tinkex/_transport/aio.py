@@ -137,15 +137,16 @@ class AsyncTransport:
             method, json, None, None, headers, accept, read_timeout
         )
         request_headers["x-stainless-retry-count"] = "0"
-        provider = transport.credential_provider
-        if provider is not None and not (headers and "X-API-Key" in headers):
-            request_headers["X-API-Key"] = provider(False)
+        jwt = transport.credential_provider
+        if jwt is not None and not (headers and "X-API-Key" in headers):
+            # A refresh runs on the credential's worker thread: the loop goes on meanwhile.
+            request_headers["X-API-Key"] = await jwt.atoken()
         try:
             response = await self._send(method, path, request_headers, body, read_timeout)
         except AuthenticationError as exc:
-            if provider is None or not invalid_token(exc):
+            if jwt is None or not invalid_token(exc):
                 raise
-            request_headers["X-API-Key"] = provider(True)
+            request_headers["X-API-Key"] = await jwt.areplace(request_headers["X-API-Key"])
             return await self._send(method, path, request_headers, body, read_timeout)
         except (APIConnectionError, APIStatusError) as exc:
             # The caller's loop retries (RetryPolicy.arun publishes until when): the same

@@ -8,8 +8,11 @@ request once. The exchange is
 ``TINKER_CREDENTIAL_CMD`` when the config's ``credential_default_source`` is
 ``"credential_cmd"``) as ``X-API-Key``; every later request sends the JWT instead. The JWT is
 refreshed on demand, once half of its lifetime (``exp - iat``) has passed or when less than
-60 s are left; no background thread is needed. Claims are decoded without verifying the
-signature (the server does that) — only to schedule refreshes and to answer ``whoami``.
+60 s are left. The exchange is a blocking request, so it runs on the credential's own worker
+thread: a coroutine on the I/O loop awaits it without stalling the loop's other requests, and
+threads and coroutines that need a JWT at the same time share one exchange. Claims are decoded
+without verifying the signature (the server does that) — only to schedule refreshes and to
+answer ``whoami``.
 """
 
 from __future__ import annotations
@@ -19,11 +22,14 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from tinkex._config import ClientSettings, run_credential_cmd
 from tinkex._exceptions import APIResponseValidationError, APIStatusError, TinkerError
+from tinkex._executor import DaemonThreadPoolExecutor
 from tinkex._transport.retry import NO_RETRY
+from tinkex._transport.sdk_method import background
 
 if TYPE_CHECKING:
     from tinkex._transport.transport import Transport
@@ -66,10 +72,15 @@ def decode_jwt_claims(token: str) -> dict[str, Any]:
 
 
 class JwtCredential:
-    """Callable credential provider for :meth:`Transport.set_credential_provider`.
+    """The JWT a transport sends: exchanged for the API key on first use, then kept fresh.
 
-    ``credential(force=False)`` returns a valid JWT, exchanging the API key for a new one
-    when none is held, when the current one is past its refresh point, or when ``force``.
+    ``token()`` (blocking) and ``atoken()`` (a coroutine) return a valid JWT;
+    ``replace(rejected)`` / ``areplace(rejected)`` one other than ``rejected``, a JWT the
+    server refused (the 401 ``invalid_token`` replay). When a new JWT is needed the exchange
+    runs on the credential's one worker thread (``tinkex-jwt``), never on the caller's thread
+    or event loop, so the I/O loop's other requests go on meanwhile. One exchange at a time:
+    every caller needing a JWT while it runs, threads and coroutines alike, waits for it and
+    gets its JWT or its error. Thread-safe; :meth:`close` (the transport's) stops the worker.
     """
 
     def __init__(
@@ -88,19 +99,78 @@ class JwtCredential:
         self._token: str | None = None
         self._claims: dict[str, Any] = {}
         self._refresh_at = 0.0
+        self._exchanging: Future[str] | None = None
+        self._worker: DaemonThreadPoolExecutor | None = None
+        self._closed = False
 
-    def __call__(self, force: bool = False) -> str:
-        with self._lock:
-            if force or self._token is None or self._clock() >= self._refresh_at:
-                self._exchange()
-            assert self._token is not None
-            return self._token
+    def token(self) -> str:
+        """A valid JWT, after waiting for an exchange when one is needed or running.
+
+        Raises:
+            APIStatusError: the exchange was refused; TinkerError: its answer is unusable
+                or the credential was closed; APIConnectionError, APITimeoutError.
+        """
+        return _wait(self._next(None))
+
+    def replace(self, rejected: str) -> str:
+        """A valid JWT other than ``rejected``: one exchange however many callers ask."""
+        return _wait(self._next(rejected))
+
+    async def atoken(self) -> str:
+        """:meth:`token` for a coroutine: waiting for the exchange does not block the loop."""
+        return await _await(self._next(None))
+
+    async def areplace(self, rejected: str) -> str:
+        """:meth:`replace` for a coroutine: waiting for the exchange does not block the loop."""
+        return await _await(self._next(rejected))
 
     @property
     def claims(self) -> dict[str, Any]:
         """Claims of the current JWT (fetching one first if needed)."""
-        self(False)
-        return dict(self._claims)
+        self.token()
+        with self._lock:
+            return dict(self._claims)
+
+    def close(self) -> None:
+        """Stop the worker: later refreshes fail; one on the wire ends on its own. Idempotent."""
+        with self._lock:
+            self._closed = True
+            worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.close()
+
+    def __repr__(self) -> str:
+        return f"<JwtCredential exchanging={self._exchanging is not None} closed={self._closed}>"
+
+    def _next(self, rejected: str | None) -> str | Future[str]:
+        """The JWT to send now, or the exchange to wait for (started here if none runs)."""
+        with self._lock:
+            if self._closed:
+                raise TinkerError("this transport was closed; its JWT is no longer refreshed")
+            if self._exchanging is not None:
+                return self._exchanging
+            token = self._token
+            if token is not None and token != rejected and self._clock() < self._refresh_at:
+                return token
+            if self._worker is None:
+                self._worker = DaemonThreadPoolExecutor(1, "tinkex-jwt")
+            # Cleared by _run_exchange under this lock, so never before it is published.
+            self._exchanging = self._worker.submit(self._run_exchange)
+            return self._exchanging
+
+    def _run_exchange(self) -> str:
+        """On the worker: exchange, keep the result, and let the next caller start another."""
+        try:
+            with background():  # the refresh is background traffic, not the caller's method
+                token, claims = self._exchange()
+            exp, iat = claims["exp"], claims["iat"]
+            with self._lock:
+                self._token, self._claims = token, claims
+                self._refresh_at = min(iat + 0.5 * (exp - iat), exp - _MIN_REMAINING)
+            return token
+        finally:
+            with self._lock:
+                self._exchanging = None
 
     def _source_key(self) -> str:
         command = self._settings.credential_cmd
@@ -110,7 +180,8 @@ class JwtCredential:
             raise TinkerError("JWT authentication needs an API key or TINKER_CREDENTIAL_CMD")
         return self._settings.api_key
 
-    def _exchange(self) -> None:
+    def _exchange(self) -> tuple[str, dict[str, Any]]:
+        """``POST /api/v1/auth/token`` once: the new JWT and its claims."""
         response = self._transport.request(
             "POST",
             TOKEN_PATH,
@@ -131,6 +202,40 @@ class JwtCredential:
         exp, iat = claims.get("exp"), claims.get("iat")
         if not isinstance(exp, (int, float)) or not isinstance(iat, (int, float)) or exp <= iat:
             raise TinkerError(f"the server's JWT needs numeric 'exp' > 'iat' claims, got {claims}")
-        self._token = token
-        self._claims = claims
-        self._refresh_at = min(iat + 0.5 * (exp - iat), exp - _MIN_REMAINING)
+        return token, claims
+
+
+def _wait(step: str | Future[str]) -> str:
+    """The JWT ``step`` is, or the one its exchange gives (blocking this thread)."""
+    return step if isinstance(step, str) else step.result()
+
+
+async def _await(step: str | Future[str]) -> str:
+    """The JWT ``step`` is, or the one its exchange gives, awaited on the running loop.
+
+    Cancelling the awaiting task leaves the exchange (other callers wait for it too) alone;
+    an exchange that ends after the loop closed tells nobody.
+    """
+    if isinstance(step, str):
+        return step
+    import asyncio  # only the I/O loop's callers get here; ``import tinkex`` stays cheap
+
+    loop = asyncio.get_running_loop()
+    waiter: asyncio.Future[str] = loop.create_future()
+
+    def settle(done: Future[str]) -> None:
+        if waiter.done():  # the awaiting task was cancelled
+            return
+        if (exc := done.exception()) is not None:
+            waiter.set_exception(exc)
+        else:
+            waiter.set_result(done.result())
+
+    def wake(done: Future[str]) -> None:
+        try:
+            loop.call_soon_threadsafe(settle, done)
+        except RuntimeError:
+            pass  # the loop closed meanwhile: nobody waits there any more
+
+    step.add_done_callback(wake)
+    return await waiter

@@ -80,7 +80,7 @@ class _Call:
     """One :meth:`Transport.request` call: what it sends, its credential, attempts so far."""
 
     out: Outgoing
-    provider: Callable[[bool], str] | None
+    credential: JwtCredential | None
     attempts: int = 0
 
 
@@ -125,9 +125,9 @@ class Transport:
         self._clock = clock
         self._http_policy = http_retry_policy(settings.max_retries)
         self._limiter = rate_limiter or RateLimiter.for_key(settings.base_url, settings.api_key)
-        # When the server uses JWT auth (client config ``pjwt_auth_enabled``), this returns the
-        # credential to send as X-API-Key (``force=True``: refresh it first).
-        self._credential: Callable[[bool], str] | None = None
+        # When the server uses JWT auth (client config ``pjwt_auth_enabled``): the JWT to send
+        # as X-API-Key instead of the static key.
+        self._credential: JwtCredential | None = None
         self._closed = False
         self._registry_key: tuple[Any, ...] | None = None
         #: The headers of every request (both transports build theirs here).
@@ -173,6 +173,8 @@ class Transport:
                 if self._registry.get(self._registry_key) is self:
                     del self._registry[self._registry_key]
         self._sender.close()
+        if self._credential is not None:
+            self._credential.close()
 
     def __enter__(self) -> Transport:
         return self
@@ -185,17 +187,17 @@ class Transport:
         """The server URL requests are sent to."""
         return self._base_url
 
-    def set_credential_provider(self, provider: Callable[[bool], str] | None) -> None:
-        """Send ``provider(False)`` as ``X-API-Key`` from now on (None: the static key).
+    def set_credential_provider(self, credential: JwtCredential | None) -> None:
+        """Send ``credential``'s JWT as ``X-API-Key`` from now on (None: the static key).
 
-        A 401 whose ``WWW-Authenticate`` says ``invalid_token`` makes the transport call
-        ``provider(True)`` and replay the request once.
+        A 401 whose ``WWW-Authenticate`` says ``invalid_token`` makes the transport ask it to
+        replace the JWT sent and replay the request once.
         """
-        self._credential = provider
+        self._credential = credential
 
     @property
-    def credential_provider(self) -> Callable[[bool], str] | None:
-        """The JWT credential provider in use, if any."""
+    def credential_provider(self) -> JwtCredential | None:
+        """The JWT credential in use, if any."""
         return self._credential
 
     def use_jwt(self, *, use_credential_cmd: bool = False) -> None:
@@ -212,12 +214,16 @@ class Transport:
         if self._credential is not None or is_jwt(self.settings.api_key):
             return
         credential = JwtCredential(self, self.settings, use_credential_cmd=use_credential_cmd)
-        credential(False)
+        try:
+            credential.token()
+        except BaseException:
+            credential.close()
+            raise
         self._credential = credential
 
     def jwt_claims(self) -> dict[str, Any] | None:
         """Claims of the JWT this transport sends (exchanged, or given as the key), or None."""
-        if isinstance(self._credential, JwtCredential):
+        if self._credential is not None:
             return self._credential.claims
         if is_jwt(self.settings.api_key):
             return decode_jwt_claims(self.settings.api_key)
@@ -297,9 +303,9 @@ class Transport:
         request_headers, body = self.request_headers.build(
             method, json, content, content_type, headers, accept, read_timeout
         )
-        provider = self._credential if credential else None
-        if provider is not None and not (headers and "X-API-Key" in headers):
-            request_headers["X-API-Key"] = provider(False)
+        jwt = self._credential if credential else None
+        if jwt is not None and not (headers and "X-API-Key" in headers):
+            request_headers["X-API-Key"] = jwt.token()
         if self.settings.default_query:
             params = {**self.settings.default_query, **(params or {})}
         out = Outgoing(
@@ -313,7 +319,7 @@ class Transport:
         )
         return policy.call(
             self._attempt,
-            _Call(out, provider),
+            _Call(out, jwt),
             policy,
             sleep=self._sleep,
             clock=self._clock,
@@ -330,16 +336,12 @@ class Transport:
         try:
             response = self._send_once(call.out, call.attempts - 1)
         except (APIConnectionError, APIStatusError) as exc:
-            provider = call.provider
-            if (
-                not isinstance(exc, AuthenticationError)
-                or provider is None
-                or not invalid_token(exc)
-            ):
+            jwt = call.credential
+            if not isinstance(exc, AuthenticationError) or jwt is None or not invalid_token(exc):
                 self.retry_warning.failed(exc, call.out.label, policy, call.attempts)
                 raise
-            # The JWT expired or was revoked: refresh it and replay this request once.
-            headers["X-API-Key"] = provider(True)
+            # The JWT expired or was revoked: replace it and replay this request once.
+            headers["X-API-Key"] = jwt.replace(headers["X-API-Key"])
             return self._send_once(call.out, call.attempts - 1)
         self.retry_warning.succeeded()
         return response

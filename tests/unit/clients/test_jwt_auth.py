@@ -101,12 +101,15 @@ def test_credential_refreshes_at_half_life() -> None:
 
     settings = tinkex._config.ClientSettings.resolve(base_url=BASE_URL, api_key=API_KEY)
     credential = JwtCredential(FakeTransport(), settings, clock=lambda: now[0])  # type: ignore[arg-type]
-    first = credential()
+    first = credential.token()
     now[0] += 200
-    assert credential() == first  # before half-life: cached
+    assert credential.token() == first  # before half-life: cached
     now[0] += 150
-    assert credential() != first and len(issued) == 2  # past 300 s: refreshed
-    assert credential(True) == issued[-1] and len(issued) == 3  # forced
+    second = credential.token()
+    assert second != first and len(issued) == 2  # past 300 s: refreshed
+    assert credential.replace(first) == second and len(issued) == 2  # replaced already
+    assert credential.replace(second) == issued[-1] and len(issued) == 3  # rejected: replaced
+    credential.close()
 
 
 def test_claim_helpers_reject_garbage() -> None:
