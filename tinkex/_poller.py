@@ -25,12 +25,15 @@ if TYPE_CHECKING:
     from tinkex._transport import BytesSemaphore, Response, Transport
     from tinkex._transport.aio import AsyncTransport
 
-__all__ = ["PROTO_REQUEST_TYPES", "apoll_future", "poll_future"]
+__all__ = ["POLL_TIMEOUT", "PROTO_REQUEST_TYPES", "apoll_future", "poll_future"]
 
 T = TypeVar("T")
 
 #: Request types whose completed payload is protobuf (``Accept: application/x-protobuf``).
 PROTO_REQUEST_TYPES = frozenset({"Sample", "Forward", "ForwardBackward"})
+#: Read timeout of each poll, both loops' default: the server long-polls for less than this
+#: (docs/protocol.md, "Futures").
+POLL_TIMEOUT = 45.0
 
 
 def _accept(request_type: str) -> str:
@@ -45,7 +48,7 @@ def poll_future(
     decode: Callable[[Response], T],
     stop: threading.Event,
     on_queue_state: QueueStateCallback | None = None,
-    timeout: float = 45.0,
+    timeout: float = POLL_TIMEOUT,
     create_roundtrip_time: float | None = None,
     response_bytes: BytesSemaphore | None = None,
     accept: str | None = None,
@@ -69,7 +72,7 @@ def poll_future(
         stop: the owner's stop event; when set the poller raises ``CancelledError`` at its
             next step (sleeps wake up at once).
         on_queue_state: observer of queue-state changes; ``ACTIVE`` is reported on completion.
-        timeout: HTTP read timeout of each poll (the server long-polls for < 45 s).
+        timeout: HTTP read timeout of each poll (:data:`POLL_TIMEOUT`).
         create_roundtrip_time: seconds from submission start to the future's creation, sent
             as ``X-Tinker-Create-Promise-Roundtrip-Time`` on the first poll.
         response_bytes: budget for payloads announced by ``complete_metadata``.
@@ -120,7 +123,7 @@ async def apoll_future(
     decode: Callable[[Response], T],
     stop: threading.Event,
     on_queue_state: QueueStateCallback | None = None,
-    timeout: float = 45.0,
+    timeout: float = POLL_TIMEOUT,
     create_roundtrip_time: float | None = None,
     response_bytes: BytesSemaphore | None = None,
     billing_max_pause: float = BILLING_MAX_PAUSE,
@@ -128,9 +131,9 @@ async def apoll_future(
 ) -> T:
     """:func:`poll_future` as a coroutine on ``transport``'s event loop (no thread held).
 
-    The same table (:func:`next_action`), policy, headers, reports and errors; waits are
-    ``asyncio.sleep`` and cancelling the task stops polling. The ``Accept`` header follows
-    ``request_type`` (:data:`PROTO_REQUEST_TYPES`).
+    The same table (:func:`next_action`), policy, defaults, headers, reports and errors;
+    waits are ``asyncio.sleep`` and cancelling the task stops polling. The ``Accept`` header
+    follows ``request_type`` (:data:`PROTO_REQUEST_TYPES`).
     """
     import asyncio
 
