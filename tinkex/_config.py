@@ -46,6 +46,7 @@ from typing import Any
 import attrs
 
 from tinkex._exceptions import TinkerError
+from tinkex._poll_pacing import NO_PACING, PollPacing, poll_pacing
 from tinkex.environment import json_string_map, positive_int, proxy_url, url_without_password
 
 __all__ = [
@@ -176,6 +177,8 @@ class ClientSettings:
             server's ``sample_dispatch_bytes_semaphore_size``, which stays the ceiling).
         heartbeat_interval: seconds between two session heartbeats.
         heartbeat_warning_after: seconds without a successful heartbeat before a WARNING.
+        poll_pacing: the pause before an immediate re-poll of a future and the deadline of
+            polling one (``TINKEX_POLL_BACKOFF``, ``TINKEX_POLL_TIMEOUT``; default neither).
     """
 
     base_url: str = DEFAULT_BASE_URL
@@ -211,6 +214,7 @@ class ClientSettings:
     sample_byte_budget: int | None = None
     heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL
     heartbeat_warning_after: float = DEFAULT_HEARTBEAT_WARNING_AFTER
+    poll_pacing: PollPacing = NO_PACING
 
     @classmethod
     def resolve(
@@ -237,6 +241,8 @@ class ClientSettings:
         sample_byte_budget: int | None = None,
         heartbeat_interval: float | None = None,
         heartbeat_warning_after: float | None = None,
+        poll_backoff: object = None,
+        poll_timeout: float | None = None,
         require_api_key: bool = True,
         environ: Mapping[str, str] | None = None,
         credentials_path: Path | None = None,
@@ -266,6 +272,9 @@ class ClientSettings:
                 samplers' dispatch limits (see the attributes; explicit only).
             heartbeat_interval, heartbeat_warning_after: the session heartbeat's period and
                 silence before a WARNING, in seconds (defaults 10 and 120).
+            poll_backoff, poll_timeout: the pause before an immediate re-poll and the deadline
+                of polling a future (:func:`tinkex._poll_pacing.poll_pacing`); fall back to
+                ``TINKEX_POLL_BACKOFF`` / ``TINKEX_POLL_TIMEOUT`` (default: neither).
             require_api_key: when false, a missing credential resolves to ``api_key=""``
                 instead of raising (for code paths that never talk to the server).
             environ: the environment to read (default ``os.environ``); for tests.
@@ -333,6 +342,7 @@ class ClientSettings:
                 if heartbeat_warning_after is None
                 else float(heartbeat_warning_after)
             ),
+            poll_pacing=poll_pacing(poll_backoff, poll_timeout, env),
         )
         settings.validate()
         return settings

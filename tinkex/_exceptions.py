@@ -209,6 +209,13 @@ class RequestFailedError(TinkerError):
         return (type(self), (self.message, self.request_id, self.category))
 
 
+class PollTimeoutError(TinkerError):
+    """Polling a future ran past its deadline (``poll_timeout`` / ``TINKEX_POLL_TIMEOUT``, a
+    tinkex extension); the request may still finish on the server. Neither an
+    :class:`APIConnectionError` nor a ``TimeoutError``, which sampling retries would resubmit:
+    the deadline ends the call."""
+
+
 class RetryableException(TinkerError):
     """Internal: a future's result is gone (HTTP 410) and the request may be resubmitted."""
 

@@ -28,6 +28,7 @@ from tinkex._exceptions import (
     TinkerError,
 )
 from tinkex._futures import QueueState, QueueStateCallback, current_future
+from tinkex._poll_pacing import NO_PACING, PollPacing, PollTimeoutError
 from tinkex._poll_table import (
     Fail,
     Finish,
@@ -104,6 +105,7 @@ class PollRun:
         sleep: how :meth:`wait` sleeps (tests); default waits wake on stop/cancellation.
         future: the future being computed (``current_future()``), whose cancellation stops
             polling; None for a coroutine, whose cancellation arrives as task cancellation.
+        pacing: the pause before an immediate re-poll and the deadline (:mod:`tinkex._poll_pacing`).
     """
 
     request_id: str
@@ -118,6 +120,8 @@ class PollRun:
     clock: Callable[[], float]
     sleep: Callable[[float], None] | None = None
     future: Future[Any] | None = attrs.field(factory=current_future)
+    pacing: PollPacing = NO_PACING
+    at_once_in_a_row: int = attrs.field(default=0, init=False)
     reserved: int = attrs.field(default=0, init=False)
     polls: int = attrs.field(default=0, init=False)
     outcome: str = attrs.field(default="error", init=False)
@@ -163,6 +167,30 @@ class PollRun:
         if isinstance(action, Fail):
             raise _Failed(action)
         return action
+
+    def pause(self, delay: float | None) -> float | None:
+        """The wait before the next poll: the table's ``delay``, or, for a poll the table sends
+        at once, the pacing's back-off (None: at once).
+
+        Raises:
+            PollTimeoutError: polling has gone on for the pacing's deadline.
+        """
+        deadline = self.pacing.deadline
+        if deadline is not None and self.clock() - self.started >= deadline:
+            self.outcome = "timeout"
+            raise PollTimeoutError(
+                f"no result for request {self.request_id} ({self.request_type}) from "
+                f"{self.base_url} after {deadline:g} s of polling (poll_timeout / "
+                "TINKEX_POLL_TIMEOUT); the request may still finish on the server: "
+                "raise the deadline, or unset it to wait as long as the server works on it"
+            )
+        backoff = self.pacing.backoff
+        if delay is not None or backoff is None:
+            self.at_once_in_a_row = 0
+            return delay
+        seconds = float(backoff(self.at_once_in_a_row))
+        self.at_once_in_a_row += 1
+        return seconds if seconds > 0 else None
 
     def finished(self, decode: Callable[[Response], T], action: Finish) -> T:
         """The decoded result of a :class:`Finish`; the request is reported ``ACTIVE``."""

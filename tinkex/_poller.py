@@ -17,6 +17,7 @@ from concurrent.futures import CancelledError
 from typing import TYPE_CHECKING, TypeVar
 
 from tinkex._futures import QueueStateCallback
+from tinkex._poll_pacing import NO_PACING, PollPacing
 from tinkex._poll_run import PollRun
 from tinkex._poll_table import Finish, PollState
 from tinkex._transport.retry import BILLING_MAX_PAUSE, poll_retry_policy
@@ -53,6 +54,7 @@ def poll_future(
     response_bytes: BytesSemaphore | None = None,
     accept: str | None = None,
     billing_max_pause: float = BILLING_MAX_PAUSE,
+    pacing: PollPacing = NO_PACING,
     sleep: Callable[[float], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> T:
@@ -78,12 +80,15 @@ def poll_future(
         response_bytes: budget for payloads announced by ``complete_metadata``.
         accept: ``Accept`` header; default protobuf for ``PROTO_REQUEST_TYPES``, else JSON.
         billing_max_pause: how long continuous 402 answers pause instead of failing.
+        pacing: a pause before each immediate re-poll and an overall deadline
+            (:class:`~tinkex._poll_pacing.PollPacing`; default neither).
         sleep: how to sleep (tests); default sleeps wake up on ``stop``/cancellation.
         clock: monotonic clock (tests).
 
     Raises:
         RequestFailedError: the request failed server-side.
         RetryableException: the result is gone (HTTP 410); the request may be resubmitted.
+        PollTimeoutError: polling went on past ``pacing.deadline``.
         ValueError: a fatal HTTP status, too many 400s, or an undecodable payload.
         concurrent.futures.CancelledError: ``stop`` was set or the future was cancelled.
     """
@@ -99,6 +104,7 @@ def poll_future(
         response_bytes=response_bytes,
         clock=clock,
         sleep=sleep,
+        pacing=pacing,
     )
     policy = poll_retry_policy(float(billing_max_pause))
     state = PollState()
@@ -110,8 +116,9 @@ def poll_future(
             if isinstance(action, Finish):
                 return run.finished(decode, action)
             run.reserve(action.reserve)
-            if action.delay is not None:
-                run.wait(action.delay)
+            delay = run.pause(action.delay)
+            if delay is not None:
+                run.wait(delay)
             state = action.state
 
 
@@ -127,6 +134,7 @@ async def apoll_future(
     create_roundtrip_time: float | None = None,
     response_bytes: BytesSemaphore | None = None,
     billing_max_pause: float = BILLING_MAX_PAUSE,
+    pacing: PollPacing = NO_PACING,
     clock: Callable[[], float] = time.monotonic,
 ) -> T:
     """:func:`poll_future` as a coroutine on ``transport``'s event loop (no thread held).
@@ -149,6 +157,7 @@ async def apoll_future(
         response_bytes=response_bytes,
         clock=clock,
         future=None,  # cancellation reaches this coroutine as task cancellation
+        pacing=pacing,
     )
     policy = poll_retry_policy(float(billing_max_pause))
     state = PollState()
@@ -160,6 +169,7 @@ async def apoll_future(
             if isinstance(action, Finish):
                 return run.finished(decode, action)
             await run.areserve(action.reserve)
-            if action.delay is not None:
-                await asyncio.sleep(action.delay)
+            delay = run.pause(action.delay)
+            if delay is not None:
+                await asyncio.sleep(delay)
             state = action.state

@@ -67,6 +67,8 @@ VARIABLES: tuple[EnvironmentVariable, ...] = (
     EnvironmentVariable("TINKEX_DUMP_HEADERS", "client"),
     EnvironmentVariable("TINKEX_TELEMETRY_EVENTS", "client"),
     EnvironmentVariable("TINKEX_POOL_SIZE", "client"),
+    EnvironmentVariable("TINKEX_POLL_BACKOFF", "client"),
+    EnvironmentVariable("TINKEX_POLL_TIMEOUT", "client"),
     EnvironmentVariable("TINKEX_DEFAULT_HEADERS", "client", "headers"),
     EnvironmentVariable("TINKEX_DEFAULT_QUERY", "client", "headers"),
     EnvironmentVariable("TINKEX_PROXY", "client", "url"),

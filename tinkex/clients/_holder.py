@@ -393,6 +393,7 @@ class ClientHolder:
             create_roundtrip_time=create_roundtrip_time,
             response_bytes=self.response_bytes(),
             billing_max_pause=float(config.billing_exception_max_pause_duration_sec),
+            pacing=self.settings.poll_pacing,
         )
 
     def cancel_sample(self, request_id: str) -> None:

@@ -12,6 +12,7 @@ then checked against the options the request asked for (:meth:`SampleCall.checke
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Iterator
@@ -22,6 +23,7 @@ import attrs
 
 from tinkex._exceptions import RateLimitError
 from tinkex._futures import QueueState, QueueStateCallback
+from tinkex._poll_pacing import PollPacing, PollTimeoutError
 from tinkex._poller import apoll_future
 from tinkex._transport import NO_RETRY, Response, parse_retry_after
 from tinkex._transport.retry import BILLING_PAUSE, RetryPolicy, sample_submission_policy
@@ -267,8 +269,9 @@ async def sample_once_async(
         with seq_ids.submitting(sub.seq_id):
             response = await sub.resend.arun(submit, describe=ASAMPLE, stop_event=stop)
     handle = sub.accepted(response)
+    pacing = holder.settings.poll_pacing
     if poller is not None:
-        await poller.wait(handle.request_id)
+        await _reported_done(poller, handle.request_id, pacing)
     try:
         result = await apoll_future(
             aio,
@@ -280,11 +283,27 @@ async def sample_once_async(
             create_roundtrip_time=sub.roundtrip(),
             response_bytes=holder.response_bytes(),
             billing_max_pause=sub.billing_allowance,
+            pacing=pacing,
         )
     finally:
         if poller is not None:
             poller.retrieved(handle.request_id)
     return with_sequence_ids(handle, result)
+
+
+async def _reported_done(poller: SessionFuturesPoller, request_id: str, pacing: PollPacing) -> None:
+    """Wait for the session poller to report ``request_id`` done, within the pacing's deadline."""
+    if pacing.deadline is None:
+        await poller.wait(request_id)
+        return
+    try:
+        await asyncio.wait_for(poller.wait(request_id), pacing.deadline)
+    except TimeoutError:
+        raise PollTimeoutError(
+            f"no result for request {request_id} (Sample) after {pacing.deadline:g} s of "
+            "waiting (poll_timeout / TINKEX_POLL_TIMEOUT); the request may still finish on "
+            "the server"
+        ) from None
 
 
 def with_sequence_ids(handle: UntypedAPIFuture, result: smp.SampleResponse) -> smp.SampleResponse:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -56,6 +56,14 @@ class ServiceClient:
             official SDK; a tinkex extension, Elixir Tinkex's ``heartbeat_interval_ms``).
         heartbeat_warning_after: seconds without a successful heartbeat before a WARNING
             (default 120; Elixir Tinkex's ``heartbeat_warning_after_ms``).
+        poll_backoff: a pause before each immediate re-poll of a future: ``"exponential"``
+            (1 s doubling to 30 s), ``"exponential:INITIAL:MAX"``,
+            ``("exponential", INITIAL, MAX)``, a callable (polls in a row -> seconds) or
+            ``"none"`` (default ``TINKEX_POLL_BACKOFF``, else none: the server's long poll is
+            the wait; Elixir Tinkex's ``poll_backoff``).
+        poll_timeout: seconds of polling one future before it fails with
+            ``tinkex.PollTimeoutError`` (default ``TINKEX_POLL_TIMEOUT``, else no deadline;
+            Elixir Tinkex's ``poll_timeout``).
         telemetry_events: with telemetry on, also report the HTTP requests and queue states of
             this session's calls to the server (default ``TINKEX_TELEMETRY_EVENTS``, off; Elixir
             Tinkex's reporter ``attach_events?``).
@@ -82,6 +90,8 @@ class ServiceClient:
         recovery: RecoveryPolicy | None = None,
         heartbeat_interval: float | None = None,
         heartbeat_warning_after: float | None = None,
+        poll_backoff: str | tuple[str, float, float] | Callable[[int], float] | None = None,
+        poll_timeout: float | None = None,
         telemetry_events: bool | None = None,
         sample_concurrency: int | None = None,
         sample_throttled_concurrency: int | None = None,
@@ -107,6 +117,8 @@ class ServiceClient:
             project_id=project_id,
             heartbeat_interval=heartbeat_interval,
             heartbeat_warning_after=heartbeat_warning_after,
+            poll_backoff=poll_backoff,
+            poll_timeout=poll_timeout,
             telemetry_events=telemetry_events,
             sample_concurrency=sample_concurrency,
             sample_throttled_concurrency=sample_throttled_concurrency,
