@@ -46,7 +46,7 @@ from typing import Any
 import attrs
 
 from tinkex._exceptions import TinkerError
-from tinkex._poll_pacing import NO_PACING, PollPacing, poll_pacing
+from tinkex._poll_pacing import NO_PACING, PollBackoffOption, PollPacing, poll_pacing
 from tinkex.environment import json_string_map, positive_int, proxy_url, url_without_password
 
 __all__ = [
@@ -241,7 +241,7 @@ class ClientSettings:
         sample_byte_budget: int | None = None,
         heartbeat_interval: float | None = None,
         heartbeat_warning_after: float | None = None,
-        poll_backoff: object = None,
+        poll_backoff: PollBackoffOption = None,
         poll_timeout: float | None = None,
         require_api_key: bool = True,
         environ: Mapping[str, str] | None = None,

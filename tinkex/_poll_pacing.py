@@ -21,6 +21,7 @@ __all__ = [
     "NO_PACING",
     "ExponentialBackoff",
     "PollBackoff",
+    "PollBackoffOption",
     "PollPacing",
     "PollTimeoutError",
     "poll_pacing",
@@ -29,6 +30,9 @@ __all__ = [
 #: Seconds to pause before the next poll, given how many polls in a row were answered "not yet"
 #: and sent again at once (0 for the first).
 PollBackoff = Callable[[int], float]
+
+#: What ``poll_backoff=`` takes: a form name, ``("exponential", INITIAL, MAX)`` or a callable.
+PollBackoffOption = str | tuple[str, float, float] | PollBackoff | None
 
 _BACKOFF_FORMS = "'none', 'exponential' or 'exponential:INITIAL:MAX' (seconds)"
 
@@ -60,6 +64,14 @@ class PollPacing:
     backoff: PollBackoff | None = None
     deadline: float | None = None
 
+    def timeout_error(self, request: str, server: str) -> PollTimeoutError:
+        """The error of ``request`` (``"req-1 (Sample)"``) at ``server`` past the deadline."""
+        return PollTimeoutError(
+            f"no result for request {request} from {server} after {self.deadline:g} s of "
+            "polling (poll_timeout / TINKEX_POLL_TIMEOUT); the request may still finish on the "
+            "server: raise the deadline, or unset it to wait as long as the server works on it"
+        )
+
 
 #: The default: re-poll at once, no deadline (the official SDK's behaviour).
 NO_PACING = PollPacing()
@@ -82,7 +94,7 @@ def _backoff_from_text(text: str, name: str) -> PollBackoff | None:
     raise TinkerError(f"{name}={text!r} is not a poll back-off; use {_BACKOFF_FORMS}")
 
 
-def _backoff(value: object, env: Mapping[str, str]) -> PollBackoff | None:
+def _backoff(value: PollBackoffOption, env: Mapping[str, str]) -> PollBackoff | None:
     if value is None:
         return _backoff_from_text(env.get("TINKEX_POLL_BACKOFF", ""), "TINKEX_POLL_BACKOFF")
     if isinstance(value, str):
@@ -115,7 +127,7 @@ def _deadline(value: float | None, env: Mapping[str, str]) -> float | None:
 
 
 def poll_pacing(
-    poll_backoff: object, poll_timeout: float | None, env: Mapping[str, str]
+    poll_backoff: PollBackoffOption, poll_timeout: float | None, env: Mapping[str, str]
 ) -> PollPacing:
     """The pacing of explicit ``poll_backoff``/``poll_timeout`` (None: from ``env``).
 

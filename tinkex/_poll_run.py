@@ -28,7 +28,7 @@ from tinkex._exceptions import (
     TinkerError,
 )
 from tinkex._futures import QueueState, QueueStateCallback, current_future
-from tinkex._poll_pacing import NO_PACING, PollPacing, PollTimeoutError
+from tinkex._poll_pacing import NO_PACING, PollPacing
 from tinkex._poll_table import (
     Fail,
     Finish,
@@ -178,11 +178,8 @@ class PollRun:
         deadline = self.pacing.deadline
         if deadline is not None and self.clock() - self.started >= deadline:
             self.outcome = "timeout"
-            raise PollTimeoutError(
-                f"no result for request {self.request_id} ({self.request_type}) from "
-                f"{self.base_url} after {deadline:g} s of polling (poll_timeout / "
-                "TINKEX_POLL_TIMEOUT); the request may still finish on the server: "
-                "raise the deadline, or unset it to wait as long as the server works on it"
+            raise self.pacing.timeout_error(
+                f"{self.request_id} ({self.request_type})", self.base_url
             )
         backoff = self.pacing.backoff
         if delay is not None or backoff is None:

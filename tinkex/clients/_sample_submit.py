@@ -23,7 +23,7 @@ import attrs
 
 from tinkex._exceptions import RateLimitError
 from tinkex._futures import QueueState, QueueStateCallback
-from tinkex._poll_pacing import PollPacing, PollTimeoutError
+from tinkex._poll_pacing import PollPacing
 from tinkex._poller import apoll_future
 from tinkex._transport import NO_RETRY, Response, parse_retry_after
 from tinkex._transport.retry import BILLING_PAUSE, RetryPolicy, sample_submission_policy
@@ -271,7 +271,7 @@ async def sample_once_async(
     handle = sub.accepted(response)
     pacing = holder.settings.poll_pacing
     if poller is not None:
-        await _reported_done(poller, handle.request_id, pacing)
+        await _reported_done(poller, handle.request_id, pacing, aio.base_url)
     try:
         result = await apoll_future(
             aio,
@@ -291,7 +291,9 @@ async def sample_once_async(
     return with_sequence_ids(handle, result)
 
 
-async def _reported_done(poller: SessionFuturesPoller, request_id: str, pacing: PollPacing) -> None:
+async def _reported_done(
+    poller: SessionFuturesPoller, request_id: str, pacing: PollPacing, server: str
+) -> None:
     """Wait for the session poller to report ``request_id`` done, within the pacing's deadline."""
     if pacing.deadline is None:
         await poller.wait(request_id)
@@ -299,11 +301,7 @@ async def _reported_done(poller: SessionFuturesPoller, request_id: str, pacing: 
     try:
         await asyncio.wait_for(poller.wait(request_id), pacing.deadline)
     except TimeoutError:
-        raise PollTimeoutError(
-            f"no result for request {request_id} (Sample) after {pacing.deadline:g} s of "
-            "waiting (poll_timeout / TINKEX_POLL_TIMEOUT); the request may still finish on "
-            "the server"
-        ) from None
+        raise pacing.timeout_error(f"{request_id} (Sample)", server) from None
 
 
 def with_sequence_ids(handle: UntypedAPIFuture, result: smp.SampleResponse) -> smp.SampleResponse:

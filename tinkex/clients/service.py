@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 from tinkex._deprecation import async_twin, warn_deprecated
 from tinkex._futures import APIFuture
+from tinkex._poll_pacing import PollBackoffOption
 from tinkex._transport.sdk_method import public_method
 from tinkex.clients._holder import ClientHolder
 from tinkex.clients._http_options import settings_from_options
@@ -90,7 +91,7 @@ class ServiceClient:
         recovery: RecoveryPolicy | None = None,
         heartbeat_interval: float | None = None,
         heartbeat_warning_after: float | None = None,
-        poll_backoff: str | tuple[str, float, float] | Callable[[int], float] | None = None,
+        poll_backoff: PollBackoffOption = None,
         poll_timeout: float | None = None,
         telemetry_events: bool | None = None,
         sample_concurrency: int | None = None,
