@@ -56,15 +56,20 @@ def _thread_count(pid: int) -> int:
 class Server:
     """One ``tinkex serve`` process on a free loopback port; use as a context manager.
 
-    ``latency`` seconds are added to every request (the local server's ``latency=`` fault).
+    ``latency`` seconds are added to every request (the local server's ``latency=`` fault);
+    ``sample_limit`` is the ``sample_max_concurrent_requests`` it advertises (None: its default).
     """
 
-    def __init__(self, latency: float = 0.0, *, start_timeout: float = 60.0) -> None:
+    def __init__(
+        self, latency: float = 0.0, sample_limit: int | None = None, *, start_timeout: float = 60.0
+    ) -> None:
         self.latency = latency
         argv = [sys.executable, "-m", "tinkex.cli.main", "serve", "--host", "127.0.0.1"]
         argv += ["--port", "0", "--ephemeral", "--log-level", "warning"]
         if latency > 0:
             argv += ["--faults", f"latency={latency}s"]
+        if sample_limit is not None:
+            argv += ["--sample-max-concurrent", str(sample_limit)]
         self._log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed by close())
         self._process = subprocess.Popen(
             argv, stdout=subprocess.PIPE, stderr=self._log, text=True, env=_server_env()

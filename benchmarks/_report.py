@@ -106,6 +106,8 @@ def build_report(
         report_workloads[workload.name] = {
             "label": workload.label,
             "server_latency_s": workload.latency,
+            "server_sample_limit": workload.sample_limit,
+            "wall_note": workload.wall_note,
             "medians": sdk_medians,
             "ratios": ratios(sdk_medians),
             "rounds": by_sdk,
@@ -166,9 +168,10 @@ def markdown(report: dict[str, Any], workloads: list[Workload]) -> str:
             for ratio in ("tinkex/floor", "tinker/tinkex"):
                 value = entry["ratios"].get(ratio, {}).get(figure)
                 cells.append("—" if value is None else f"{value:.2f}x")
-            cells.append(
-                "; ".join(_goal_cell(v) for v in verdicts.get((workload.name, figure), []))
-            )
+            goal_cells = [_goal_cell(v) for v in verdicts.get((workload.name, figure), [])]
+            if figure == "wall_s" and workload.wall_note:
+                goal_cells.append(workload.wall_note)
+            cells.append("; ".join(goal_cells))
             lines.append("| " + " | ".join(cells) + " |")
     unmeasured = [v for v in report["goals"] if v["workload"] not in report["workloads"]]
     if unmeasured:

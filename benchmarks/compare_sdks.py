@@ -8,6 +8,8 @@ RSS, peak thread count. Workloads (``_workloads.py``):
 * ``sample_burst``: 1000 concurrent ``sample()`` calls, no added latency;
 * ``sample_latency_low`` / ``sample_latency_high``: 3000 concurrent ``sample()`` calls with the
   server adding 100 ms / 1 s to every request (the local server's ``latency=`` fault);
+* ``sample_latency_high_wide``: the same at 1 s against a server that advertises 4000 samples
+  in flight (``--sample-max-concurrent``) instead of the hosted 2000, so one wave suffices;
 * ``fwdbwd``: 3 x ``forward_backward`` of 128 x 1024 tokens;
 * ``cold``: fresh interpreter, import + first ``sample()``;
 * ``cold_fwdbwd``: fresh interpreter, import + first (small) ``forward_backward``.
@@ -52,6 +54,7 @@ _SIZE_FLAGS = {
     "latency_samples": int,
     "low_latency": float,
     "high_latency": float,
+    "wide_sample_limit": int,
     "fwdbwd_batch": int,
     "fwdbwd_tokens": int,
     "fwdbwd_steps": int,
@@ -246,14 +249,19 @@ def _progress(label: str, figures: dict[str, float]) -> None:
     )
 
 
-def _start_servers(latencies: set[float]) -> dict[float, _harness.Server]:
-    with ThreadPoolExecutor(max_workers=len(latencies)) as pool:
-        started = {lat: pool.submit(_harness.Server, lat) for lat in sorted(latencies)}
+ServerKey = tuple[float, int | None]
+
+
+def _start_servers(keys: set[ServerKey]) -> dict[ServerKey, _harness.Server]:
+    """One server per (latency, advertised sample limit), started in parallel."""
+    ordered = sorted(keys, key=lambda k: (k[0], k[1] or 0))
+    with ThreadPoolExecutor(max_workers=len(ordered)) as pool:
+        started = {key: pool.submit(_harness.Server, *key) for key in ordered}
     servers = {}
     errors = []
-    for latency, future in started.items():
+    for key, future in started.items():
         try:
-            servers[latency] = future.result()
+            servers[key] = future.result()
         except Exception as exc:
             errors.append(exc)
     if errors:
@@ -267,7 +275,7 @@ def run_rounds(
     selected: list[Workload],
     sdks: list[str],
     rounds: int,
-    servers: dict[float, _harness.Server],
+    servers: dict[ServerKey, _harness.Server],
     options: ClientOptions,
 ) -> dict[str, dict[str, list[dict[str, float]]]]:
     """All rounds: for each round, each workload, each client in order."""
@@ -275,7 +283,7 @@ def run_rounds(
     for round_index in range(rounds):
         for workload in selected:
             for sdk in sdks:
-                _, figures = measure(workload, sdk, servers[workload.latency], options)
+                _, figures = measure(workload, sdk, servers[workload.server_key], options)
                 runs.setdefault(workload.name, {}).setdefault(sdk, []).append(figures)
                 _progress(f"round {round_index + 1}/{rounds} {workload.name} {sdk}", figures)
     return runs
@@ -327,8 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     options = ClientOptions(args.client_timeout, hide_torch=not args.with_torch)
     profiled = next((w for w in workloads(sizes) if w.name == args.profile), None)
-    latencies = {w.latency for w in [*selected, *([profiled] if profiled else [])]}
-    servers = _start_servers(latencies)
+    servers = _start_servers({w.server_key for w in [*selected, *([profiled] if profiled else [])]})
     profile_text = ""
     try:
         begin = time.perf_counter()
@@ -339,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
             profile_text = profile(
                 profiled,
                 args.profile_sdk,
-                servers[profiled.latency],
+                servers[profiled.server_key],
                 options,
                 args.out_dir,
                 stamp,

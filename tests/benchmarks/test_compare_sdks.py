@@ -233,3 +233,46 @@ def test_only_an_official_client_killed_by_sigabrt_is_run_once_more(
         with pytest.raises(harness.ClientError, match="-6"):
             compare.measure(workload, sdk, _FakeServer(), options)
         assert len(calls) == 1
+
+
+def test_default_latency_row_states_the_two_wave_bound_and_the_wide_row_carries_the_goal() -> None:
+    workloads_module = _module("_workloads")
+    by_name = {w.name: w for w in workloads_module.workloads(workloads_module.Sizes())}
+    default, wide = by_name["sample_latency_high"], by_name["sample_latency_high_wide"]
+    assert default.sample_limit is None and wide.sample_limit == 4000
+    assert default.server_key != wide.server_key
+    assert "2 waves" in default.wall_note and "≥ 4 s" in default.wall_note
+    assert wide.wall_note == ""
+    absolute = [g for g in workloads_module.GOALS if g.measure == "tinkex"]
+    assert [(g.workload, g.figure) for g in absolute] == [("sample_latency_high_wide", "wall_s")]
+    # one wave (fewer samples than the limit) has no such bound
+    small = workloads_module.workloads(workloads_module.Sizes(latency_samples=1500))
+    assert all(w.wall_note == "" for w in small)
+
+
+def test_the_wall_row_of_the_table_shows_the_bound(tmp_path: Path) -> None:
+    report_module = _module("_report")
+    workloads_module = _module("_workloads")
+    selected = [
+        w
+        for w in workloads_module.workloads(workloads_module.Sizes())
+        if w.name == "sample_latency_high"
+    ]
+    figures = {"cpu_s": 1.0, "wall_s": 5.0, "peak_rss_mb": 90.0, "peak_threads": 5.0}
+    runs = {"sample_latency_high": {"tinkex": [figures]}}
+    meta = {
+        "started": "now",
+        "host": "h",
+        "cpus": 2,
+        "load_start": 0.1,
+        "load_end": 0.2,
+        "rounds": 1,
+        "sdks": ["tinkex"],
+        "torch": "hidden",
+    }
+    report = report_module.build_report(selected, runs, default_sizes=True, meta=meta)
+    wall_row = next(
+        line for line in report_module.markdown(report, selected).splitlines() if "| wall |" in line
+    )
+    assert selected[0].wall_note in wall_row
+    assert report["workloads"]["sample_latency_high"]["server_sample_limit"] is None

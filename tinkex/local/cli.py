@@ -133,6 +133,14 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         "completions instead of one per sample",
     )
     parser.add_argument(
+        "--sample-max-concurrent",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="advertise N as sample_max_concurrent_requests: the samples each SamplingClient "
+        "(tinkex or tinker) keeps in flight at once (default 2000, the hosted service's)",
+    )
+    parser.add_argument(
         "--memory-budget",
         type=_size,
         default=None,
@@ -156,6 +164,16 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         help="the tokenizer id to answer every client (default: the path of the server's "
         "tokenizer folder to clients on this machine, tinkex/byte-tokenizer to others)",
     )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return value
 
 
 def _size(text: str) -> int:
@@ -210,6 +228,8 @@ def server_options(args: argparse.Namespace) -> dict[str, Any]:
         value = getattr(args, name, None)
         if value is not None:
             options[name] = value
+    if getattr(args, "sample_max_concurrent", None) is not None:
+        options["sample_max_concurrent_requests"] = args.sample_max_concurrent
     # `tinkex --api-key KEY serve` means the same as `tinkex serve --api-key KEY`
     api_key = getattr(args, "serve_api_key", None) or getattr(args, "api_key", None)
     ephemeral = bool(getattr(args, "ephemeral", False))

@@ -83,6 +83,10 @@ class AppOptions:
     #: its completions) and advertise it (``sample_use_retrieve_futures`` in the client
     #: config); off: the endpoint answers 404, as a server without it does
     session_futures: bool = False
+    #: what the client config advertises as ``sample_max_concurrent_requests``: the samples one
+    #: SamplingClient of either SDK keeps in flight at once (the hosted default; the server
+    #: itself does not enforce it)
+    sample_max_concurrent_requests: int = 2000
     #: a session without a heartbeat (or other request) for this long expires
     heartbeat_timeout: float = 300.0
     #: how long a model's requests wait for a missing seq_id before they fail
@@ -127,6 +131,13 @@ class AppOptions:
     #: the tokenizer id answered to every client (None: the tokenizer folder's path to clients
     #: on this machine, ``tinkex/byte-tokenizer`` to others; see :meth:`ServerState.tokenizer_for`)
     tokenizer_id: str | None = None
+
+    def __post_init__(self) -> None:
+        limit = self.sample_max_concurrent_requests
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(
+                f"LocalServer(sample_max_concurrent_requests=) must be an int >= 1, got {limit!r}"
+            )
 
 
 class ServerState:

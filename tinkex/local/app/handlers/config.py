@@ -49,9 +49,15 @@ DYNAMIC_CONFIG: dict[str, Any] = {
 
 
 async def client_config(call: Call) -> Response:
-    # the session futures poller is advertised when the server serves retrieve_futures
-    session_futures = call.state.options.session_futures
-    return json_response({**CLIENT_CONFIG, "sample_use_retrieve_futures": session_futures})
+    options = call.state.options
+    return json_response(
+        {
+            **CLIENT_CONFIG,
+            "sample_max_concurrent_requests": options.sample_max_concurrent_requests,
+            # the session futures poller is advertised when the server serves retrieve_futures
+            "sample_use_retrieve_futures": options.session_futures,
+        }
+    )
 
 
 async def dynamic_config(call: Call) -> Response:
