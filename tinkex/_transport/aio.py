@@ -248,12 +248,9 @@ class AsyncTransport:
         body: bytes | None,
     ) -> tuple[int, _Headers, bytes]:
         target = f"{self._prefix}{path}{self._query}"
-        lines = [f"{method} {target} HTTP/1.1", f"Host: {self._host_header}"]
-        lines.extend(f"{name}: {value}" for name, value in headers.items())
-        if body is not None or method not in ("GET", "HEAD"):
-            lines.append(f"Content-Length: {len(body) if body is not None else 0}")
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        connection.writer.write(head + body if body else head)
+        # Built and written by a plain function: this frame waits for the answer, and what it
+        # holds meanwhile is held once per request in flight (thousands of samples).
+        _write_request(connection.writer, method, target, self._host_header, headers, body)
         reader = connection.reader
         status, version, answer = _parse_head(await reader.readuntil(b"\r\n\r\n"))
         content = await _read_body(reader, answer, method, status)
@@ -269,6 +266,23 @@ class AsyncTransport:
         else:
             connection.close()
         return status, answer, content
+
+
+def _write_request(
+    writer: asyncio.StreamWriter,
+    method: str,
+    target: str,
+    host: str,
+    headers: Mapping[str, str],
+    body: bytes | None,
+) -> None:
+    """Write the request line, ``headers`` and ``body`` (framed by ``Content-Length``)."""
+    lines = [f"{method} {target} HTTP/1.1", f"Host: {host}"]
+    lines.extend(f"{name}: {value}" for name, value in headers.items())
+    if body is not None or method not in ("GET", "HEAD"):
+        lines.append(f"Content-Length: {len(body) if body is not None else 0}")
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    writer.write(head + body if body else head)
 
 
 def _parse_head(raw: bytes) -> tuple[int, str, _Headers]:
