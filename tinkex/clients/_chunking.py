@@ -29,14 +29,10 @@ class Chunk:
         self.nbytes = nbytes
 
 
-def chunk_datums(
-    data: Sequence[Datum], max_len: int, max_bytes: int, part_bytes: int | None = None
-) -> list[Chunk]:
+def chunk_datums(data: Sequence[Datum], max_len: int, max_bytes: int) -> list[Chunk]:
     """Split ``data`` into chunks of at most ``max_len`` datums and ``max_bytes`` estimated bytes.
 
-    A datum larger than ``max_bytes`` still forms a chunk of its own. With ``part_bytes``, each
-    chunk is then cut into ``round(bytes / part_bytes)`` (at least one) parts of about equal
-    bytes: a fixed number of similar requests, never a small trailing one.
+    A datum larger than ``max_bytes`` still forms a chunk of its own.
     """
     if max_len < 1:
         raise ValueError(f"fwdbwd_max_chunk_len must be >= 1, got {max_len}")
@@ -45,36 +41,12 @@ def chunk_datums(
     start = current_bytes = 0
     for i, size in enumerate(sizes):
         if i > start and (i - start >= max_len or current_bytes + size > max_bytes):
-            chunks += _parts(data, sizes, start, i, current_bytes, part_bytes)
+            chunks.append(Chunk(list(data[start:i]), current_bytes))
             start, current_bytes = i, 0
         current_bytes += size
     if start < len(sizes):
-        chunks += _parts(data, sizes, start, len(sizes), current_bytes, part_bytes)
+        chunks.append(Chunk(list(data[start:]), current_bytes))
     return chunks
-
-
-def _parts(
-    data: Sequence[Datum],
-    sizes: list[int],
-    start: int,
-    end: int,
-    nbytes: int,
-    part_bytes: int | None,
-) -> list[Chunk]:
-    """``data[start:end]`` (``nbytes`` in all) as parts of about ``part_bytes``, cut at the
-    datum boundaries nearest to equal shares."""
-    count = min(end - start, max(1, round(nbytes / part_bytes))) if part_bytes else 1
-    parts: list[Chunk] = []
-    first, done, part = start, 0, 0
-    for i in range(start, end):
-        # Cut before datum i when its middle lies past the current part's share.
-        if i > first and (done + sizes[i] / 2) * count > nbytes * (len(parts) + 1):
-            parts.append(Chunk(list(data[first:i]), part))
-            first, part = i, 0
-        done += sizes[i]
-        part += sizes[i]
-    parts.append(Chunk(list(data[first:end]), part))
-    return parts
 
 
 def _reduce(key: str, values: list[float], weights: list[int]) -> dict[str, float]:
