@@ -312,18 +312,20 @@ def _attach_stability_inputs(state: ServerState, model: TrainingModel, fwdbwd: F
 async def _forward_backward(call: Call, *, forward_only_endpoint: bool) -> Response:
     request = call.request
     body = request.body
-    fwdbwd = await call.state.in_io(
+    state = call.state
+    # Hashing releases the GIL: the digest is computed on another core while the body parses.
+    fingerprinted = state.loop.run_in_executor(state.io_pool, resends.body_fingerprint, body)
+    fwdbwd = await state.in_io(
         lambda: parse_forward_backward(
             body,
             request.header("content-type"),
             request.header("content-encoding"),
             forward_only_endpoint=forward_only_endpoint,
-            limit=call.state.options.max_body_bytes,
+            limit=state.options.max_body_bytes,
         )
     )
-    state = call.state
     model = state.model(fwdbwd.model_id)
-    fingerprint = resends.body_fingerprint(body)
+    fingerprint = await fingerprinted
     original = _original(call, model, fwdbwd.seq_id, fingerprint)
     if original is not None:
         return original
