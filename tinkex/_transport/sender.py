@@ -16,7 +16,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode, urljoin, urlsplit
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit
 
 import attrs
 
@@ -102,6 +102,8 @@ class Sender:
         import requests.adapters
 
         self.base_url = base_url
+        #: ``settings.default_query``: sent again to where a followed redirect points.
+        self.default_query = dict(settings.default_query)
         self.session = session if session is not None else requests.Session()
         adapter = _adapter_factory()(settings.proxy_headers, settings.max_connections)
         self.session.mount("http://", adapter)
@@ -145,9 +147,10 @@ class Sender:
         are ``request_exc`` too).
 
         307/308 keep the method and body; 301/302/303 are followed for GET only (a POST turned
-        into a GET would be a different request). Any other redirect, one to another origin
-        (the credentials would go with it) and more than ``MAX_REDIRECTS`` hops raise an
-        ``APIStatusError`` of the 3xx status naming the request and the ``Location``.
+        into a GET would be a different request). The next hop goes to the ``Location`` plus the
+        ``settings.default_query`` parameters it does not carry. Any other redirect, one to
+        another origin (the credentials would go with it) and more than ``MAX_REDIRECTS`` hops
+        raise an ``APIStatusError`` of the 3xx status naming the request and the ``Location``.
         """
         method, label, url, params = out.method, out.label, out.url, out.params
         for _ in range(MAX_REDIRECTS + 1):
@@ -163,7 +166,7 @@ class Sender:
                 return raw, content
             raw.close()
             url = self._redirect_target(method, url, label, status, raw.headers.get("location"))
-            params = None
+            params = self._default_query_for(url)
         raise _redirect_error(
             status, label, url, f"more than {MAX_REDIRECTS} redirects; check the server."
         )
@@ -195,6 +198,12 @@ class Sender:
             )
         return target
 
+    def _default_query_for(self, url: str) -> dict[str, Any] | None:
+        """The default query parameters that ``url`` (a redirect's target) does not carry."""
+        present = {name for name, _ in parse_qsl(urlsplit(url).query, keep_blank_values=True)}
+        missing = {k: v for k, v in self.default_query.items() if k not in present}
+        return missing or None
+
     def prepare(
         self,
         method: str,
@@ -213,7 +222,7 @@ class Sender:
         prepared = self._prepared_cls()
         prepared.method = method
         if params:
-            url = f"{url}?{urlencode(params, doseq=True)}"
+            url = f"{url}{'&' if '?' in url else '?'}{urlencode(params, doseq=True)}"
         if _NEEDS_QUOTING.search(url):
             url = self._requote(url)
         prepared.url = url

@@ -196,6 +196,32 @@ def test_redirect_without_location_and_redirect_loops_are_clear_errors(
     assert len(api.seen) <= 12
 
 
+def _with_default_query(base_url: str) -> Transport:
+    settings = ClientSettings(
+        base_url=base_url, api_key="tml-secret-0123", default_query={"tenant": "t1", "v": "2"}
+    )
+    return Transport(settings, rate_limiter=RateLimiter())
+
+
+def test_a_followed_redirect_keeps_the_default_query(sites: Callable[..., Site]) -> None:
+    api = sites({"/api/v1/old": redirect(307, "/api/v1/new"), "/api/v1/new": ok()})
+    with _with_default_query(api.url) as transport:
+        transport.request("POST", "/api/v1/old", json={}, params={"once": "1"})
+    assert [path for _, path, _, _ in api.seen] == [
+        "/api/v1/old?tenant=t1&v=2&once=1",
+        "/api/v1/new?tenant=t1&v=2",  # the Location as given, plus the default query
+    ]
+
+
+def test_a_default_parameter_the_location_carries_is_not_added_twice(
+    sites: Callable[..., Site],
+) -> None:
+    api = sites({"/api/v1/old": redirect(302, "/api/v1/new?v=3&x=1"), "/api/v1/new": ok()})
+    with _with_default_query(api.url) as transport:
+        transport.request("GET", "/api/v1/old")
+    assert api.seen[1][1] == "/api/v1/new?v=3&x=1&tenant=t1"
+
+
 # ---- compressed answers (11.3) ------------------------------------------------------------
 
 
