@@ -17,6 +17,7 @@ same either way (``tests/unit/types/test_batch_encode.py`` compares them on rand
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Callable, Sequence
 from typing import Final
@@ -56,6 +57,32 @@ def _text_chunk(tokens: Sequence[int]) -> tuple[bytes, bytes] | None:
     return header, raw
 
 
+@functools.lru_cache(maxsize=256)
+def _tensor_framing(
+    name: str, dtype: str, nbytes: int, shape: tuple[int, ...]
+) -> tuple[bytes, bytes]:
+    """(framing header, tail) of one dense ``loss_fn_inputs`` entry around its value bytes.
+
+    A pure function of the entry's name, dtype, size and shape, which the datums of a batch
+    nearly always share: cached, so most datums skip the varints and joins.
+    """
+    spec = _DENSE_DTYPES[dtype]
+    packed = b"".join(map(_varint, shape))
+    tail = _DTYPE_FIELD + spec[1]
+    if packed:
+        tail += _SHAPE_FIELD + _varint(len(packed)) + packed
+    dense_size = _varint(nbytes)
+    value_size = 1 + len(dense_size) + nbytes + len(tail)  # the Tensor message
+    value_prefix = _varint(value_size)
+    key = name.encode("utf-8")
+    key_size = _varint(len(key))
+    entry = 1 + len(key_size) + len(key) + 1 + len(value_prefix) + value_size
+    header = b"".join(
+        (_INPUT_FIELD, _varint(entry), _KEY_FIELD, key_size, key, _INPUT_FIELD, value_prefix)
+    )
+    return header + _KEY_FIELD + dense_size, tail
+
+
 def datum_pieces(datum: Datum) -> tuple[list[Buffer], int] | None:
     """The ``Datum`` message as pieces to join, and its size; None for a datum that is not of
     the common shape (the general writer encodes it)."""
@@ -80,20 +107,7 @@ def datum_pieces(datum: Datum) -> tuple[list[Buffer], int] | None:
             values = values.astype(spec[0], order="C")
         nbytes = values.nbytes
         shape = tensor.shape
-        packed = b"".join(map(_varint, shape)) if shape else b""
-        tail = _DTYPE_FIELD + spec[1]
-        if packed:
-            tail += _SHAPE_FIELD + _varint(len(packed)) + packed
-        dense_size = _varint(nbytes)
-        value_size = 1 + len(dense_size) + nbytes + len(tail)  # the Tensor message
-        value_prefix = _varint(value_size)
-        key = name.encode("utf-8")
-        key_size = _varint(len(key))
-        entry = 1 + len(key_size) + len(key) + 1 + len(value_prefix) + value_size
-        header = b"".join(
-            (_INPUT_FIELD, _varint(entry), _KEY_FIELD, key_size, key, _INPUT_FIELD, value_prefix)
-        )
-        header += _KEY_FIELD + dense_size
+        header, tail = _tensor_framing(name, tensor.dtype, nbytes, tuple(shape) if shape else ())
         pieces += (header, values.data.cast("B") if nbytes else b"", tail)
         size += len(header) + nbytes + len(tail)
     return pieces, size
