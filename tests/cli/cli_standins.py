@@ -1,19 +1,20 @@
 """Loopback stand-ins for the CLI tests: a route table served over real HTTP on 127.0.0.1.
 
 ``StandIn`` answers ``(method, path)`` pairs with canned responses and records every request
-(method, path, query, headers, body), so a test can check what a client sent. It is a thread
-owned by the context manager, stopped on exit.
+(method, path, query, headers, body), so a test can check what a client sent. Each stand-in is a
+:class:`_loopback.LoopbackServer`: serving from construction, stopped at the ``with`` block's end.
 """
 
 from __future__ import annotations
 
 import http.server
 import json
-import threading
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from _loopback import LoopbackServer
 
 
 @dataclass
@@ -46,7 +47,7 @@ Handler = Callable[[Recorded], Reply]
 CLIENT_CONFIG = {"pjwt_auth_enabled": False}
 
 
-class StandIn:
+class StandIn(LoopbackServer):
     """``with StandIn({("GET", "/x"): Reply(...)}) as s: ... s.url ... s.requests``.
 
     ``routes`` values are a :class:`Reply` or a function of the :class:`Recorded` request;
@@ -104,23 +105,7 @@ class StandIn:
 
             do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _answer
 
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def __enter__(self) -> StandIn:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        super().__init__(_Handler, name="cli-stand-in")
 
     def paths(self) -> list[tuple[str, str]]:
         """``(method, path)`` of every request so far."""
@@ -155,7 +140,7 @@ def forward_to(base_url: str) -> Handler:
     return forward
 
 
-class StaticWebServer:
+class StaticWebServer(LoopbackServer):
     """``python3 -m http.server`` in-process: a web server that is not a Tinker API."""
 
     def __init__(self, directory: str) -> None:
@@ -163,23 +148,7 @@ class StaticWebServer:
 
         handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=directory)
         handler.log_message = lambda *a, **k: None  # type: ignore[assignment,method-assign]
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def __enter__(self) -> StaticWebServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        super().__init__(handler, name="static-web-server")
 
 
 class HubStandIn(StandIn):

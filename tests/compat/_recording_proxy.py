@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from _loopback import LoopbackServer
+
 __all__ = ["Recorded", "RecordingProxy", "recording_proxy"]
 
 # Hop-by-hop headers are not forwarded (RFC 9110 section 7.6.1).
@@ -41,7 +43,7 @@ class Recorded:
         return f"{self.method} {self.path}"
 
 
-class RecordingProxy:
+class RecordingProxy(LoopbackServer):
     """Records and forwards requests to ``upstream`` (``http://127.0.0.1:PORT``)."""
 
     def __init__(self, upstream: str) -> None:
@@ -49,17 +51,12 @@ class RecordingProxy:
         self._upstream = (parsed.hostname or "127.0.0.1", parsed.port or 80)
         self._lock = threading.Lock()
         self._records: list[Recorded] = []
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="recording-proxy", daemon=True
-        )
-        self._thread.start()
+        super().__init__(self._handler_class(), name="recording-proxy")
 
     @property
     def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        """Where to point the client: the proxy's ``url``."""
+        return self.url
 
     def records(self) -> list[Recorded]:
         """What was recorded so far, in arrival order."""
@@ -69,11 +66,6 @@ class RecordingProxy:
     def clear(self) -> None:
         with self._lock:
             self._records.clear()
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5.0)
 
     def _record(self, record: Recorded) -> None:
         with self._lock:

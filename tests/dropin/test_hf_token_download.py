@@ -8,12 +8,12 @@ from __future__ import annotations
 import hashlib
 import http.server
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from _child import assert_ok, run_code
+from _loopback import LoopbackServer
 
 from tinkex.local.hf_tokenizer import QWEN3_LAYOUT, write_tokenizer_dir
 
@@ -24,7 +24,7 @@ SHA = "0123456789abcdef0123456789abcdef01234567"
 TOKEN = "hf_standin_secret"
 
 
-class StandinHub:
+class StandinHub(LoopbackServer):
     """The Hub endpoints ``snapshot_download`` uses, serving the files of ``directory``."""
 
     def __init__(self, directory: Path) -> None:
@@ -44,10 +44,7 @@ class StandinHub:
             def do_HEAD(self) -> None:
                 hub.answer(self)
 
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        super().__init__(Handler, name="stand-in-hub")
 
     def answer(self, request: http.server.BaseHTTPRequestHandler) -> None:
         path = request.path
@@ -83,10 +80,6 @@ class StandinHub:
             _send(request, 404, b"{}", {"X-Error-Code": "EntryNotFound"})
             return
         _send(request, 200, body, headers)
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
 
 def _oid(data: bytes) -> str:

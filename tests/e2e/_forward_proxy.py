@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from _loopback import LoopbackServer
+
 __all__ = ["ForwardProxy", "Proxied", "forward_proxy"]
 
 _NOT_FORWARDED = frozenset(
@@ -36,33 +38,18 @@ class Proxied:
         return urllib.parse.urlsplit(self.url).path
 
 
-class ForwardProxy:
+class ForwardProxy(LoopbackServer):
     """Records and forwards absolute-form requests; ``url`` is what to set as the proxy."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._seen: list[Proxied] = []
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="forward-proxy", daemon=True
-        )
-        self._thread.start()
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        super().__init__(self._handler_class(), name="forward-proxy")
 
     def seen(self) -> list[Proxied]:
         """The requests received so far, in arrival order."""
         with self._lock:
             return list(self._seen)
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5.0)
 
     def _handler_class(self) -> type[http.server.BaseHTTPRequestHandler]:
         proxy = self

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import json
 import logging
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
+from _loopback import LoopbackServer
 
 from tinkex._config import ClientSettings
 from tinkex._exceptions import AuthenticationError
@@ -42,13 +44,10 @@ def make_jwt(n: int) -> str:
     return f"{part({'alg': 'HS256'})}.{part(claims)}.sig"
 
 
-class StandIn(ThreadingHTTPServer):
+class StandIn(LoopbackServer):
     """Token exchanges behind a gate; ``/x`` accepts only the newest JWT; ``/ping`` answers."""
 
-    daemon_threads = True
-
     def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
         self.gate = threading.Event()
         self.gate.set()
         self.exchange_started = threading.Event()
@@ -56,21 +55,20 @@ class StandIn(ThreadingHTTPServer):
         self.gate_opened_in_time: list[bool] = []
         self.fail_exchange = False
         self.lock = threading.Lock()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
+        super().__init__(functools.partial(_Handler, stand_in=self), name="jwt-stand-in")
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: StandIn
+    def __init__(self, *args: Any, stand_in: StandIn) -> None:
+        self.stand_in = stand_in
+        super().__init__(*args)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        server = self.server
+        server = self.stand_in
         if self.path == "/api/v1/auth/token":
             self._exchange(server)
         elif self.path == "/api/v1/x":
@@ -108,14 +106,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server() -> Iterator[StandIn]:
-    httpd = StandIn()
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield httpd
-    httpd.gate.set()
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(5)
+    with StandIn() as httpd:
+        yield httpd
+        httpd.gate.set()
 
 
 @pytest.fixture

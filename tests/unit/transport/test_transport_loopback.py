@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
+from _loopback import LoopbackServer
 
 from tinkex._config import ClientSettings
 from tinkex._exceptions import APIConnectionError, APITimeoutError, NotFoundError
@@ -74,13 +74,8 @@ class Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def server() -> Iterator[str]:
     SEEN.clear()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.01,), daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with LoopbackServer(Handler) as loopback:
+        yield loopback.url
 
 
 def make(base_url: str, **kwargs: Any) -> Transport:

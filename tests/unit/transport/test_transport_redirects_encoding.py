@@ -10,14 +10,14 @@ to another origin is refused before anything is sent there, naming the request a
 from __future__ import annotations
 
 import gzip
-import threading
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
+from _loopback import LoopbackServer
 
 from tinkex._config import ClientSettings
 from tinkex._exceptions import APIStatusError
@@ -37,7 +37,7 @@ class Site:
 
 @pytest.fixture
 def sites() -> Iterator[Callable[[dict[str, Callable[[], Answer]]], Site]]:
-    servers: list[ThreadingHTTPServer] = []
+    servers: list[LoopbackServer] = []
 
     def start(answers: dict[str, Callable[[], Answer]]) -> Site:
         site = Site(answers)
@@ -66,17 +66,14 @@ def sites() -> Iterator[Callable[[dict[str, Callable[[], Answer]]], Site]]:
 
             do_GET = do_POST = do_PUT = do_DELETE = _answer
 
-        httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        httpd.daemon_threads = True
-        threading.Thread(target=httpd.serve_forever, args=(0.01,), daemon=True).start()
-        servers.append(httpd)
-        site.url = f"http://127.0.0.1:{httpd.server_address[1]}"
+        server = LoopbackServer(Handler)
+        servers.append(server)
+        site.url = server.url
         return site
 
     yield start
-    for httpd in servers:
-        httpd.shutdown()
-        httpd.server_close()
+    for server in servers:
+        server.close()
 
 
 def make(base_url: str) -> Transport:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from _loopback import LoopbackServer
 
 import tinkex
 from tinkex._config import ClientSettings, configure_logging
@@ -36,12 +37,8 @@ def plain_web_server() -> Iterator[str]:
     """Python's own http.server: answers GET with a directory listing, POST with 501 HTML."""
     handler = http.server.SimpleHTTPRequestHandler
     handler.log_message = lambda *a: None  # type: ignore[method-assign]
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    httpd.daemon_threads = True
-    threading.Thread(target=httpd.serve_forever, args=(0.01,), daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with LoopbackServer(handler) as server:
+        yield server.url
 
 
 def make(base_url: str) -> Transport:
