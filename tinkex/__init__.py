@@ -8,8 +8,7 @@ tinkex stays cheap.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from tinkex._exceptions import (
     APIConnectionError,
@@ -31,11 +30,12 @@ from tinkex._exceptions import (
     TinkerError,
     UnprocessableEntityError,
 )
+from tinkex._lazy import lazy_exports
 from tinkex._version import __version__
 
 __title__ = "tinkex"
 
-# name -> module that defines it; resolved on first attribute access (PEP 562).
+# name -> module that defines it; resolved on first attribute access (tinkex._lazy).
 _LAZY: dict[str, str] = {
     "ServiceClient": "tinkex.clients.service",
     "TrainingClient": "tinkex.clients.training",
@@ -83,7 +83,52 @@ _LAZY: dict[str, str] = {
 }
 
 if TYPE_CHECKING:  # pragma: no cover
-    pass
+    from tinkex import auth, types
+    from tinkex import local as local
+    from tinkex import telemetry as telemetry
+    from tinkex._alias import TinkerAlreadyImportedError, install_as_tinker
+    from tinkex._futures import APIFuture
+    from tinkex._timeout import RequestOptions, Timeout
+    from tinkex.clients._custom_loss import LossHandle, PerDatumLossFn
+    from tinkex.clients.futures import (
+        BackcompatSamplingClientFuture,
+        BackcompatTrainingClientFuture,
+    )
+    from tinkex.clients.rest import AdminClient, RestClient
+    from tinkex.clients.sampling import SamplingClient
+    from tinkex.clients.service import ServiceClient
+    from tinkex.clients.training import TrainingClient
+    from tinkex.lib.retry_handler import RetryConfig
+    from tinkex.types import (
+        AdamOptimizerConfig,
+        AdamParams,
+        Checkpoint,
+        CheckpointType,
+        Datum,
+        DimuonOptimizerConfig,
+        DimuonParams,
+        DmelChunk,
+        EncodedTextChunk,
+        ForwardBackwardOutput,
+        LoraConfig,
+        ModelID,
+        ModelInput,
+        ModelInputChunk,
+        OptimParams,
+        OptimStepRequest,
+        OptimStepResponse,
+        ParsedCheckpointTinkerPath,
+        PromptProvenanceSpan,
+        SampledProvenanceSpan,
+        SampledSequence,
+        SampleRequest,
+        SampleResponse,
+        SamplingParams,
+        StopReason,
+        TensorData,
+        TensorDtype,
+        TrainingRun,
+    )
 
 __all__ = [
     "__title__",
@@ -154,16 +199,6 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module_name = _LAZY.get(name)
-    if module_name is None:
-        if name in ("types", "telemetry", "local", "auth"):
-            return importlib.import_module(f"tinkex.{name}")
-        raise AttributeError(f"module 'tinkex' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module_name), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY) | set(__all__))
+__getattr__, __dir__ = lazy_exports(
+    __name__, globals(), _LAZY, submodules=("types", "telemetry", "local", "auth")
+)

@@ -125,7 +125,7 @@ def connect(local: bool = False) -> Iterator[tuple[str | None, str | None, str]]
         yield server.base_url, server.api_key, f"embedded local server at {server.base_url}"
 
 
-def pick_base_model(client_kwargs: dict[str, str], requested: str | None) -> str:
+def pick_base_model(client_kwargs: dict[str, Any], requested: str | None) -> str:
     """The requested model, else the first trainable model the server advertises."""
     if requested:
         return requested
@@ -284,7 +284,9 @@ def run(args: argparse.Namespace) -> DemoResult:
     examples = load_examples()
     with connect(args.local) as (base_url, api_key, where):
         print(f"server: {where}")
-        kwargs = {k: v for k, v in (("base_url", base_url), ("api_key", api_key)) if v}
+        kwargs: dict[str, Any] = {
+            k: v for k, v in (("base_url", base_url), ("api_key", api_key)) if v
+        }
         base_model = pick_base_model(kwargs, args.base_model)
         with tinkex.ServiceClient(**kwargs) as service:
             training = wait_for(

@@ -6,20 +6,14 @@ values (:mod:`tinkex.cli._invoke`); ``tinkex.cli.main.main(argv)`` is the comman
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from tinkex._lazy import lazy_exports
 
 if TYPE_CHECKING:  # pragma: no cover
     from tinkex.cli._invoke import CLIError, invoke
 
 __all__ = ["CLIError", "invoke"]
 
-
-def __getattr__(name: str) -> Any:
-    # Lazy, so `python -m tinkex.cli` and `tinkex --help` import only what they use.
-    if name in __all__:
-        from tinkex.cli import _invoke
-
-        value = getattr(_invoke, name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'tinkex.cli' has no attribute {name!r}")
+# Lazy, so `python -m tinkex.cli` and `tinkex --help` import only what they use.
+__getattr__, __dir__ = lazy_exports(__name__, globals(), dict.fromkeys(__all__, "._invoke"))

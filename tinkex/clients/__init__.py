@@ -5,8 +5,9 @@ Loaded lazily (PEP 562) so that using one client does not import the others.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from tinkex._lazy import lazy_exports
 
 if TYPE_CHECKING:  # pragma: no cover
     from tinkex.clients.futures import (
@@ -22,20 +23,16 @@ if TYPE_CHECKING:  # pragma: no cover
     from tinkex.clients.training import TrainingClient as TrainingClient
 
 _MODULES = {
-    "AdminClient": "rest",
-    "BackcompatSamplingClientFuture": "futures",
-    "BackcompatTrainingClientFuture": "futures",
-    "RestClient": "rest",
-    "SamplingClient": "sampling",
-    "ServiceClient": "service",
-    "TrainingClient": "training",
+    "AdminClient": ".rest",
+    "BackcompatSamplingClientFuture": ".futures",
+    "BackcompatTrainingClientFuture": ".futures",
+    "RestClient": ".rest",
+    "SamplingClient": ".sampling",
+    "ServiceClient": ".service",
+    "TrainingClient": ".training",
 }
 
 __all__ = sorted(_MODULES)
 
 
-def __getattr__(name: str) -> Any:
-    module = _MODULES.get(name)
-    if module is None:
-        raise AttributeError(f"module 'tinkex.clients' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"tinkex.clients.{module}"), name)
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _MODULES)

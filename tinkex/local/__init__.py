@@ -17,17 +17,13 @@ cheap.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from tinkex._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from tinkex.local.server import LocalServer
 
 __all__ = ["LocalServer"]
 
-
-def __getattr__(name: str) -> Any:
-    if name == "LocalServer":
-        from tinkex.local.server import LocalServer
-
-        return LocalServer
-    raise AttributeError(f"module 'tinkex.local' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, globals(), {"LocalServer": ".server"})

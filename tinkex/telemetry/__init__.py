@@ -14,8 +14,9 @@ True
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from tinkex._lazy import lazy_exports
 from tinkex.telemetry._context import metadata
 from tinkex.telemetry._events import (
     Handler,
@@ -135,6 +136,8 @@ __all__ = [
     "telemetry_enabled_from_env",
 ]
 
+# The reporter pulls in uuid/platform/traceback and the scrubber compiles regexes; load them only
+# when someone asks.
 _LAZY = {
     "Reporter": "tinkex.telemetry._reporter",
     "telemetry_enabled_from_env": "tinkex._config",
@@ -142,13 +145,4 @@ _LAZY = {
     "scrub_text": "tinkex.telemetry._scrub",
 }
 
-
-def __getattr__(name: str) -> Any:
-    # The reporter pulls in uuid/platform/traceback and the scrubber compiles regexes; load
-    # them only when someone asks.
-    module = _LAZY.get(name)
-    if module is not None:
-        import importlib
-
-        return getattr(importlib.import_module(module), name)
-    raise AttributeError(f"module 'tinkex.telemetry' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY)

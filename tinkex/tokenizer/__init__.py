@@ -17,9 +17,9 @@ offline, the Hub online), tinkex's own otherwise.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from tinkex._lazy import lazy_exports
 from tinkex.tokenizer._base import Tokenizer, TokenizerNotFoundError
 from tinkex.tokenizer.byte import TOKENIZER_ID as BYTE_TOKENIZER_ID
 from tinkex.tokenizer.byte import ByteTokenizer
@@ -92,14 +92,4 @@ _LAZY: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'tinkex.tokenizer' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY)
