@@ -73,7 +73,10 @@ class APIError(TinkerError):
         self.body = body
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild, (type(self), self.__dict__.copy()))
+        state = self.__dict__.copy()
+        if "response" in state:  # a raw HTTP response holds a socket: not pickled
+            state["response"] = None
+        return (_rebuild, (type(self), state))
 
 
 class APIStatusError(APIError):
@@ -104,11 +107,6 @@ class APIStatusError(APIError):
         resolved = status_code if status_code is not None else getattr(response, "status_code", 0)
         self.status_code = int(resolved or 0)
         self.request_id = request_id
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        state = self.__dict__.copy()
-        state["response"] = None
-        return (_rebuild, (type(self), state))
 
 
 class BadRequestError(APIStatusError):
@@ -181,11 +179,6 @@ class APIResponseValidationError(APIError):
         self.response = response
         resolved = status_code if status_code is not None else getattr(response, "status_code", 200)
         self.status_code = int(resolved or 200)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        state = self.__dict__.copy()
-        state["response"] = None
-        return (_rebuild, (type(self), state))
 
 
 class RequestFailedError(TinkerError):
