@@ -18,19 +18,9 @@ import collections
 import json
 import sys
 
+from workload import resident_bytes  # this script's folder is sys.path[0]
+
 from tinkex.local import LocalServer
-
-
-def resident_bytes() -> int:
-    """This process's resident set size (Linux ``/proc``; 0 elsewhere)."""
-    try:
-        with open("/proc/self/statm") as statm:
-            pages = int(statm.read().split()[1])
-    except (OSError, IndexError, ValueError):
-        return 0
-    import resource
-
-    return pages * resource.getpagesize()
 
 
 def counts(server: LocalServer) -> dict[str, object]:
