@@ -9,17 +9,23 @@ needs only the standard library, so it also works in the minimum-versions venv.
 
 from __future__ import annotations
 
+import http.client
 import http.server
 import socketserver
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Self
 
-__all__ = ["LoopbackServer"]
+__all__ = ["HOP_BY_HOP", "LoopbackServer", "relay"]
 
 # How often the serving thread checks for shutdown: close() waits at most this long.
 POLL_INTERVAL = 0.01
 JOIN_TIMEOUT = 5.0
+
+#: Headers that belong to one connection and are not passed on (RFC 9110 section 7.6.1).
+HOP_BY_HOP = frozenset(
+    {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade"}
+)
 
 HandlerFactory = Callable[[Any, Any, socketserver.BaseServer], socketserver.BaseRequestHandler]
 
@@ -58,3 +64,33 @@ class LoopbackServer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def relay(
+    handler: http.server.BaseHTTPRequestHandler,
+    upstream: tuple[str, int | None],
+    target: str,
+    body: bytes,
+    headers: Mapping[str, str],
+) -> None:
+    """Send ``handler``'s request (``target``, ``body``, ``headers`` as given) to ``upstream``
+    and its answer back through ``handler``, without hop-by-hop headers; when the upstream
+    drops the connection (an injected reset), ``handler``'s connection is dropped too."""
+    connection = http.client.HTTPConnection(*upstream, timeout=120)
+    try:
+        connection.request(handler.command, target, body=body or None, headers=dict(headers))
+        answer = connection.getresponse()
+        payload = answer.read()
+    except (OSError, http.client.HTTPException):
+        handler.close_connection = True
+        handler.connection.close()
+        return
+    finally:
+        connection.close()
+    handler.send_response_only(answer.status, answer.reason)
+    for key, value in answer.getheaders():
+        if key.lower() not in HOP_BY_HOP and key.lower() != "content-length":
+            handler.send_header(key, value)
+    handler.send_header("Content-Length", str(len(payload)))
+    handler.end_headers()
+    handler.wfile.write(payload)

@@ -9,7 +9,6 @@ compared request by request.
 
 from __future__ import annotations
 
-import http.client
 import http.server
 import threading
 import urllib.parse
@@ -17,14 +16,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from _loopback import LoopbackServer
+from _loopback import HOP_BY_HOP, LoopbackServer, relay
 
 __all__ = ["Recorded", "RecordingProxy", "recording_proxy"]
-
-# Hop-by-hop headers are not forwarded (RFC 9110 section 7.6.1).
-_HOP_BY_HOP = frozenset(
-    {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade"}
-)
 
 
 @dataclass(frozen=True)
@@ -86,27 +80,8 @@ class RecordingProxy(LoopbackServer):
                 path, _, query = self.path.partition("?")
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 proxy._record(Recorded(self.command, path, query, headers, body))
-                upstream = http.client.HTTPConnection(*proxy._upstream, timeout=120)
-                try:
-                    forwarded = {
-                        k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP
-                    }
-                    upstream.request(self.command, self.path, body=body or None, headers=forwarded)
-                    answer = upstream.getresponse()
-                    payload = answer.read()
-                    self.send_response_only(answer.status, answer.reason)
-                    for key, value in answer.getheaders():
-                        if key.lower() not in _HOP_BY_HOP and key.lower() != "content-length":
-                            self.send_header(key, value)
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
-                except (OSError, http.client.HTTPException):
-                    # The upstream dropped the connection (an injected reset): drop ours too.
-                    self.close_connection = True
-                    self.connection.close()
-                finally:
-                    upstream.close()
+                forwarded = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+                relay(self, proxy._upstream, self.path, body, forwarded)
 
             do_GET = do_POST = do_PUT = do_DELETE = _forward
 

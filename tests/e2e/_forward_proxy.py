@@ -8,7 +8,6 @@ the origin in origin form without the ``Proxy-*`` headers, and returns the origi
 
 from __future__ import annotations
 
-import http.client
 import http.server
 import threading
 import urllib.parse
@@ -16,13 +15,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from _loopback import LoopbackServer
+from _loopback import HOP_BY_HOP, LoopbackServer, relay
 
 __all__ = ["ForwardProxy", "Proxied", "forward_proxy"]
-
-_NOT_FORWARDED = frozenset(
-    {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade"}
-)
 
 
 @dataclass(frozen=True)
@@ -73,23 +68,10 @@ class ForwardProxy(LoopbackServer):
                 forwarded = {
                     k: v
                     for k, v in self.headers.items()
-                    if k.lower() not in _NOT_FORWARDED and not k.lower().startswith("proxy-")
+                    if k.lower() not in HOP_BY_HOP and not k.lower().startswith("proxy-")
                 }
                 origin = target.path + (f"?{target.query}" if target.query else "")
-                upstream = http.client.HTTPConnection(target.hostname, target.port, timeout=120)
-                try:
-                    upstream.request(self.command, origin, body=body or None, headers=forwarded)
-                    answer = upstream.getresponse()
-                    payload = answer.read()
-                finally:
-                    upstream.close()
-                self.send_response_only(answer.status, answer.reason)
-                for key, value in answer.getheaders():
-                    if key.lower() not in _NOT_FORWARDED and key.lower() != "content-length":
-                        self.send_header(key, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                relay(self, (target.hostname, target.port), origin, body, forwarded)
 
             do_GET = do_POST = do_PUT = do_DELETE = _forward
 
