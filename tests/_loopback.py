@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any, Self
 
-__all__ = ["HOP_BY_HOP", "LoopbackServer", "relay"]
+__all__ = ["HOP_BY_HOP", "LoopbackServer", "QuietHandler", "relay"]
 
 # How often the serving thread checks for shutdown: close() waits at most this long.
 POLL_INTERVAL = 0.01
@@ -28,6 +28,21 @@ HOP_BY_HOP = frozenset(
 )
 
 HandlerFactory = Callable[[Any, Any, socketserver.BaseServer], socketserver.BaseRequestHandler]
+
+
+class QuietHandler(http.server.BaseHTTPRequestHandler):
+    """The base of the stand-ins' handlers: HTTP/1.1 (connections kept alive, as clients
+    expect), no request log on stderr, and :meth:`read_body`."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Requests are not logged."""
+
+    def read_body(self) -> bytes:
+        """The request body: ``Content-Length`` bytes (none without the header)."""
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
 
 
 class LoopbackServer:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from _loopback import LoopbackServer
+from _loopback import LoopbackServer, QuietHandler
 
 
 @dataclass
@@ -70,15 +70,9 @@ class StandIn(LoopbackServer):
         self.requests: list[Recorded] = []
         stand_in = self
 
-        class _Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class _Handler(QuietHandler):
             def _answer(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
+                body = self.read_body()
                 parts = urllib.parse.urlsplit(self.path)
                 recorded = Recorded(
                     self.command,

@@ -9,14 +9,13 @@ compared request by request.
 
 from __future__ import annotations
 
-import http.server
 import threading
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from _loopback import HOP_BY_HOP, LoopbackServer, relay
+from _loopback import HOP_BY_HOP, LoopbackServer, QuietHandler, relay
 
 __all__ = ["Recorded", "RecordingProxy", "recording_proxy"]
 
@@ -65,18 +64,12 @@ class RecordingProxy(LoopbackServer):
         with self._lock:
             self._records.append(record)
 
-    def _handler_class(self) -> type[http.server.BaseHTTPRequestHandler]:
+    def _handler_class(self) -> type[QuietHandler]:
         proxy = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def _forward(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
+                body = self.read_body()
                 path, _, query = self.path.partition("?")
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 proxy._record(Recorded(self.command, path, query, headers, body))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from _child import assert_ok, run_code
-from _loopback import LoopbackServer
+from _loopback import LoopbackServer, QuietHandler
 
 from tinkex.local.hf_tokenizer import QWEN3_LAYOUT, write_tokenizer_dir
 
@@ -32,12 +32,7 @@ class StandinHub(LoopbackServer):
         self.authorizations: list[tuple[str, str | None]] = []
         hub = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 hub.answer(self)
 

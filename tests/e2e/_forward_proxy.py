@@ -8,14 +8,13 @@ the origin in origin form without the ``Proxy-*`` headers, and returns the origi
 
 from __future__ import annotations
 
-import http.server
 import threading
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from _loopback import HOP_BY_HOP, LoopbackServer, relay
+from _loopback import HOP_BY_HOP, LoopbackServer, QuietHandler, relay
 
 __all__ = ["ForwardProxy", "Proxied", "forward_proxy"]
 
@@ -46,18 +45,12 @@ class ForwardProxy(LoopbackServer):
         with self._lock:
             return list(self._seen)
 
-    def _handler_class(self) -> type[http.server.BaseHTTPRequestHandler]:
+    def _handler_class(self) -> type[QuietHandler]:
         proxy = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def _forward(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
+                body = self.read_body()
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 with proxy._lock:
                     proxy._seen.append(Proxied(self.command, self.path, headers))

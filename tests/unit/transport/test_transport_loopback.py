@@ -6,11 +6,10 @@ import json
 import socket
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
-from _loopback import LoopbackServer
+from _loopback import LoopbackServer, QuietHandler
 
 from tinkex._config import ClientSettings
 from tinkex._exceptions import APIConnectionError, APITimeoutError, NotFoundError
@@ -19,16 +18,11 @@ from tinkex._transport import NO_RETRY, RateLimiter, Transport
 SEEN: list[dict[str, Any]] = []
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
+class Handler(QuietHandler):
     def setup(self) -> None:
         super().setup()
         # headers and body go out as two writes; without this Nagle + delayed ACK add 40 ms
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def log_message(self, *args: Any) -> None:
-        pass
 
     def _reply(self, status: int, body: bytes, content_type: str = "application/json") -> None:
         self.send_response(status)
@@ -42,8 +36,7 @@ class Handler(BaseHTTPRequestHandler):
             pass  # the client gave up (timeout test)
 
     def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length", "0"))
-        body = self.rfile.read(length)
+        body = self.read_body()
         SEEN.append(
             {
                 "path": self.path,

@@ -13,11 +13,9 @@ import gzip
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
-from typing import Any
 
 import pytest
-from _loopback import LoopbackServer
+from _loopback import LoopbackServer, QuietHandler
 
 from tinkex._config import ClientSettings
 from tinkex._exceptions import APIStatusError
@@ -42,15 +40,9 @@ def sites() -> Iterator[Callable[[dict[str, Callable[[], Answer]]], Site]]:
     def start(answers: dict[str, Callable[[], Answer]]) -> Site:
         site = Site(answers)
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def _answer(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
+                body = self.read_body()
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 site.seen.append((self.command, self.path, headers, body))
                 make = site.answers.get(self.path.partition("?")[0])
