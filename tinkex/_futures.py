@@ -16,6 +16,8 @@ from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import CancelledError, Executor, Future, InvalidStateError
 from typing import Any, Generic, TypeVar
 
+from tinkex._future_condition import FutureCondition
+
 __all__ = [
     "APIFuture",
     "AwaitableConcurrentFuture",
@@ -59,6 +61,9 @@ class APIFuture(Future[T], Generic[T]):
 
     def __init__(self) -> None:
         super().__init__()
+        # ~1.4 KB less per future than Future's threading.Condition (thousands of samples
+        # in flight hold one future each); same semantics.
+        self._condition = FutureCondition()  # type: ignore[assignment]
         self._cancel_lock = threading.RLock()
 
     # ---- construction ----------------------------------------------------------------------
