@@ -37,7 +37,7 @@ import functools
 import random
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
@@ -348,7 +348,7 @@ class RetryPolicy:
         )
         return loop.run(attempt, RetryState(started=clock()))
 
-    async def arun(
+    def arun(
         self,
         attempt: Callable[[], Awaitable[T]],
         *,
@@ -356,12 +356,14 @@ class RetryPolicy:
         clock: Callable[[], float] = time.monotonic,
         stop_event: threading.Event | None = None,
         give_up: Callable[[BaseException], BaseException] | None = None,
-    ) -> T:
+    ) -> Coroutine[Any, Any, T]:
         """:meth:`run` for a coroutine: ``await attempt()`` until it returns, waits awaited.
 
         The same decisions (:meth:`decide`), telemetry event, ``give_up`` and published
         deadline (for the retry warnings); the waits are ``asyncio.sleep`` (cancelling the
-        task ends them), and ``stop_event`` is checked before every attempt.
+        task ends them), and ``stop_event`` is checked before every attempt. Returns the
+        loop's coroutine itself (await it), so no frame of this method stays suspended
+        with it: one less per sample in flight.
 
         Raises:
             The last exception when it is not retryable or the budget is spent.
@@ -370,7 +372,7 @@ class RetryPolicy:
         loop = RetryLoop(
             self, describe=describe, clock=clock, stop_event=stop_event, give_up=give_up
         )
-        return await loop.arun(attempt, RetryState(started=clock()))
+        return loop.arun(attempt, RetryState(started=clock()))
 
     def call(
         self,

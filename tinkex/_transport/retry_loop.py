@@ -11,13 +11,12 @@ warnings of the transports.
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import logging
 import random
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import CancelledError
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -55,17 +54,21 @@ def retry_deadline() -> float | None:
     return _DEADLINE.get()
 
 
-@contextlib.contextmanager
-def _deadline_of(policy: RetryPolicy) -> Iterator[None]:
-    """Publish ``policy``'s deadline while it runs, unless an outer loop published one."""
-    token = None
+def _publish_deadline(policy: RetryPolicy) -> contextvars.Token[float | None] | None:
+    """Publish ``policy``'s deadline, unless an outer loop published one; the token that
+    :func:`_withdraw_deadline` takes when the loop ends (None: nothing was published).
+
+    A pair of calls around ``try``/``finally`` rather than a context manager: an ``arun``
+    suspended in its attempt would hold the manager's generator meanwhile, once per sample in
+    flight."""
     if policy.max_elapsed is not None and _DEADLINE.get() is None:
-        token = _DEADLINE.set(time.monotonic() + policy.max_elapsed)
-    try:
-        yield
-    finally:
-        if token is not None:
-            _DEADLINE.reset(token)
+        return _DEADLINE.set(time.monotonic() + policy.max_elapsed)
+    return None
+
+
+def _withdraw_deadline(token: contextvars.Token[float | None] | None) -> None:
+    if token is not None:
+        _DEADLINE.reset(token)
 
 
 def _attempts_watched() -> bool:
@@ -94,7 +97,8 @@ class RetryLoop:
 
     def run(self, attempt: Callable[[], T], state: RetryState) -> T:
         """Call ``attempt()`` until it returns or the policy says stop."""
-        with _deadline_of(self.policy):
+        token = _publish_deadline(self.policy)
+        try:
             attempts = 0
             while True:
                 self._check_stop()
@@ -117,13 +121,16 @@ class RetryLoop:
                     if meta is not None and has_handlers(RETRY_ATTEMPT_STOP):
                         emit(RETRY_ATTEMPT_STOP, {"duration": self.clock() - began}, meta)
                     return result
+        finally:
+            _withdraw_deadline(token)
 
     async def arun(self, attempt: Callable[[], Awaitable[T]], state: RetryState) -> T:
         """:meth:`run` for a coroutine: waits are ``asyncio.sleep`` (task cancellation ends
         them); no attempt events. The deadline is published in the task's context."""
         import asyncio
 
-        with _deadline_of(self.policy):
+        token = _publish_deadline(self.policy)
+        try:
             while True:
                 self._check_stop()
                 try:
@@ -138,6 +145,8 @@ class RetryLoop:
                     if decision.delay > 0:
                         await asyncio.sleep(decision.delay)
                     state = decision.state
+        finally:
+            _withdraw_deadline(token)
 
     def _check_stop(self) -> None:
         if self.stop_event is not None and self.stop_event.is_set():
