@@ -81,21 +81,27 @@ class ServerConfig:
         if config is not None:
             return config
         with self._lock, background():
-            if self._config is None:
-                config = self._fetch()
-                if config.pjwt_auth_enabled:
-                    self._transport.use_jwt(
-                        use_credential_cmd=config.credential_default_source == "credential_cmd"
-                    )
-                self._config = config
+            config = self._config
+            if config is None:
+                config = self._adopt(self._fetch())
                 self.refresh_dynamic()
-            return self._config
+            return config
 
     def set_client_config(self, config: ses.ClientConfigResponse) -> None:
-        """Use ``config`` (e.g. carried by a pickled client) instead of fetching it."""
-        with self._lock:
+        """Use ``config`` (e.g. carried by a pickled client) instead of fetching it; as with a
+        fetched one, ``pjwt_auth_enabled`` switches the transport to JWTs (exchanged now)."""
+        with self._lock, background():
             if self._config is None:
-                self._config = config
+                self._adopt(config)
+
+    def _adopt(self, config: ses.ClientConfigResponse) -> ses.ClientConfigResponse:
+        """Make ``config`` this holder's, switching to JWTs first when it asks for them."""
+        if config.pjwt_auth_enabled:
+            self._transport.use_jwt(
+                use_credential_cmd=config.credential_default_source == "credential_cmd"
+            )
+        self._config = config
+        return config
 
     # -- dynamic config --------------------------------------------------------------------------
     def dynamic_config(self) -> ses.ClientDynamicConfigResponse:

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import base64
 import json
+import pickle
 import time
 from typing import Any
 
 import pytest
 
 import tinkex
+from tinkex import types
+from tinkex._transport import Transport
 from tinkex._transport.auth import JwtCredential, decode_jwt_claims
 from tinkex.clients.rest import whoami_from_claims
 
 from .conftest import API_KEY, BASE_URL, FakeTinker
+
+PROMPT = types.ModelInput.from_ints([1, 2, 3])
 
 
 def make_jwt(**claims: Any) -> str:
@@ -117,3 +122,23 @@ def test_claim_helpers_reject_garbage() -> None:
         decode_jwt_claims("not-a-jwt")
     with pytest.raises(tinkex.TinkerError):
         whoami_from_claims({"email": "x"})
+
+
+def test_an_unpickled_sampler_exchanges_the_key_as_its_original_did(fake: FakeTinker) -> None:
+    """A SamplingClient unpickled where no transport holds a JWT yet (another process) carries
+    the client config, so it must switch to JWTs itself instead of sending the plain key."""
+    fake.config = {"pjwt_auth_enabled": True}
+    first, second = _jwt(1), _jwt(2)
+    fake.reply("POST", "/api/v1/auth/token", (200, {"jwt": first}), (200, {"jwt": second}))
+    with tinkex.ServiceClient(base_url=BASE_URL, api_key=API_KEY) as service:
+        sampler = service.create_sampling_client(base_model="tiny-base").result(timeout=10)
+        pickled = pickle.dumps(sampler)
+    Transport.close_all()  # as in a fresh worker process: no transport has exchanged the key
+    clone = pickle.loads(pickled)
+    clone.sample(PROMPT, 1, types.SamplingParams(max_tokens=1)).result(timeout=10)
+    assert [c.headers["X-API-Key"] for c in fake.requests_to("/api/v1/auth/token")] == [
+        API_KEY,
+        API_KEY,
+    ]
+    assert fake.requests_to("/api/v1/asample")[-1].headers["X-API-Key"] == second
+    clone.holder.close()
