@@ -271,6 +271,21 @@ def _start_servers(keys: set[ServerKey]) -> dict[ServerKey, _harness.Server]:
     return servers
 
 
+def warm_up_servers(
+    selected: list[Workload], servers: dict[ServerKey, _harness.Server], options: ClientOptions
+) -> None:
+    """One uncounted floor run per workload that asks for it (``Workload.server_warm_up``).
+
+    The server is shared across rounds; without this the first client of round 1 would pay the
+    server's first full-size step (fresh memory, first vectorised model step), ~2x the steady
+    server CPU, for that client alone.
+    """
+    for workload in selected:
+        if workload.server_warm_up:
+            warm_up = dataclasses.replace(workload, client_args=workload.server_warm_up)
+            _run_client(warm_up, "floor", servers[workload.server_key], options, None)
+
+
 def run_rounds(
     selected: list[Workload],
     sdks: list[str],
@@ -338,6 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     servers = _start_servers({w.server_key for w in [*selected, *([profiled] if profiled else [])]})
     profile_text = ""
     try:
+        warm_up_servers(selected, servers, options)
         begin = time.perf_counter()
         runs = run_rounds(selected, args.sdks, rounds, servers, options)
         meta["seconds"] = time.perf_counter() - begin

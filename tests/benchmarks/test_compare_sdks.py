@@ -276,3 +276,27 @@ def test_the_wall_row_of_the_table_shows_the_bound(tmp_path: Path) -> None:
     )
     assert selected[0].wall_note in wall_row
     assert report["workloads"]["sample_latency_high"]["server_sample_limit"] is None
+
+
+def test_a_full_size_warm_up_step_runs_on_the_server_before_round_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    compare = _module("compare_sdks")
+    harness = _module("_harness")
+    workloads_module = _module("_workloads")
+    sizes = workloads_module.Sizes(fwdbwd_batch=7, fwdbwd_tokens=9, fwdbwd_steps=4)
+    selected = workloads_module.workloads(sizes)
+    calls: list[list[str]] = []
+
+    def run_client(argv: list[str], *args: object, **kwargs: object) -> object:
+        calls.append(argv)
+        return None
+
+    monkeypatch.setattr(harness, "run_client", run_client)
+    servers = {w.server_key: _FakeServer() for w in selected}
+    compare.warm_up_servers(selected, servers, compare.ClientOptions(timeout=10, hide_torch=False))
+
+    # one uncounted floor run, the measured batch size, one step; no other workload asks
+    assert calls == [
+        ["floor", "fwdbwd", "--batch", "7", "--tokens", "9", "--steps", "1", "--timeout", "10"]
+    ]
