@@ -26,6 +26,7 @@ from tinkex._exceptions import (
     APITimeoutError,
     AuthenticationError,
 )
+from tinkex._transport._aio_connection import Connection, open_connection
 from tinkex._transport._response import Response, decode_zstd
 from tinkex._transport.auth import invalid_token
 from tinkex._transport.diagnose import connection_failure
@@ -66,23 +67,6 @@ class _Headers(dict[str, str]):
         return isinstance(key, str) and super().__contains__(key.lower())
 
 
-class _Connection:
-    """One keep-alive connection (its stream pair)."""
-
-    __slots__ = ("reader", "writer")
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
-
-    def reusable(self) -> bool:
-        # A server that closed an idle connection has fed EOF to the reader already.
-        return not (self.writer.is_closing() or self.reader.at_eof())
-
-    def close(self) -> None:
-        self.writer.close()
-
-
 class AsyncTransport:
     """``transport``'s requests as coroutines; create and use it on one event loop only.
 
@@ -106,7 +90,7 @@ class AsyncTransport:
         default_port = (self._tls and self._port == 443) or (not self._tls and self._port == 80)
         self._host_header = self._host if default_port else f"{self._host}:{self._port}"
         self._ssl: ssl.SSLContext | None = _ssl_context(transport.verify) if self._tls else None
-        self._idle: list[_Connection] = []
+        self._idle: list[Connection] = []
         self._max_idle = max_connections
         self._in_flight = 0
         self._connect_timeout = transport.settings.connect_timeout
@@ -218,7 +202,7 @@ class AsyncTransport:
             dump_exchange(transport.base_url + path, label, headers, body, response, 0)
         return transport._finish(response, method, 0, observed, headers)
 
-    async def _connection(self, label: str) -> _Connection:
+    async def _connection(self, label: str) -> Connection:
         while self._idle:
             connection = self._idle.pop()
             if connection.reusable():
@@ -226,22 +210,20 @@ class AsyncTransport:
             connection.close()
         try:
             async with asyncio.timeout(self._connect_timeout):
-                reader, writer = await asyncio.open_connection(
+                return await open_connection(
                     self._host,
                     self._port,
                     ssl=self._ssl,
                     server_hostname=self._host if self._tls else None,
-                    limit=_MAX_HEAD,
                 )
         except TimeoutError as exc:
             raise APITimeoutError(
                 label, message=f"Connecting timed out after {self._connect_timeout:g} s: {label}"
             ) from exc
-        return _Connection(reader, writer)
 
     async def _exchange(
         self,
-        connection: _Connection,
+        connection: Connection,
         method: str,
         path: str,
         headers: dict[str, str],
@@ -250,10 +232,9 @@ class AsyncTransport:
         target = f"{self._prefix}{path}{self._query}"
         # Built and written by a plain function: this frame waits for the answer, and what it
         # holds meanwhile is held once per request in flight (thousands of samples).
-        _write_request(connection.writer, method, target, self._host_header, headers, body)
-        reader = connection.reader
-        status, version, answer = _parse_head(await reader.readuntil(b"\r\n\r\n"))
-        content = await _read_body(reader, answer, method, status)
+        _write_request(connection, method, target, self._host_header, headers, body)
+        status, version, answer = _parse_head(await connection.read_until(b"\r\n\r\n", _MAX_HEAD))
+        content = await _read_body(connection, answer, method, status)
         encoding = answer.get("content-encoding")
         if encoding in ("gzip", "deflate"):
             content = zlib.decompress(content, 47 if encoding == "gzip" else 15)
@@ -269,7 +250,7 @@ class AsyncTransport:
 
 
 def _write_request(
-    writer: asyncio.StreamWriter,
+    connection: Connection,
     method: str,
     target: str,
     host: str,
@@ -282,7 +263,7 @@ def _write_request(
     if body is not None or method not in ("GET", "HEAD"):
         lines.append(f"Content-Length: {len(body) if body is not None else 0}")
     head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-    writer.write(head + body if body else head)
+    connection.write(head + body if body else head)
 
 
 def _parse_head(raw: bytes) -> tuple[int, str, _Headers]:
@@ -299,24 +280,22 @@ def _parse_head(raw: bytes) -> tuple[int, str, _Headers]:
     return int(code), version, headers
 
 
-async def _read_body(
-    reader: asyncio.StreamReader, headers: _Headers, method: str, status: int
-) -> bytes:
+async def _read_body(connection: Connection, headers: _Headers, method: str, status: int) -> bytes:
     if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
         return b""
     if headers.get("transfer-encoding", "").lower() == "chunked":
         parts: list[bytes] = []
         while True:
-            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+            size = int((await connection.read_until(b"\r\n", _MAX_HEAD)).split(b";")[0], 16)
             if size == 0:
-                await reader.readuntil(b"\r\n")  # no trailers are sent to us
+                await connection.read_until(b"\r\n", _MAX_HEAD)  # no trailers are sent to us
                 return b"".join(parts)
-            parts.append(await reader.readexactly(size))
-            await reader.readexactly(2)
+            parts.append(await connection.read_exactly(size))
+            await connection.read_exactly(2)
     length = headers.get("content-length")
     if length is not None:
-        return await reader.readexactly(int(length))
-    return await reader.read()
+        return await connection.read_exactly(int(length))
+    return await connection.read_to_eof()
 
 
 def _ssl_context(verify: Any) -> ssl.SSLContext:

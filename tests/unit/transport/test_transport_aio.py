@@ -147,6 +147,18 @@ def test_error_status_and_malformed_answers(serve: Serve) -> None:
     assert "POST /api/v1/x" in str(broken)
 
 
+def test_a_body_cut_short_and_an_endless_head_are_connection_errors(serve: Serve) -> None:
+    _, transport = serve(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\nConnection: close\r\n\r\n{}",
+        b"HTTP/1.1 200 OK\r\nX-Long: " + b"a" * (70 * 1024) + b"\r\nConnection: close\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n[]",
+    )
+    short, endless, fine = _run(transport, 3)
+    assert isinstance(short, APIConnectionError), short
+    assert isinstance(endless, APIConnectionError), endless
+    assert fine.json() == []
+
+
 def test_supports_names_why_not() -> None:
     settings = ClientSettings(base_url="http://127.0.0.1:9", api_key="tml-k")
     assert supports(Transport(settings)) is None
