@@ -102,11 +102,14 @@ class AsyncTransport:
         path: str,
         *,
         json: Any = None,
+        content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         timeout: float | None = None,
         accept: str = "application/json",
     ) -> Response:
         """Send ``method path`` once; the 2xx :class:`Response`, else the transport's exception.
+
+        The body is ``json`` encoded, or ``content`` as given (both ``application/json``).
 
         A 401 ``invalid_token`` with a JWT credential refreshes it and replays once, as the
         threaded transport does; failures that a retry loop around this call goes on from
@@ -118,7 +121,7 @@ class AsyncTransport:
         transport = self._transport
         read_timeout = self._timeout if timeout is None else timeout
         request_headers, body = transport.request_headers.build(
-            method, json, None, None, headers, accept, read_timeout
+            method, json, content, None, headers, accept, read_timeout
         )
         request_headers["x-stainless-retry-count"] = "0"
         jwt = transport.credential_provider

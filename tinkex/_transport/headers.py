@@ -30,6 +30,7 @@ __all__ = [
     "USER_AGENT",
     "RequestHeaders",
     "check_header",
+    "json_bytes",
     "merge_headers",
     "platform_headers",
 ]
@@ -114,6 +115,11 @@ def merge_headers(target: dict[str, str], extra: Mapping[str, str]) -> None:
         target[_CANONICAL.get(key.lower(), key)] = value
 
 
+def json_bytes(value: Any) -> bytes:
+    """``value`` as the JSON body of a request: compact, UTF-8 (not ASCII-escaped)."""
+    return _json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
 def format_seconds(seconds: float) -> str:
     """``60`` for 60.0, ``2.5`` for 2.5: the spelling of ``x-stainless-read-timeout``."""
     return str(int(seconds)) if float(seconds).is_integer() else repr(float(seconds))
@@ -158,7 +164,7 @@ class RequestHeaders:
         body: bytes | None = None
         if method != "GET":
             if json is not None:
-                body = _json.dumps(json, separators=(",", ":"), ensure_ascii=False).encode()
+                body = json_bytes(json)
             elif content is not None:
                 body = content
             request_headers["Content-Type"] = content_type or "application/json"

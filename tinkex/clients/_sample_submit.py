@@ -26,6 +26,7 @@ from tinkex._futures import QueueState, QueueStateCallback
 from tinkex._poll_pacing import PollPacing
 from tinkex._poller import apoll_future
 from tinkex._transport import NO_RETRY, Response, parse_retry_after
+from tinkex._transport.headers import json_bytes
 from tinkex._transport.retry import BILLING_PAUSE, RetryPolicy, sample_submission_policy
 from tinkex.types import _sampling as smp
 from tinkex.types._converter import from_wire
@@ -43,9 +44,11 @@ __all__ = [
     "SampleSeqIds",
     "Submission",
     "decode_sample",
+    "json_body",
     "observer_callback",
     "sample_once",
     "sample_once_async",
+    "with_seq_id",
 ]
 
 
@@ -97,14 +100,31 @@ def decode_sample(response: Response) -> smp.SampleResponse:
     return from_wire(response.json(), smp.SampleResponse, request="retrieve_future")
 
 
+def json_body(body: dict[str, Any]) -> bytes:
+    """``body`` as the JSON an ``asample`` submission sends, without its ``seq_id`` (see
+    :func:`with_seq_id`): the bytes the transport would encode, made once per call.
+
+    Kept as bytes, not as the dict, while the call waits: a dict tree per sample in flight
+    is memory and work for the garbage collector; bytes are neither.
+    """
+    return json_bytes(body)
+
+
+def with_seq_id(body: bytes, seq_id: int) -> bytes:
+    """The JSON object ``body`` (non-empty) with ``"seq_id"`` added as its last member: the
+    bytes of ``{**body, "seq_id": seq_id}`` as the transport encodes it."""
+    return b'%s,"seq_id":%d}' % (body[:-1], seq_id)
+
+
 @attrs.frozen
 class SampleCall:
-    """One ``sample()`` call: its request body (without ``seq_id``), its estimated bytes, the
-    options its result must honour (``prompt_alt_tokens_k``, ``prompt_logprobs_last_n``) and
-    its per-call options: ``timeout`` (HTTP read timeout of each ``asample`` submission; None:
-    the client's) and ``observer`` (sees the queue states of the call's polls)."""
+    """One ``sample()`` call: its request body as JSON (without ``seq_id``: :func:`json_body`),
+    its estimated bytes, the options its result must honour (``prompt_alt_tokens_k``,
+    ``prompt_logprobs_last_n``) and its per-call options: ``timeout`` (HTTP read timeout of each
+    ``asample`` submission; None: the client's) and ``observer`` (sees the queue states of the
+    call's polls)."""
 
-    body: dict[str, Any]
+    body: bytes
     nbytes: int
     alt_k: int
     last_n: int | None
@@ -170,7 +190,7 @@ class Submission:
 
     def __init__(self, holder: ClientHolder, call: SampleCall, seq_ids: SampleSeqIds) -> None:
         self.seq_id = seq_ids.next()
-        self.body = {**call.body, "seq_id": self.seq_id}
+        self.body = with_seq_id(call.body, self.seq_id)
         self.nbytes = call.nbytes
         self.started = time.monotonic()
         self.billing_allowance = float(
@@ -212,7 +232,7 @@ def sample_once(
             return holder.transport.request(
                 "POST",
                 _ASAMPLE_PATH,
-                json=sub.body,
+                content=sub.body,
                 headers=_ASAMPLE_HEADERS,
                 timeout=call.timeout,
                 retry=NO_RETRY,
@@ -259,7 +279,11 @@ async def sample_once_async(
         await sub.backoff.await_window(stop)
         try:
             return await aio.request(
-                "POST", _ASAMPLE_PATH, json=sub.body, headers=_ASAMPLE_HEADERS, timeout=call.timeout
+                "POST",
+                _ASAMPLE_PATH,
+                content=sub.body,
+                headers=_ASAMPLE_HEADERS,
+                timeout=call.timeout,
             )
         except RateLimitError as exc:
             sub.rate_limited(exc)

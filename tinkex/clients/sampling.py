@@ -24,6 +24,7 @@ from tinkex.clients._sample_submit import (
     QueueStateObserver,
     SampleCall,
     SampleSeqIds,
+    json_body,
     observer_callback,
     sample_once,
     sample_once_async,
@@ -242,7 +243,7 @@ class SamplingClient:
             record_stability_info=self.record_stability_info,
         )
         call = SampleCall(
-            body=to_wire(request),
+            body=json_body(to_wire(request)),
             nbytes=estimate_sample_bytes(prompt),
             alt_k=prompt_alt_tokens_k,
             last_n=prompt_logprobs_last_n,

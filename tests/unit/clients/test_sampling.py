@@ -245,3 +245,14 @@ def test_server_can_switch_sampling_retries_off(
     with pytest.raises(tinkex.InternalServerError):
         sampler.sample(PROMPT, 1, types.SamplingParams(max_tokens=1)).result(timeout=10)
     assert len(fake.requests_to("/api/v1/asample")) == 1
+
+
+def test_the_body_is_encoded_once_and_gets_each_seq_id_spliced_in() -> None:
+    from tinkex._transport.headers import json_bytes
+    from tinkex.clients._sample_submit import json_body, with_seq_id
+
+    body = {"prompt": {"chunks": [{"tokens": [1, 2], "type": "encoded_text"}]}, "stop": ["é\n"]}
+    encoded = json_body(body)
+    assert isinstance(encoded, bytes)
+    for seq_id in (0, 7, 1_000_000_003):
+        assert with_seq_id(encoded, seq_id) == json_bytes({**body, "seq_id": seq_id})
