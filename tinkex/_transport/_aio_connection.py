@@ -54,7 +54,7 @@ class Connection(asyncio.Protocol):
         self._wake()
 
     def _wake(self) -> None:
-        waiter = self._waiter
+        waiter, self._waiter = self._waiter, None
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
@@ -107,7 +107,7 @@ class Connection(asyncio.Protocol):
     async def read_to_eof(self) -> bytes:
         """Everything until the server closes the connection."""
         while not self._eof:
-            await self._wait()
+            await self._arrival()
         if self._closed_by is not None:
             raise self._closed_by
         return self._take(len(self._buffer))
@@ -117,20 +117,19 @@ class Connection(asyncio.Protocol):
         del self._buffer[:size]
         return data
 
-    async def _more(self, expected: int | None) -> None:
-        """Wait for more bytes; the connection's end instead raises."""
+    def _more(self, expected: int | None) -> asyncio.Future[None]:
+        """What to await for more bytes; at the connection's end, raises instead."""
         if self._eof:
             if self._closed_by is not None:
                 raise self._closed_by
             raise asyncio.IncompleteReadError(bytes(self._buffer), expected)
-        await self._wait()
+        return self._arrival()
 
-    async def _wait(self) -> None:
+    def _arrival(self) -> asyncio.Future[None]:
+        # A plain future (not a coroutine that awaits one): a read waiting for its answer
+        # holds one frame, not three, once per request in flight.
         waiter = self._waiter = asyncio.get_running_loop().create_future()
-        try:
-            await waiter
-        finally:
-            self._waiter = None
+        return waiter
 
 
 async def open_connection(

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import CancelledError
@@ -274,21 +276,8 @@ async def sample_once_async(
     """
     sub = Submission(holder, call, seq_ids)
     stop = holder.stop_event
-
-    async def submit() -> Response:
-        await sub.backoff.await_window(stop)
-        try:
-            return await aio.request(
-                "POST",
-                _ASAMPLE_PATH,
-                content=sub.body,
-                headers=_ASAMPLE_HEADERS,
-                timeout=call.timeout,
-            )
-        except RateLimitError as exc:
-            sub.rate_limited(exc)
-            raise
-
+    # A partial of a module function, not a closure: one object per sample in flight.
+    submit = functools.partial(_submit_async, sub, aio, call, stop)
     async with sub.backoff.adispatch(sub.nbytes, holder.sample_bytes()):
         with seq_ids.submitting(sub.seq_id):
             response = await sub.resend.arun(submit, describe=ASAMPLE, stop_event=stop)
@@ -313,6 +302,20 @@ async def sample_once_async(
         if poller is not None:
             poller.retrieved(handle.request_id)
     return with_sequence_ids(handle, result)
+
+
+async def _submit_async(
+    sub: Submission, aio: AsyncTransport, call: SampleCall, stop: threading.Event
+) -> Response:
+    """One ``asample`` submission of ``sub`` (after the holder's 429 back-off window)."""
+    await sub.backoff.await_window(stop)
+    try:
+        return await aio.request(
+            "POST", _ASAMPLE_PATH, content=sub.body, headers=_ASAMPLE_HEADERS, timeout=call.timeout
+        )
+    except RateLimitError as exc:
+        sub.rate_limited(exc)
+        raise
 
 
 async def _reported_done(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import json
 import logging
 import random
@@ -276,13 +277,13 @@ class SamplingClient:
         if slots is None:  # created on the loop's thread, the only one that uses it
             slots = self._async_slots = asyncio.Semaphore(self._limit)
         poller = self._session_poller(aio)
+        # A partial, not a lambda: one object per sample in flight instead of a function and
+        # the cells of its five free variables.
+        attempt = functools.partial(
+            sample_once_async, self.holder, aio, call, seq_ids, self.on_queue_state_change, poller
+        )
         async with slots:
-            result = await policy.arun(
-                lambda: sample_once_async(
-                    self.holder, aio, call, seq_ids, self.on_queue_state_change, poller
-                ),
-                **self._retry_options(policy),
-            )
+            result = await policy.arun(attempt, **self._retry_options(policy))
         return call.checked(result)
 
     def _session_poller(self, aio: AsyncTransport) -> SessionFuturesPoller | None:
