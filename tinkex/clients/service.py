@@ -400,7 +400,12 @@ class ServiceClient:
             "ServiceClient.get_server_capabilities_async",
             "use await RestClient().get_server_capabilities()",
         )
-        with self.create_rest_client_internal() as rest:
+        import asyncio
+
+        # The RestClient fetches the client config as it is made: a blocking round trip
+        # (retried while the server is down) that must not stall the caller's event loop.
+        rest = await asyncio.to_thread(self.create_rest_client_internal)
+        with rest:
             result: GetServerCapabilitiesResponse = await rest.get_server_capabilities()
         return result
 

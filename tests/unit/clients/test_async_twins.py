@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import threading
 
 import pytest
 
 import tinkex
 from tinkex import types
 from tinkex._futures import APIFuture
+from tinkex.clients._holder import ClientHolder
+from tinkex.types import ClientConfigResponse
 
 from .conftest import FakeTinker, datum
 
@@ -76,3 +79,27 @@ def test_service_twin_awaits_the_client(fake: FakeTinker, service: tinkex.Servic
     with pytest.warns(FutureWarning, match="create_lora_training_client_async"):
         client = asyncio.run(service.create_lora_training_client_async("tiny-base", rank=4))
     assert isinstance(client, tinkex.TrainingClient)
+
+
+def test_capabilities_twin_fetches_the_client_config_off_the_callers_loop(
+    fake: FakeTinker, service: tinkex.ServiceClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The twin's RestClient fetches the client config (a blocking round trip, retried while
+    the server is down): on a worker thread, so the caller's event loop keeps running."""
+    fetched_on: list[int] = []
+    fetch = ClientHolder._fetch_client_config
+
+    def recording(holder: ClientHolder) -> ClientConfigResponse:
+        fetched_on.append(threading.get_ident())
+        return fetch(holder)
+
+    monkeypatch.setattr(ClientHolder, "_fetch_client_config", recording)
+    fake.reply("GET", "/api/v1/get_server_capabilities", (200, {"supported_models": []}))
+
+    async def run() -> tuple[int, types.GetServerCapabilitiesResponse]:
+        return threading.get_ident(), await service.get_server_capabilities_async()
+
+    with pytest.warns(FutureWarning, match="get_server_capabilities_async"):
+        loop_thread, capabilities = asyncio.run(run())
+    assert capabilities.supported_models == []
+    assert fetched_on and loop_thread not in fetched_on
