@@ -69,17 +69,25 @@ class APIFuture(Future[T], Generic[T]):
     # ---- construction ----------------------------------------------------------------------
 
     @classmethod
-    def run(cls, executor: Executor, fn: Callable[..., T], *args: Any) -> APIFuture[T]:
+    def run(
+        cls,
+        executor: Executor,
+        fn: Callable[..., T],
+        *args: Any,
+        into: APIFuture[T] | None = None,
+    ) -> APIFuture[T]:
         """Run ``fn(*args)`` on ``executor``; the returned future mirrors its outcome.
 
         Cancelling the future before ``fn`` starts means ``fn`` never runs; an executor that
         drops the queued work (``shutdown(cancel_futures=True)``) cancels the future. If ``fn``
-        raises ``concurrent.futures.CancelledError`` the future ends cancelled.
+        raises ``concurrent.futures.CancelledError`` the future ends cancelled. ``into``: a
+        pending future made earlier (e.g. handed to the caller before the work could be
+        queued) that this work settles and returns, instead of a new one.
 
         Raises:
             RuntimeError: the executor is shut down.
         """
-        future: APIFuture[T] = cls()
+        future: APIFuture[T] = cls() if into is None else into
 
         def work() -> None:
             if future.done():

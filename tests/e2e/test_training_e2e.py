@@ -192,3 +192,26 @@ def test_unload_model_frees_the_model_on_the_server(
         training.forward_backward(BATCH, "cross_entropy").result(timeout=30)
     # Another model of the same session is not affected.
     other.forward_backward(BATCH, "cross_entropy").result(timeout=30)
+
+
+def test_a_one_request_forward_backward_is_one_worker_job_that_settles_the_callers_future(
+    training: tinkex.TrainingClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # After its POST (on the sender thread) a one-request call needs one worker job: poll the
+    # result and combine it, settling the future the caller holds (no job per chunk poll,
+    # no future mirrored into the caller's).
+    holder = training.holder
+    jobs: list[tuple[Any, Any]] = []
+    run = holder.run
+
+    def counting_run(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        future = run(fn, *args, **kwargs)
+        jobs.append((fn, future))
+        return future
+
+    monkeypatch.setattr(holder, "run", counting_run)
+    future = training.forward_backward(BATCH, "cross_entropy")
+    out = future.result(timeout=30)
+    assert len(out.loss_fn_outputs) == len(BATCH)
+    assert len(jobs) == 1, jobs
+    assert jobs[0][1] is future

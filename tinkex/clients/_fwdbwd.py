@@ -9,11 +9,11 @@ estimated bytes on the holder's forward/backward budget while it is on the wire.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
-from tinkex._futures import APIFuture
 from tinkex._transport import PROTOBUF_CONTENT_TYPE, Response
 from tinkex.clients._chunking import Chunk, chunk_datums
 from tinkex.clients._ordered import is_clean_rejection
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from tinkex.clients._holder import ClientHolder
     from tinkex.types._session import ClientConfigResponse
 
-__all__ = ["decode_fwdbwd", "plan_chunks", "send_chunk", "submit_chunks"]
+__all__ = ["ChunkResult", "decode_fwdbwd", "plan_chunks", "send_chunk", "submit_chunks"]
 
 
 def decode_fwdbwd(response: Response) -> tr.ForwardBackwardOutput:
@@ -94,25 +94,32 @@ def send_chunk(
         return holder.submit(path, to_wire(request), sdk_method=sdk_method)
 
 
+#: How the result of one submitted chunk is obtained (blocking; on a worker thread).
+ChunkResult = Callable[[], tr.ForwardBackwardOutput]
+
+
 def submit_chunks(
     holder: ClientHolder,
     sends: list[Callable[[], Any]],
     poll: Callable[[Any], tr.ForwardBackwardOutput],
     poison: Callable[[BaseException], None],
-) -> list[APIFuture[tr.ForwardBackwardOutput]]:
-    """Submit the chunks of one call and return futures of their results.
+) -> list[ChunkResult]:
+    """Submit the chunks of one call; returns, per chunk, how to get its result.
 
     Returns once every chunk is *submitted* (so the next call's requests follow on the
-    wire). With ``parallel_fwdbwd_chunks`` the chunks are submitted concurrently and each
-    chunk's result is polled as soon as that chunk is in, overlapping the client's
-    encoding, the transfer and the server's work on earlier chunks. Sent one by one, a failed
-    chunk stops the call; the later chunks' ``seq_id``s then stay unsent, a hole the server
-    waits for, so ``poison(failure)`` is called (the sender fails the client's later calls).
-    Sent concurrently, every chunk is tried; ``poison`` is called when any failure left its
-    outcome unknown (see :func:`~tinkex.clients._ordered.is_clean_rejection`).
+    wire). A single chunk is polled by whoever asks for its result (the worker that combines
+    the call's result: one job per call). Several chunks are polled on workers as soon as
+    each is in. With ``parallel_fwdbwd_chunks`` they are submitted concurrently, overlapping
+    the client's encoding, the transfer and the server's work on earlier chunks. Sent one by
+    one, a failed chunk stops the call; the later chunks' ``seq_id``s then stay unsent, a hole
+    the server waits for, so ``poison(failure)`` is called (the sender fails the client's later
+    calls). Sent concurrently, every chunk is tried; ``poison`` is called when any failure
+    left its outcome unknown (see :func:`~tinkex.clients._ordered.is_clean_rejection`).
     """
-    if len(sends) == 1 or not holder.client_config().parallel_fwdbwd_chunks:
-        results = []
+    if len(sends) == 1:
+        return [functools.partial(poll, sends[0]())]
+    if not holder.client_config().parallel_fwdbwd_chunks:
+        results: list[ChunkResult] = []
         for index, send in enumerate(sends):
             try:
                 sent = send()
@@ -120,7 +127,7 @@ def submit_chunks(
                 if index + 1 < len(sends):
                     poison(exc)
                 raise
-            results.append(holder.run(poll, sent))
+            results.append(holder.run(poll, sent).result)
         return results
 
     def send_then_poll(send: Callable[[], Any], done: Future[None]) -> tr.ForwardBackwardOutput:
@@ -137,7 +144,7 @@ def submit_chunks(
     for send in sends:
         done: Future[None] = Future()
         submitted.append(done)
-        results.append(holder.run(send_then_poll, send, done))
+        results.append(holder.run(send_then_poll, send, done).result)
     # Every chunk was tried: the first failure fails the call; one whose outcome is unknown
     # (not a clean rejection) may have left a hole, so it poisons too.
     failures = [exc for exc in (done.exception() for done in submitted) if exc is not None]

@@ -196,8 +196,15 @@ class ClientHolder:
             future.add_done_callback(self._telemetry.report_failure)
         return future
 
-    def run(self, fn: Callable[..., T], *args: Any, sampling: bool = False) -> APIFuture[T]:
-        """Run ``fn(*args)`` on a worker thread; the returned future mirrors it.
+    def run(
+        self,
+        fn: Callable[..., T],
+        *args: Any,
+        sampling: bool = False,
+        into: APIFuture[T] | None = None,
+    ) -> APIFuture[T]:
+        """Run ``fn(*args)`` on a worker thread; the returned future (``into`` when given, see
+        :meth:`APIFuture.run`) mirrors it.
 
         A failure is also reported to the server's telemetry (when enabled).
         """
@@ -205,7 +212,7 @@ class ClientHolder:
         # The job runs in the caller's context, so its requests report the public method that
         # queued it (tinkex._transport.sdk_method).
         context = contextvars.copy_context()
-        future = APIFuture.run(self._pools.pool(sampling), context.run, fn, *args)
+        future = APIFuture.run(self._pools.pool(sampling), context.run, fn, *args, into=into)
         if self._telemetry.enabled:
             future.add_done_callback(self._telemetry.report_failure)
         return future

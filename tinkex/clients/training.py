@@ -8,13 +8,19 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from tinkex._deprecation import async_twin, warn_deprecated
-from tinkex._futures import APIFuture, mirror
+from tinkex._futures import APIFuture
 from tinkex._transport import HTTP_DEFAULT, NO_RETRY, Response
 from tinkex._transport.sdk_method import public_method
 from tinkex.clients._backcompat import ClientFuture, client_names
 from tinkex.clients._chunking import combine_outputs
 from tinkex.clients._custom_loss_step import CustomLossStep
-from tinkex.clients._fwdbwd import decode_fwdbwd, plan_chunks, send_chunk, submit_chunks
+from tinkex.clients._fwdbwd import (
+    ChunkResult,
+    decode_fwdbwd,
+    plan_chunks,
+    send_chunk,
+    submit_chunks,
+)
 from tinkex.clients._ordered import OrderedSender
 from tinkex.clients._queue_state import QueueStateLogger
 from tinkex.clients._results import json_decoder, path_decoder
@@ -84,11 +90,9 @@ class TrainingClient:
             if result.cancelled():
                 return
             try:
-                inner = self.holder.run(finish, sent)
+                self.holder.run(finish, sent, into=result)
             except RuntimeError as exc:  # pool shut down: the client was closed
                 result._settle_exception(exc)
-                return
-            mirror(inner, result)
 
         def on_failed(exc: BaseException) -> None:
             # Failures after the send are reported by holder.run; this one is not run there.
@@ -155,7 +159,7 @@ class TrainingClient:
         chunks = plan_chunks(self.holder.client_config(), fb_input.data)
         kind = "Forward" if forward_only else "ForwardBackward"
 
-        def send(first_seq: int) -> list[APIFuture[tr.ForwardBackwardOutput]]:
+        def send(first_seq: int) -> list[ChunkResult]:
             return submit_chunks(
                 self.holder,
                 [
@@ -176,8 +180,8 @@ class TrainingClient:
                 self._sender.poison,
             )
 
-        def finish(results: list[APIFuture[tr.ForwardBackwardOutput]]) -> tr.ForwardBackwardOutput:
-            outputs = [result.result() for result in results]
+        def finish(results: list[ChunkResult]) -> tr.ForwardBackwardOutput:
+            outputs = [result() for result in results]
             return combine_outputs(outputs, [len(c.data) for c in chunks])
 
         return self._ordered(len(chunks), send, finish)
