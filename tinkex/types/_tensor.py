@@ -140,7 +140,9 @@ def _preview(data: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-@dataclasses.dataclass(frozen=True, eq=False, init=False)
+# slots: no attribute dict per tensor (a forward/backward output holds two per datum, and the
+# cyclic GC walks each object that outlives a step); the weakref slot keeps what a plain class has.
+@dataclasses.dataclass(frozen=True, eq=False, init=False, slots=True, weakref_slot=True)
 class TensorData:
     """A tensor on the wire: ``dtype`` ("int64" or "float32"), ``shape`` and values.
 
@@ -266,14 +268,7 @@ class TensorData:
         tensor = object.__new__(cls)
         if values.ndim != 1 or len(shape) != 1:
             values = values.reshape(shape)
-        # The fields at once (a frozen dataclass: its __setattr__ refuses them one by one).
-        vars(tensor).update(
-            dtype=dtype,
-            shape=shape,
-            sparse_crow_indices=None,
-            sparse_col_indices=None,
-            _numpy=values,
-        )
+        _set_fields(tensor, dtype, shape, None, None, values)
         return tensor
 
     # -- access ----------------------------------------------------------------------------
@@ -328,6 +323,21 @@ class TensorData:
         """The dense tensor as (nested) Python lists."""
         values: list[Any] = self.to_numpy(pad_value).tolist()
         return values
+
+
+def _refuse_setattr(self: TensorData, name: str, value: object) -> None:
+    raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
+
+
+def _refuse_delattr(self: TensorData, name: str) -> None:
+    raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}")
+
+
+# slots=True makes a new class, and on Python 3.11 the frozen guards dataclass generated still
+# name the old one: any other name failed with a bare TypeError from super(). Set here, after
+# the class exists, so every assignment or deletion says that the tensor is frozen.
+TensorData.__setattr__ = _refuse_setattr  # type: ignore[method-assign,assignment]
+TensorData.__delattr__ = _refuse_delattr  # type: ignore[method-assign,assignment]
 
 
 def _set_fields(

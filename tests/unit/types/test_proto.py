@@ -357,6 +357,33 @@ def test_output_round_trip() -> None:
             _assert_tensor_equal(a[key], b[key])
 
 
+def test_decoded_output_is_few_tracked_objects_per_datum() -> None:
+    # What a training loop's outputs leave for the cyclic GC to walk (they survive into the
+    # old generation while the next step runs): per datum its dict, and per tensor the
+    # TensorData and its shape list; no per-tensor attribute dict.
+    import gc
+
+    n_datums, n = 64, 16
+    outputs = [
+        {
+            "logprobs": TensorData(np.zeros(n, dtype=np.float32), "float32", [n]),
+            "elementwise_loss": TensorData(np.zeros(n, dtype=np.float32), "float32", [n]),
+        }
+        for _ in range(n_datums)
+    ]
+    body = encode_forward_backward_output(ForwardBackwardOutput("ArrayRecord", outputs, {}))
+    gc.collect()
+    gc.disable()
+    try:
+        before = len(gc.get_objects())
+        got = decode_forward_backward_output(body)
+        tracked = len(gc.get_objects()) - before
+    finally:
+        gc.enable()
+    assert len(got.loss_fn_outputs) == n_datums
+    assert tracked <= n_datums * (1 + 2 * 2) + 16, tracked
+
+
 def test_output_sparse_tensors_are_densified() -> None:
     dense = np.zeros((3, 4), dtype=np.float32)
     dense[0, 1] = 2.0

@@ -226,3 +226,23 @@ def test_sweep_covers_the_container_fields() -> None:
     assert {"Datum", "ForwardBackwardInput", "TensorData", "SampleResponse"} <= names
     for name, field in TINKER_SHARES:
         assert field in {f.name for f in dataclasses.fields(getattr(official_types, name))}
+
+
+def test_tensor_data_is_frozen_for_every_name_and_still_pickles() -> None:
+    import copy
+    import pickle
+    import weakref
+
+    from tinkex.types import TensorData
+
+    tensor = TensorData.from_numpy(np.arange(6, dtype=np.int64).reshape(2, 3))
+    for change in (
+        lambda: setattr(tensor, "shape", [6]),
+        lambda: setattr(tensor, "not_a_field", 1),
+        lambda: delattr(tensor, "dtype"),
+    ):
+        with pytest.raises(dataclasses.FrozenInstanceError, match="field"):
+            change()
+    for twin in (pickle.loads(pickle.dumps(tensor)), copy.copy(tensor), copy.deepcopy(tensor)):
+        assert (twin.dtype, twin.shape, twin.tolist()) == ("int64", [2, 3], tensor.tolist())
+    assert weakref.ref(tensor)() is tensor
