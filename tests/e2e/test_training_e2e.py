@@ -215,3 +215,19 @@ def test_a_one_request_forward_backward_is_one_worker_job_that_settles_the_calle
     assert len(out.loss_fn_outputs) == len(BATCH)
     assert len(jobs) == 1, jobs
     assert jobs[0][1] is future
+
+
+def test_an_idle_training_client_keeps_no_reference_to_its_last_result(
+    training: tinkex.TrainingClient,
+) -> None:
+    # A finished call's output (a forward/backward result can be megabytes) belongs to the
+    # caller: once they drop it, nothing of the client (its sender thread, waiting for the
+    # next call) may keep it alive.
+    import gc
+    import weakref
+
+    out = training.forward_backward(BATCH, "cross_entropy").result(timeout=30)
+    left = weakref.ref(out)
+    del out
+    gc.collect()
+    assert left() is None

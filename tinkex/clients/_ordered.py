@@ -133,15 +133,26 @@ class OrderedSender:
                     job[2](RuntimeError("the client was closed before this request was sent"))
                     continue
                 return
-            send, on_sent, on_error, context = job
-            if self._poison is not None:
-                context.run(on_error, self._poisoned_error())
-                continue
-            try:
-                result = context.run(send)
-            except BaseException as exc:
-                if not is_clean_rejection(exc):
-                    self.poison(exc)
-                context.run(on_error, exc)
-            else:
-                context.run(on_sent, result)
+            self._run_job(*job)
+            # Nothing of the job stays referenced while the thread waits for the next one:
+            # its callbacks hold the call's future, and so its (maybe large) result.
+            del job
+
+    def _run_job(
+        self,
+        send: Callable[[], Any],
+        on_sent: Callable[[Any], None],
+        on_error: Callable[[BaseException], None],
+        context: contextvars.Context,
+    ) -> None:
+        if self._poison is not None:
+            context.run(on_error, self._poisoned_error())
+            return
+        try:
+            result = context.run(send)
+        except BaseException as exc:
+            if not is_clean_rejection(exc):
+                self.poison(exc)
+            context.run(on_error, exc)
+        else:
+            context.run(on_sent, result)
