@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import CancelledError
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Protocol, cast
 
 import attrs
 
@@ -28,7 +28,6 @@ from tinkex._futures import QueueState, QueueStateCallback
 from tinkex._poll_pacing import PollPacing
 from tinkex._poller import apoll_future
 from tinkex._transport import NO_RETRY, Response, parse_retry_after
-from tinkex._transport.headers import json_bytes
 from tinkex._transport.retry import BILLING_PAUSE, RetryPolicy, sample_submission_policy
 from tinkex.types import _sampling as smp
 from tinkex.types._converter import from_wire
@@ -46,7 +45,6 @@ __all__ = [
     "SampleSeqIds",
     "Submission",
     "decode_sample",
-    "json_body",
     "observer_callback",
     "sample_once",
     "sample_once_async",
@@ -102,16 +100,6 @@ def decode_sample(response: Response) -> smp.SampleResponse:
     return from_wire(response.json(), smp.SampleResponse, request="retrieve_future")
 
 
-def json_body(body: dict[str, Any]) -> bytes:
-    """``body`` as the JSON an ``asample`` submission sends, without its ``seq_id`` (see
-    :func:`with_seq_id`): the bytes the transport would encode, made once per call.
-
-    Kept as bytes, not as the dict, while the call waits: a dict tree per sample in flight
-    is memory and work for the garbage collector; bytes are neither.
-    """
-    return json_bytes(body)
-
-
 def with_seq_id(body: bytes, seq_id: int) -> bytes:
     """The JSON object ``body`` (non-empty) with ``"seq_id"`` added as its last member: the
     bytes of ``{**body, "seq_id": seq_id}`` as the transport encodes it."""
@@ -120,7 +108,9 @@ def with_seq_id(body: bytes, seq_id: int) -> bytes:
 
 @attrs.frozen
 class SampleCall:
-    """One ``sample()`` call: its request body as JSON (without ``seq_id``: :func:`json_body`),
+    """One ``sample()`` call: its request body as the JSON bytes the transport would send,
+    without ``seq_id`` (each submission adds its own: :func:`with_seq_id`; bytes, not the dict,
+    because a dict tree per sample in flight is memory and work for the garbage collector),
     its estimated bytes, the options its result must honour (``prompt_alt_tokens_k``,
     ``prompt_logprobs_last_n``) and its per-call options: ``timeout`` (HTTP read timeout of each
     ``asample`` submission; None: the client's) and ``observer`` (sees the queue states of the

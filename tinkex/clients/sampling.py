@@ -17,6 +17,7 @@ from tinkex._deprecation import async_twin
 from tinkex._exceptions import APIConnectionError
 from tinkex._futures import APIFuture, QueueStateCallback
 from tinkex._transport import estimate_sample_bytes
+from tinkex._transport.headers import json_bytes
 from tinkex._transport.retry import RetryPolicy
 from tinkex._transport.sdk_method import public_method
 from tinkex.clients._backcompat import ClientFuture, client_names
@@ -25,7 +26,6 @@ from tinkex.clients._sample_submit import (
     QueueStateObserver,
     SampleCall,
     SampleSeqIds,
-    json_body,
     observer_callback,
     sample_once,
     sample_once_async,
@@ -244,7 +244,7 @@ class SamplingClient:
             record_stability_info=self.record_stability_info,
         )
         call = SampleCall(
-            body=json_body(to_wire(request)),
+            body=json_bytes(to_wire(request)),
             nbytes=estimate_sample_bytes(prompt),
             alt_k=prompt_alt_tokens_k,
             last_n=prompt_logprobs_last_n,

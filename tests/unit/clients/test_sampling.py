@@ -249,10 +249,10 @@ def test_server_can_switch_sampling_retries_off(
 
 def test_the_body_is_encoded_once_and_gets_each_seq_id_spliced_in() -> None:
     from tinkex._transport.headers import json_bytes
-    from tinkex.clients._sample_submit import json_body, with_seq_id
+    from tinkex.clients._sample_submit import with_seq_id
 
     body = {"prompt": {"chunks": [{"tokens": [1, 2], "type": "encoded_text"}]}, "stop": ["é\n"]}
-    encoded = json_body(body)
+    encoded = json_bytes(body)
     assert isinstance(encoded, bytes)
     for seq_id in (0, 7, 1_000_000_003):
         assert with_seq_id(encoded, seq_id) == json_bytes({**body, "seq_id": seq_id})
