@@ -56,7 +56,9 @@ _DIGEST_SIZE = 8
 
 
 def _digest(data: bytes) -> bytes:
-    return hashlib.blake2b(data, digest_size=_DIGEST_SIZE).digest()
+    # SHA-256 (hardware-accelerated on current CPUs) hashes a 2 MB forward_backward body in
+    # ~1 ms, blake2b in ~2-4 ms; the digest is on that request's path, so the faster one.
+    return hashlib.sha256(data).digest()[:_DIGEST_SIZE]
 
 
 def _split(digests: bytes) -> list[bytes]:
