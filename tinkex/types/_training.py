@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, get_args
 
 import attrs
 
@@ -71,16 +71,7 @@ LossFnType = Literal[
     "stable_reinforce",
     "custom",
 ]
-LOSS_FNS: tuple[str, ...] = (
-    "cross_entropy",
-    "importance_sampling",
-    "ppo",
-    "cispo",
-    "dro",
-    "gspo",
-    "stable_reinforce",
-    "custom",
-)
+LOSS_FNS: tuple[str, ...] = get_args(LossFnType)
 SamplingClientKind = Literal["snapshot", "inflight"]
 CustomLossInputRank = Literal[0, 1, 2]
 #: The ``op`` values of a :class:`CustomLossNode` (the node kinds of a traced graph).

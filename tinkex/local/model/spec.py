@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import numpy.typing as npt
 
 from tinkex.tokenizer.byte import EOS_ID, VOCAB_SIZE
+from tinkex.types._training import LossFnType
 
 __all__ = [
     "ARCHS",
@@ -30,15 +31,9 @@ __all__ = [
 #: LoRA scale is ``LORA_ALPHA / rank`` (so the default rank 32 has scale 1).
 LORA_ALPHA = 32.0
 
-LOSS_FUNCTIONS: tuple[str, ...] = (
-    "cross_entropy",
-    "importance_sampling",
-    "ppo",
-    "cispo",
-    "dro",
-    "gspo",
-    "stable_reinforce",
-)
+#: The API's loss functions the local model computes: every ``LossFnType`` but ``custom``
+#: (a custom loss runs on the client, as ``forward`` + ``cross_entropy``).
+LOSS_FUNCTIONS: tuple[str, ...] = tuple(name for name in get_args(LossFnType) if name != "custom")
 
 
 class ModelInputError(ValueError):
