@@ -189,11 +189,18 @@ class ForwardCache:
 
 
 def forward(
-    arch: ModelArch, w: Weights, tokens: Array, *, keep: bool
+    arch: ModelArch,
+    w: Weights,
+    tokens: Array,
+    *,
+    keep: bool,
+    keys_values: list[tuple[Array, Array]] | None = None,
 ) -> tuple[Array, ForwardCache]:
     """Log-probabilities (B, T, V) of next tokens for a batch of equal-length token rows.
 
-    With ``keep`` the intermediates are kept for :func:`backward`.
+    With ``keep`` the intermediates are kept for :func:`backward`; each layer's attention keys
+    and values (B, heads, T, head_dim) are appended to ``keys_values`` when given (the KV cache
+    of :func:`prefill`).
     """
     _, length = tokens.shape
     h = w["embed"][tokens] + w["pos"][:length]
@@ -216,6 +223,8 @@ def forward(
         u = m @ w[f"{p}.mlp.in"]
         z, t = _gelu(u)
         h_out = h_mid + z @ w[f"{p}.mlp.out"]
+        if keys_values is not None:
+            keys_values.append((k, v))
         if keep:
             cache.layers.append(
                 _LayerCache(h, xhat1, rms1, a, q, k, v, probs, o, xhat2, rms2, m, u, t, z)
@@ -290,30 +299,18 @@ def prefill(
     """Log-probs (P, V) at every prompt position of one prompt, and a KV cache with
     ``rows`` copies of it and room for ``capacity`` positions."""
     length = prompt.shape[0]
-    h = w["embed"][prompt[None, :]] + w["pos"][:length]
+    layers: list[tuple[Array, Array]] = []
+    logp, _ = forward(arch, w, prompt[None, :], keep=False, keys_values=layers)
     n_heads = arch.n_heads
-    dh = arch.d_model // n_heads
-    scale = dh**-0.5
-    causal = np.triu(np.ones((length, length), dtype=bool), k=1)
     keys, values = [], []
-    for layer in range(arch.n_layers):
-        p = f"layers.{layer}"
-        a, _, _ = _rmsnorm(h, w[f"{p}.norm1"])
-        q = _split_heads(a @ w[f"{p}.attn.q"], n_heads)
-        k = _split_heads(a @ w[f"{p}.attn.k"], n_heads)
-        v = _split_heads(a @ w[f"{p}.attn.v"], n_heads)
-        scores = np.where(causal, -np.inf, (q @ k.transpose(0, 1, 3, 2)) * scale)
-        h = h + _merge_heads(_softmax(scores) @ v) @ w[f"{p}.attn.o"]
-        m, _, _ = _rmsnorm(h, w[f"{p}.norm2"])
-        h = h + _gelu(m @ w[f"{p}.mlp.in"])[0] @ w[f"{p}.mlp.out"]
-        kc = np.zeros((rows, n_heads, capacity, dh), dtype=h.dtype)
+    for k, v in layers:
+        kc = np.zeros((rows, n_heads, capacity, arch.d_model // n_heads), dtype=k.dtype)
         vc = np.zeros_like(kc)
         kc[:, :, :length] = k
         vc[:, :, :length] = v
         keys.append(kc)
         values.append(vc)
-    hf, _, _ = _rmsnorm(h, w["final_norm"])
-    return log_softmax(hf[0] @ w["unembed"]), KVCache(keys, values, length)
+    return logp[0], KVCache(keys, values, length)
 
 
 def decode_step(arch: ModelArch, w: Weights, tokens: Array, cache: KVCache) -> Array:
