@@ -41,6 +41,9 @@ class Sizes:
     fwdbwd_batch: int = 128
     fwdbwd_tokens: int = 1024
     fwdbwd_steps: int = 3
+    #: Steps of ``fwdbwd_long``: the same calls over a window long enough that the scheduler
+    #: noise of a 2-core machine (a few ms a step) averages out.
+    fwdbwd_long_steps: int = 20
     #: Floor worker threads for the sample workloads; 0: one per sample.
     floor_threads: int = 0
 
@@ -142,6 +145,15 @@ def workloads(sizes: Sizes) -> list[Workload]:
             "fwdbwd",
             0.0,
             (*batch, "--steps", str(sizes.fwdbwd_steps)),
+            server_warm_up=(*batch, "--steps", "1"),
+        ),
+        Workload(
+            "fwdbwd_long",
+            f"{sizes.fwdbwd_long_steps} x `forward_backward` of {sizes.fwdbwd_batch} x "
+            f"{sizes.fwdbwd_tokens} tokens (the goal row's calls over a steadier window)",
+            "fwdbwd",
+            0.0,
+            (*batch, "--steps", str(sizes.fwdbwd_long_steps)),
             server_warm_up=(*batch, "--steps", "1"),
         ),
         Workload(

@@ -10,7 +10,8 @@ RSS, peak thread count. Workloads (``_workloads.py``):
   server adding 100 ms / 1 s to every request (the local server's ``latency=`` fault);
 * ``sample_latency_high_wide``: the same at 1 s against a server that advertises 4000 samples
   in flight (``--sample-max-concurrent``) instead of the hosted 2000, so one wave suffices;
-* ``fwdbwd``: 3 x ``forward_backward`` of 128 x 1024 tokens;
+* ``fwdbwd``: 3 x ``forward_backward`` of 128 x 1024 tokens (the goal row); ``fwdbwd_long``:
+  the same calls 20 times, a window long enough for a steadier wall ratio;
 * ``cold``: fresh interpreter, import + first ``sample()``;
 * ``cold_fwdbwd``: fresh interpreter, import + first (small) ``forward_backward``.
 
@@ -58,6 +59,7 @@ _SIZE_FLAGS = {
     "fwdbwd_batch": int,
     "fwdbwd_tokens": int,
     "fwdbwd_steps": int,
+    "fwdbwd_long_steps": int,
     "floor_threads": int,
 }
 
@@ -274,14 +276,18 @@ def _start_servers(keys: set[ServerKey]) -> dict[ServerKey, _harness.Server]:
 def warm_up_servers(
     selected: list[Workload], servers: dict[ServerKey, _harness.Server], options: ClientOptions
 ) -> None:
-    """One uncounted floor run per workload that asks for it (``Workload.server_warm_up``).
+    """One uncounted floor run per workload that asks for it (``Workload.server_warm_up``),
+    once per server and warm-up (``fwdbwd`` and ``fwdbwd_long`` share theirs).
 
     The server is shared across rounds; without this the first client of round 1 would pay the
     server's first full-size step (fresh memory, first vectorised model step), ~2x the steady
     server CPU, for that client alone.
     """
+    done: set[tuple[ServerKey, tuple[str, ...]]] = set()
     for workload in selected:
-        if workload.server_warm_up:
+        key = (workload.server_key, workload.server_warm_up)
+        if workload.server_warm_up and key not in done:
+            done.add(key)
             warm_up = dataclasses.replace(workload, client_args=workload.server_warm_up)
             _run_client(warm_up, "floor", servers[workload.server_key], options, None)
 

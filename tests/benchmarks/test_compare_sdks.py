@@ -40,6 +40,7 @@ def test_smallest_run_produces_every_figure(tmp_path: Path) -> None:
         "--fwdbwd-batch", "2",
         "--fwdbwd-tokens", "8",
         "--fwdbwd-steps", "1",
+        "--fwdbwd-long-steps", "2",
         "--client-timeout", "60",
         "--out-dir", str(tmp_path),
     ]  # fmt: skip
@@ -300,3 +301,16 @@ def test_a_full_size_warm_up_step_runs_on_the_server_before_round_one(
     assert calls == [
         ["floor", "fwdbwd", "--batch", "7", "--tokens", "9", "--steps", "1", "--timeout", "10"]
     ]
+
+
+def test_the_long_fwdbwd_row_runs_the_goal_rows_calls_for_more_steps() -> None:
+    workloads_module = _module("_workloads")
+    sizes = workloads_module.Sizes(fwdbwd_batch=7, fwdbwd_tokens=9, fwdbwd_long_steps=11)
+    by_name = {w.name: w for w in workloads_module.workloads(sizes)}
+    goal, long = by_name["fwdbwd"], by_name["fwdbwd_long"]
+
+    assert long.client_workload == goal.client_workload == "fwdbwd"
+    assert long.client_args == ("--batch", "7", "--tokens", "9", "--steps", "11")
+    assert (long.server_key, long.server_warm_up) == (goal.server_key, goal.server_warm_up)
+    # the goals stay on the 3-step row
+    assert not [g for g in workloads_module.GOALS if g.workload == "fwdbwd_long"]
