@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import pytest
+from compat._recording_proxy import recording_proxy
 
 import tinkex
 from tinkex import types
@@ -159,8 +160,6 @@ def test_the_proxy_argument_carries_samples_too(
 def test_the_default_query_reaches_every_request(
     tinker_server: LocalServer, monkeypatch: pytest.MonkeyPatch, sampling_io: str
 ) -> None:
-    from tests.compat._recording_proxy import recording_proxy
-
     monkeypatch.setenv("TINKEX_DEFAULT_QUERY", '{"team": "research", "mode": "env"}')
     monkeypatch.setenv("TINKEX_SAMPLING_IO", sampling_io)
     service_key, rest_key = fresh_key(), fresh_key()
