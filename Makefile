@@ -22,7 +22,7 @@ MIN_STAMP := $(MIN_VENV)/.installed-min
 # What test-min runs: everything that does not need the official tinker package (the compat,
 # drop-in and cookbook suites, and test modules that import tinker: it needs newer versions of
 # shared dependencies, zstandard>=0.24 for one, so it cannot be installed at the minimums).
-MIN_TESTS ?= tests/unit tests/e2e tests/local tests/cli tests/recovery tests/examples
+MIN_TESTS ?= tests/unit tests/e2e tests/local tests/cli tests/recovery tests/examples tests/benchmarks
 MIN_IGNORE = $(shell grep -rlE '^(import tinker|from tinker[. ])' $(MIN_TESTS) 2>/dev/null)
 
 .PHONY: install dev install-dev install-cookbook test test-min lint typecheck demo examples \
