@@ -20,7 +20,9 @@ from tinkex.local.storage import OWNER
 
 __all__ = ["ROUTES"]
 
-#: What ``/client/config`` answers: the SDK's tunables as the hosted service sets them.
+#: What ``/client/config`` answers: the SDK's tunables as the hosted service sets them. The two
+#: a server is started with (``sample_max_concurrent_requests``, ``sample_use_retrieve_futures``)
+#: come from its ``AppOptions``, the one place of their defaults: see :func:`client_config`.
 CLIENT_CONFIG: dict[str, Any] = {
     "pjwt_auth_enabled": False,
     "credential_default_source": "api_key",
@@ -34,9 +36,7 @@ CLIENT_CONFIG: dict[str, Any] = {
     "billing_exception_max_pause_duration_sec": 3600,
     "sample_no_retries": False,
     "sample_enable_stuck_detection": True,
-    "sample_max_concurrent_requests": 2000,
     "use_pyqwest_transport": True,
-    "sample_use_retrieve_futures": False,
     "custom_loss_server_side": False,
     "sample_join_sampling_session": False,
 }
