@@ -65,8 +65,8 @@ def test_no_proxy_bypasses_the_proxy(
 ) -> None:
     monkeypatch.setenv("HTTP_PROXY", proxy.url)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    rest = tinkex.RestClient(base_url=tinker_server.base_url, api_key=fresh_key())
-    assert rest.get_server_capabilities().result(timeout=30).supported_models
+    with tinkex.RestClient(base_url=tinker_server.base_url, api_key=fresh_key()) as rest:
+        assert rest.get_server_capabilities().result(timeout=30).supported_models
     assert proxy.seen() == []
 
 
@@ -75,13 +75,13 @@ def test_default_headers_from_the_environment_and_the_rest_client(
 ) -> None:
     monkeypatch.setenv("HTTP_PROXY", proxy.url)  # the proxy shows what went on the wire
     monkeypatch.setenv("TINKEX_DEFAULT_HEADERS", '{"X-Team": "research", "X-Both": "env"}')
-    rest = tinkex.RestClient(
+    with tinkex.RestClient(
         base_url=tinker_server.base_url,
         api_key=fresh_key(),
         default_headers={"X-Both": "explicit"},
         timeout=12.5,
-    )
-    rest.get_server_capabilities().result(timeout=30)
+    ) as rest:
+        rest.get_server_capabilities().result(timeout=30)
     (request,) = [r for r in proxy.seen() if r.path == "/api/v1/get_server_capabilities"]
     assert request.headers["x-team"] == "research"
     assert request.headers["x-both"] == "explicit"
@@ -92,10 +92,10 @@ def test_the_raw_request_sends_its_query_and_headers(
     tinker_server: LocalServer, proxy: ForwardProxy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HTTP_PROXY", proxy.url)
-    rest = tinkex.RestClient(base_url=tinker_server.base_url, api_key=fresh_key())
-    answer = rest.request(
-        "GET", "/api/v1/training_runs", params={"limit": 1}, headers={"X-Probe": "yes"}
-    ).result(timeout=30)
+    with tinkex.RestClient(base_url=tinker_server.base_url, api_key=fresh_key()) as rest:
+        answer = rest.request(
+            "GET", "/api/v1/training_runs", params={"limit": 1}, headers={"X-Probe": "yes"}
+        ).result(timeout=30)
     assert answer.status_code == 200 and len(answer.json()["training_runs"]) <= 1
     (request,) = [r for r in proxy.seen() if r.path == "/api/v1/training_runs"]
     assert request.url.endswith("/api/v1/training_runs?limit=1")
@@ -131,8 +131,8 @@ def test_tinkex_proxy_wins_over_the_standard_variables_with_its_headers(
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # and TINKEX_PROXY ignores it
     monkeypatch.setenv("TINKEX_PROXY", proxy.url.replace("http://", "http://bob:pw@"))
     monkeypatch.setenv("TINKEX_PROXY_HEADERS", '{"X-Proxy-Team": "research"}')
-    rest = tinkex.RestClient(base_url=tinker_server.base_url, api_key=fresh_key())
-    assert rest.get_server_capabilities().result(timeout=30).supported_models
+    with tinkex.RestClient(base_url=tinker_server.base_url, api_key=fresh_key()) as rest:
+        assert rest.get_server_capabilities().result(timeout=30).supported_models
     seen = [r for r in proxy.seen() if r.path == "/api/v1/get_server_capabilities"]
     assert seen, "the request did not go through TINKEX_PROXY"
     assert seen[0].headers["x-proxy-team"] == "research"
@@ -173,8 +173,8 @@ def test_the_default_query_reaches_every_request(
             prompt = types.ModelInput.from_ints([1, 2, 3])
             params = types.SamplingParams(max_tokens=2, seed=0)
             sampler.sample(prompt, 1, params).result(timeout=60)
-        rest = tinkex.RestClient(base_url=recorder.base_url, api_key=rest_key)
-        rest.list_training_runs(limit=1).result(timeout=30)
+        with tinkex.RestClient(base_url=recorder.base_url, api_key=rest_key) as rest:
+            rest.list_training_runs(limit=1).result(timeout=30)
         records = recorder.records()
     service_records = [r for r in records if r.headers.get("x-api-key") == service_key]
     endpoints = {record.endpoint for record in service_records}

@@ -4,6 +4,7 @@ server."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import pytest
@@ -17,8 +18,11 @@ BASE_MODEL = "tinkex/tiny"
 
 
 @pytest.fixture
-def rest(tinker_server: LocalServer) -> tinkex.RestClient:
-    return tinkex.RestClient(base_url=tinker_server.base_url, api_key=tinker_server.api_key)
+def rest(tinker_server: LocalServer) -> Iterator[tinkex.RestClient]:
+    with tinkex.RestClient(
+        base_url=tinker_server.base_url, api_key=tinker_server.api_key
+    ) as client:
+        yield client
 
 
 def test_a_get_answers_status_headers_and_body(rest: tinkex.RestClient) -> None:

@@ -70,6 +70,8 @@ def test_pickle_round_trip_in_process(sampler: tinkex.SamplingClient) -> None:
         handle, api_key=sampler.holder.settings.api_key
     )
     assert restored.sample(PROMPT, 1, params).result(timeout=30).sequences[0].tokens == expected
+    for copied in (clone, restored):  # each has a holder of its own
+        copied.holder.close()
 
 
 def test_pickled_sampler_in_a_spawned_process(sampler: tinkex.SamplingClient) -> None:
@@ -191,3 +193,4 @@ def test_back_compat_sampling_future_pickles_as_its_client(service: tinkex.Servi
     assert type(clone) is tinkex.SamplingClient
     params = types.SamplingParams(max_tokens=2, seed=1, temperature=0.0)
     assert len(clone.sample(PROMPT, 1, params).result(timeout=30).sequences[0].tokens) == 2
+    clone.holder.close()

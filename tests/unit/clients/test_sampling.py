@@ -162,6 +162,7 @@ def test_pickle_round_trip_keeps_config_and_uses_a_clone_range(
     assert last.json["sampling_session_id"] == SAMPLER_ID
     assert last.json["seq_id"] >= 1_000_000_000
     assert last.headers["X-API-Key"] == API_KEY
+    clone.holder.close()  # an unpickled client has a holder of its own
 
 
 def test_sampler_handle_has_no_key(fake: FakeTinker, sampler: tinkex.SamplingClient) -> None:
@@ -173,6 +174,7 @@ def test_sampler_handle_has_no_key(fake: FakeTinker, sampler: tinkex.SamplingCli
     restored = tinkex.SamplingClient.from_sampler_handle(handle, api_key=API_KEY)
     assert restored.sampling_session_id == SAMPLER_ID
     assert restored.holder.settings.base_url == BASE_URL
+    restored.holder.close()
     with pytest.raises(ValueError, match="sampler handle"):
         tinkex.SamplingClient.from_sampler_handle("!!!not-base64!!!")
 

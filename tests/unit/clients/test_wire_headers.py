@@ -94,9 +94,9 @@ def test_sampling_methods_and_close_report_themselves(
 
 def test_outermost_public_method_wins(fake: FakeTinker, service: tinkex.ServiceClient) -> None:
     fake.reply("DELETE", "/api/v1/training_runs/run-1/checkpoints/weights/a", (200, {}))
-    rest = service.create_rest_client_internal()
-    rest.delete_checkpoint_from_tinker_path("tinker://run-1/weights/a").result(timeout=10)
-    rest.delete_checkpoint("run-1", "weights/a").result(timeout=10)
+    with service.create_rest_client_internal() as rest:
+        rest.delete_checkpoint_from_tinker_path("tinker://run-1/weights/a").result(timeout=10)
+        rest.delete_checkpoint("run-1", "weights/a").result(timeout=10)
     deletes: list[Any] = [m for p, m in methods(fake) if p.startswith("/api/v1/training_runs/")]
     assert deletes == [
         "RestClient.delete_checkpoint_from_tinker_path",

@@ -47,10 +47,11 @@ def make(base_url: str) -> Transport:
 
 def test_a_web_server_that_is_not_a_tinker_api_fails_at_once(plain_web_server: str) -> None:
     started = time.monotonic()
-    with pytest.raises(NotATinkerAPIError) as info:
-        tinkex.ServiceClient(
-            base_url=plain_web_server, api_key="tml-x"
-        ).create_lora_training_client("Qwen/Qwen3-8B").result(timeout=60)
+    with (
+        tinkex.ServiceClient(base_url=plain_web_server, api_key="tml-x") as service,
+        pytest.raises(NotATinkerAPIError) as info,
+    ):
+        service.create_lora_training_client("Qwen/Qwen3-8B").result(timeout=60)
     assert time.monotonic() - started < 10  # was: ~6 minutes of silent retries (501 is a 5xx)
     message = str(info.value)
     assert f"{plain_web_server}: this is not a Tinker API (got 501 text/html)" in message
