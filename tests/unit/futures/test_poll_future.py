@@ -55,12 +55,6 @@ def transport() -> Iterator[Transport]:
 
 
 @pytest.fixture
-def mocked() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        yield rsps
-
-
-@pytest.fixture
 def sleeps() -> Sleeps:
     return Sleeps()
 

@@ -29,12 +29,6 @@ def transport() -> Iterator[Transport]:
         yield t
 
 
-@pytest.fixture
-def mocked() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        yield rsps
-
-
 def _decode(response: Response) -> Any:
     return response.json()
 

@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import responses
 
 from tinkex._config import ClientSettings
 from tinkex._transport import RateLimiter, Transport
@@ -54,12 +53,6 @@ def transport(settings: ClientSettings, clock: FakeClock) -> Iterator[Transport]
     limiter = RateLimiter(clock=clock, sleep=clock.sleep)
     with Transport(settings, rate_limiter=limiter, sleep=clock.sleep, clock=clock) as t:
         yield t
-
-
-@pytest.fixture
-def mocked() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        yield rsps
 
 
 @pytest.fixture
