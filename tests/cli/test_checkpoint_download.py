@@ -43,14 +43,6 @@ def _tar_bytes(members: dict[str, bytes]) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    from tinkex.local import LocalServer
-
-    with LocalServer(data_dir=str(tmp_path_factory.mktemp("download-server"))) as srv:
-        yield srv
-
-
-@pytest.fixture(scope="module")
 def saved(server):
     """A training checkpoint, a sampler checkpoint and an external-weights export."""
     with tinkex.ServiceClient(base_url=server.base_url, api_key=server.api_key) as service:

@@ -53,14 +53,6 @@ def error(done, status: int = 1) -> str:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    from tinkex.local import LocalServer
-
-    with LocalServer(data_dir=str(tmp_path_factory.mktemp("commands-server"))) as srv:
-        yield srv
-
-
-@pytest.fixture(scope="module")
 def trained(server):
     import tinkex
     from tinkex import types

@@ -57,14 +57,6 @@ def fails(done: subprocess.CompletedProcess[str], status: int = 1) -> str:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    from tinkex.local import LocalServer
-
-    with LocalServer(data_dir=str(tmp_path_factory.mktemp("cli-server"))) as srv:
-        yield srv
-
-
-@pytest.fixture(scope="module")
 def trained(server):
     """A training run with two training checkpoints and one sampler checkpoint."""
     import tinkex

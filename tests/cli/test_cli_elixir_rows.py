@@ -21,14 +21,6 @@ TEXT_MODEL = "tinkex/tiny"  # advertises the byte tokenizer, so text prompts wor
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    from tinkex.local import LocalServer
-
-    with LocalServer(data_dir=str(tmp_path_factory.mktemp("cli-rows-server"))) as srv:
-        yield srv
-
-
-@pytest.fixture(scope="module")
 def weights(server):
     """A training run with five training checkpoints; returns their paths."""
     import tinkex

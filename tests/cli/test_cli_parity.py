@@ -67,14 +67,6 @@ class Both:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    from tinkex.local import LocalServer
-
-    with LocalServer(data_dir=str(tmp_path_factory.mktemp("parity-server"))) as srv:
-        yield srv
-
-
-@pytest.fixture(scope="module")
 def both(server):
     return Both(server.base_url, server.api_key)
 
