@@ -5,13 +5,13 @@
 from __future__ import annotations
 
 import json
-import os
 import stat
 import subprocess
 import sys
 import time
 
 import pytest
+from _child_env import child_env
 from cli_standins import HubStandIn, Reply, StandIn, StaticWebServer
 
 pytestmark = [pytest.mark.e2e]
@@ -20,14 +20,7 @@ BASE_MODEL = "Qwen/Qwen3-8B"
 
 
 def _env(home, base_url: str | None = None, key: str | None = None, **extra: str):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TINKER_", "TINKEX_", "HF_"))}
-    env.update(TINKER_TELEMETRY="0", HOME=str(home))
-    if base_url:
-        env["TINKER_BASE_URL"] = base_url
-    if key:
-        env["TINKER_API_KEY"] = key
-    env.update(extra)
-    return env
+    return child_env(base_url or None, key or None, drop=("HF_",), HOME=str(home), **extra)
 
 
 def tinkex(*args: str, env, input: str | None = None, cwd=None, timeout: float = 90):

@@ -9,6 +9,7 @@ import sys
 import time
 
 import pytest
+from _child_env import child_env
 
 pytestmark = [pytest.mark.e2e]
 
@@ -19,12 +20,9 @@ TEXT_MODEL = "tinkex/tiny"
 
 
 def _env(server=None, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TINKER_", "TINKEX_"))}
-    env["TINKER_TELEMETRY"] = "0"
-    if server is not None:
-        env.update(TINKER_BASE_URL=server.base_url, TINKER_API_KEY=server.api_key)
-    env.update(extra)
-    return env
+    if server is None:
+        return child_env(**extra)
+    return child_env(server.base_url, server.api_key, **extra)
 
 
 def tinkex(*args: str, server=None, env=None, input=None, cwd=None, timeout=60):

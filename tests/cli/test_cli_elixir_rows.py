@@ -5,11 +5,11 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
 import pytest
+from _child_env import child_env
 
 from tinkex.cli import CLIError, invoke
 from tinkex.cli.main import main
@@ -46,8 +46,7 @@ def on(server, *argv: str) -> list[str]:
 
 
 def test_invoke_returns_what_json_prints_and_prints_nothing(server, weights, capsys):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TINKER_", "TINKEX_"))}
-    env.update(TINKER_TELEMETRY="0", TINKER_BASE_URL=server.base_url, TINKER_API_KEY=server.api_key)
+    env = child_env(server.base_url, server.api_key)
     printed = subprocess.run(
         [sys.executable, "-m", "tinkex.cli", "-f", "json", "checkpoint", "info", weights[0]],
         capture_output=True,

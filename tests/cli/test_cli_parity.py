@@ -13,16 +13,11 @@ import subprocess
 import sys
 
 import pytest
+from _child_env import child_env
 from cli_standins import Reply, StandIn
 
 pytest.importorskip("tinker.cli")
 pytestmark = [pytest.mark.e2e, pytest.mark.compat]
-
-
-def _env(base_url: str, api_key: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TINKER_", "TINKEX_"))}
-    env.update(TINKER_TELEMETRY="0", TINKER_BASE_URL=base_url, TINKER_API_KEY=api_key)
-    return env
 
 
 #: The official CLI's process sometimes dies of SIGABRT (no traceback, often after printing its
@@ -53,7 +48,7 @@ class Both:
     """Runs one command line through both CLIs against the same server."""
 
     def __init__(self, base_url: str, api_key: str) -> None:
-        self.env = _env(base_url, api_key)
+        self.env = child_env(base_url, api_key)
 
     def text(self, *args: str, cwd: str | None = None) -> tuple[str, str]:
         return (

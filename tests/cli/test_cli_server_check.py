@@ -7,13 +7,13 @@ take minutes.
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
 import time
 
 import pytest
+from _child_env import child_env
 from cli_standins import Reply, StandIn, StaticWebServer
 
 from tinkex._config import ClientSettings
@@ -39,9 +39,7 @@ HTML_PAGE = (
 
 
 def _env(base_url: str, key: str = "tml-test") -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TINKER_", "TINKEX_"))}
-    env.update(TINKER_TELEMETRY="0", TINKER_BASE_URL=base_url, TINKER_API_KEY=key)
-    return env
+    return child_env(base_url, key)
 
 
 def _timed(args: list[str], env: dict[str, str], cwd: str | None = None):

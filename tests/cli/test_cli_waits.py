@@ -5,12 +5,12 @@ waiting once a result takes longer than a few seconds (``tinkex.cli._progress.wa
 from __future__ import annotations
 
 import io
-import os
 import subprocess
 import sys
 import time
 
 import pytest
+from _child_env import child_env
 from cli_standins import Reply, StandIn, forward_to
 
 from tinkex.cli._progress import NOTICE_AFTER, wait_for
@@ -67,9 +67,7 @@ def test_wait_for_passes_on_the_operations_own_timeout():
 
 
 def _env(base_url: str, api_key: str = "tml-test") -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TINKER_", "TINKEX_"))}
-    env.update(TINKER_TELEMETRY="0", TINKER_BASE_URL=base_url, TINKER_API_KEY=api_key)
-    return env
+    return child_env(base_url, api_key)
 
 
 def _run(args: list[str], env: dict[str, str], cwd: str | None = None):

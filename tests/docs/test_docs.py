@@ -12,6 +12,7 @@ import sys
 import textwrap
 
 import pytest
+from _child_env import child_env
 from doc_blocks import NOT_CODE, ROOT, RUNNABLE, Block, blocks, pages
 
 pytestmark = [pytest.mark.e2e]
@@ -20,8 +21,7 @@ PAGES = pages()
 
 
 def _clean_env(base_url: str, api_key: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TINKER_", "TINKEX_"))}
-    env.update(TINKER_BASE_URL=base_url, TINKER_API_KEY=api_key, TINKER_TELEMETRY="0")
+    env = child_env(base_url, api_key)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     env["MPLBACKEND"] = "Agg"
     return env

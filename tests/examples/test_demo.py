@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 import subprocess
 import sys
 
 import pytest
+from _child_env import child_env
 
 pytestmark = [pytest.mark.e2e]
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TINKER_", "TINKEX_"))}
-    env.update(TINKER_TELEMETRY="0", MPLBACKEND="Agg", **extra)
-    return env
+    return child_env(MPLBACKEND="Agg", **extra)
 
 
 def _run(

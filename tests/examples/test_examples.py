@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+from _child_env import child_env
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -147,8 +148,8 @@ def example_server(tmp_path_factory):
 @pytest.mark.slow
 @pytest.mark.parametrize("script", _listed_in_run_all())
 def test_example_runs(script, example_server, tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TINKER_", "TINKEX_"))}
-    env.update(TINKER_TELEMETRY="1" if script in TELEMETRY_ON else "0", MPLBACKEND="Agg")
+    telemetry = "1" if script in TELEMETRY_ON else "0"
+    env = child_env(TINKER_TELEMETRY=telemetry, MPLBACKEND="Agg")
     if script not in OWN_SERVER:
         env.update(TINKER_BASE_URL=example_server.base_url, TINKER_API_KEY=example_server.api_key)
     done = subprocess.run(
@@ -170,12 +171,7 @@ def test_example_runs(script, example_server, tmp_path):
 
 @pytest.mark.e2e
 def test_telemetry_example_respects_the_kill_switch(example_server, tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TINKER_", "TINKEX_"))}
-    env.update(
-        TINKER_TELEMETRY="0",
-        TINKER_BASE_URL=example_server.base_url,
-        TINKER_API_KEY=example_server.api_key,
-    )
+    env = child_env(example_server.base_url, example_server.api_key, TINKER_TELEMETRY="0")
     done = subprocess.run(
         [sys.executable, str(EXAMPLES / "telemetry_metrics.py")],
         capture_output=True,
