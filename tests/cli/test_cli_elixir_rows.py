@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 
 import pytest
 from _child_env import child_env
@@ -73,6 +74,23 @@ def test_invoke_raises_cli_error_with_the_exit_status_and_message(server):
     with pytest.raises(CLIError) as nothing:
         invoke(on(server, "checkpoint"))
     assert nothing.value.exit_code == 2
+
+
+def _reporters() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name == "tinkex-telemetry-reporter"}
+
+
+def test_an_in_process_command_closes_the_client_it_made(server, monkeypatch, capsys):
+    """A failed call starts its RestClient's telemetry reporter (telemetry is on by default);
+    once invoke() or main() returns, no reporter of theirs still runs (and posts)."""
+    monkeypatch.setenv("TINKER_TELEMETRY", "1")
+    before = _reporters()
+    with pytest.raises(CLIError, match="no-such-run"):
+        invoke(on(server, "run", "info", "no-such-run"))
+    assert _reporters() - before == set()
+    assert main(on(server, "run", "info", "no-such-run")) == 1
+    assert "no-such-run" in capsys.readouterr().err
+    assert _reporters() - before == set()
 
 
 # --- 14.1 checkpoint save --------------------------------------------------------------------

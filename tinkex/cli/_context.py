@@ -75,6 +75,19 @@ class Context:
             self._rest = tinkex.RestClient(**self.client_kwargs())
         return self._rest
 
+    def close(self) -> None:
+        """Close the RestClient :meth:`rest` made: its worker threads and telemetry reporter
+        must not outlive a command run in-process (``main``, ``invoke``)."""
+        rest, self._rest = self._rest, None
+        if rest is not None:
+            rest.close()
+
+    def __enter__(self) -> Context:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def admin(self) -> AdminClient:
         """A new AdminClient (billing, audit) for the chosen server."""
         import tinkex

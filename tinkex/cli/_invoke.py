@@ -69,14 +69,14 @@ def invoke(argv: Sequence[str]) -> Any:
         raise CLIError(2, lines[-1] if lines else "invalid arguments") from None
     args.format = "json"
     outputs: list[Output] = []
-    context = Context(args, sink=outputs)
-    try:
-        status = run_parsed(parser, context, args)
-    except KeyboardInterrupt:
-        raise CLIError(130, "aborted", _result(outputs)) from None
-    except Exception as exc:
-        message = describe_error(exc, context.resolved_base_url())
-        raise CLIError(1, message, _result(outputs)) from exc
+    with Context(args, sink=outputs) as context:
+        try:
+            status = run_parsed(parser, context, args)
+        except KeyboardInterrupt:
+            raise CLIError(130, "aborted", _result(outputs)) from None
+        except Exception as exc:
+            message = describe_error(exc, context.resolved_base_url())
+            raise CLIError(1, message, _result(outputs)) from exc
     if status != 0:
         raise CLIError(
             status, f"tinkex {' '.join(argv)} exited with status {status}", _result(outputs)

@@ -109,22 +109,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    context = Context(args)
-    try:
-        return run_parsed(parser, context, args)
-    except KeyboardInterrupt:
-        print("Aborted.", file=sys.stderr)
-        return 130
-    except BrokenPipeError:  # `tinkex run list | head`
-        sys.stderr.close()
-        return 1
-    except Exception as exc:  # every failure becomes one clear line
-        if os.environ.get("TINKEX_DEBUG"):
-            import traceback
+    with Context(args) as context:
+        try:
+            return run_parsed(parser, context, args)
+        except KeyboardInterrupt:
+            print("Aborted.", file=sys.stderr)
+            return 130
+        except BrokenPipeError:  # `tinkex run list | head`
+            sys.stderr.close()
+            return 1
+        except Exception as exc:  # every failure becomes one clear line
+            if os.environ.get("TINKEX_DEBUG"):
+                import traceback
 
-            traceback.print_exc()
-        print(f"Error: {describe_error(exc, context.resolved_base_url())}", file=sys.stderr)
-        return 1
+                traceback.print_exc()
+            print(f"Error: {describe_error(exc, context.resolved_base_url())}", file=sys.stderr)
+            return 1
 
 
 def run_parsed(parser: argparse.ArgumentParser, context: Context, args: argparse.Namespace) -> int:
