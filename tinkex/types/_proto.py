@@ -17,11 +17,11 @@ from __future__ import annotations
 import itertools
 import math
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, NamedTuple, TypeVar
 
-from tinkex.types._batch_decode import plain_datum_arrays
+from tinkex.types._batch_decode import Columns, plain_columns, plain_datum_arrays
 from tinkex.types._batch_encode import write_data
 from tinkex.types._datum import Datum, PromptProvenanceSpan, SampledProvenanceSpan
 from tinkex.types._model_input import (
@@ -106,6 +106,8 @@ _WIRE_LABEL: Final[dict[int, str]] = {
     DTYPE_BFLOAT16: "float32",
 }
 _LABEL_NUMPY: Final[dict[str, str]] = {"float32": "<f4", "int64": "<i8"}
+#: numpy dtype strings (native little-endian) of the two TensorData dtypes -> their label
+_NUMPY_LABEL: Final[dict[str, str]] = {"<f4": "float32", "<i8": "int64"}
 
 STOP_REASON_STOP: Final = 0
 STOP_REASON_LENGTH: Final = 1
@@ -627,7 +629,19 @@ class ArrayForwardBackward:
     loss_fn: str
     loss_fn_config: dict[str, float | str] | None
     forward_only: bool
-    data: list[ArrayDatum]
+    #: per datum; None when read as ``columns`` (then :attr:`data` makes views of them)
+    datums: list[ArrayDatum] | None
+    #: the data as columns, when every datum is of the common shape
+    #: (``tinkex.types._batch_decode.plain_columns``); else None
+    columns: Columns | None = None
+
+    @property
+    def data(self) -> list[ArrayDatum]:
+        """The datums (views of :attr:`columns` when the request was read so)."""
+        if self.datums is None:
+            assert self.columns is not None
+            self.datums = _column_datums(self.columns)
+        return self.datums
 
 
 def _read_datum_arrays(data: memoryview, where: str) -> ArrayDatum:
@@ -674,10 +688,28 @@ def _read_datum_arrays(data: memoryview, where: str) -> ArrayDatum:
 def decode_forward_backward_arrays(data: Buffer) -> ArrayForwardBackward:
     """Decode ``ForwardBackwardRequest`` bytes to numpy arrays (for servers; ~2x faster than
     :func:`decode_forward_backward_request`). Raises ValueError naming the field."""
-    model_id, seq_id, datums, loss_fn, config, forward_only = _read_request(
-        data, _read_datum_arrays
+    model_id, seq_id, views, loss_fn, config, forward_only = _read_request(
+        data, lambda view, where: view
     )
-    return ArrayForwardBackward(model_id, seq_id, loss_fn, config, forward_only, datums)
+    columns = plain_columns(views)
+    datums = None
+    if columns is None:
+        datums = [
+            _read_datum_arrays(view, f"ForwardBackwardRequest.data[{i}]")
+            for i, view in enumerate(views)
+        ]
+    return ArrayForwardBackward(model_id, seq_id, loss_fn, config, forward_only, datums, columns)
+
+
+def _column_datums(columns: Columns) -> list[ArrayDatum]:
+    """Per-datum views of ``columns``."""
+    bounds = [0, *itertools.accumulate(columns.lengths.tolist())]
+    names = list(columns.loss_fn_inputs)
+    values = list(columns.loss_fn_inputs.values())
+    return [
+        ArrayDatum(columns.tokens[a:b], dict(zip(names, [v[a:b] for v in values], strict=True)))
+        for a, b in itertools.pairwise(bounds)
+    ]
 
 
 # =============================================================================================
@@ -702,6 +734,27 @@ def _output_signature(
     return tuple(sig)
 
 
+def _write_batched(
+    rec: ProtoWriter,
+    name: str,
+    parts: list[Buffer],
+    offsets: NDArray,
+    label: str,
+    trailing: Sequence[int],
+) -> None:
+    """One ``fields`` entry of an ``ArrayRecord``: field ``name``, a ``BatchedTensor`` of the
+    datums' values ``parts`` (joined) starting at byte ``offsets``."""
+    bt = ProtoWriter()
+    bt.bytes_parts(1, parts)
+    bt.bytes_field(2, offsets.data.cast("B"))
+    bt.enum(3, _DTYPE_TO_WIRE[label])
+    bt.packed_int64(4, trailing)
+    entry = ProtoWriter()
+    entry.string(1, name, always=True)
+    entry.message(2, bt)
+    rec.message(2, entry)
+
+
 def _write_record(
     datums: Sequence[dict[str, TensorData]], names: Sequence[str], type_tag: str
 ) -> ProtoWriter:
@@ -719,17 +772,56 @@ def _write_record(
             part = _raw(arr, wire)
             parts.append(part)
             sizes[i + 1] = len(part)
-        bt = ProtoWriter()
-        bt.bytes_parts(1, parts)
-        bt.bytes_field(2, memoryview(np.cumsum(sizes, dtype="<i8")).cast("B"))
-        bt.enum(3, _DTYPE_TO_WIRE[first.dtype])
-        bt.packed_int64(4, (first.shape or [])[1:])
-        entry = ProtoWriter()
-        entry.string(1, name, always=True)
-        entry.message(2, bt)
-        rec.message(2, entry)
+        offsets = np.cumsum(sizes, dtype="<i8")
+        _write_batched(rec, name, parts, offsets, first.dtype, (first.shape or [])[1:])
     rec.int64(3, len(datums))
     return rec
+
+
+def _write_metrics(w: ProtoWriter, metrics: Mapping[str, float]) -> None:
+    for key, value in metrics.items():
+        entry = ProtoWriter()
+        entry.string(1, key, always=True)
+        entry.double(2, float(value), always=True)
+        w.message(3, entry)
+
+
+def encode_forward_backward_columns(
+    loss_fn_output_type: str,
+    lengths: NDArray,
+    columns: Mapping[str, NDArray],
+    metrics: Mapping[str, float],
+) -> bytes:
+    """Encode a ``ForwardBackwardOutput`` given as columns: datum ``i`` has ``lengths[i]``
+    values of each field, and ``columns[name]`` (1-D float32 or int64) holds every datum's
+    values back to back. The bytes are those of :func:`encode_forward_backward_output` for the
+    per-datum ``TensorData`` of the same values (one ``ArrayRecord``), written without them.
+
+    Raises:
+        ValueError: a column that is not 1-D float32/int64 or does not hold ``sum(lengths)``
+            values.
+    """
+    np = _np()
+    w = ProtoWriter()
+    w.string(1, loss_fn_output_type)
+    if len(lengths):
+        ends = np.cumsum(lengths, dtype="<i8")
+        rec = ProtoWriter()
+        rec.string(1, loss_fn_output_type)
+        for name, values in columns.items():
+            label = _NUMPY_LABEL.get(values.dtype.str)
+            if label is None or values.ndim != 1 or values.size != int(ends[-1]):
+                raise ValueError(
+                    f"ForwardBackwardOutput column {name!r} must be 1-D float32/int64 with "
+                    f"{int(ends[-1])} values, got {values.dtype} of shape {values.shape}"
+                )
+            offsets = np.zeros(len(lengths) + 1, dtype="<i8")
+            offsets[1:] = ends * values.dtype.itemsize
+            _write_batched(rec, name, [_raw(values, _LABEL_NUMPY[label])], offsets, label, [])
+        rec.int64(3, len(lengths))
+        w.message(2, rec)
+    _write_metrics(w, metrics)
+    return w.getvalue()
 
 
 def encode_forward_backward_output(out: ForwardBackwardOutput) -> bytes:
@@ -752,11 +844,7 @@ def encode_forward_backward_output(out: ForwardBackwardOutput) -> bytes:
             if i == len(outputs) or sigs[i] != sigs[start]:
                 w.message(2, _write_record(outputs[start:i], names, out.loss_fn_output_type))
                 start = i
-    for key, value in out.metrics.items():
-        entry = ProtoWriter()
-        entry.string(1, key, always=True)
-        entry.double(2, float(value), always=True)
-        w.message(3, entry)
+    _write_metrics(w, out.metrics)
     return w.getvalue()
 
 

@@ -13,6 +13,7 @@ from tinkex.local.model import (
     LOSS_FUNCTIONS,
     AdamSettings,
     DatumArrays,
+    DatumColumns,
     LoraSpec,
     ModelInputError,
     SamplerWeights,
@@ -159,3 +160,51 @@ def test_null_model_is_cheap() -> None:
         model.optim_step(AdamSettings())
         best = min(best, time.perf_counter() - start)
     assert best < 0.05
+
+
+def _columns(data: list[DatumArrays]) -> DatumColumns:
+    return DatumColumns(
+        np.array([d.tokens.size for d in data], np.int64),
+        np.concatenate([d.tokens for d in data]),
+        {n: np.concatenate([d.loss_inputs[n] for d in data]) for n in data[0].loss_inputs},
+    )
+
+
+@pytest.mark.parametrize("loss_fn", [fn for fn in LOSS_FUNCTIONS if fn != "stable_reinforce"])
+def test_null_model_gives_the_same_result_from_columns(loss_fn: str) -> None:
+    rng = np.random.default_rng(5)
+    data = []
+    for n in (5, 1, 40):
+        inputs = {"logprobs": rng.normal(-3, 1, n), "advantages": rng.normal(0, 1, n)}
+        if loss_fn == "cross_entropy":
+            inputs = {"weights": rng.random(n).astype(np.float32)}
+        data.append(_datum(n, **inputs))
+    model = create_trainable(NULL, LoraSpec(rank=8))
+    per_datum = model.forward_backward(data, loss_fn, None, forward_only=False)
+    columns = _columns(data)
+    from_columns = model.forward_backward(data, loss_fn, None, forward_only=False, columns=columns)
+
+    assert from_columns.metrics == per_datum.metrics
+    assert len(from_columns.outputs) == len(per_datum.outputs)
+    for a, b in zip(from_columns.outputs, per_datum.outputs, strict=True):
+        assert list(a) == list(b)
+        for name in a:
+            assert a[name].dtype == b[name].dtype
+            np.testing.assert_array_equal(a[name], b[name])
+    if loss_fn != "gspo":  # gspo's ratio is per datum: computed per datum
+        assert from_columns.columns is not None and from_columns.lengths is not None
+        assert from_columns.lengths.tolist() == [5, 1, 40]
+        for name, values in from_columns.columns.items():
+            np.testing.assert_array_equal(
+                values, np.concatenate([o[name] for o in per_datum.outputs])
+            )
+
+
+def test_null_model_names_the_bad_datum_of_columns() -> None:
+    data = [_datum(3), _datum(4)]
+    data[1].loss_inputs["target_tokens"][2] = NULL.vocab_size
+    model = create_trainable(NULL, LoraSpec(rank=8))
+    with pytest.raises(ModelInputError, match=r"datum 1: target_tokens\[2\] = .* outside"):
+        model.forward_backward(
+            data, "cross_entropy", None, forward_only=True, columns=_columns(data)
+        )

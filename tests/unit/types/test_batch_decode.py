@@ -29,11 +29,34 @@ INT64 = np.iinfo(np.int64)
 def _general(body: bytes) -> _proto.ArrayForwardBackward:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(_proto, "plain_datum_arrays", lambda data: None)
+        patch.setattr(_proto, "plain_columns", lambda datums: None)
+        return _proto.decode_forward_backward_arrays(body)
+
+
+def _without_columns(body: bytes) -> _proto.ArrayForwardBackward:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_proto, "plain_columns", lambda datums: None)
         return _proto.decode_forward_backward_arrays(body)
 
 
 def _assert_same_arrays(body: bytes) -> _proto.ArrayForwardBackward:
-    fast, general = _proto.decode_forward_backward_arrays(body), _general(body)
+    fast = _proto.decode_forward_backward_arrays(body)
+    for slower in (_without_columns(body), _general(body)):
+        _assert_same_request(fast, slower)
+    if fast.columns is not None:  # the per-datum arrays are the columns' runs
+        columns = fast.columns
+        assert columns.lengths.tolist() == [d.tokens.size for d in fast.data]
+        np.testing.assert_array_equal(columns.tokens, np.concatenate([d.tokens for d in fast.data]))
+        for name, values in columns.loss_fn_inputs.items():
+            joined = np.concatenate([d.loss_fn_inputs[name] for d in fast.data])
+            assert values.dtype == joined.dtype
+            np.testing.assert_array_equal(values, joined)
+    return fast
+
+
+def _assert_same_request(
+    fast: _proto.ArrayForwardBackward, general: _proto.ArrayForwardBackward
+) -> None:
     assert (fast.model_id, fast.seq_id, fast.loss_fn, fast.loss_fn_config) == (
         general.model_id,
         general.seq_id,
@@ -53,7 +76,6 @@ def _assert_same_arrays(body: bytes) -> _proto.ArrayForwardBackward:
             assert (x.dtype, x.shape, x.flags.writeable) == (y.dtype, y.shape, y.flags.writeable)
             np.testing.assert_array_equal(x, y)
         assert list(a.loss_fn_inputs) == list(b.loss_fn_inputs)
-    return fast
 
 
 def _body(data: list[Datum]) -> bytes:
@@ -192,3 +214,82 @@ def test_official_sdk_bodies_read_the_same() -> None:
             tensor.shape.append(57)
     got = _assert_same_arrays(msg.SerializeToString())
     assert got.data[0].loss_fn_inputs["ids"].dtype == np.int64  # widened by the general reader
+
+
+def _plain_datum(tokens: list[int], **inputs: np.ndarray) -> Datum:
+    return Datum(
+        model_input=ModelInput.from_ints(tokens),
+        loss_fn_inputs={name: TensorData.from_numpy(v) for name, v in inputs.items()},
+    )
+
+
+def test_a_batch_of_plain_datums_is_read_as_columns() -> None:
+    rng = np.random.default_rng(3)
+    data = []
+    for n in (5, 0, 300, 1):
+        data.append(
+            Datum(
+                # two text chunks: their tokens join in the datum's run
+                model_input=ModelInput(
+                    chunks=[
+                        EncodedTextChunk(tokens=rng.integers(0, 2**31 - 1, n).tolist()),
+                        EncodedTextChunk(tokens=[7]),
+                    ]
+                ),
+                loss_fn_inputs={
+                    "target_tokens": TensorData.from_numpy(rng.integers(0, 2**32, n + 1)),
+                    "weights": TensorData.from_numpy(rng.random(n + 1, dtype=np.float32)),
+                },
+            )
+        )
+    got = _assert_same_arrays(_body(data))
+    assert got.columns is not None
+    assert got.columns.lengths.tolist() == [6, 1, 301, 2]
+    assert list(got.columns.loss_fn_inputs) == ["target_tokens", "weights"]
+    assert got.columns.tokens.dtype == np.int64
+
+
+@pytest.mark.parametrize(
+    "second",
+    [
+        _plain_datum([1, 2], target_tokens=np.array([2, 3])),  # other input names
+        _plain_datum([1, 2], w=np.array([2, 3])),  # int64 where the first has float32
+        _plain_datum([1, 2], w=np.ones(3, dtype=np.float32)),  # not one value per token
+        _plain_datum([1, 2], w=np.ones((2, 1), dtype=np.float32)),  # not 1-D
+        Datum(
+            model_input=ModelInput.from_ints([1, 2]),
+            model_input_spans=[PromptProvenanceSpan(sequence_id="s", offset=0, length=2)],
+            loss_fn_input_spans=[],
+        ),
+    ],
+)
+def test_batches_that_are_not_uniform_are_read_per_datum(second: Datum) -> None:
+    first = _plain_datum([5, 6, 7], w=np.ones(3, dtype=np.float32))
+    got = _assert_same_arrays(_body([first, second]))
+    assert got.columns is None
+
+
+def test_datums_of_a_seen_layout_read_the_same() -> None:
+    rng = np.random.default_rng(11)
+    data = [
+        _plain_datum(
+            rng.integers(0, 1000, n).tolist(),
+            target_tokens=rng.integers(0, 1000, n),
+            weights=rng.random(n, dtype=np.float32),
+        )
+        for n in (3, 3, 5, 3, 5, 1024, 1024)
+    ]
+    got = _assert_same_arrays(_body(data))
+    assert got.columns is not None
+    assert got.columns.lengths.tolist() == [3, 3, 5, 3, 5, 1024, 1024]
+
+
+def test_a_datum_of_the_same_size_but_other_framing_is_read_again() -> None:
+    # same byte size as the first, but another input name: not the first datum's layout
+    first = _plain_datum([1, 2, 3], wa=np.ones(3, dtype=np.float32))
+    second = _plain_datum([4, 5, 6], wb=np.ones(3, dtype=np.float32))
+    assert len(_datum_message(_body([first]))) == len(_datum_message(_body([second])))
+    assert _assert_same_arrays(_body([first, second])).columns is None
+    again = _plain_datum([4, 5, 6], wa=np.zeros(3, dtype=np.float32))
+    got = _assert_same_arrays(_body([first, again]))
+    assert got.columns is not None and got.columns.lengths.tolist() == [3, 3]

@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tinkex.local.codec.images import image_ids
-from tinkex.local.model import DatumArrays
+from tinkex.local.model import DatumArrays, DatumColumns
 
 if TYPE_CHECKING:
     from tinkex.types import ModelInput, PromptProvenanceSpan, SampledProvenanceSpan, TensorData
@@ -75,6 +75,9 @@ class FwdBwdCall:
     forward_only: bool
     #: per datum (aligned with ``data``), None for a datum without provenance spans
     provenance: list[Provenance | None] = field(default_factory=list)
+    #: ``data`` as columns (its arrays are views of them) when the body was read so; None
+    #: once a datum's inputs are changed
+    columns: DatumColumns | None = None
 
 
 @dataclass
@@ -492,6 +495,19 @@ def _fwdbwd_from_proto(body: bytes) -> FwdBwdCall:
         request = _proto.decode_forward_backward_arrays(body)
     except ValueError as exc:
         raise CodecError(f"malformed protobuf ForwardBackwardRequest: {exc}") from None
+    config = _proto_config(request.loss_fn_config)
+    if request.columns is not None:  # plain datums: no per-datum step but views
+        columns = DatumColumns(*request.columns)
+        return FwdBwdCall(
+            model_id=request.model_id,
+            seq_id=request.seq_id,
+            data=columns.datums(),
+            loss_fn=request.loss_fn,
+            loss_fn_config=config,
+            forward_only=request.forward_only,
+            provenance=[None] * len(columns.lengths),
+            columns=columns,
+        )
     data: list[DatumArrays] = []
     provenance: list[Provenance | None] = []
     typed = None  # the request as SDK types, decoded only when a datum has an image
@@ -517,12 +533,6 @@ def _fwdbwd_from_proto(body: bytes) -> FwdBwdCall:
             if spans == (None, None)
             else Provenance(list(spans[0] or []), list(spans[1] or []))
         )
-    config: dict[str, float] = {}
-    for key, value in dict(request.loss_fn_config or {}).items():
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            config[str(key)] = float(value)
-        else:
-            raise CodecError(f"loss_fn_config.{key} must be a number, got {_short(value)}")
     return FwdBwdCall(
         model_id=request.model_id,
         seq_id=request.seq_id,
@@ -532,6 +542,16 @@ def _fwdbwd_from_proto(body: bytes) -> FwdBwdCall:
         forward_only=request.forward_only,
         provenance=provenance,
     )
+
+
+def _proto_config(value: Mapping[str, float | str] | None) -> dict[str, float]:
+    config: dict[str, float] = {}
+    for key, item in dict(value or {}).items():
+        if isinstance(item, int | float) and not isinstance(item, bool):
+            config[str(key)] = float(item)
+        else:
+            raise CodecError(f"loss_fn_config.{key} must be a number, got {_short(item)}")
+    return config
 
 
 def parse_forward_backward(

@@ -47,6 +47,10 @@ class FwdBwdPayload:
     outputs: list[dict[str, npt.NDArray[Any]]]
     metrics: dict[str, float]
     loss_fn_output_type: str = "ArrayRecord"
+    #: ``(lengths, {name: values})``: the same outputs back to back per field (``outputs`` are
+    #: views of them), when the model computed them so; written to protobuf without per-datum
+    #: objects
+    columns: tuple[npt.NDArray[np.int64], dict[str, npt.NDArray[Any]]] | None = None
 
 
 @dataclass
@@ -169,6 +173,12 @@ def encode_result(payload: FwdBwdPayload | SamplePayload, protobuf: bool) -> tup
 
     value: ForwardBackwardOutput | SampleResponse
     if isinstance(payload, FwdBwdPayload):
+        if protobuf and payload.columns is not None:
+            lengths, columns = payload.columns
+            body = _proto.encode_forward_backward_columns(
+                payload.loss_fn_output_type, lengths, columns, payload.metrics
+            )
+            return body, PROTOBUF
         value = fwdbwd_output(payload)
         if protobuf:
             return bytes(_proto.encode_forward_backward_output(value)), PROTOBUF
@@ -182,6 +192,8 @@ def encode_result(payload: FwdBwdPayload | SamplePayload, protobuf: bool) -> tup
 def result_size(payload: FwdBwdPayload | SamplePayload) -> int:
     """Rough number of values in a result (decides whether encoding is worth a thread)."""
     if isinstance(payload, FwdBwdPayload):
+        if payload.columns is not None:
+            return sum(int(a.size) for a in payload.columns[1].values())
         return sum(int(a.size) for out in payload.outputs for a in out.values())
     size = sum(
         int(np.asarray(s.tokens).size) * (2 + (0 if s.topk_ids is None else s.topk_ids.shape[1]))

@@ -127,11 +127,17 @@ def job_forward_backward(call: FwdBwdCall) -> JobFn:
     def run(model: TrainingModel) -> FwdBwdPayload:
         trainable = model.require_trainable()
         result = trainable.forward_backward(
-            call.data, call.loss_fn, call.loss_fn_config, forward_only=call.forward_only
+            call.data,
+            call.loss_fn,
+            call.loss_fn_config,
+            forward_only=call.forward_only,
+            columns=call.columns,
         )
-        outputs = [{k: np.asarray(v) for k, v in out.items()} for out in result.outputs]
         metrics = {k: float(v) for k, v in result.metrics.items()}
-        return FwdBwdPayload(outputs=outputs, metrics=metrics)
+        columns = None
+        if result.columns is not None and result.lengths is not None:
+            columns = (result.lengths, result.columns)
+        return FwdBwdPayload(outputs=result.outputs, metrics=metrics, columns=columns)
 
     return run
 

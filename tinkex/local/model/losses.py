@@ -33,11 +33,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .spec import LOSS_FUNCTIONS, DatumArrays, ModelArch, ModelInputError
+from .spec import LOSS_FUNCTIONS, DatumArrays, DatumColumns, ModelArch, ModelInputError
 
 __all__ = [
     "STABLE_REINFORCE_TRUNCATION",
     "LossConfig",
+    "check_columns",
     "check_datums",
     "loss_and_grad",
     "parse_loss_config",
@@ -201,6 +202,42 @@ def _check_batch(
     if floats_all and not np.isfinite(np.concatenate(floats_all).astype(np.float64)).all():
         return None
     return checked
+
+
+def check_columns(
+    columns: DatumColumns, loss_fn: str, arch: ModelArch
+) -> dict[str, FloatArray] | None:
+    """The float loss inputs ``loss_fn`` uses, as float64 columns, when every datum of
+    ``columns`` passes the checks of :func:`check_datums`; None otherwise (then
+    :func:`check_datums` names what is wrong)."""
+    required = _REQUIRED_INPUTS.get(loss_fn)
+    if required is None:
+        return None
+    optional = _OPTIONAL_INPUTS.get(loss_fn, ())
+    tokens, lengths = columns.tokens, columns.lengths
+    targets = columns.loss_inputs.get("target_tokens")
+    if (
+        targets is None
+        or tokens.dtype.kind != "i"
+        or targets.dtype.kind != "i"
+        or targets.shape != tokens.shape
+        or not lengths.size
+        or lengths.min() <= 0
+        or lengths.max() > arch.max_seq_len
+    ):
+        return None
+    floats: dict[str, FloatArray] = {}
+    for name in (*required, *(n for n in optional if n in columns.loss_inputs)):
+        values = columns.loss_inputs.get(name)
+        if values is None or values.shape != tokens.shape or values.dtype.kind not in "fiub":
+            return None
+        floats[name] = values.astype(np.float64, copy=False)
+    ids_ok = all(
+        ids.min() >= 0 and ids.max() < arch.vocab_size for ids in (tokens, targets) if ids.size
+    )
+    if not ids_ok or not all(np.isfinite(values).all() for values in floats.values()):
+        return None
+    return floats
 
 
 def check_datums(

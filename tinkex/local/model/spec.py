@@ -17,6 +17,7 @@ __all__ = [
     "LORA_ALPHA",
     "AdamSettings",
     "DatumArrays",
+    "DatumColumns",
     "ForwardBackwardResult",
     "LoraSpec",
     "ModelArch",
@@ -25,6 +26,7 @@ __all__ = [
     "PromptScores",
     "SampleOutput",
     "SampleSettings",
+    "column_rows",
     "resolve_arch",
 ]
 
@@ -130,11 +132,55 @@ class DatumArrays:
 
 
 @dataclass
+class DatumColumns:
+    """A batch of datums as columns: datum ``i`` has ``lengths[i]`` tokens, and ``tokens`` and
+    each of ``loss_inputs`` hold every datum's values back to back (one value per token).
+
+    How a request of plain datums is read (one array per field, none per datum); the model
+    uses it to skip per-datum work where it can.
+    """
+
+    lengths: npt.NDArray[np.int64]
+    tokens: npt.NDArray[np.int64]
+    loss_inputs: dict[str, npt.NDArray[Any]]
+
+    def datums(self) -> list[DatumArrays]:
+        """The datums, as views of the columns."""
+        rows = column_rows(self.loss_inputs, self.lengths)
+        return [
+            DatumArrays(self.tokens[a:b], row)
+            for (a, b), row in zip(_row_bounds(self.lengths), rows, strict=True)
+        ]
+
+
+def _row_bounds(lengths: npt.NDArray[np.int64]) -> list[tuple[int, int]]:
+    ends = np.cumsum(lengths).tolist()
+    return list(zip([0, *ends[:-1]], ends, strict=True))
+
+
+def column_rows(
+    columns: dict[str, npt.NDArray[Any]], lengths: npt.NDArray[np.int64]
+) -> list[dict[str, npt.NDArray[Any]]]:
+    """Per row ``i``, ``{name: its lengths[i] values of columns[name]}`` (views)."""
+    names = list(columns)
+    values = list(columns.values())
+    return [
+        dict(zip(names, [v[a:b] for v in values], strict=True)) for a, b in _row_bounds(lengths)
+    ]
+
+
+@dataclass
 class ForwardBackwardResult:
-    """Per-datum outputs (``logprobs``, ``elementwise_loss``) and ``name:reduction`` metrics."""
+    """Per-datum outputs (``logprobs``, ``elementwise_loss``) and ``name:reduction`` metrics.
+
+    ``columns`` holds the same outputs back to back per field (``lengths[i]`` values of datum
+    ``i``; ``outputs`` are views of them) when the model computed them so.
+    """
 
     outputs: list[dict[str, npt.NDArray[np.float32]]]
     metrics: dict[str, float]
+    columns: dict[str, npt.NDArray[np.float32]] | None = None
+    lengths: npt.NDArray[np.int64] | None = None
 
 
 @dataclass(frozen=True)

@@ -13,15 +13,17 @@ import numpy.typing as npt
 
 from . import tiny
 from ._blas import pin_blas_single_thread
-from .losses import check_datums, loss_and_grad, parse_loss_config
+from .losses import check_columns, check_datums, loss_and_grad, parse_loss_config
 from .spec import (
     LORA_ALPHA,
     AdamSettings,
     DatumArrays,
+    DatumColumns,
     ForwardBackwardResult,
     LoraSpec,
     ModelArch,
     ModelInputError,
+    column_rows,
 )
 
 __all__ = ["SamplerWeights", "TrainableModel", "batch_rows", "create_trainable"]
@@ -122,14 +124,22 @@ class TrainableModel:
         loss_fn_config: Mapping[str, float] | None,
         *,
         forward_only: bool,
+        columns: DatumColumns | None = None,
     ) -> ForwardBackwardResult:
         """Target logprobs and per-token losses of every datum; unless ``forward_only``, the
         LoRA gradients of the summed loss are added to the accumulated gradients.
+
+        ``columns`` is the same ``data`` as columns, when the caller has it (the null model
+        then works on them, with no per-datum step).
 
         Raises:
             ModelInputError: unknown loss/config key, bad token ids, too long or ill-shaped input.
         """
         config = parse_loss_config(loss_fn, loss_fn_config)
+        if self._null and columns is not None and loss_fn != "gspo":
+            floats = check_columns(columns, loss_fn, self.arch)
+            if floats is not None:
+                return self._null_columns(columns.lengths, floats, loss_fn, config)
         checked = check_datums(data, loss_fn, self.arch)
         if self._null:
             return self._null_forward(checked, loss_fn, config)
@@ -194,24 +204,11 @@ class TrainableModel:
         constant = -math.log(self.arch.vocab_size)
         if loss_fn != "gspo" and len(checked) > 1:
             # Per-token losses: one vectorised computation over the whole batch.
-            lengths = [tokens.shape[0] for tokens, _, _ in checked]
             names = checked[0][2].keys()
             if all(inputs.keys() == names for _, _, inputs in checked):
+                lengths = np.array([tokens.shape[0] for tokens, _, _ in checked], np.int64)
                 joined = {n: np.concatenate([inp[n] for _, _, inp in checked]) for n in names}
-                lp_all = np.full(sum(lengths), constant)
-                loss_all, _ = loss_and_grad(loss_fn, config, lp_all, joined)
-                lp32 = lp_all.astype(np.float32)
-                loss32 = loss_all.astype(np.float32)
-                bounds = np.cumsum(lengths)[:-1]
-                outputs = [
-                    {"logprobs": lp, "elementwise_loss": loss}
-                    for lp, loss in zip(
-                        np.split(lp32, bounds), np.split(loss32, bounds), strict=True
-                    )
-                ]
-                return ForwardBackwardResult(
-                    outputs=outputs, metrics={"loss:sum": float(loss_all.sum())}
-                )
+                return self._null_columns(lengths, joined, loss_fn, config)
         outputs = []
         total = 0.0
         for tokens, _, inputs in checked:
@@ -222,6 +219,28 @@ class TrainableModel:
                 {"logprobs": lp.astype(np.float32), "elementwise_loss": loss.astype(np.float32)}
             )
         return ForwardBackwardResult(outputs=outputs, metrics={"loss:sum": total})
+
+    def _null_columns(
+        self,
+        lengths: npt.NDArray[np.int64],
+        inputs: dict[str, npt.NDArray[np.float64]],
+        loss_fn: str,
+        config: dict[str, float],
+    ) -> ForwardBackwardResult:
+        """The null model's outputs for every datum at once (not gspo: its ratio is per
+        datum), from the float loss inputs as columns."""
+        lp = np.full(int(lengths.sum()), -math.log(self.arch.vocab_size))
+        loss, _ = loss_and_grad(loss_fn, config, lp, inputs)
+        columns = {
+            "logprobs": lp.astype(np.float32),
+            "elementwise_loss": loss.astype(np.float32),
+        }
+        return ForwardBackwardResult(
+            outputs=column_rows(columns, lengths),
+            metrics={"loss:sum": float(loss.sum())},
+            columns=columns,
+            lengths=lengths,
+        )
 
     def _merged(self) -> dict[str, Array]:
         if self._weights is None:

@@ -278,6 +278,21 @@ def _check_datum(index: int, datum: DatumArrays, model: TrainingModel) -> None:
             )
 
 
+def _columns_pass(fwdbwd: FwdBwdCall, model: TrainingModel) -> bool:
+    """Whether every datum passes :func:`_check_datum`, decided on the request's columns
+    (False when it has none or one fails: then each datum is checked, to name it)."""
+    columns = fwdbwd.columns
+    if columns is None or not columns.tokens.size:
+        return False
+    tokens = columns.tokens
+    return bool(
+        tokens.min() >= 0
+        and tokens.max() < model.arch.vocab_size
+        and columns.lengths.max() <= model.arch.max_seq_len
+        and all(values.ndim == 1 for values in columns.loss_inputs.values())
+    )
+
+
 #: loss inputs of stable_reinforce that the server fills from its sampling records
 _RECORDED_INPUTS = ("sampler_logprobs", "sampled_mask")
 
@@ -285,6 +300,7 @@ _RECORDED_INPUTS = ("sampler_logprobs", "sampled_mask")
 def _attach_stability_inputs(state: ServerState, model: TrainingModel, fwdbwd: FwdBwdCall) -> None:
     """Give each datum of a stable_reinforce request the sampler's recorded logprobs of its
     target tokens and the mask of sampled rows, from its provenance spans."""
+    fwdbwd.columns = None  # the datums' inputs change
     for i, datum in enumerate(fwdbwd.data):
         where = f"data[{i}]"
         inputs = datum.loss_inputs
@@ -338,8 +354,9 @@ async def _forward_backward(call: Call, *, forward_only_endpoint: bool) -> Respo
         if not fwdbwd.data:
             raise UserError("data must contain at least one Datum")
         state.check_limit("number of data", len(fwdbwd.data), "max_datums")
-        for i, datum in enumerate(fwdbwd.data):
-            _check_datum(i, datum, model)
+        if not _columns_pass(fwdbwd, model):
+            for i, datum in enumerate(fwdbwd.data):
+                _check_datum(i, datum, model)
         lengths = [int(datum.tokens.size) for datum in fwdbwd.data]
         state.check_limit("tokens of all data", sum(lengths), "max_batch_tokens")
         if fwdbwd.loss_fn == "stable_reinforce":
