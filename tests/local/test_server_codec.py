@@ -12,6 +12,7 @@ from tinkex import types
 from tinkex.local import LocalServer
 from tinkex.local.codec import CodecError, parse_forward_backward, tensor_from_json
 from tinkex.types import _proto
+from tinkex.types._converter import to_wire
 
 from .conftest import Api, datum, fwdbwd
 
@@ -108,3 +109,44 @@ def test_factory_fixture_starts_dedicated_servers(
     second = tinker_server_factory(faults="create_session:503:1")
     assert first.port != second.port and first.api_key == "tml-one"
     assert Api(second).post("create_session", {}).status_code == 503
+
+
+@pytest.mark.parametrize("base_model", ["tinkex/null", "tinkex/tiny"])
+def test_plain_protobuf_batches_answer_as_their_json_twins(api: Api, base_model: str) -> None:
+    """A protobuf batch of plain datums (read, run and encoded as columns on the null model)
+    gets the very answer of the same batch sent as JSON (read and run datum by datum)."""
+    rng = np.random.default_rng(2)
+    lists = [rng.integers(0, 250, n + 1).tolist() for n in (5, 5, 64, 1, 64)]
+    data = [
+        types.Datum(
+            model_input=types.ModelInput.from_ints(seq[:-1]),
+            loss_fn_inputs={
+                "target_tokens": seq[1:],
+                "weights": rng.random(len(seq) - 1).astype(np.float32).tolist(),
+            },
+        )
+        for seq in lists
+    ]
+    answers = []
+    for wire in ("protobuf", "json"):
+        model_id = api.model(base_model)
+        request = types.ForwardBackwardRequest(
+            forward_backward_input=types.ForwardBackwardInput(data=data, loss_fn="cross_entropy"),
+            model_id=model_id,
+            seq_id=1,
+        )
+        if wire == "protobuf":
+            body = _proto.encode_forward_backward_request(request)
+            headers = {"Content-Type": "application/x-protobuf"}
+            response = api.http.post(api.base + "forward_backward", data=body, headers=headers)
+        else:
+            response = api.http.post(api.base + "forward_backward", json=to_wire(request))
+        assert response.status_code == 200, response.text
+        request_id = response.json()["request_id"]
+        raw = api.result(request_id, accept="application/x-protobuf")
+        answers.append((raw, api.result(request_id)))
+    (proto_raw, proto_json), (json_raw, json_json) = answers
+    assert proto_raw == json_raw
+    assert proto_json == json_json
+    output = _proto.decode_forward_backward_output(proto_raw)
+    assert [len(o["logprobs"].to_numpy()) for o in output.loss_fn_outputs] == [5, 5, 64, 1, 64]
