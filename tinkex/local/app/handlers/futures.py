@@ -56,7 +56,9 @@ async def _encoded(call: Call, result: FwdBwdPayload | SamplePayload, request_id
     headers = {"x-request-id": request_id}
     protobuf = wants_protobuf(call.request.header("accept"))
     try:
-        if result_size(result) <= _ENCODE_INLINE_BELOW:
+        # a protobuf answer written from columns is a few joins: no thread hop for it either
+        columnar = protobuf and isinstance(result, FwdBwdPayload) and result.columns is not None
+        if columnar or result_size(result) <= _ENCODE_INLINE_BELOW:
             payload, content_type = encode_result(result, protobuf)
         else:
             payload, content_type = await call.state.in_io(encode_result, result, protobuf)
