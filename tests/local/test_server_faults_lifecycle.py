@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import signal
@@ -15,6 +16,7 @@ import pytest
 import requests
 
 from tinkex.local import LocalServer
+from tinkex.local.cli import SERVE_GC_THRESHOLD, tune_gc_for_serving
 from tinkex.local.faults import FaultInjector, parse_faults
 
 from .conftest import Api
@@ -267,6 +269,32 @@ def test_tinkex_serve_prints_ready_and_export_lines_logs_requests_and_stops(
         "INFO stopped"
     )
     assert (tmp_path / "index.sqlite3").exists()
+
+
+def test_tune_gc_for_serving_freezes_start_up_objects_and_raises_the_threshold() -> None:
+    before = gc.get_threshold()
+    try:
+        frozen = tune_gc_for_serving()
+        assert frozen == gc.get_freeze_count() > 0
+        assert gc.get_threshold() == SERVE_GC_THRESHOLD != before
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
+
+
+def test_tinkex_serve_tunes_its_garbage_collector() -> None:
+    process = _serve("--ephemeral", "--log-level", "debug")
+    try:
+        _ready(process)
+        err = _stop(process)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    threshold = re.escape(str(SERVE_GC_THRESHOLD))
+    assert re.search(
+        rf"garbage collector: [1-9]\d* start-up objects frozen, threshold {threshold}", err
+    ), err
 
 
 def test_tinkex_serve_data_dir_defaults_to_the_user_cache_and_is_locked(tmp_path: Path) -> None:

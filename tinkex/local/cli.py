@@ -15,6 +15,7 @@ cache directory (:func:`default_data_dir`), so checkpoints and runs survive rest
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import signal
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 LOG_LEVELS = ("debug", "info", "warning", "error")
+#: ``gc.set_threshold`` of a ``tinkex serve`` process (see :func:`tune_gc_for_serving`).
+SERVE_GC_THRESHOLD = (20_000, 10, 10)
 
 
 def default_data_dir() -> str:
@@ -201,6 +204,12 @@ def run_serve(args: argparse.Namespace) -> int:
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         with LocalServer(**server_options(args)) as server:
+            frozen = tune_gc_for_serving()
+            log.debug(
+                "garbage collector: %d start-up objects frozen, threshold %s",
+                frozen,
+                gc.get_threshold(),
+            )
             _announce(server, args)
             while not stop.wait(0.5):
                 pass
@@ -213,6 +222,24 @@ def run_serve(args: argparse.Namespace) -> int:
             signal.signal(sig, handler)
     sys.stdout.flush()
     return 0
+
+
+def tune_gc_for_serving() -> int:
+    """Tune the garbage collector of a process that only serves (``tinkex serve``).
+
+    Thousands of requests in flight each keep ~100 tracked objects (connection, coroutine
+    frames, future record) alive for a second or more: at the default threshold (700) young
+    collections promote them all, and every 25% of heap growth triggers a full collection
+    over the whole heap, start-up objects included (3000 samples at +1 s: ~0.3 s of the loop's
+    CPU). Start-up objects are frozen (never traversed again) and young collections run every
+    :data:`SERVE_GC_THRESHOLD` allocations, so short-lived requests die young. Only the serve
+    command calls this; an embedded ``LocalServer`` leaves its host process's GC alone.
+    Returns how many objects are frozen.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*SERVE_GC_THRESHOLD)
+    return gc.get_freeze_count()
 
 
 def server_options(args: argparse.Namespace) -> dict[str, Any]:

@@ -35,6 +35,8 @@ DEFAULT_MAX_BODY_BYTES = 512 * 1024 * 1024
 LINGER_SECONDS = 5.0
 #: The first byte of a TLS record carrying a handshake (a ClientHello): no HTTP method starts so.
 TLS_HANDSHAKE = b"\x16"
+#: One encoder for every JSON answer (``json.dumps`` with options builds a new one per call).
+_encode_json = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
 
 @dataclass
@@ -77,7 +79,7 @@ class HTTPError(Exception):
 
 def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     """A JSON response (compact, UTF-8)."""
-    body = json.dumps(obj, separators=(",", ":"), allow_nan=False).encode()
+    body = _encode_json(obj).encode()
     return Response(status=status, body=body, headers=dict(headers or {}))
 
 

@@ -65,15 +65,17 @@ def _split(digests: bytes) -> list[bytes]:
     return [digests[i : i + _DIGEST_SIZE] for i in range(0, len(digests), _DIGEST_SIZE)]
 
 
+#: Canonical JSON of one field's value (one encoder: ``json.dumps`` with options builds one per
+#: call, ~2 us of the ~4 us each field costs).
+_canonical_json = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
+
+
 def fingerprint(body: Mapping[str, Any], endpoint: str) -> Fingerprint:
     """The fingerprint of JSON request ``body`` sent to ``endpoint`` (a route name)."""
     ignored = MAY_DIFFER.get(endpoint, frozenset())
     names = tuple(sorted(k for k in body if k not in ignored))
     names = _NAMES.setdefault(names, names)
-    digests = b"".join(
-        _digest(json.dumps(body[name], sort_keys=True, separators=(",", ":")).encode())
-        for name in names
-    )
+    digests = b"".join(_digest(_canonical_json(body[name]).encode()) for name in names)
     return Fingerprint(names, digests)
 
 
