@@ -27,9 +27,7 @@ most ``max_per_request`` times, so clients that retry always get through:
 ``slow=P``          delay the answer by ``slow_delay``
 ==================  ==============================================================
 
-Settings: ``seed=N`` (default 0), ``latency=DURATION`` (added to every request: the request
-is handled on arrival and its answer leaves no earlier than DURATION after the request came,
-so the server's own work, and a long poll's wait, overlaps the delay instead of following it),
+Settings: ``seed=N`` (default 0), ``latency=DURATION`` (added to every request),
 ``slow_delay=DURATION`` (default 200ms), ``retry_after=DURATION`` (the 429 back-off hint,
 default 50ms, sent as ``retry-after-ms`` and rounded up in ``Retry-After``),
 ``max_per_request=N`` (default 2), ``corrupt_after=N`` (after the N-th optimizer step of a

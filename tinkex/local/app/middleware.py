@@ -8,9 +8,7 @@ outermost first; the application uses::
 
 * :class:`RequestIds`: every answer carries ``x-request-id`` (kept if the handler set one).
 * :func:`authenticate`: ``X-API-Key`` is required (and must match a configured key).
-* :class:`FaultInjection`: delays, resets and injected statuses from the fault spec (a
-  delayed request is handled at once; its answer leaves no earlier than the delay after its
-  arrival).
+* :class:`FaultInjection`: delays, resets and injected statuses from the fault spec.
 * :class:`IdempotencyCache`: a non-GET request resent with the same ``X-Idempotency-Key`` gets
   the first (2xx) answer again instead of being applied twice.
 * :func:`map_errors`: exceptions -> HTTP answers (bad input 400, oversized body 413,
@@ -98,31 +96,20 @@ class FaultInjection:
         faults = call.state.faults
         if not faults.enabled:
             return await call_next(call)
-        delay = 0.0
-        answer: Response | None = None
         reset_after = False
         for action in self._decide(call):
             if action.kind == "delay":
-                delay += action.delay
+                await asyncio.sleep(action.delay)
             elif action.kind == "reset_before":
-                answer = Response(abort=True)
+                return Response(abort=True)
             elif action.kind == "reset_after":
                 reset_after = True
             elif action.kind == "status":
-                answer = error_response(action.status, _fault_detail(call, action), action.headers)
+                return error_response(action.status, _fault_detail(call, action), action.headers)
             elif action.kind == "paused":
-                answer = _paused_answer(call, action.queue_state)
-        loop = asyncio.get_running_loop()
-        answer_at = loop.time() + delay
-        if answer is None:
-            # Handled on arrival, answered once the delay since arrival has passed: the server's
-            # work (and a long poll's wait) overlaps the delay instead of queueing up behind it.
-            answer = await call_next(call)
-            if reset_after:
-                answer = Response(abort=True)
-        if (remaining := answer_at - loop.time()) > 0:
-            await asyncio.sleep(remaining)
-        return answer
+                return _paused_answer(call, action.queue_state)
+        response = await call_next(call)
+        return Response(abort=True) if reset_after else response
 
     @staticmethod
     def _decide(call: Call) -> list[FaultAction]:
