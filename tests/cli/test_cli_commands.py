@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import json
 import stat
-import subprocess
-import sys
 import time
 
 import pytest
 from _child_env import child_env
+from cli_run import ok
+from cli_run import run_cli as tinkex
 from cli_standins import HubStandIn, Reply, StandIn, StaticWebServer
 
 pytestmark = [pytest.mark.e2e]
@@ -21,23 +21,6 @@ BASE_MODEL = "Qwen/Qwen3-8B"
 
 def _env(home, base_url: str | None = None, key: str | None = None, **extra: str):
     return child_env(base_url or None, key or None, drop=("HF_",), HOME=str(home), **extra)
-
-
-def tinkex(*args: str, env, input: str | None = None, cwd=None, timeout: float = 90):
-    return subprocess.run(
-        [sys.executable, "-m", "tinkex.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        input=input,
-        cwd=cwd,
-        timeout=timeout,
-    )
-
-
-def ok(done) -> str:
-    assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
-    return done.stdout
 
 
 def error(done, status: int = 1) -> str:

@@ -10,6 +10,7 @@ import time
 
 import pytest
 from _child_env import child_env
+from cli_run import ok, run_cli
 
 pytestmark = [pytest.mark.e2e]
 
@@ -26,23 +27,9 @@ def _env(server=None, **extra: str) -> dict[str, str]:
 
 
 def tinkex(*args: str, server=None, env=None, input=None, cwd=None, timeout=60):
-    """Run ``python -m tinkex.cli ARGS``; returns the CompletedProcess."""
-    return subprocess.run(
-        [sys.executable, "-m", "tinkex.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env if env is not None else _env(server),
-        input=input,
-        cwd=cwd,
-        timeout=timeout,
-    )
-
-
-def ok(done: subprocess.CompletedProcess[str]) -> str:
-    assert done.returncode == 0, (
-        f"exit {done.returncode}\nstdout:\n{done.stdout}\nstderr:\n{done.stderr}"
-    )
-    return done.stdout
+    """Run ``python -m tinkex.cli ARGS`` (with ``env``, else against ``server``)."""
+    env = env if env is not None else _env(server)
+    return run_cli(*args, env=env, input=input, cwd=cwd, timeout=timeout)
 
 
 def fails(done: subprocess.CompletedProcess[str], status: int = 1) -> str:
