@@ -56,6 +56,16 @@ class Api:
     def session(self) -> str:
         return str(self.ok("create_session", {"tags": [], "user_metadata": {}})["session_id"])
 
+    def sampler(self, session: str | None = None, base_model: str = "tinkex/tiny") -> str:
+        """A new sampling session of ``base_model`` (in a new session unless ``session``,
+        sampling_session_seq_id 0); returns its id."""
+        body = {
+            "session_id": session or self.session(),
+            "sampling_session_seq_id": 0,
+            "base_model": base_model,
+        }
+        return str(self.ok("create_sampling_session", body)["sampling_session_id"])
+
     def model(
         self,
         base_model: str = "tinkex/tiny",

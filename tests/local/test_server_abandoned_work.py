@@ -19,11 +19,6 @@ PROMPT = {"chunks": [{"tokens": [256, 72, 101], "type": "encoded_text"}]}
 LONG = {"num_samples": 256, "sampling_params": {"max_tokens": 400, "stop": [], "seed": 1}}
 
 
-def _sampler(api: Api, session: str) -> str:
-    body = {"session_id": session, "sampling_session_seq_id": 0, "base_model": "tinkex/tiny"}
-    return str(api.ok("create_sampling_session", body)["sampling_session_id"])
-
-
 def _long_sample(api: Api, sampler_id: str, seq_id: int = 0) -> str:
     body: dict[str, Any] = {"prompt": PROMPT, "sampling_session_id": sampler_id, "seq_id": seq_id}
     return str(api.ok("asample", {**body, **LONG})["request_id"])
@@ -39,7 +34,7 @@ def _samples_failed(server: LocalServer) -> int:
 def test_a_running_sample_stops_when_its_future_is_cancelled() -> None:
     with LocalServer(long_poll_seconds=0.3) as server:
         api = Api(server)
-        request_id = _long_sample(api, _sampler(api, api.session()))
+        request_id = _long_sample(api, api.sampler())
         time.sleep(0.5)  # it is decoding now
         cancelled_at = time.monotonic()
         assert api.ok("cancel_future", {"request_id": request_id}) == {}
@@ -54,7 +49,7 @@ def test_the_samples_of_an_expired_session_are_cancelled() -> None:
     with LocalServer(heartbeat_timeout=0.5, long_poll_seconds=0.3) as server:
         api = Api(server)
         session = api.session()  # no heartbeats follow
-        sampler_id = _sampler(api, session)
+        sampler_id = api.sampler(session)
         running, queued, waiting = (_long_sample(api, sampler_id, i) for i in range(3))
         for request_id in (running, queued, waiting):
             result = api.result(request_id, timeout=30)

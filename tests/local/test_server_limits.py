@@ -30,11 +30,6 @@ def test_lora_rank_a_million_is_refused_in_milliseconds(server: LocalServer) -> 
     assert elapsed < 5, elapsed  # an answer, not a timeout (it takes milliseconds)
 
 
-def _sampler(api: Api) -> str:
-    body = {"session_id": api.session(), "sampling_session_seq_id": 0, "base_model": "tinkex/tiny"}
-    return str(api.ok("create_sampling_session", body)["sampling_session_id"])
-
-
 def _asample(sampler_id: str, *, num_samples: int = 1, **sampling_params: Any) -> dict[str, Any]:
     """An asample request (seq_id 0) of ``PROMPT`` in JSON wire shape."""
     return {
@@ -76,7 +71,7 @@ def _asample(sampler_id: str, *, num_samples: int = 1, **sampling_params: Any) -
     ],
 )
 def test_sample_sizes_are_bounded(api: Api, change: dict[str, Any], expected: str) -> None:
-    body = {**_asample(_sampler(api), max_tokens=4), **change}
+    body = {**_asample(api.sampler(), max_tokens=4), **change}
     answer = api.post("asample", body)
     assert answer.status_code == 400 and expected in answer.json()["detail"], answer.text
 
@@ -121,7 +116,7 @@ def test_a_request_that_cannot_fit_the_budget_is_400_and_names_what_holds_it() -
 def test_while_the_budget_is_busy_work_gets_429_and_runs_once_it_is_free() -> None:
     with LocalServer(memory_budget=64 << 20, long_poll_seconds=0.3) as server:
         api = Api(server)
-        body = _asample(_sampler(api), max_tokens=4, seed=1)
+        body = _asample(api.sampler(), max_tokens=4, seed=1)
         # as if other requests were running and held all but 1 KiB
         busy = server.memory.hold("jobs", server.memory.limit - 1024)
         answer = api.post("asample", body)
@@ -137,7 +132,7 @@ def test_while_the_budget_is_busy_work_gets_429_and_runs_once_it_is_free() -> No
 def test_delivered_results_are_released_and_a_late_poll_is_told(tmp_path: Any) -> None:
     with LocalServer(delivered_result_ttl=0.2, long_poll_seconds=0.3) as server:
         api = Api(server)
-        body = _asample(_sampler(api), num_samples=8, max_tokens=16, seed=1)
+        body = _asample(api.sampler(), num_samples=8, max_tokens=16, seed=1)
         request_id = api.ok("asample", body)["request_id"]
         first = api.result(request_id)
         assert len(first["sequences"]) == 8

@@ -16,11 +16,6 @@ from .conftest import Api, datum, fwdbwd
 PROMPT = {"chunks": [{"tokens": [256, 72, 101], "type": "encoded_text"}]}
 
 
-def _sampler(api: Api) -> str:
-    body = {"session_id": api.session(), "sampling_session_seq_id": 0, "base_model": "tinkex/tiny"}
-    return str(api.ok("create_sampling_session", body)["sampling_session_id"])
-
-
 def _sample_body(sampler_id: str, seq_id: int, **overrides: Any) -> dict[str, Any]:
     body = {
         "num_samples": 2,
@@ -40,7 +35,7 @@ def _executions(server: LocalServer, kind: str) -> int:
 
 def test_resent_sample_gets_the_original_future_and_runs_once(server: LocalServer) -> None:
     api = Api(server)
-    sampler_id = _sampler(api)
+    sampler_id = api.sampler()
     before = _executions(server, "Sample")
     first = api.ok("asample", _sample_body(sampler_id, 7))
     # the same request with its keys in another order is the same request
@@ -52,7 +47,7 @@ def test_resent_sample_gets_the_original_future_and_runs_once(server: LocalServe
 
 
 def test_a_different_sample_under_a_used_seq_id_is_400_naming_the_fields(api: Api) -> None:
-    sampler_id = _sampler(api)
+    sampler_id = api.sampler()
     first = api.ok("asample", _sample_body(sampler_id, 0))
     other = _sample_body(sampler_id, 0, num_samples=3, prompt={"chunks": []})
     answer = api.post("asample", other)

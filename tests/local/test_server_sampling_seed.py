@@ -14,15 +14,6 @@ from .conftest import Api
 PROMPTS = [[256, 72, 105], [256, 79, 107, 33], [256, 104]]
 
 
-def _sampler(api: Api, session: str, seq: int) -> str:
-    return str(
-        api.ok(
-            "create_sampling_session",
-            {"session_id": session, "sampling_session_seq_id": seq, "base_model": "tinkex/tiny"},
-        )["sampling_session_id"]
-    )
-
-
 def _tokens(api: Api, sampler_id: str, seq_id: int | None, prompt: list[int], **params: Any) -> Any:
     future = api.ok(
         "asample",
@@ -40,7 +31,7 @@ def _tokens(api: Api, sampler_id: str, seq_id: int | None, prompt: list[int], **
 def _run(server: LocalServer, *, concurrent: bool = False) -> list[Any]:
     """Each prompt twice (identical requests) on one sampler; concurrently or in order."""
     api = Api(server)
-    sampler_id = _sampler(api, api.session(), 0)
+    sampler_id = api.sampler()
     jobs = [(i, prompt) for i, prompt in enumerate(PROMPTS * 2)]
     if not concurrent:
         return [_tokens(api, sampler_id, i, prompt) for i, prompt in jobs]
@@ -69,7 +60,7 @@ def test_requests_without_seq_id_are_numbered_by_occurrence() -> None:
     for _ in range(2):
         with LocalServer(sampling_seed=7, long_poll_seconds=0.5) as server:
             api = Api(server)
-            sampler_id = _sampler(api, api.session(), 0)
+            sampler_id = api.sampler()
             runs.append([_tokens(api, sampler_id, None, PROMPTS[0]) for _ in range(3)])
     assert runs[0] == runs[1]
     assert len({str(result) for result in runs[0]}) == 3
@@ -83,7 +74,7 @@ def test_an_explicit_seed_is_kept() -> None:
         results = []
         for server in (seeded, plain):
             api = Api(server)
-            results.append(_tokens(api, _sampler(api, api.session(), 0), 0, PROMPTS[0], seed=3))
+            results.append(_tokens(api, api.sampler(), 0, PROMPTS[0], seed=3))
         assert results[0] == results[1]
 
 
@@ -103,7 +94,7 @@ def _clones_run(server: LocalServer, blocks: list[int]) -> list[Any]:
     """What a spawn-pool rollout does: the original client samples, then each unpickled copy
     (numbering its requests from ``block * STRIDE``) samples the same prompts in order."""
     api = Api(server)
-    sampler_id = _sampler(api, api.session(), 0)
+    sampler_id = api.sampler()
     results = [_tokens(api, sampler_id, i, p) for i, p in enumerate(PROMPTS)]
     for block in blocks:
         results += [_tokens(api, sampler_id, block * STRIDE + i, p) for i, p in enumerate(PROMPTS)]
@@ -135,7 +126,7 @@ def test_a_resend_gets_the_same_answer_and_a_429_consumes_no_seed() -> None:
     for refuse_first in (False, True):
         with LocalServer(sampling_seed=7, long_poll_seconds=0.5) as server:
             api = Api(server)
-            request = {**body, "sampling_session_id": _sampler(api, api.session(), 0)}
+            request = {**body, "sampling_session_id": api.sampler()}
             if refuse_first:  # as if the memory budget were busy: 429, the client retries
                 busy = server.memory.hold("jobs", server.memory.limit - 1024)
                 assert api.post("asample", request).status_code == 429

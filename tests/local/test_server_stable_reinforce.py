@@ -105,15 +105,6 @@ def _train_on_recorded_samples(service: Any, types: Any) -> None:
 # --- bad provenance over plain HTTP (JSON bodies) ----------------------------------------------
 
 
-def _sampler(api: Api, session: str) -> str:
-    return str(
-        api.ok(
-            "create_sampling_session",
-            {"session_id": session, "sampling_session_seq_id": 0, "base_model": "tinkex/tiny"},
-        )["sampling_session_id"]
-    )
-
-
 def _sample(api: Api, sampler_id: str, *, record: bool, seq_id: int = 0) -> dict[str, Any]:
     future = api.ok(
         "asample",
@@ -177,7 +168,7 @@ def _fwdbwd(api: Api, model_id: str, seq_id: int, datum: dict[str, Any]) -> Any:
 def test_json_datums_with_recorded_provenance_train(api: Api) -> None:
     session = api.session()
     model_id = api.model(session=session)
-    sequence = _sample(api, _sampler(api, session), record=True)
+    sequence = _sample(api, api.sampler(session), record=True)
     response = _fwdbwd(api, model_id, 1, _json_datum(sequence))
     assert response.status_code == 200, response.text
     result = api.result(response.json()["request_id"])
@@ -187,7 +178,7 @@ def test_json_datums_with_recorded_provenance_train(api: Api) -> None:
 def test_bad_provenance_is_400_naming_the_sequence(api: Api) -> None:
     session = api.session()
     model_id = api.model(session=session)
-    sampler_id = _sampler(api, session)
+    sampler_id = api.sampler(session)
     recorded = _sample(api, sampler_id, record=True, seq_id=0)
     unrecorded = _sample(api, sampler_id, record=False, seq_id=1)
     sid = recorded["sequence_id"]
@@ -220,7 +211,7 @@ def test_bad_provenance_is_400_naming_the_sequence(api: Api) -> None:
 
 def test_provenance_works_only_within_one_session(api: Api) -> None:
     sampling_session = api.session()
-    sequence = _sample(api, _sampler(api, sampling_session), record=True)
+    sequence = _sample(api, api.sampler(sampling_session), record=True)
     other_model = api.model(session=api.session())
     response = _fwdbwd(api, other_model, 1, _json_datum(sequence))
     assert response.status_code == 400
