@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -440,14 +440,6 @@ def weighted_nll(
 ) -> tuple[float, np.ndarray, dict[str, float]]:
     w = datum.loss_fn_inputs["weights"]
     return float(-(w * logprobs).sum()), -w, {"tokens:sum": float(w.sum())}
-
-
-@pytest.fixture
-def events() -> Iterator[list[tuple[str, Mapping[str, float], Mapping[str, Any]]]]:
-    seen: list[tuple[str, Mapping[str, float], Mapping[str, Any]]] = []
-    telemetry.attach("test-regularizers", "*", lambda e, m, md: seen.append((e, dict(m), dict(md))))
-    yield seen
-    telemetry.detach("test-regularizers")
 
 
 def test_pipeline_composes_loss_and_gradients(

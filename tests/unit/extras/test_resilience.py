@@ -5,7 +5,7 @@ from __future__ import annotations
 import pickle
 import random
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -32,14 +32,6 @@ class FakeClock:
 
 def fail() -> None:
     raise ConnectionError("down")
-
-
-@pytest.fixture
-def events() -> Iterator[list[tuple[str, Mapping[str, float], Mapping[str, Any]]]]:
-    seen: list[tuple[str, Mapping[str, float], Mapping[str, Any]]] = []
-    telemetry.attach("test-resilience", "*", lambda e, m, md: seen.append((e, dict(m), dict(md))))
-    yield seen
-    telemetry.detach("test-resilience")
 
 
 def test_breaker_opens_after_n_failures_and_half_opens_after_timeout(

@@ -51,14 +51,6 @@ def schema_problems(
 
 
 @pytest.fixture
-def events() -> Iterator[list[Event]]:
-    seen: list[Event] = []
-    telemetry.attach("schema-test", "*", lambda e, m, md: seen.append((e, dict(m), dict(md))))
-    yield seen
-    telemetry.detach("schema-test")
-
-
-@pytest.fixture
 def transport() -> Iterator[Transport]:
     settings = ClientSettings(base_url=BASE_URL, api_key="tml-schema-key")
     with Transport(

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
 from tinkex._config import ClientSettings
 from tinkex._transport import RateLimiter, Transport
-from tinkex.telemetry import attach, detach
 
 BASE_URL = "http://tinker.test"
 API_KEY = "tml-secret-key-0123456789"
@@ -53,11 +51,3 @@ def transport(settings: ClientSettings, clock: FakeClock) -> Iterator[Transport]
     limiter = RateLimiter(clock=clock, sleep=clock.sleep)
     with Transport(settings, rate_limiter=limiter, sleep=clock.sleep, clock=clock) as t:
         yield t
-
-
-@pytest.fixture
-def events() -> Iterator[list[tuple[str, dict[str, Any], dict[str, Any]]]]:
-    seen: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
-    attach("test-recorder", "*", lambda e, m, md: seen.append((e, dict(m), dict(md))))
-    yield seen
-    detach("test-recorder")
