@@ -14,9 +14,12 @@ import enum
 import threading
 from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import CancelledError, Executor, Future, InvalidStateError
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from tinkex._future_condition import FutureCondition
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = [
     "APIFuture",
@@ -95,13 +98,7 @@ class APIFuture(Future[T], Generic[T]):
             previous = getattr(_local, "future", None)
             _local.future = future
             try:
-                value = fn(*args)
-            except CancelledError:
-                future.cancel()
-            except BaseException as exc:
-                future._settle_exception(exc)
-            else:
-                future._settle_result(value)
+                future._settle_by(fn, *args)
             finally:
                 _local.future = previous
 
@@ -139,25 +136,17 @@ class APIFuture(Future[T], Generic[T]):
         remaining = [len(inputs)]
         lock = threading.Lock()
 
+        def combined_value() -> T:
+            values = [f.result() for f in inputs]
+            inputs.clear()  # a plain input future's callback would keep this list alive
+            return transform(values)
+
         def finish() -> None:
-            try:
-                values = [f.result() for f in inputs]
-                inputs.clear()  # a plain input future's callback would keep this list alive
-                value = transform(values)
-            except CancelledError:
-                combined.cancel()
-            except BaseException as exc:
-                combined._settle_exception(exc)
-            else:
-                combined._settle_result(value)
+            combined._settle_by(combined_value)
 
         def on_input_done(f: Future[U]) -> None:
-            if f.cancelled():
-                combined.cancel()
-                return
-            exc = f.exception()
-            if exc is not None:
-                combined._settle_exception(exc)
+            if f.cancelled() or f.exception() is not None:
+                combined._settle_like(f)
                 return
             with lock:
                 remaining[0] -= 1
@@ -190,6 +179,35 @@ class APIFuture(Future[T], Generic[T]):
         # and combine's pairs) and with them the result until the cyclic garbage collector
         # ran: for forward/backward outputs, megabytes and a full collection per step.
         self._done_callbacks.clear()
+
+    # The one place a future is settled from an outcome: a call's (:meth:`_settle_by`) or a
+    # done future's (:meth:`_settle_like`). A ``CancelledError`` outcome cancels the future;
+    # a future already done (cancelled while the work ran) stays as it is.
+
+    def _settle_by(self, fn: Callable[..., T], *args: Any) -> None:
+        """Settle with what ``fn(*args)`` returns or raises."""
+        try:
+            value = fn(*args)
+        except CancelledError:
+            self.cancel()
+        except BaseException as exc:
+            self._settle_exception(exc)
+        else:
+            self._settle_result(value)
+
+    def _settle_like(self, source: Future[Any] | asyncio.Future[Any]) -> None:
+        """Settle as the done ``source`` (a ``concurrent.futures`` or asyncio future/task)
+        ended; its exception is passed on as it is, not re-raised on the way."""
+        if source.cancelled():
+            self.cancel()
+            return
+        exc = source.exception()
+        if isinstance(exc, CancelledError):
+            self.cancel()
+        elif exc is not None:
+            self._settle_exception(exc)
+        else:
+            self._settle_result(source.result())
 
     def _settle_result(self, value: T) -> None:
         try:
@@ -264,15 +282,7 @@ class APIFuture(Future[T], Generic[T]):
 def mirror(source: Future[Any], target: APIFuture[Any]) -> None:
     """Settle ``target`` like ``source``; cancelling ``target`` cancels ``source``."""
 
-    def copy(f: Future[Any]) -> None:
-        if f.cancelled():
-            target.cancel()
-        elif (exc := f.exception()) is not None:
-            target._settle_exception(exc)
-        else:
-            target._settle_result(f.result())
-
-    source.add_done_callback(copy)
+    source.add_done_callback(target._settle_like)
     target.add_done_callback(lambda t: source.cancel() if t.cancelled() else None)
 
 

@@ -16,7 +16,6 @@ import asyncio
 import logging
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
-from concurrent.futures import CancelledError
 from typing import Any, TypeVar
 
 from tinkex._futures import APIFuture
@@ -118,16 +117,7 @@ class IOLoop:
 
         def settle(done: asyncio.Task[T]) -> None:
             self._tasks.discard(done)
-            if done.cancelled():
-                future.cancel()
-                return
-            exc = done.exception()
-            if isinstance(exc, CancelledError):
-                future.cancel()
-            elif exc is not None:
-                future._settle_exception(exc)
-            else:
-                future._settle_result(done.result())
+            future._settle_like(done)
 
         task.add_done_callback(settle)
         future.add_done_callback(
