@@ -26,7 +26,12 @@ from tinkex._exceptions import (
     APITimeoutError,
     AuthenticationError,
 )
-from tinkex._transport._aio_connection import Connection, open_connection
+from tinkex._transport._aio_connection import (
+    Connection,
+    ip_address_of,
+    open_connection,
+    open_socket_connection,
+)
 from tinkex._transport._response import Response, decode_zstd
 from tinkex._transport.auth import invalid_token
 from tinkex._transport.diagnose import connection_failure
@@ -90,6 +95,8 @@ class AsyncTransport:
         default_port = (self._tls and self._port == 443) or (not self._tls and self._port == 80)
         self._host_header = self._host if default_port else f"{self._host}:{self._port}"
         self._ssl: ssl.SSLContext | None = _ssl_context(transport.verify) if self._tls else None
+        #: plain TCP to an IP address: connections are sockets on the loop's selector
+        self._address = None if self._tls else ip_address_of(self._host, self._port)
         self._idle: list[Connection] = []
         self._max_idle = max_connections
         self._in_flight = 0
@@ -213,6 +220,8 @@ class AsyncTransport:
             connection.close()
         try:
             async with asyncio.timeout(self._connect_timeout):
+                if self._address is not None:
+                    return await open_socket_connection(*self._address)
                 return await open_connection(
                     self._host,
                     self._port,

@@ -20,13 +20,14 @@ import pytest
 from tinkex._config import ClientSettings
 from tinkex._exceptions import APIConnectionError, BadRequestError
 from tinkex._transport import Transport
+from tinkex._transport._aio_connection import ProtocolConnection, SocketConnection
 from tinkex._transport.aio import AsyncTransport, supports
 
 
 class RawServer:
     """Answers each request on a connection with the next scripted raw answer."""
 
-    def __init__(self, answers: list[bytes]) -> None:
+    def __init__(self, answers: list[bytes], *, keep_alive: bool = True) -> None:
         self.answers = list(answers)
         self.requests: list[bytes] = []
         self.connections = 0
@@ -48,7 +49,7 @@ class RawServer:
                     writer.write(answer)
                     await writer.drain()
                     framed = b"Content-Length" in answer or b"chunked" in answer
-                    if b"Connection: close" in answer or not framed:
+                    if b"Connection: close" in answer or not framed or not keep_alive:
                         break
             except asyncio.IncompleteReadError:
                 pass
@@ -72,15 +73,18 @@ class RawServer:
 Serve = Callable[..., tuple[RawServer, Transport]]
 
 
-@pytest.fixture
-def serve() -> Iterator[Serve]:
+# An IP address is connected to with a socket on the loop's selector (SocketConnection), a
+# host name through asyncio's resolver and transports (ProtocolConnection): both must frame
+# every answer alike.
+@pytest.fixture(params=["127.0.0.1", "localhost"])
+def serve(request: pytest.FixtureRequest) -> Iterator[Serve]:
     servers: list[RawServer] = []
 
-    def start(*answers: bytes) -> tuple[RawServer, Transport]:
-        server = RawServer(list(answers))
+    def start(*answers: bytes, keep_alive: bool = True) -> tuple[RawServer, Transport]:
+        server = RawServer(list(answers), keep_alive=keep_alive)
         servers.append(server)
-        settings = ClientSettings(base_url=f"http://127.0.0.1:{server.port}", api_key="tml-k")
-        return server, Transport(settings)
+        url = f"http://{request.param}:{server.port}"
+        return server, Transport(ClientSettings(base_url=url, api_key="tml-k"))
 
     yield start
     for server in servers:
@@ -134,6 +138,58 @@ def test_connection_close_and_eof_bodies_open_a_new_connection(serve: Serve) -> 
     assert second.json() == {"z": 1}
     assert third.json() == []
     assert server.connections == 3
+
+
+def test_a_connection_is_a_selector_socket_for_an_ip_address_else_a_transport(
+    serve: Serve,
+) -> None:
+    _, transport = serve(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+
+    async def main() -> type:
+        aio = AsyncTransport(transport, 4)
+        await aio.request("POST", "/api/v1/x", json={})
+        (idle,) = aio._idle
+        await aio.close()
+        return type(idle)
+
+    kind = asyncio.run(main())
+    by_ip = transport.base_url.startswith("http://127.0.0.1:")
+    assert kind is (SocketConnection if by_ip else ProtocolConnection)
+
+
+def test_a_connection_the_server_closed_while_idle_is_not_reused(serve: Serve) -> None:
+    # A keep-alive answer, then the server closes the connection (its idle timeout): the next
+    # request must not be written into the closed connection.
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
+    server, transport = serve(ok, ok, keep_alive=False)
+
+    async def main() -> list[Any]:
+        aio = AsyncTransport(transport, 4)
+        first = await aio.request("POST", "/api/v1/x", json={})
+        await asyncio.sleep(0.2)  # the server's EOF arrives on the idle connection
+        second = await aio.request("POST", "/api/v1/x", json={})
+        await aio.close()
+        return [first, second]
+
+    first, second = asyncio.run(main())
+    assert first.json() == {} and second.json() == {}
+    assert server.connections == 2
+
+
+def test_a_body_larger_than_the_socket_takes_at_once_is_sent_whole(serve: Serve) -> None:
+    body = bytes(range(256)) * (64 * 1024)  # 16 MiB: more than a loopback send takes at once
+    server, transport = serve(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+
+    async def main() -> Any:
+        aio = AsyncTransport(transport, 4)
+        answer = await aio.request("POST", "/api/v1/x", content=body, timeout=10)
+        await aio.close()
+        return answer
+
+    assert asyncio.run(main()).json() == {}
+    (received,) = server.requests
+    assert f"Content-Length: {len(body)}\r\n".encode() in received
+    assert received.endswith(b"\r\n\r\n" + body)
 
 
 def test_error_status_and_malformed_answers(serve: Serve) -> None:
