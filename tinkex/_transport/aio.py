@@ -219,9 +219,9 @@ class AsyncTransport:
                 return connection
             connection.close()
         try:
+            if self._address is not None:
+                return await open_socket_connection(*self._address, self._connect_timeout)
             async with asyncio.timeout(self._connect_timeout):
-                if self._address is not None:
-                    return await open_socket_connection(*self._address)
                 return await open_connection(
                     self._host,
                     self._port,

@@ -192,6 +192,33 @@ def test_a_body_larger_than_the_socket_takes_at_once_is_sent_whole(serve: Serve)
     assert received.endswith(b"\r\n\r\n" + body)
 
 
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_a_connection_not_set_up_within_connect_timeout_times_out(host: str) -> None:
+    # A listener whose accept queue is full drops new SYNs: the connection stays unanswered.
+    import socket
+
+    from tinkex._exceptions import APITimeoutError
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    for _ in range(3):
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(("127.0.0.1", port))
+        fillers.append(filler)
+    settings = ClientSettings(base_url=f"http://{host}:{port}", api_key="k", connect_timeout=0.3)
+    try:
+        (failed,) = _run(Transport(settings), 1)
+    finally:
+        for sock in [listener, *fillers]:
+            sock.close()
+    assert isinstance(failed, APITimeoutError), failed
+    assert "Connecting timed out after 0.3 s: POST /api/v1/x" in str(failed)
+
+
 def test_error_status_and_malformed_answers(serve: Serve) -> None:
     _, transport = serve(
         b'HTTP/1.1 400 Bad Request\r\nContent-Length: 16\r\n\r\n{"detail": "no"}',
