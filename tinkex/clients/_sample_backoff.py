@@ -111,7 +111,17 @@ class SampleBackoff:
     @contextlib.asynccontextmanager
     async def adispatch(self, nbytes: int, budget: BytesSemaphore) -> AsyncIterator[None]:
         """:meth:`dispatch` for a coroutine: the same slot and bytes, waited for without
-        blocking the loop."""
+        blocking the loop (:meth:`aacquire` / :meth:`release`)."""
+        throttled = await self.aacquire(nbytes, budget)
+        try:
+            yield
+        finally:
+            self.release(nbytes, budget, throttled)
+
+    async def aacquire(self, nbytes: int, budget: BytesSemaphore) -> bool:
+        """Wait for a submission's place (see :meth:`dispatch`); whether it is throttled, for
+        :meth:`release`. A pair of calls, not a context manager, on the sample path: a sample
+        waiting for its answer would hold the manager's generator and its exit meanwhile."""
         import asyncio
 
         throttled = self.throttled()
@@ -122,10 +132,14 @@ class SampleBackoff:
         try:
             while not budget.acquire(size, 0):
                 await asyncio.sleep(_RECHECK)
-            try:
-                yield
-            finally:
-                budget.release(size)
-        finally:
+        except BaseException:
             if throttled:
                 self._throttle.release()
+            raise
+        return throttled
+
+    def release(self, nbytes: int, budget: BytesSemaphore, throttled: bool) -> None:
+        """Give back the place :meth:`aacquire` took for ``nbytes``."""
+        budget.release(nbytes * THROTTLED_BYTES_FACTOR if throttled else nbytes)
+        if throttled:
+            self._throttle.release()

@@ -173,8 +173,13 @@ class SampleSeqIds:
         try:
             yield
         except BaseException:
-            self._unanswered = seq_id
+            self.unanswered(seq_id)
             raise
+
+    def unanswered(self, seq_id: int) -> None:
+        """The submission of ``seq_id`` failed: it is the next one again (:meth:`submitting`
+        calls this; the coroutine path does directly, holding no generator meanwhile)."""
+        self._unanswered = seq_id
 
 
 class Submission:
@@ -268,9 +273,17 @@ async def sample_once_async(
     stop = holder.stop_event
     # A partial of a module function, not a closure: one object per sample in flight.
     submit = functools.partial(_submit_async, sub, aio, call, stop)
-    async with sub.backoff.adispatch(sub.nbytes, holder.sample_bytes()):
-        with seq_ids.submitting(sub.seq_id):
-            response = await sub.resend.arun(submit, describe=ASAMPLE, stop_event=stop)
+    # Acquire/release and try/except rather than the context managers of sample_once: a
+    # sample waiting for its answer would hold their generators and exits (~6 objects).
+    budget = holder.sample_bytes()
+    throttled = await sub.backoff.aacquire(sub.nbytes, budget)
+    try:
+        response = await sub.resend.arun(submit, describe=ASAMPLE, stop_event=stop)
+    except BaseException:
+        seq_ids.unanswered(sub.seq_id)
+        raise
+    finally:
+        sub.backoff.release(sub.nbytes, budget, throttled)
     handle = sub.accepted(response)
     pacing = holder.settings.poll_pacing
     if poller is not None:

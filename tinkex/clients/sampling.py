@@ -282,8 +282,11 @@ class SamplingClient:
         attempt = functools.partial(
             sample_once_async, self.holder, aio, call, seq_ids, self.on_queue_state_change, poller
         )
-        async with slots:
+        await slots.acquire()  # not `async with`: its exit would be held per sample in flight
+        try:
             result = await policy.arun(attempt, **self._retry_options(policy))
+        finally:
+            slots.release()
         return call.checked(result)
 
     def _session_poller(self, aio: AsyncTransport) -> SessionFuturesPoller | None:
