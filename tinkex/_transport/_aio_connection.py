@@ -64,6 +64,12 @@ class Connection:
         """Close the connection (idempotent)."""
         raise NotImplementedError
 
+    def expire(self) -> None:
+        """The request's read deadline passed: close the connection; its read raises
+        ``TimeoutError`` (as under ``asyncio.timeout``)."""
+        self._ended(TimeoutError())
+        self.close()
+
     async def read_until(self, separator: bytes, limit: int) -> bytes:
         """The bytes up to and including ``separator``.
 

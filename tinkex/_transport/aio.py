@@ -32,6 +32,7 @@ from tinkex._transport._aio_connection import (
     open_connection,
     open_socket_connection,
 )
+from tinkex._transport._aio_deadlines import ReadDeadlines
 from tinkex._transport._response import Response, decode_zstd
 from tinkex._transport.auth import invalid_token
 from tinkex._transport.diagnose import connection_failure
@@ -98,6 +99,7 @@ class AsyncTransport:
         #: plain TCP to an IP address: connections are sockets on the loop's selector
         self._address = None if self._tls else ip_address_of(self._host, self._port)
         self._idle: list[Connection] = []
+        self._deadlines = ReadDeadlines()
         self._max_idle = max_connections
         self._in_flight = 0
         self._connect_timeout = transport.settings.connect_timeout
@@ -186,16 +188,17 @@ class AsyncTransport:
         try:
             connection = await self._connection(label)
             self._in_flight += 1
+            # One timer for all requests in flight, not asyncio.timeout() each (_aio_deadlines).
+            deadline = self._deadlines.watch(connection, read_timeout)
             try:
-                # asyncio.timeout, not wait_for: no extra task per request.
-                async with asyncio.timeout(read_timeout):
-                    status, answer_headers, content = await self._exchange(
-                        connection, method, path, headers, body
-                    )
+                status, answer_headers, content = await self._exchange(
+                    connection, method, path, headers, body
+                )
             except BaseException:
                 connection.close()
                 raise
             finally:
+                self._deadlines.end(deadline)
                 self._in_flight -= 1
         except TimeoutError as exc:
             emit_exception(method, path, 0, started, exc, headers)
