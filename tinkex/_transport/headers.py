@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import json as _json
 import logging
+import os
 import platform
 import sys
-import uuid
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -115,9 +115,28 @@ def merge_headers(target: dict[str, str], extra: Mapping[str, str]) -> None:
         target[_CANONICAL.get(key.lower(), key)] = value
 
 
+#: ``json.dumps(value, separators=(",", ":"), ensure_ascii=False)`` without building the
+#: encoder on every call (half of the cost of a small body).
+_ENCODER = _json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def json_bytes(value: Any) -> bytes:
     """``value`` as the JSON body of a request: compact, UTF-8 (not ASCII-escaped)."""
-    return _json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    return _ENCODER.encode(value).encode()
+
+
+#: The bits ``uuid.UUID(..., version=4)`` sets: the version (4) and the RFC 4122 variant.
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
+_urandom = os.urandom  # uuid.uuid4's source (a module name so tests can pin the bytes)
+
+
+def uuid4_str() -> str:
+    """``str(uuid.uuid4())``, the same random source and bits, in a third of the time (it is
+    one per request: the idempotency key)."""
+    value = int.from_bytes(_urandom(16)) & _UUID4_CLEAR | _UUID4_SET
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def format_seconds(seconds: float) -> str:
@@ -169,7 +188,7 @@ class RequestHeaders:
                 body = content
             request_headers["Content-Type"] = content_type or "application/json"
             # One key per call, reused by every HTTP-layer retry of it.
-            request_headers["X-Idempotency-Key"] = f"tinkex-retry-{uuid.uuid4()}"
+            request_headers["X-Idempotency-Key"] = f"tinkex-retry-{uuid4_str()}"
         sdk_method = current_sdk_method()
         if sdk_method is not None:
             request_headers["x-sdk-version"] = TINKER_SDK_VERSION

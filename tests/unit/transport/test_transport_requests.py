@@ -79,6 +79,23 @@ def test_each_call_gets_its_own_idempotency_key(
     assert len(keys) == 2
 
 
+def test_the_idempotency_key_is_str_of_a_uuid4_of_the_same_random_bytes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import os
+    import uuid
+
+    from tinkex._transport import headers
+
+    for _ in range(200):
+        raw = os.urandom(16)
+        monkeypatch.setattr(headers, "_urandom", lambda n, raw=raw: raw)
+        assert headers.uuid4_str() == str(uuid.UUID(bytes=raw, version=4))
+    for raw in (b"\x00" * 16, b"\xff" * 16):
+        monkeypatch.setattr(headers, "_urandom", lambda n, raw=raw: raw)
+        assert headers.uuid4_str() == str(uuid.UUID(bytes=raw, version=4))
+
+
 def test_raw_content_query_params_timeout_and_accept(
     transport: Transport, mocked: responses.RequestsMock
 ) -> None:
