@@ -143,6 +143,8 @@ def next_action(
 
     ``n`` counts consecutive connection errors and 429s; any other HTTP answer resets it.
     """
+    if not isinstance(answer, APIConnectionError | APIStatusError) and answer.is_protobuf:
+        return Finish(answer)  # the result (first: one per request, no state to carry)
     label = f"request_id={request_id!r} ({request_type})"
     after = attrs.evolve(state, iteration=state.iteration + 1)
     if isinstance(answer, APIConnectionError):
@@ -151,8 +153,6 @@ def next_action(
     if isinstance(answer, APIStatusError):
         return _status_row(after, answer, now, policy, label)
     after = attrs.evolve(after, backoff=RetryState())
-    if answer.is_protobuf:
-        return Finish(answer)
     body = answer.json()
     if not isinstance(body, dict):
         return Finish(answer)
