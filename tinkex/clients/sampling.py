@@ -251,12 +251,19 @@ class SamplingClient:
             timeout=None if timeout is None else float(timeout),
             observer=observer_callback(queue_state_observer),
         )
-        # The call's work inherits this context (worker thread or I/O loop task).
-        with metadata(**(telemetry_metadata or {})):
-            io = self.holder.io()
-            if io is not None:
-                return self.holder.spawn(self._sample_async, io[1], call)
-            return self.holder.run(self._sample_with_retries, call, sampling=True)
+        if telemetry_metadata:
+            # The call's work inherits this context (worker thread or I/O loop task).
+            with metadata(**telemetry_metadata):
+                return self._submit(call)
+        # (Without metadata the context is left as it is: a dict of it per sample in flight.)
+        return self._submit(call)
+
+    def _submit(self, call: SampleCall) -> APIFuture[smp.SampleResponse]:
+        """Start ``call``: a coroutine on the holder's I/O loop, else a worker thread's job."""
+        io = self.holder.io()
+        if io is not None:
+            return self.holder.spawn(self._sample_async, io[1], call)
+        return self.holder.run(self._sample_with_retries, call, sampling=True)
 
     def _sample_with_retries(self, call: SampleCall) -> smp.SampleResponse:
         """The call on a worker thread: attempts under the retry policy, within the slots."""
