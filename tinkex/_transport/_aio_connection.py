@@ -33,6 +33,7 @@ __all__ = [
     "ip_address_of",
     "open_connection",
     "open_socket_connection",
+    "selector_loop",
 ]
 
 #: Most bytes one read takes from the socket (asyncio's transports read as much).
@@ -272,6 +273,12 @@ def ip_address_of(host: str, port: int) -> tuple[socket.AddressFamily, tuple[str
             continue
         return family, (host, port)
     return None
+
+
+def selector_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether ``loop`` watches sockets with a selector (``add_reader``), which a
+    :class:`SocketConnection` needs; Windows' default proactor loop does not."""
+    return isinstance(loop, asyncio.SelectorEventLoop)
 
 
 #: ``connect`` answers of a connection still being set up.

@@ -31,6 +31,7 @@ from tinkex._transport._aio_connection import (
     ip_address_of,
     open_connection,
     open_socket_connection,
+    selector_loop,
 )
 from tinkex._transport._aio_deadlines import ReadDeadlines
 from tinkex._transport._response import Response, decode_zstd
@@ -222,7 +223,7 @@ class AsyncTransport:
                 return connection
             connection.close()
         try:
-            if self._address is not None:
+            if self._address is not None and selector_loop(asyncio.get_running_loop()):
                 return await open_socket_connection(*self._address, self._connect_timeout)
             async with asyncio.timeout(self._connect_timeout):
                 return await open_connection(

@@ -20,7 +20,8 @@ import pytest
 from tinkex._config import ClientSettings
 from tinkex._exceptions import APIConnectionError, BadRequestError
 from tinkex._transport import Transport
-from tinkex._transport._aio_connection import ProtocolConnection, SocketConnection
+from tinkex._transport import aio as aio_module
+from tinkex._transport._aio_connection import ProtocolConnection, SocketConnection, selector_loop
 from tinkex._transport.aio import AsyncTransport, supports
 
 
@@ -155,6 +156,35 @@ def test_a_connection_is_a_selector_socket_for_an_ip_address_else_a_transport(
     kind = asyncio.run(main())
     by_ip = transport.base_url.startswith("http://127.0.0.1:")
     assert kind is (SocketConnection if by_ip else ProtocolConnection)
+
+
+def test_only_a_selector_loop_gets_socket_connections() -> None:
+    # BaseEventLoop has no add_reader, like Windows' default proactor loop.
+    proactor_like = asyncio.base_events.BaseEventLoop()
+    with pytest.raises(NotImplementedError):
+        proactor_like.add_reader(0, print)
+    selector = asyncio.SelectorEventLoop()
+    try:
+        assert selector_loop(selector)
+        assert not selector_loop(proactor_like)
+    finally:
+        selector.close()
+
+
+def test_an_ip_address_on_a_loop_without_a_selector_uses_a_transport(
+    serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(aio_module, "selector_loop", lambda loop: False)
+    _, transport = serve(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+
+    async def main() -> type:
+        aio = AsyncTransport(transport, 4)
+        assert (await aio.request("POST", "/api/v1/x", json={})).json() == {}
+        (idle,) = aio._idle
+        await aio.close()
+        return type(idle)
+
+    assert asyncio.run(main()) is ProtocolConnection
 
 
 def test_a_connection_the_server_closed_while_idle_is_not_reused(serve: Serve) -> None:
