@@ -27,6 +27,9 @@ def _module(name: str) -> ModuleType:
 
 
 @pytest.mark.slow
+# The run is bounded by its own subprocess timeout (300 s, below); the suite-wide 120 s would cut
+# it off first on a loaded machine (it starts ~30 interpreters, the official SDK among them).
+@pytest.mark.timeout(360)
 def test_smallest_run_produces_every_figure(tmp_path: Path) -> None:
     pytest.importorskip("tinker")  # the harness runs every workload with the official SDK too
     workloads_module = _module("_workloads")
