@@ -2,7 +2,7 @@
 
 Nearly all bytes of a forward/backward body are the datums' token ids and loss-input values,
 so this is the client's hot path (docs/protocol.md, "Protobuf messages"). The general message
-writer (``_proto._write_datum``) builds each datum from nested sub-messages, copying every
+writer (``_proto_request._write_datum``) builds each datum from nested sub-messages, copying every
 payload once per nesting level. Here a datum of the common shape (encoded-text chunks, dense
 ``float32``/``int64`` tensors, no provenance spans) is a flat list of *pieces*: small framing
 headers (tags and lengths, computed from the payload sizes), the chunk's token ids packed to

@@ -21,6 +21,7 @@ from tinkex.types import (
     TensorData,
     _batch_decode,
     _proto,
+    _proto_request,
 )
 
 INT64 = np.iinfo(np.int64)
@@ -28,14 +29,14 @@ INT64 = np.iinfo(np.int64)
 
 def _general(body: bytes) -> _proto.ArrayForwardBackward:
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(_proto, "plain_datum_arrays", lambda data: None)
-        patch.setattr(_proto, "plain_columns", lambda datums: None)
+        patch.setattr(_proto_request, "plain_datum_arrays", lambda data: None)
+        patch.setattr(_proto_request, "plain_columns", lambda datums: None)
         return _proto.decode_forward_backward_arrays(body)
 
 
 def _without_columns(body: bytes) -> _proto.ArrayForwardBackward:
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(_proto, "plain_columns", lambda datums: None)
+        patch.setattr(_proto_request, "plain_columns", lambda datums: None)
         return _proto.decode_forward_backward_arrays(body)
 
 

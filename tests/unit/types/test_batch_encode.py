@@ -21,6 +21,7 @@ from tinkex.types import (
     TensorData,
     _batch_encode,
     _proto,
+    _proto_request,
 )
 
 INT64 = np.iinfo(np.int64)
@@ -188,7 +189,7 @@ def test_pieces_join_to_the_general_datum_message() -> None:
         assert found is not None
         pieces, size = found
         joined = b"".join(pieces)
-        assert joined == _proto._write_datum(datum, "d").getvalue()
+        assert joined == _proto_request._write_datum(datum, "d").getvalue()
         assert size == len(joined)
 
 
