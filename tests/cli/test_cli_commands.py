@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import stat
+import sys
 import time
 
 import pytest
 from _child_env import child_env
+from _child_exit import time_exit_after
 from cli_run import ok
 from cli_run import run_cli as tinkex
 from cli_standins import HubStandIn, Reply, StandIn, StaticWebServer
@@ -190,6 +192,34 @@ def test_timeout_bounds_a_command_that_does_not_finish(tmp_path):
         elapsed = time.monotonic() - start - startup
     assert "did not finish within 1.5 s (--timeout)" in error(done)
     assert elapsed < 8  # the stalled request would hold it for 20 s
+
+
+def test_timeout_exits_at_once_without_flushing_telemetry(tmp_path):
+    """A command abandoned at its --timeout does not then wait to deliver the telemetry its
+    session queued to a server that does not answer (it waited ~4 s at exit for that)."""
+
+    def stall(_request):
+        time.sleep(20)
+        return Reply(json_body={})
+
+    session = {"type": "create_session", "session_id": "s-1"}
+    routes = {
+        ("POST", "/api/v1/client/dynamic_config"): Reply(json_body={}),
+        ("POST", "/api/v1/create_session"): Reply(json_body=session),
+    }
+    command = ["--timeout", "2", "sample", "--base-model", "tinkex/tiny", "hi"]
+    with StandIn(routes, fallback=stall) as api:
+        env = _env(tmp_path, api.url, "tml-x", TINKER_TELEMETRY="1")
+        done = time_exit_after(
+            [sys.executable, "-m", "tinkex.cli", *command], "(--timeout)", env=env
+        )
+        paths = [r.path for r in api.requests]
+    assert done.returncode == 1, done.output
+    assert "did not finish within 2 s (--timeout)" in done.output
+    assert "/api/v1/create_session" in paths  # the session (and its telemetry) had started
+    assert done.exit_seconds is not None and done.exit_seconds < 1.5, (
+        f"exited {done.exit_seconds:.1f} s after reporting the timeout\n{done.output}"
+    )
 
 
 @pytest.mark.parametrize("ttl", ["60", "3599", "315360001"])

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tinkex.cli._output import Output, emit
 
 if TYPE_CHECKING:
     from tinkex import AdminClient, RestClient, ServiceClient
     from tinkex._config import ClientSettings
+
+_Client = TypeVar("_Client", "ServiceClient", "RestClient", "AdminClient")
 
 
 class CommandError(Exception):
@@ -33,6 +35,8 @@ class Context:
         self.base_url: str | None = getattr(args, "base_url", None)
         self.api_key: str | None = getattr(args, "api_key", None)
         self._rest: RestClient | None = None
+        #: every client made for the command (ServiceClient, RestClient, AdminClient)
+        self._clients: list[ServiceClient | RestClient | AdminClient] = []
         self._checked = False
 
     def client_kwargs(self) -> dict[str, Any]:
@@ -72,7 +76,7 @@ class Context:
             import tinkex
 
             self.check_server()
-            self._rest = tinkex.RestClient(**self.client_kwargs())
+            self._rest = self._made(tinkex.RestClient(**self.client_kwargs()))
         return self._rest
 
     def close(self) -> None:
@@ -81,6 +85,23 @@ class Context:
         rest, self._rest = self._rest, None
         if rest is not None:
             rest.close()
+
+    def abandon(self) -> None:
+        """Give up on the command (past its ``--timeout``): stop the telemetry of every client
+        made for it without delivering what is queued, so the process exits at once.
+
+        The clients are left to the command's thread, which still waits on a server that does
+        not answer; closing them would wait on it too (a session's finish, a telemetry flush:
+        seconds at exit). Their threads are daemons.
+        """
+        for client in self._clients:
+            reporter = client.get_telemetry()
+            if reporter is not None:
+                reporter.close(timeout=0.0)  # drops what is not delivered yet
+
+    def _made(self, client: _Client) -> _Client:
+        self._clients.append(client)
+        return client
 
     def __enter__(self) -> Context:
         return self
@@ -93,14 +114,14 @@ class Context:
         import tinkex
 
         self.check_server()
-        return tinkex.AdminClient(**self.client_kwargs())
+        return self._made(tinkex.AdminClient(**self.client_kwargs()))
 
     def service(self, **kwargs: Any) -> ServiceClient:
         """A new ServiceClient for the chosen server; the caller closes it."""
         import tinkex
 
         self.check_server()
-        return tinkex.ServiceClient(**self.client_kwargs(), **kwargs)
+        return self._made(tinkex.ServiceClient(**self.client_kwargs(), **kwargs))
 
     def emit(self, output: Output) -> None:
         """Print a command's result in the chosen format (or keep it in ``sink`` when the

@@ -143,12 +143,15 @@ def run_parsed(parser: argparse.ArgumentParser, context: Context, args: argparse
     timeout: float | None = getattr(args, "timeout", None)
     if timeout is None:
         return int(command(context, args) or 0)
-    return _run_with_deadline(lambda: command(context, args), timeout)
+    return _run_with_deadline(lambda: command(context, args), timeout, context.abandon)
 
 
-def _run_with_deadline(run_command: Callable[[], int | None], timeout: float) -> int:
+def _run_with_deadline(
+    run_command: Callable[[], int | None], timeout: float, abandon: Callable[[], None]
+) -> int:
     """Run the command on a daemon thread; a command still running after ``timeout`` seconds
-    is abandoned (its threads are daemons, so the process exits) with exit status 1."""
+    is abandoned (``abandon()``, then TimeoutError: exit status 1; its threads are daemons,
+    so the process exits)."""
     outcome: dict[str, object] = {}
 
     def target() -> None:
@@ -161,6 +164,7 @@ def _run_with_deadline(run_command: Callable[[], int | None], timeout: float) ->
     worker.start()
     worker.join(timeout)
     if worker.is_alive():
+        abandon()
         raise TimeoutError(f"the command did not finish within {timeout:g} s (--timeout)")
     error = outcome.get("error")
     if isinstance(error, BaseException):
