@@ -5,13 +5,12 @@ from __future__ import annotations
 import concurrent.futures
 import multiprocessing
 import pickle
-import subprocess
 import sys
 import textwrap
-import time
 from typing import Any
 
 import pytest
+from _child_exit import time_exit_after
 
 import tinkex
 from tinkex import types
@@ -158,19 +157,18 @@ _CHILD = textwrap.dedent(
 
 @pytest.mark.parametrize("close", [True, False], ids=["closed", "forgotten"])
 def test_interpreter_exits_promptly(tinker_server: Any, close: bool) -> None:
-    started = time.monotonic()
-    proc = subprocess.run(
+    # Only the exit is timed (from "DONE" on): start-up and the training before it grow with
+    # the machine's load, an exit held by a client's threads does not.
+    done = time_exit_after(
         [sys.executable, "-c", _CHILD, tinker_server.base_url, "close" if close else "keep"],
-        capture_output=True,
-        text=True,
+        "DONE",
         timeout=60,
     )
-    elapsed = time.monotonic() - started
-    assert proc.returncode == 0, proc.stderr
-    assert "DONE" in proc.stdout
+    assert done.returncode == 0, done.output
+    assert done.exit_seconds is not None, done.output
     if close:
-        assert "NON_DAEMON []" in proc.stdout
-    assert elapsed < 15, f"child took {elapsed:.1f} s"
+        assert "NON_DAEMON []" in done.output
+    assert done.exit_seconds < 5, f"exited {done.exit_seconds:.1f} s after DONE\n{done.output}"
 
 
 def test_closed_service_session_is_finished(tinker_server: Any) -> None:
