@@ -250,6 +250,38 @@ def test_sample_text(server):
     assert text.startswith("--- sample 1/1 (")
 
 
+_INVOKE_AND_LIST_MODULES = """
+import json, sys
+from tinkex.cli import invoke
+result = invoke(sys.argv[1:])
+print(json.dumps({"result": result, "transformers": "transformers" in sys.modules}))
+"""
+
+
+def test_sample_text_reads_the_servers_tokenizer_without_transformers(server):
+    # Importing transformers was most of a `tinkex sample` run (seconds); the local server's
+    # tokenizer files are read by tinkex alone, with the ids and text transformers gives.
+    prompt = "héllo <|im_end|> wörld"
+    args = ["sample", "--base-model", TEXT_MODEL, "-n", "2", "--max-tokens", "12", "--seed", "3"]
+    done = subprocess.run(
+        [sys.executable, "-c", _INVOKE_AND_LIST_MODULES, *args, prompt],
+        capture_output=True,
+        text=True,
+        env=_env(server),
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    ran = json.loads(done.stdout)
+    assert ran["transformers"] is False
+    transformers = pytest.importorskip("transformers")
+    reference = transformers.AutoTokenizer.from_pretrained(server.tokenizer_id)
+    result = ran["result"]
+    assert result["prompt_tokens"] == reference.encode(prompt, add_special_tokens=False)
+    assert 262 in result["prompt_tokens"]  # <|im_end|>, a special token
+    for sample in result["samples"]:
+        assert sample["text"] == reference.decode(sample["tokens"], skip_special_tokens=True)
+
+
 def test_sample_tokens_json_and_output(server, trained, tmp_path):
     prompt_file = tmp_path / "prompt.json"
     prompt_file.write_text("[72, 105]")

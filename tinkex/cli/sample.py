@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -128,13 +129,38 @@ def _local_model_tokenizer(base_model: str) -> Any:
         return None
 
 
+def _tinkex_written_tokenizer(client: SamplingClient) -> Any:
+    """The sampler's tokenizer loaded by tinkex alone, when tinkex wrote its files: the folder
+    a local server names as ``tokenizer_id``, or a ``tinkex/`` id; else None.
+
+    ``get_tokenizer()`` gives a ``transformers`` tokenizer when ``transformers`` is installed,
+    and importing it was most of a ``tinkex sample`` run (seconds). For files tinkex wrote,
+    both read the same ``tokenizer.json`` and encode and decode alike; a hosted model's
+    tokenizer is left to ``get_tokenizer()`` (its configuration may ask ``transformers`` for
+    more, such as cleaning up spaces when decoding).
+    """
+    tokenizer_id = client.tokenizer_id
+    if tokenizer_id is None or not (
+        tokenizer_id.startswith("tinkex/") or os.path.isdir(tokenizer_id)
+    ):
+        return None
+    from tinkex.tokenizer import TokenizerNotFoundError, get_tokenizer
+
+    try:
+        return get_tokenizer(tokenizer_id)
+    except (TokenizerNotFoundError, ValueError):
+        return None
+
+
 class _Codec:
     """Encodes/decodes with the sampler's tokenizer when one is available offline."""
 
     def __init__(self, client: SamplingClient) -> None:
         self._client = client
-        self._tokenizer: Any = None
+        self._tokenizer: Any = _tinkex_written_tokenizer(client)
         self.error: str | None = None
+        if self._tokenizer is not None:
+            return
         try:
             self._tokenizer = client.get_tokenizer()
         except Exception as exc:  # a hosted model whose tokenizer is not cached locally
