@@ -12,6 +12,7 @@ import concurrent.futures
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -19,6 +20,7 @@ import tinkex
 from tinkex import types
 from tinkex._transport.retry import RetryPolicy
 from tinkex.local import LocalServer
+from tinkex.local.http import HTTPServer
 
 pytestmark = pytest.mark.e2e
 
@@ -29,6 +31,8 @@ PARAMS = types.SamplingParams(max_tokens=MAX_TOKENS, seed=1, temperature=1.0)
 #: Threads a client may add while any number of samples are in flight: the I/O loop, the
 #: heartbeat, a worker that created the sampler, the server's own threads (same process).
 THREAD_ALLOWANCE = 24
+#: Samples in flight at once in each wave of the connection-reuse test.
+WAVE = 200
 
 
 @pytest.fixture
@@ -177,3 +181,33 @@ def test_the_servers_concurrency_limit_overrides_retry_config_max_connections(
         assert peak > 2, peak
     finally:
         service.close()
+
+
+def test_waves_of_in_flight_samples_reuse_the_connections_of_the_first(
+    tinker_server_factory: Callable[..., LocalServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every sample of a wave is in flight at once (the server adds latency), so a wave needs
+    # one connection per sample: its asample, then its retrieve_future on the same one. The
+    # connections must outlive the wave even beyond the pool size (max_connections), or each
+    # later wave sets all of them up again, on both sides.
+    accepted: list[int] = []
+    serve_connection = HTTPServer._on_connection
+
+    async def counted(self: HTTPServer, *streams: Any) -> None:
+        accepted.append(1)
+        await serve_connection(self, *streams)
+
+    monkeypatch.setattr(HTTPServer, "_on_connection", counted)
+    server: LocalServer = tinker_server_factory(faults="latency=300ms")
+    service = tinkex.ServiceClient(
+        base_url=server.base_url, api_key=server.api_key, max_connections=WAVE // 10
+    )
+    try:
+        sampler = service.create_sampling_client(base_model=NULL_MODEL).result(timeout=60)
+        for _ in range(3):
+            for future in [sampler.sample(PROMPT, 1, PARAMS) for _ in range(WAVE)]:
+                _check(future.result(timeout=120))
+    finally:
+        service.close()
+    # (+ the few requests before the first wave: session, config, sampler)
+    assert len(accepted) <= WAVE + 5, len(accepted)

@@ -18,6 +18,7 @@ transports: :class:`ProtocolConnection`.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import errno
 import socket
@@ -40,10 +41,14 @@ __all__ = [
 _RECV_SIZE = 256 * 1024
 
 
-class Connection:
-    """The bytes received on a connection and not read yet, and the reads of one request."""
+class Connection(abc.ABC):
+    """The bytes received on a connection and not read yet, and the reads of one request.
 
-    __slots__ = ("_buffer", "_closed_by", "_eof", "_waiter")
+    Its kinds say how bytes go out and how the connection ends (:meth:`reusable`,
+    :meth:`write`, :meth:`close`); what arrives is fed to :meth:`_received` / :meth:`_ended`.
+    """
+
+    __slots__ = ("_buffer", "_closed_by", "_eof", "_waiter", "idle_since")
 
     def __init__(self) -> None:
         self._buffer = bytearray()
@@ -51,19 +56,21 @@ class Connection:
         self._eof = False
         #: why the connection was lost (None: a clean close, or not lost)
         self._closed_by: BaseException | None = None
+        #: loop time its last request ended (set by the transport that keeps it idle)
+        self.idle_since = 0.0
 
+    @abc.abstractmethod
     def reusable(self) -> bool:
         """Whether an idle connection can carry another request (a server that closed it
         has sent EOF already; one that sent something unasked is not trusted either)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def write(self, data: bytes) -> None:
         """Send ``data`` (what the socket does not take at once is sent when it can)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def close(self) -> None:
         """Close the connection (idempotent)."""
-        raise NotImplementedError
 
     def expire(self) -> None:
         """The request's read deadline passed: close the connection; its read raises

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 import zlib
+from collections import deque
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
@@ -49,6 +50,8 @@ __all__ = ["AsyncTransport", "supports"]
 
 #: Longest status line + headers accepted (the server's answers are a few hundred bytes).
 _MAX_HEAD = 64 * 1024
+#: How long an idle connection beyond ``max_connections`` is kept for the next wave.
+SPARE_IDLE_SECONDS = 30.0
 
 
 def supports(transport: Transport) -> str | None:
@@ -79,9 +82,16 @@ class AsyncTransport:
 
     Args:
         transport: the transport whose settings, headers, credential and limiter are used.
-        max_connections: most idle connections kept open for reuse. Like the threaded
-            transport's pool (``pool_maxsize``, non-blocking), it does not bound the requests
-            in flight: callers do (the sampling client's concurrency limit).
+        max_connections: idle connections kept open for reuse for as long as the server
+            keeps them. Like the threaded transport's pool (``pool_maxsize``, non-blocking),
+            it does not bound the requests in flight: callers do (the sampling client's
+            concurrency limit).
+
+    A wave of requests in flight at once (thousands of samples waiting for a slow server)
+    needs a connection each; when it ends, the idle connections beyond ``max_connections``
+    are kept for :data:`SPARE_IDLE_SECONDS` more (up to half the process's open-file limit),
+    so the next wave reuses them instead of setting them all up again, on both sides.
+    Idle connections are never more than the most requests that were in flight at once.
     """
 
     def __init__(self, transport: Transport, max_connections: int) -> None:
@@ -99,9 +109,12 @@ class AsyncTransport:
         self._ssl: ssl.SSLContext | None = _ssl_context(transport.verify) if self._tls else None
         #: plain TCP to an IP address: connections are sockets on the loop's selector
         self._address = None if self._tls else ip_address_of(self._host, self._port)
-        self._idle: list[Connection] = []
+        #: oldest first; the most recently used is reused first (the others age out)
+        self._idle: deque[Connection] = deque()
         self._deadlines = ReadDeadlines()
         self._max_idle = max_connections
+        self._max_spare = max(max_connections, _open_file_limit() // 2)
+        self._spare_timer: asyncio.TimerHandle | None = None
         self._in_flight = 0
         self._connect_timeout = transport.settings.connect_timeout
         self._timeout = transport.settings.timeout
@@ -165,9 +178,41 @@ class AsyncTransport:
 
     async def close(self) -> None:
         """Close the idle connections (busy ones close when their request ends)."""
-        idle, self._idle = self._idle, []
+        idle, self._idle = self._idle, deque()
+        if self._spare_timer is not None:
+            self._spare_timer.cancel()
+            self._spare_timer = None
         for connection in idle:
             connection.close()
+
+    # ---- idle connections -------------------------------------------------------------------
+
+    def _keep(self, connection: Connection) -> None:
+        """``connection``'s request is over and it can carry another: keep it idle, or close
+        it when as many are idle as may be."""
+        idle = self._idle
+        if len(idle) >= self._max_spare:
+            connection.close()
+            return
+        connection.idle_since = asyncio.get_running_loop().time()
+        idle.append(connection)
+        if len(idle) > self._max_idle and self._spare_timer is None:
+            self._spare_timer = asyncio.get_running_loop().call_later(
+                SPARE_IDLE_SECONDS, self._close_spares
+            )
+
+    def _close_spares(self) -> None:
+        """The timer: close the idle connections beyond ``max_connections`` that were idle
+        for :data:`SPARE_IDLE_SECONDS`; wait for the next one to age."""
+        self._spare_timer = None
+        idle = self._idle
+        expired = asyncio.get_running_loop().time() - SPARE_IDLE_SECONDS
+        while len(idle) > self._max_idle and idle[0].idle_since <= expired:
+            idle.popleft().close()
+        if len(idle) > self._max_idle:
+            self._spare_timer = asyncio.get_running_loop().call_later(
+                idle[0].idle_since - expired, self._close_spares
+            )
 
     # ---- one exchange ----------------------------------------------------------------------
 
@@ -258,8 +303,8 @@ class AsyncTransport:
             content = decode_zstd(content, f"{method} {path}")
         keep = version != "HTTP/1.0" and "close" not in answer.get("connection", "").lower()
         framed = "content-length" in answer or answer.get("transfer-encoding") == "chunked"
-        if keep and framed and len(self._idle) < self._max_idle:
-            self._idle.append(connection)
+        if keep and framed:
+            self._keep(connection)
         else:
             connection.close()
         return status, answer, content
@@ -312,6 +357,16 @@ async def _read_body(connection: Connection, headers: _Headers, method: str, sta
     if length is not None:
         return await connection.read_exactly(int(length))
     return await connection.read_to_eof()
+
+
+def _open_file_limit() -> int:
+    """The process's soft limit of open files (0 where it cannot be read)."""
+    try:
+        import resource
+    except ImportError:  # not on POSIX
+        return 0
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return 1 << 20 if soft == resource.RLIM_INFINITY else soft
 
 
 def _ssl_context(verify: Any) -> ssl.SSLContext:

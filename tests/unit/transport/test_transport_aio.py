@@ -206,6 +206,48 @@ def test_a_connection_the_server_closed_while_idle_is_not_reused(serve: Serve) -
     assert server.connections == 2
 
 
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
+
+
+def _waves(transport: Transport, waves: int, wide: int, linger: float) -> list[int]:
+    """``waves`` rounds of ``wide`` requests at once on one AsyncTransport with a pool of 1;
+    the idle connections after each round, then after ``linger`` seconds."""
+
+    async def main() -> list[int]:
+        aio = AsyncTransport(transport, 1)
+        idle = []
+        for _ in range(waves):
+            await asyncio.gather(*(aio.request("POST", "/api/v1/x", json={}) for _ in range(wide)))
+            idle.append(sum(c.reusable() for c in aio._idle))
+        await asyncio.sleep(linger)
+        idle.append(sum(c.reusable() for c in aio._idle))
+        await aio.close()
+        await asyncio.sleep(0.1)  # the server's handlers see the close and end
+        return idle
+
+    return asyncio.run(main())
+
+
+def test_idle_connections_beyond_the_pool_serve_the_next_wave_then_close(
+    serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(aio_module, "SPARE_IDLE_SECONDS", 0.3)
+    server, transport = serve(*[OK] * 9)
+    # Three in flight at once need three connections; the next wave reuses them all, and
+    # once idle for SPARE_IDLE_SECONDS only the pool's one is left.
+    assert _waves(transport, 2, 3, linger=0.8) == [3, 3, 1]
+    assert server.connections == 3
+
+
+def test_idle_connections_are_at_most_half_the_open_file_limit(
+    serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(aio_module, "_open_file_limit", lambda: 4)
+    server, transport = serve(*[OK] * 9)
+    assert _waves(transport, 2, 3, linger=0.0) == [2, 2, 2]
+    assert server.connections == 4  # the wave's third connection each time
+
+
 def test_a_body_larger_than_the_socket_takes_at_once_is_sent_whole(serve: Serve) -> None:
     body = bytes(range(256)) * (64 * 1024)  # 16 MiB: more than a loopback send takes at once
     server, transport = serve(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
