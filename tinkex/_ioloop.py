@@ -13,6 +13,7 @@ callbacks run on the loop (connections are closed), and the thread is joined.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
@@ -42,7 +43,9 @@ class IOLoop:
     """
 
     def __init__(self, name: str = "tinkex-io") -> None:
-        self._loop = asyncio.new_event_loop()
+        # In an empty context: the loop keeps a copy of the creator's with its own reader,
+        # and the first sample's context holds its client (the loop would keep it alive).
+        self._loop = contextvars.Context().run(asyncio.new_event_loop)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._cleanups: list[Callable[[], Awaitable[None]]] = []
         self._lock = threading.Lock()

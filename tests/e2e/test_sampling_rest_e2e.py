@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import gc
 import multiprocessing
 import pickle
 import sys
@@ -71,6 +72,32 @@ def test_pickle_round_trip_in_process(sampler: tinkex.SamplingClient) -> None:
     assert restored.sample(PROMPT, 1, params).result(timeout=30).sequences[0].tokens == expected
     for copied in (clone, restored):  # each has a holder of its own
         copied.holder.close()
+
+
+def test_an_unpickled_sampler_stops_its_threads_once_collected(
+    sampler: tinkex.SamplingClient,
+) -> None:
+    # Nothing owns an unpickled client's holder but the client: once the client is gone,
+    # its I/O thread and pools must not run on (one per unpickled copy, forever).
+    params = types.SamplingParams(max_tokens=4, seed=1, temperature=0.0)
+    blob = pickle.dumps(sampler)
+    threads = []
+    for _ in range(2):
+        clone = pickle.loads(blob)
+        clone.sample(PROMPT, 1, params).result(timeout=30)
+        io = clone.holder.io()
+        assert io is not None
+        threads.append(io[0].thread)
+        holder = clone.holder
+        del clone, io
+        gc.collect()
+        deadline = time.monotonic() + 10
+        while threads[-1].is_alive() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert holder.closed
+    assert not any(thread.is_alive() for thread in threads)
+    # The original's own holder is not touched.
+    assert sampler.sample(PROMPT, 1, params).result(timeout=30).sequences
 
 
 def test_pickled_sampler_in_a_spawned_process(sampler: tinkex.SamplingClient) -> None:

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextvars
 import errno
 import socket
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     import ssl as _ssl
@@ -34,11 +36,23 @@ __all__ = [
     "ip_address_of",
     "open_connection",
     "open_socket_connection",
+    "outside_context",
     "selector_loop",
 ]
 
+T = TypeVar("T")
+
 #: Most bytes one read takes from the socket (asyncio's transports read as much).
 _RECV_SIZE = 256 * 1024
+
+
+def outside_context(schedule: Callable[..., T], *args: Any) -> T:
+    """``schedule(*args)`` in an empty context: for loop callbacks (a socket's reader, a
+    timer) that outlive the request that set them up. asyncio keeps a copy of the current
+    context with each callback, and a request's context holds what its caller set (the client
+    of the call, telemetry metadata): an idle connection would keep those alive.
+    """
+    return contextvars.Context().run(schedule, *args)
 
 
 class Connection(abc.ABC):
@@ -202,7 +216,7 @@ class SocketConnection(Connection):
         self._sock: socket.socket | None = sock
         self._fd = sock.fileno()
         self._unsent: bytearray | None = None
-        loop.add_reader(self._fd, self._readable)
+        outside_context(loop.add_reader, self._fd, self._readable)
 
     def reusable(self) -> bool:
         return not (self._sock is None or self._eof or self._buffer or self._unsent)
@@ -222,7 +236,7 @@ class SocketConnection(Connection):
             return
         if sent < len(data):
             self._unsent = bytearray(memoryview(data)[sent:])
-            self._loop.add_writer(self._fd, self._writable)
+            outside_context(self._loop.add_writer, self._fd, self._writable)
 
     def close(self) -> None:
         self._lost(None)
@@ -347,7 +361,10 @@ async def open_connection(
 ) -> ProtocolConnection:
     """A new connection to ``host:port`` over an asyncio transport (TLS when ``ssl`` is
     given)."""
-    _, connection = await asyncio.get_running_loop().create_connection(
+    loop = asyncio.get_running_loop()
+    connect = loop.create_connection(
         ProtocolConnection, host, port, ssl=ssl, server_hostname=server_hostname
     )
+    # Set up in an empty context: the transport's reader keeps a copy (see outside_context).
+    _, connection = await loop.create_task(connect, context=contextvars.Context())
     return connection

@@ -17,6 +17,8 @@ import asyncio
 from collections import deque
 from typing import TYPE_CHECKING
 
+from tinkex._transport._aio_connection import outside_context
+
 if TYPE_CHECKING:
     from tinkex._transport._aio_connection import Connection
 
@@ -57,7 +59,7 @@ class ReadDeadlines:
         if timer is None or when < timer.when():
             if timer is not None:
                 timer.cancel()
-            self._timer = loop.call_at(when, self._expire)
+            self._timer = outside_context(loop.call_at, when, self._expire)
         return number
 
     def end(self, number: int) -> None:
@@ -90,4 +92,4 @@ class ReadDeadlines:
             elif earliest is None or whens[0] < earliest:
                 earliest = whens[0]
         if earliest is not None:
-            self._timer = loop.call_at(earliest, self._expire)
+            self._timer = outside_context(loop.call_at, earliest, self._expire)

@@ -32,6 +32,7 @@ from tinkex._transport._aio_connection import (
     ip_address_of,
     open_connection,
     open_socket_connection,
+    outside_context,
     selector_loop,
 )
 from tinkex._transport._aio_deadlines import ReadDeadlines
@@ -197,8 +198,8 @@ class AsyncTransport:
         connection.idle_since = asyncio.get_running_loop().time()
         idle.append(connection)
         if len(idle) > self._max_idle and self._spare_timer is None:
-            self._spare_timer = asyncio.get_running_loop().call_later(
-                SPARE_IDLE_SECONDS, self._close_spares
+            self._spare_timer = outside_context(
+                asyncio.get_running_loop().call_later, SPARE_IDLE_SECONDS, self._close_spares
             )
 
     def _close_spares(self) -> None:

@@ -22,6 +22,7 @@ import contextvars
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -152,6 +153,15 @@ class ClientHolder:
         """RuntimeError when the client was closed."""
         if self._closed:
             raise RuntimeError("this client was closed; create a new ServiceClient")
+
+    def close_with(self, owner: object) -> None:
+        """Close the holder once ``owner``, its only client, is garbage-collected.
+
+        For a holder no ServiceClient owns (an unpickled ``SamplingClient``'s): nothing else
+        would stop its I/O thread and pools. The holder must not refer to ``owner``.
+        """
+        finalizer = weakref.finalize(owner, _close_abandoned, self)
+        finalizer.atexit = False  # at exit its daemon threads end with the process, as before
 
     def close(self, status: SessionStatusName = "success", detail: str | None = None) -> None:
         """Finish the session (if any), stop background threads and worker pools."""
@@ -499,3 +509,13 @@ class ClientHolder:
     def next_sampling_session_seq_id(self) -> int:
         """Reserve the next ``sampling_session_seq_id`` of this session."""
         return self._session.next_sampling_session_seq_id()
+
+
+def _close_abandoned(holder: ClientHolder) -> None:
+    """Close ``holder`` on a thread of its own: a collection runs on whichever thread
+    allocates, the holder's own I/O thread included (which cannot join itself), possibly
+    while that thread holds one of the holder's locks."""
+    try:
+        threading.Thread(target=holder.close, name="tinkex-close", daemon=True).start()
+    except RuntimeError:  # no new threads at interpreter shutdown
+        logger.debug("abandoned client holder left to the process's exit", exc_info=True)

@@ -470,7 +470,7 @@ def _restore(state: dict[str, Any]) -> SamplingClient:
     config = state.get("client_config")
     if isinstance(config, dict):
         holder.set_client_config(from_wire(config, ClientConfigResponse))
-    return SamplingClient(
+    client = SamplingClient(
         holder,
         sampling_session_id=state["sampling_session_id"],
         base_model=state["base_model"],
@@ -478,6 +478,8 @@ def _restore(state: dict[str, Any]) -> SamplingClient:
         clone_id=random.randint(1, _CLONE_STRIDE),
         tokenizer_id=state.get("tokenizer_id"),
     )
+    holder.close_with(client)  # the holder is the client's alone
+    return client
 
 
 def _check_target_prompt_logprobs(tensor: TensorData, prompt_length: int) -> None:

@@ -9,9 +9,12 @@ are the other framings a server (or a proxy in front of one) may use: chunked bo
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import gc
 import gzip
 import json
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -246,6 +249,39 @@ def test_idle_connections_are_at_most_half_the_open_file_limit(
     server, transport = serve(*[OK] * 9)
     assert _waves(transport, 2, 3, linger=0.0) == [2, 2, 2]
     assert server.connections == 4  # the wave's third connection each time
+
+
+_CALLER: contextvars.ContextVar[object] = contextvars.ContextVar("test_caller")
+
+
+class _Caller:
+    """Stands for what a caller's context holds (its client, telemetry metadata)."""
+
+
+def test_an_idle_connection_keeps_nothing_of_its_requests_context(serve: Serve) -> None:
+    # asyncio keeps a copy of the current context with each callback (a socket's reader, a
+    # timer): set up while a request ran, they would keep what its context refers to alive.
+    _, transport = serve(OK)
+
+    async def main() -> tuple[bool, int]:
+        aio = AsyncTransport(transport, 4)
+
+        async def call() -> weakref.ref[_Caller]:
+            caller = _Caller()
+            _CALLER.set(caller)
+            await aio.request("POST", "/api/v1/x", json={})
+            return weakref.ref(caller)
+
+        caller = await asyncio.get_running_loop().create_task(call())
+        await asyncio.sleep(0)  # the finished task's wake-up of this one has run
+        gc.collect()
+        idle = len(aio._idle)
+        alive = caller() is not None
+        await aio.close()
+        await asyncio.sleep(0.1)
+        return alive, idle
+
+    assert asyncio.run(main()) == (False, 1)
 
 
 def test_a_body_larger_than_the_socket_takes_at_once_is_sent_whole(serve: Serve) -> None:
