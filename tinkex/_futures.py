@@ -91,18 +91,7 @@ class APIFuture(Future[T], Generic[T]):
             RuntimeError: the executor is shut down.
         """
         future: APIFuture[T] = cls() if into is None else into
-
-        def work() -> None:
-            if future.done():
-                return
-            previous = getattr(_local, "future", None)
-            _local.future = future
-            try:
-                future._settle_by(fn, *args)
-            finally:
-                _local.future = previous
-
-        inner = executor.submit(work)
+        inner = executor.submit(future._compute, fn, *args)
         inner.add_done_callback(lambda f: future.cancel() if f.cancelled() else None)
         future.add_done_callback(lambda f: inner.cancel() if f.cancelled() else None)
         return future
@@ -183,6 +172,18 @@ class APIFuture(Future[T], Generic[T]):
     # The one place a future is settled from an outcome: a call's (:meth:`_settle_by`) or a
     # done future's (:meth:`_settle_like`). A ``CancelledError`` outcome cancels the future;
     # a future already done (cancelled while the work ran) stays as it is.
+
+    def _compute(self, fn: Callable[..., T], *args: Any) -> None:
+        """Settle with ``fn(*args)``, run on this thread as the future's work
+        (:func:`current_future` is this future meanwhile); nothing when already done."""
+        if self.done():
+            return
+        previous = getattr(_local, "future", None)
+        _local.future = self
+        try:
+            self._settle_by(fn, *args)
+        finally:
+            _local.future = previous
 
     def _settle_by(self, fn: Callable[..., T], *args: Any) -> None:
         """Settle with what ``fn(*args)`` returns or raises."""

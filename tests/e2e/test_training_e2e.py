@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any
 
 import pytest
@@ -194,27 +195,32 @@ def test_unload_model_frees_the_model_on_the_server(
     other.forward_backward(BATCH, "cross_entropy").result(timeout=30)
 
 
-def test_a_one_request_forward_backward_is_one_worker_job_that_settles_the_callers_future(
+def test_a_one_request_forward_backward_is_one_job_on_the_thread_that_sent_it(
     training: tinkex.TrainingClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # After its POST (on the sender thread) a one-request call needs one worker job: poll the
-    # result and combine it, settling the future the caller holds (no job per chunk poll,
-    # no future mirrored into the caller's).
+    # After its POST (on the sender thread) a one-request call needs one job: poll the result
+    # and combine it, settling the future the caller holds (no job per chunk poll, no future
+    # mirrored into the caller's). With no later call waiting to be sent, it runs on the
+    # thread that sent the request: no hand-off to a worker between the POST and the poll.
     holder = training.holder
-    jobs: list[tuple[Any, Any]] = []
-    run = holder.run
+    jobs: list[tuple[str, Any, str]] = []
+    run, run_here = holder.run, holder.run_here
 
     def counting_run(fn: Any, *args: Any, **kwargs: Any) -> Any:
         future = run(fn, *args, **kwargs)
-        jobs.append((fn, future))
+        jobs.append(("worker", future, threading.current_thread().name))
         return future
 
+    def counting_run_here(fn: Any, *args: Any, into: Any) -> None:
+        jobs.append(("here", into, threading.current_thread().name))
+        run_here(fn, *args, into=into)
+
     monkeypatch.setattr(holder, "run", counting_run)
+    monkeypatch.setattr(holder, "run_here", counting_run_here)
     future = training.forward_backward(BATCH, "cross_entropy")
     out = future.result(timeout=30)
     assert len(out.loss_fn_outputs) == len(BATCH)
-    assert len(jobs) == 1, jobs
-    assert jobs[0][1] is future
+    assert jobs == [("here", future, f"tinkex-send-{training.model_id}")], jobs
 
 
 def test_an_idle_training_client_keeps_no_reference_to_its_last_result(

@@ -227,6 +227,12 @@ class ClientHolder:
             future.add_done_callback(self._telemetry.report_failure)
         return future
 
+    def run_here(self, fn: Callable[..., T], *args: Any, into: APIFuture[T]) -> None:
+        """:meth:`run` on the calling thread, which may block for it: settles ``into``."""
+        if self._telemetry.enabled:
+            into.add_done_callback(self._telemetry.report_failure)
+        into._compute(fn, *args)
+
     def report_failure(self, exc: BaseException) -> None:
         """Report the failure of a call whose future is settled outside :meth:`run` (e.g. a
         training request refused at submission) to the server's telemetry (when enabled)."""

@@ -82,7 +82,8 @@ class TrainingClient:
         send: Callable[[int], Any],
         finish: Callable[[Any], Any],
     ) -> APIFuture[Any]:
-        """Queue ``send(first_seq)`` in call order; ``finish(sent)`` then runs on a worker."""
+        """Queue ``send(first_seq)`` in call order; ``finish(sent)`` then runs on a worker, or
+        on the sender's thread when no later call waits to be sent."""
         self.holder.check_open()
         result: APIFuture[Any] = APIFuture()
 
@@ -94,12 +95,17 @@ class TrainingClient:
             except RuntimeError as exc:  # pool shut down: the client was closed
                 result._settle_exception(exc)
 
+        def finish_here(sent: Any) -> None:
+            # Nothing else waits to be sent: finish on the sender's thread (no hand-off).
+            if not result.cancelled():
+                self.holder.run_here(finish, sent, into=result)
+
         def on_failed(exc: BaseException) -> None:
             # Failures after the send are reported by holder.run; this one is not run there.
             self.holder.report_failure(exc)
             result._settle_exception(exc)
 
-        self._sender.reserve_and_queue(count, send, on_sent, on_failed)
+        self._sender.reserve_and_queue(count, send, on_sent, on_failed, finish_here)
         return result
 
     def _send_json(self, path: str, body: Any, sdk_method: str) -> Any:

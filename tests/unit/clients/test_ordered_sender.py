@@ -65,3 +65,70 @@ def test_an_unknown_outcome_poisons(sender: OrderedSender, failure: BaseExceptio
         _send(sender, failure).result(timeout=5)
     with pytest.raises(PoisonedError, match="poisoned"):
         _send(sender, None).result(timeout=5)
+
+
+def test_with_nothing_queued_the_call_finishes_on_the_thread_that_sent_it(
+    sender: OrderedSender,
+) -> None:
+    # No hand-off to another thread for the result of a call nothing follows; a call made
+    # while that thread blocks for it is still sent at once (by a new sender thread).
+    release = threading.Event()
+    where: Future[tuple[str, int]] = Future()
+
+    def finish_here(seq: int) -> None:
+        where.set_result((threading.current_thread().name, seq))
+        release.wait(10)
+
+    def not_here(seq: int) -> None:
+        where.set_exception(AssertionError("handed off although nothing was queued"))
+
+    sender.reserve_and_queue(1, lambda seq: seq, not_here, where.set_exception, finish_here)
+    assert where.result(timeout=5) == ("test-sender", 1)
+    assert _send(sender, None).result(timeout=5) == 2  # while the first thread still blocks
+    release.set()
+
+
+def test_a_call_with_another_queued_behind_it_hands_its_result_off(
+    sender: OrderedSender,
+) -> None:
+    gate = threading.Event()
+    handed: Future[int] = Future()
+
+    def first(seq: int) -> int:
+        gate.wait(10)  # the second call is queued meanwhile
+        return seq
+
+    def here(seq: int) -> None:
+        handed.set_exception(AssertionError("finished on the sender with a call waiting"))
+
+    sender.reserve_and_queue(1, first, handed.set_result, handed.set_exception, here)
+    second = _send(sender, None)
+    gate.set()
+    assert handed.result(timeout=5) == 1
+    assert second.result(timeout=5) == 2
+
+
+def test_a_call_after_close_fails_at_once(sender: OrderedSender) -> None:
+    sender.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        _send(sender, None).result(timeout=5)
+
+
+def test_sequential_calls_finished_on_the_sender_keep_one_thread(
+    sender: OrderedSender,
+) -> None:
+    threads: list[threading.Thread] = []  # held, so no two are the same object
+
+    def here(seq: int) -> None:
+        threads.append(threading.current_thread())
+
+    for _ in range(20):
+        done: Future[int] = Future()
+
+        def finish(seq: int, done: Future[int] = done) -> None:
+            here(seq)
+            done.set_result(seq)
+
+        sender.reserve_and_queue(1, lambda seq: seq, done.set_exception, done.set_exception, finish)
+        done.result(timeout=5)
+    assert len({id(thread) for thread in threads}) <= 2, threads  # not a new thread per call
