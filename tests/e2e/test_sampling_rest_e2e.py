@@ -8,6 +8,7 @@ import multiprocessing
 import pickle
 import sys
 import textwrap
+import time
 from typing import Any
 
 import pytest
