@@ -16,7 +16,7 @@ import itertools
 import logging
 import time
 import uuid
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -85,6 +85,10 @@ class FutureRecord:
 class FutureTable:
     """Request id -> FutureRecord, with expiry of old completed records. Loop thread only.
 
+    Finished records are also kept in the order they finished, so expiry pops the stale ones
+    from the front and never walks the records it keeps (up to an hour's worth); pending ones
+    are kept apart, for cancellation and counting. ``clock`` is the wall clock (tests).
+
     With a ``journal`` (e.g. :meth:`Store.save_futures`), the metadata of new and finished
     records is written in batches: the first change schedules one flush ``flush_delay`` seconds
     later on ``loop``, which writes every record changed since, in one call.
@@ -101,8 +105,13 @@ class FutureTable:
         budget: MemoryBudget | None = None,
         sizer: Callable[[Any], int] | None = None,
         delivered_ttl: float = 60.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        self._records: OrderedDict[str, FutureRecord] = OrderedDict()
+        self._records: dict[str, FutureRecord] = {}
+        self._pending: dict[str, FutureRecord] = {}
+        #: finished records, in the order they finished (expiry pops from the front)
+        self._finish_order: deque[FutureRecord] = deque()
+        self._clock = clock
         self._counter = itertools.count(1)
         self._prefix = uuid.uuid4().hex[:6]
         self._ttl = ttl_seconds
@@ -126,10 +135,12 @@ class FutureTable:
     ) -> FutureRecord:
         """A new pending record with a fresh ``req-...`` id (holding ``job_memory``)."""
         request_id = f"req-{self._prefix}-{next(self._counter)}"
+        created = self._clock()
         record = FutureRecord(
-            request_id, kind, time.time(), asyncio.Event(), owner_id=owner_id, job_memory=job_memory
+            request_id, kind, created, asyncio.Event(), owner_id=owner_id, job_memory=job_memory
         )
         self._records[request_id] = record
+        self._pending[request_id] = record
         self._mark(record)
         return record
 
@@ -162,8 +173,10 @@ class FutureTable:
         self._mark(record)
 
     def _finish(self, record: FutureRecord) -> None:
-        record.completed_at = time.time()
+        record.completed_at = self._clock()
         record.done.set()
+        del self._pending[record.request_id]
+        self._finish_order.append(record)
         if record.job_memory is not None:
             record.job_memory.release()
         if self.on_finish is not None:
@@ -173,7 +186,7 @@ class FutureTable:
         """``retrieve_future`` answered ``record``'s outcome: its result may go soon."""
         if record.delivered_at is not None or not record.finished:
             return
-        record.delivered_at = time.time()
+        record.delivered_at = self._clock()
         if record.result_memory is not None:
             self._delivered[record.request_id] = record
 
@@ -243,8 +256,8 @@ class FutureTable:
         """Mark the pending requests of ``owner_ids`` cancelled (their jobs stop); returns how
         many."""
         count = 0
-        for record in self._records.values():
-            if not record.finished and not record.cancelled and record.owner_id in owner_ids:
+        for record in self._pending.values():
+            if not record.cancelled and record.owner_id in owner_ids:
                 record.cancelled = True
                 record.cancel_reason = reason
                 count += 1
@@ -252,21 +265,17 @@ class FutureTable:
 
     def pending_count(self) -> int:
         """How many records are not finished."""
-        return sum(1 for r in self._records.values() if not r.finished)
+        return len(self._pending)
 
     def evict(self, now: float) -> None:
         """Release results delivered more than ``delivered_ttl`` ago; drop finished records
-        older than the TTL, and the oldest beyond the size cap."""
+        older than the TTL, and the earliest finished beyond the size cap (pending records
+        are never dropped)."""
         self.release_delivered(before=now - self._delivered_ttl)
-        stale = [
-            rid
-            for rid, r in self._records.items()
-            if r.completed_at is not None and now - r.completed_at > self._ttl
-        ]
-        for rid in stale:
-            self._release(self._records.pop(rid))
-        while len(self._records) > self._max:
-            rid, record = next(iter(self._records.items()))
-            if not record.finished:
-                break
-            self._release(self._records.pop(rid))
+        order, stale_before = self._finish_order, now - self._ttl
+        while order and (
+            len(self._records) > self._max or (order[0].completed_at or now) < stale_before
+        ):
+            record = order.popleft()
+            del self._records[record.request_id]
+            self._release(record)
