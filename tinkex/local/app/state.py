@@ -61,7 +61,7 @@ class ServerBusy(HTTPError):
         super().__init__(429, detail, {"Retry-After": "1"})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AcceptedSample:
     """What a resend of an accepted sample request is answered from."""
 
@@ -278,14 +278,17 @@ class ServerState:
             self.close_samplers(session_id, ended)
 
     def close_samplers(self, session_id: str, reason: str) -> None:
-        """The session ended: its samplers go (their memory with them) and their pending
-        samples are cancelled, since nobody will fetch them."""
+        """The session ended: its samplers go (their memory with them), their pending
+        samples are cancelled, since nobody will fetch them, and what recognises their resends
+        is forgotten (a resend to an ended session is refused before it is looked up)."""
         gone = {sid for sid, sampler in self.samplers.items() if sampler.session_id == session_id}
         for sampler_id in gone:
             self.samplers.pop(sampler_id).drop(reason)
         if gone:
             self.futures.cancel_pending(gone, f"the sample was cancelled: {reason}")
             self.completions.drop(gone)
+            for key in [key for key in self.sample_dedupe if key[0] in gone]:
+                del self.sample_dedupe[key]
 
     def _report_completion(self, record: FutureRecord) -> None:
         """A sample of a live sampling session finished: its feed reports it."""

@@ -18,7 +18,7 @@ import time
 import uuid
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from tinkex.local.engine.memory import Holding, MemoryBudget
@@ -29,14 +29,18 @@ __all__ = ["FutureRecord", "FutureTable"]
 logger = logging.getLogger("tinkex.local")
 
 
-@dataclass
+@dataclass(slots=True)
 class FutureRecord:
-    """One server-side future (a submitted request and, eventually, its outcome)."""
+    """One server-side future (a submitted request and, eventually, its outcome).
+
+    Records are kept up to an hour after they finish (hundreds of thousands on a busy server),
+    so a finished one keeps only what a late poll is answered from: slots, no event, no
+    memory holdings.
+    """
 
     request_id: str
     kind: str
     created_at: float
-    done: asyncio.Event
     result: Any = None
     error: tuple[str, str] | None = None
     completed_at: float | None = None
@@ -55,11 +59,30 @@ class FutureRecord:
     released: bool = False
     #: the (sampling session, clone) whose ``retrieve_futures`` feed reports this request
     feed: tuple[str, int] | None = None
+    #: set when it finishes; made only when a poll waits for a pending record
+    _done: asyncio.Event | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def finished(self) -> bool:
         """True once completed or failed."""
         return self.completed_at is not None
+
+    async def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the outcome; True once finished."""
+        if self.completed_at is None:
+            if self._done is None:
+                self._done = asyncio.Event()
+            try:
+                await asyncio.wait_for(self._done.wait(), timeout)
+            except TimeoutError:
+                return False
+        return True
+
+    def wake(self) -> None:
+        """Wake the polls waiting for the outcome (called once it is set)."""
+        done, self._done = self._done, None
+        if done is not None:
+            done.set()
 
     def row(self) -> FutureRow:
         """The persisted metadata of this record (state only, no payload)."""
@@ -135,9 +158,8 @@ class FutureTable:
     ) -> FutureRecord:
         """A new pending record with a fresh ``req-...`` id (holding ``job_memory``)."""
         request_id = f"req-{self._prefix}-{next(self._counter)}"
-        created = self._clock()
         record = FutureRecord(
-            request_id, kind, created, asyncio.Event(), owner_id=owner_id, job_memory=job_memory
+            request_id, kind, self._clock(), owner_id=owner_id, job_memory=job_memory
         )
         self._records[request_id] = record
         self._pending[request_id] = record
@@ -174,11 +196,12 @@ class FutureTable:
 
     def _finish(self, record: FutureRecord) -> None:
         record.completed_at = self._clock()
-        record.done.set()
+        record.wake()
         del self._pending[record.request_id]
         self._finish_order.append(record)
-        if record.job_memory is not None:
-            record.job_memory.release()
+        job_memory, record.job_memory = record.job_memory, None
+        if job_memory is not None:
+            job_memory.release()
         if self.on_finish is not None:
             self.on_finish(record)
 

@@ -299,6 +299,15 @@ class Sampler:
     memory: Holding | None = None
     #: why the sampler is gone (its session ended), once dropped
     dropped: str | None = None
+    #: clone id -> its ``retrieve_futures`` target, one tuple shared by the records of its samples
+    _targets: dict[int, tuple[str, int]] = field(default_factory=dict, repr=False)
+
+    def target(self, clone: int) -> tuple[str, int]:
+        """The (sampler id, ``clone``) whose completion feed reports a sample."""
+        found = self._targets.get(clone)
+        if found is None:
+            found = self._targets[clone] = (self.sampler_id, clone)
+        return found
 
     def drop(self, reason: str) -> None:
         """Forget the weights and give their memory back: the sampler is gone."""

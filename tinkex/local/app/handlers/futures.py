@@ -11,8 +11,6 @@ restart error.
 
 from __future__ import annotations
 
-import asyncio
-
 from tinkex import types
 from tinkex.local.app.parsing import CancelFutureBody, parse
 from tinkex.local.app.routing import Call, route
@@ -78,14 +76,11 @@ async def retrieve_future(call: Call) -> Response:
     if record is None:
         return _unknown_future(call, request_id)
     headers = {"x-request-id": request_id}
-    if not record.finished:
-        try:
-            await asyncio.wait_for(record.done.wait(), timeout=call.state.options.long_poll_seconds)
-        except TimeoutError:
-            return json_response(
-                {"type": "try_again", "request_id": request_id, "queue_state": "active"},
-                headers=headers,
-            )
+    if not await record.wait(call.state.options.long_poll_seconds):
+        return json_response(
+            {"type": "try_again", "request_id": request_id, "queue_state": "active"},
+            headers=headers,
+        )
     if record.released:
         return json_response(
             {

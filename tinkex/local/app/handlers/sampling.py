@@ -337,7 +337,7 @@ async def asample(call: Call) -> Response:
     )
     record = state.futures.new("Sample", sampler.sampler_id, memory)
     if req.sampling_session_id is not None:
-        record.feed = (req.sampling_session_id, clone_of(req.seq_id))
+        record.feed = sampler.target(clone_of(req.seq_id))
     if state.seeds is not None and job.settings.seed is None:  # counted once accepted
         job.seed_basis = state.seeds.basis(
             sampler.sampler_id, job.prompt, job.settings, job.num_samples, req.seq_id
