@@ -27,6 +27,7 @@ from tinkex.local.codec import (
     stop_tokens,
     target_ids,
 )
+from tinkex.local.codec.sample_call import SampleCall, plain_sample_call, sample_call_of
 from tinkex.local.engine import FutureRecord, failure_of, resends, run_guarded
 from tinkex.local.engine.completions import clone_of
 from tinkex.local.engine.jobs import SampleJob, Sampler, run_sample
@@ -114,7 +115,7 @@ async def get_sampler(call: Call) -> Response:
 # --- asample -----------------------------------------------------------------------------------
 
 
-def _request_sampler(state: ServerState, req: types.SampleRequest) -> Sampler:
+def _request_sampler(state: ServerState, req: SampleCall) -> Sampler:
     if req.sampling_session_id is not None:
         return state.sampler(req.sampling_session_id)
     # legacy form without a sampling session: one cached sampler per model/path
@@ -126,19 +127,24 @@ def _request_sampler(state: ServerState, req: types.SampleRequest) -> Sampler:
     return cached
 
 
-def _checked_prompt(req: types.SampleRequest, sampler: Sampler) -> npt.NDArray[np.int64]:
-    try:
-        prompt = prompt_tokens(req.prompt)
-    except CodecError as exc:
-        raise HTTPError(400, str(exc)) from None
+def _checked_prompt(req: SampleCall, sampler: Sampler) -> npt.NDArray[np.int64]:
     arch = sampler.arch
+    if req.tokens is not None:  # ids known to be ints in 0..2**32-1: no numpy pass needed
+        outside = [t for t in req.tokens if t >= arch.vocab_size]
+        prompt = np.array(req.tokens, dtype=np.int64)
+    else:
+        assert req.prompt is not None
+        try:
+            prompt = prompt_tokens(req.prompt)
+        except CodecError as exc:
+            raise HTTPError(400, str(exc)) from None
+        outside = prompt[(prompt < 0) | (prompt >= arch.vocab_size)].tolist()
     if prompt.size == 0:
         raise HTTPError(400, "prompt must contain at least one token")
-    bad = prompt[(prompt < 0) | (prompt >= arch.vocab_size)]
-    if bad.size:
+    if outside:
         raise HTTPError(
             400,
-            f"prompt has token id {int(bad[0])} outside the vocabulary [0, {arch.vocab_size}) "
+            f"prompt has token id {outside[0]} outside the vocabulary [0, {arch.vocab_size}) "
             f"of {sampler.base_model}",
         )
     if prompt.size > arch.max_seq_len:
@@ -151,7 +157,7 @@ def _checked_prompt(req: types.SampleRequest, sampler: Sampler) -> npt.NDArray[n
 
 
 def _settings(
-    state: ServerState, params: types.SamplingParams, prompt_size: int, sampler: Sampler
+    state: ServerState, params: SampleCall, prompt_size: int, sampler: Sampler
 ) -> SampleSettings:
     room = sampler.arch.max_seq_len - prompt_size
     if params.max_tokens is None:
@@ -218,12 +224,12 @@ def _targets(
     return targets
 
 
-def _sample_job(state: ServerState, req: types.SampleRequest, sampler: Sampler) -> SampleJob:
+def _sample_job(state: ServerState, req: SampleCall, sampler: Sampler) -> SampleJob:
     """The validated work of one asample request (sequence ids are assigned by the caller)."""
     vocab = sampler.arch.vocab_size
     state.check_limit("num_samples", req.num_samples, "max_num_samples")
     prompt = _checked_prompt(req, sampler)
-    settings = _settings(state, req.sampling_params, int(prompt.size), sampler)
+    settings = _settings(state, req, int(prompt.size), sampler)
     last_n = req.prompt_logprobs_last_n
     if last_n is not None and last_n > prompt.size - 1:
         raise HTTPError(
@@ -235,7 +241,7 @@ def _sample_job(state: ServerState, req: types.SampleRequest, sampler: Sampler) 
         prompt=prompt,
         num_samples=req.num_samples,
         settings=settings,
-        prompt_logprobs=bool(req.prompt_logprobs),
+        prompt_logprobs=req.prompt_logprobs,
         topk_prompt_logprobs=_at_most_vocab(
             "topk_prompt_logprobs", req.topk_prompt_logprobs, vocab
         ),
@@ -248,7 +254,7 @@ def _sample_job(state: ServerState, req: types.SampleRequest, sampler: Sampler) 
         prompt_alt_tokens_k=state.check_limit(
             "prompt_alt_tokens_k", req.prompt_alt_tokens_k, "max_k"
         ),
-        record_stability=bool(req.record_stability_info),
+        record_stability=req.record_stability_info,
     )
 
 
@@ -311,7 +317,7 @@ def _original_sample(
 async def asample(call: Call) -> Response:
     state = call.state
     body = json_body(call)
-    req = parse(call, types.SampleRequest, body=body)
+    req = plain_sample_call(body) or sample_call_of(parse(call, types.SampleRequest, body=body))
     sampler = _request_sampler(state, req)
     key = None
     if req.sampling_session_id is not None and req.seq_id is not None:
