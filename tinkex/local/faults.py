@@ -230,6 +230,12 @@ class FaultInjector:
         """True when the spec can inject anything."""
         return not self.spec.empty
 
+    @property
+    def per_request(self) -> bool:
+        """True when decisions depend on the request itself (its identity across resends,
+        whether it may be answered 410): some probabilistic rule has a rate."""
+        return any(self.spec.rates.values())
+
     def _retry_headers(self) -> dict[str, str]:
         seconds = self.spec.retry_after
         whole = max(1, int(-(-seconds // 1)))

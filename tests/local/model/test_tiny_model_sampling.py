@@ -219,3 +219,29 @@ def test_null_sampling_is_cheap_and_deterministic() -> None:
         sample(w, PROMPT, 8, SampleSettings(max_tokens=256))
         best = min(best, time.perf_counter() - start)
     assert best < 0.05
+
+
+def test_null_sampling_draws_the_seeds_stream_in_any_order_and_thread() -> None:
+    """A seeded null sample is the seed's own numpy stream (lowercase letters), whatever was
+    sampled before it with other seeds or in other threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    w = SamplerWeights.base(NULL)
+
+    def tokens(seed: int | None, n: int = 2, stop: tuple[int, ...] = ()) -> list[list[int]]:
+        settings = SampleSettings(max_tokens=8, seed=seed, stop_token_ids=stop)
+        return [x.tokens.tolist() for x in sample(w, PROMPT, n, settings)[0]]
+
+    def expected(seed: int) -> list[list[int]]:
+        drawn = np.random.default_rng(seed % (1 << 64)).integers(97, 123, size=(2, 8))
+        return drawn.astype(np.int32).tolist()
+
+    seeds = [1, 2, 1, -3, 2**70, 1, 2]
+    assert [tokens(seed) for seed in seeds] == [expected(seed) for seed in seeds]
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(tokens, seeds * 4)) == [expected(seed) for seed in seeds * 4]
+    assert len(tokens(None, 3)) == 3
+    # an id the null model never draws (EOS) never stops it; a drawn letter does
+    assert tokens(1, stop=(EOS_ID, 300)) == expected(1)
+    letter = expected(1)[0][2]
+    assert tokens(1, stop=(EOS_ID, letter))[0] == expected(1)[0][:3]

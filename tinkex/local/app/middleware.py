@@ -114,6 +114,9 @@ class FaultInjection:
     @staticmethod
     def _decide(call: Call) -> list[FaultAction]:
         name = call.route.name
+        faults = call.state.faults
+        if not faults.per_request:  # latency and counted rules: no body hash, no body parse
+            return faults.decide(name, "", gone_allowed=False)
         gone_allowed = True
         if name == "retrieve_future":
             # Only samples are resubmitted by clients on 410; training futures would just fail.

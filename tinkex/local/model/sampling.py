@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 import numpy as np
@@ -104,6 +105,36 @@ def _rng(seed: int | None, stream: int = 0) -> np.random.Generator:
         return np.random.default_rng()
     seed %= 1 << 64
     return np.random.default_rng(seed if stream == 0 else [seed, stream])
+
+
+#: the ids the null model draws: lowercase ASCII letters, [low, high)
+_NULL_LETTERS = (97, 123)
+#: per thread: seed -> (the null sampler's generator for it, its seeded state)
+_null_generators = threading.local()
+_NULL_GENERATORS_KEPT = 64
+
+
+def _null_rng(seed: int | None) -> np.random.Generator:
+    """``_rng(seed)`` for the null sampler, which draws from one generator at a time per
+    thread: a seed's generator is kept (per thread) and rewound to its seeded state, since
+    seeding a new one costs ~10x more than the few draws a null sample makes."""
+    if seed is None:
+        return np.random.default_rng()
+    kept: dict[int, tuple[np.random.Generator, Mapping[str, Any]]] | None
+    kept = getattr(_null_generators, "kept", None)
+    if kept is None:
+        kept = _null_generators.kept = {}
+    seed %= 1 << 64
+    found = kept.get(seed)
+    if found is None:
+        if len(kept) >= _NULL_GENERATORS_KEPT:
+            del kept[next(iter(kept))]
+        generator = _rng(seed)
+        kept[seed] = generator, generator.bit_generator.state
+        return generator
+    generator, state = found
+    generator.bit_generator.state = state
+    return generator
 
 
 def sample(
@@ -340,9 +371,11 @@ def _null_sample(
     vocab = weights.arch.vocab_size
     topk = extras.topk
     constant = np.float32(-math.log(vocab))
-    rng = _rng(settings.seed)
-    drawn = rng.integers(97, 123, size=(num_samples, settings.max_tokens), dtype=np.int32)
-    stop_ids = np.array(settings.stop_token_ids, np.int32)
+    low, high = _NULL_LETTERS
+    rng = _null_rng(settings.seed)
+    drawn = rng.integers(low, high, size=(num_samples, settings.max_tokens), dtype=np.int32)
+    # only letters can be drawn: other stop ids (EOS) never stop a null sample
+    stop_ids = np.array([i for i in settings.stop_token_ids if low <= i < high], np.int32)
     outputs = []
     for row in drawn:
         end = settings.max_tokens
