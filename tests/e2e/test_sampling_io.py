@@ -157,6 +157,24 @@ def test_close_with_samples_in_flight_ends_every_future_and_the_io_thread(
         sampler.sample(PROMPT, 1, PARAMS)
 
 
+def test_close_cancels_samples_in_flight_before_it_finishes_the_session(
+    server_with: Callable[[str], LocalServer],
+) -> None:
+    # close() tells the server the session is over, a request that waits out the server's
+    # latency too; samples in flight must be cancelled at once, not go on (and complete)
+    # meanwhile. At +1 s the submissions are answered after ~1 s and their polls after ~2 s:
+    # closing at 1.4 s, a close that finished the session first ended while polls completed.
+    server = server_with("latency=1s")
+    service = tinkex.ServiceClient(base_url=server.base_url, api_key=server.api_key)
+    sampler = service.create_sampling_client(base_model=NULL_MODEL).result(timeout=60)
+    futures = [sampler.sample(PROMPT, 1, PARAMS) for _ in range(50)]
+    time.sleep(1.4)
+    service.close()
+    _, not_done = concurrent.futures.wait(futures, timeout=15)
+    assert not not_done
+    assert all(f.cancelled() for f in futures), [f for f in futures if not f.cancelled()][:3]
+
+
 def test_the_servers_concurrency_limit_overrides_retry_config_max_connections(
     server_with: Callable[[str], LocalServer],
 ) -> None:

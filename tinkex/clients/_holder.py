@@ -169,15 +169,19 @@ class ClientHolder:
             if self._closed:
                 return
             self._closed = True
+        # Work in flight ends (cancelled) first, not while the server is told that the
+        # session is over: that request can take a while, and meanwhile it would go on.
+        self._stop.set()
         try:
-            self._session.finish(status, detail, holder_retry_policy(max_elapsed=30.0))
-        finally:
-            self._stop.set()
-            for callback in self._on_close:
-                callback()
-            self._telemetry.close()
             self._pools.close()
-            self._session.join(timeout=5.0)
+        finally:
+            try:
+                self._session.finish(status, detail, holder_retry_policy(max_elapsed=30.0))
+            finally:
+                for callback in self._on_close:
+                    callback()
+                self._telemetry.close()
+                self._session.join(timeout=5.0)
 
     # -- running client work -----------------------------------------------------------------------
     def io(self) -> tuple[IOLoop, AsyncTransport] | None:
