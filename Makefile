@@ -65,8 +65,12 @@ dev install-dev: $(STAMP) $(COOKBOOK_STAMP)
 
 install-cookbook: $(COOKBOOK_STAMP)
 
+# The suite on TEST_WORKERS pytest-xdist workers (CI has 2 cores; most tests wait on child
+# interpreters and local servers). A test file stays on one worker (--dist loadfile), so its
+# module-scoped servers start once; `make test TEST_WORKERS=0` runs it in one process.
+TEST_WORKERS ?= 2
 test: $(STAMP) $(COOKBOOK_STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # The declared minimums (setup.cfg) pinned exactly; tests/packaging checks both files agree.
 $(MIN_STAMP): setup.cfg $(MIN_CONSTRAINTS)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Generator
+from typing import Any
 
 import pytest
 
@@ -48,13 +49,32 @@ def _left_running() -> list[tuple[threading.Thread, str]]:
     return [(thread, nodeid) for thread, nodeid in _started_by.items() if thread.is_alive()]
 
 
+#: where a pytest-xdist worker puts its findings for the controller (``workeroutput``)
+_WORKER_KEY = "tinkex_threads_left_running"
+#: what pytest-xdist workers reported left running (``make test`` runs the suite on workers)
+_left_in_workers: list[str] = []
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """pytest-xdist, on the controller: keep what a finished worker left running."""
+    _left_in_workers.extend(getattr(node, "workeroutput", {}).get(_WORKER_KEY, []))
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Fail the run when a noted thread still runs: name it and the test that started it."""
-    left = _left_running()
-    if not left:
+    """Fail the run when a noted thread still runs: name it and the test that started it.
+
+    A pytest-xdist worker hands its findings to the controller, which reports them all.
+    """
+    lines = [f"{thread.name} started by {nodeid}" for thread, nodeid in _left_running()]
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput[_WORKER_KEY] = lines
+        return
+    lines += _left_in_workers
+    if not lines:
         return
     title = "tinkex threads that send requests are still running after the session"
-    lines = [f"{thread.name} started by {nodeid}" for thread, nodeid in left]
     lines.append("close the client or ServiceClient that owns each (e.g. with a `with` block)")
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
