@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 from tinkex.local.app.base_models import is_supported, unsupported_detail
 from tinkex.local.codec import result_bytes
 from tinkex.local.engine import FutureRecord, FutureTable, Sequencer, TrainingModel
+from tinkex.local.engine.batches import DrainQueue
 from tinkex.local.engine.completions import CompletionFeeds
 from tinkex.local.engine.jobs import Sampler
 from tinkex.local.engine.memory import (
@@ -183,6 +184,13 @@ class ServerState:
             max_workers=max(1, options.sample_workers), thread_name_prefix="tinkex-local-sample"
         )
         self.io_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="tinkex-local-io")
+        #: sample jobs, run on the sample pool by at most sample_workers drain tasks
+        self.sample_queue = DrainQueue(
+            self.sample_pool,
+            max(1, options.sample_workers),
+            self.call_in_loop,
+            loop.call_soon,
+        )
         self.sequencer = Sequencer(loop, self.train_pool, self.futures, options.gap_timeout)
         self.models: dict[str, TrainingModel] = {}
         self.samplers: dict[str, Sampler] = {}
@@ -228,6 +236,7 @@ class ServerState:
 
     def shutdown_pools(self) -> None:
         """Stop the worker pools (waits for running jobs; queued jobs are cancelled)."""
+        self.sample_queue.close()
         for pool in (self.train_pool, self.sample_pool, self.io_pool):
             pool.shutdown(wait=True, cancel_futures=True)
 

@@ -8,7 +8,6 @@ request under a used seq_id is a 400.
 
 from __future__ import annotations
 
-from concurrent.futures import Future as ConcurrentFuture
 from typing import Any
 
 import numpy as np
@@ -273,12 +272,12 @@ def _sample_done(
     sampler: Sampler,
     job: SampleJob,
     record: FutureRecord,
-    future: ConcurrentFuture[Any],
+    outcome: Any,
+    cancelled: bool,
 ) -> None:
-    if future.cancelled():
+    if cancelled:
         state.futures.fail(record, "the server is shutting down", "server")
         return
-    outcome = future.result()
     if outcome is None:
         state.futures.fail(record, record.cancel_reason, "user")
         return
@@ -364,10 +363,10 @@ async def asample(call: Call) -> Response:
             return None
         return run_guarded(lambda: run_sample(sampler, store, job, cancelled))
 
-    future = state.sample_pool.submit(run)
-    future.add_done_callback(
-        lambda f: state.call_in_loop(_sample_done, state, sampler, job, record, f)
-    )
+    def done(outcome: Any, cancelled: bool) -> None:
+        _sample_done(state, sampler, job, record, outcome, cancelled)
+
+    state.sample_queue.submit(run, done)
     return future_response(record.request_id, sample_sequence_ids=job.sequence_ids)
 
 
