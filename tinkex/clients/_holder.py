@@ -205,10 +205,7 @@ class ClientHolder:
         io = self.io()
         if io is None:
             raise RuntimeError("this client samples on worker threads (no I/O loop)")
-        future = io[0].spawn(fn, *args)
-        if self._telemetry.enabled:
-            future.add_done_callback(self._telemetry.report_failure)
-        return future
+        return self._reported(io[0].spawn(fn, *args))
 
     def run(
         self,
@@ -226,16 +223,20 @@ class ClientHolder:
         # The job runs in the caller's context, so its requests report the public method that
         # queued it (tinkex._transport.sdk_method).
         context = contextvars.copy_context()
-        future = APIFuture.run(self._pools.pool(sampling), context.run, fn, *args, into=into)
-        if self._telemetry.enabled:
-            future.add_done_callback(self._telemetry.report_failure)
-        return future
+        return self._reported(
+            APIFuture.run(self._pools.pool(sampling), context.run, fn, *args, into=into)
+        )
 
     def run_here(self, fn: Callable[..., T], *args: Any, into: APIFuture[T]) -> None:
         """:meth:`run` on the calling thread, which may block for it: settles ``into``."""
+        self._reported(into)._compute(fn, *args)
+
+    def _reported(self, future: APIFuture[T]) -> APIFuture[T]:
+        """``future``, whose failure will be reported to the server's telemetry (when
+        enabled)."""
         if self._telemetry.enabled:
-            into.add_done_callback(self._telemetry.report_failure)
-        into._compute(fn, *args)
+            future.add_done_callback(self._telemetry.report_failure)
+        return future
 
     def report_failure(self, exc: BaseException) -> None:
         """Report the failure of a call whose future is settled outside :meth:`run` (e.g. a
